@@ -1,0 +1,541 @@
+//! The persistent schema: everything Hearth must remember across power cuts.
+//!
+//! Owns: the `State` type and its bounds, validation of invariants, the schema version and migrations
+//! from older versions, and the [`handle`] through which every change is validated, persisted and published.
+//! Must not touch: sockets, files or flash directly (the store room owns the bytes on flash).
+//!
+//! Every collection and string is a `heapless` type, so an encoded record has a known maximum size
+//! ([`MAX_RECORD`]); `tests::full_state_fits` fills every bound and checks it.
+//!
+//! Encoding is postcard (not self-describing): the schema version travels in the store's record header and
+//! [`decode`] migrates older versions (see [`v1`]).
+//!
+//! Runtime-only facts (last-seen times between coarse flushes, scan progress, mapping status) are not here.
+
+pub mod handle;
+pub mod v1;
+
+use core::net::IpAddr;
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+
+pub use handle::{Handle, UpdateError};
+
+/// Version of the encoding written by this build. Bump it, keep the old shape in a `vN` module and add a
+/// migration in [`decode`] whenever a field is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u16 = 2;
+
+/// Largest encoded state the store must hold. The full-bounds test proves the schema fits.
+pub const MAX_RECORD: usize = 16 * 1024;
+
+pub const MAX_NAME: usize = 32;
+pub const MAX_ACCOUNTS: usize = 28; // owner + 15 Home members + 12 friends
+pub const MAX_MEMBERS: usize = 15; // Home members besides the owner
+pub const MAX_FRIENDS: usize = 12;
+pub const MAX_DEVICES: usize = 64;
+pub const MAX_API_TOKENS: usize = 16;
+pub const MAX_LIBRARIES: usize = 16;
+pub const MAX_FOLDERS: usize = 16; // all libraries together
+pub const MAX_PATH: usize = 112;
+pub const MAX_NETS: usize = 8;
+pub const MAX_PROXIES: usize = 4;
+pub const MAX_DEVICE_NAME: usize = 24;
+pub const MAX_PRODUCT: usize = 20;
+pub const MAX_URL: usize = 96;
+pub const MAX_STUN: usize = 2;
+/// A Let's Encrypt ECDSA leaf and intermediate take about 1.9 KiB.
+pub const MAX_CERT: usize = 2304;
+/// PKCS#8 of an ECDSA P-256/P-384 or Ed25519 key (RSA keys do not fit; the API says so).
+pub const MAX_KEY: usize = 320;
+pub const MAX_RESETS: usize = 8;
+
+pub type Name = String<MAX_NAME>;
+pub type AccountId = u16;
+pub type DeviceId = u16;
+pub type LibraryId = u8;
+/// Unix time in seconds (u32 lasts until 2106 and keeps records small).
+pub type Time = u32;
+
+/// An argon2id result: the per-secret random salt and the derived hash. Parameters are fixed per schema
+/// version (auth room) so they are not repeated in every record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret {
+    pub salt: [u8; 16],
+    /// 128-bit argon2id output.
+    pub hash: [u8; 16],
+}
+
+/// SHA-256 of a 256-bit random bearer token, first 128 bits. The token itself is returned once and never
+/// stored; 128 bits of a hash of a 256-bit random value cannot be inverted or collided by guessing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TokenHash(pub [u8; 16]);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// The account that claimed the server. Exactly one once claimed.
+    Owner,
+    /// A managed Home user: no password, optional PIN, sees the libraries in `shares`.
+    Member,
+    /// A remote account with a password; sees only the libraries in `shares`.
+    Friend,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub role: Role,
+    pub name: Name,
+    pub password: Option<Secret>,
+    pub pin: Option<Secret>,
+    /// Libraries this account may see. Ignored for the owner, who sees everything.
+    pub shares: Vec<LibraryId, MAX_LIBRARIES>,
+    pub created: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub account: AccountId,
+    pub token: TokenHash,
+    /// First 64 bits of SHA-256 of `X-Plex-Client-Identifier`: finds the device again when it signs in anew.
+    pub client: [u8; 8],
+    /// `X-Plex-Device-Name` or `X-Plex-Device`, renamable by the owner.
+    pub name: String<MAX_DEVICE_NAME>,
+    /// `X-Plex-Product`.
+    pub product: String<MAX_PRODUCT>,
+    pub created: Time,
+    /// Written coarsely (see the auth room), never per request.
+    pub last_seen: Time,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// Browse and stream every library.
+    ReadLibrary,
+    /// ReadLibrary plus trigger refreshes (library update hooks).
+    RefreshLibrary,
+    /// Everything the owner can do through the API.
+    Admin,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: u16,
+    pub name: Name,
+    pub scope: Scope,
+    pub token: TokenHash,
+    pub created: Time,
+}
+
+/// An IP network in CIDR form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Net {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Net {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let p = self.prefix.min(32) as u32;
+                let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let p = self.prefix.min(128) as u32;
+                let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            (IpAddr::V4(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|a| self.contains(IpAddr::V4(a))),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+impl core::str::FromStr for Net {
+    type Err = StateError;
+    fn from_str(s: &str) -> Result<Self, StateError> {
+        let bad = || StateError::Invalid("a network looks like 192.168.1.0/24 or fd00::/8");
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Net { addr, prefix })
+    }
+}
+
+impl core::fmt::Display for Net {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecureConnections {
+    /// Plain HTTP gets a redirect (browsers) or 403 (others).
+    Required,
+    #[default]
+    Preferred,
+    /// HTTPS is not offered.
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dlna {
+    /// The owner's switch.
+    pub enabled: bool,
+    /// The owner turned DLNA back on while the server was secured and acknowledged the warning that any DLNA
+    /// device gets unrestricted access. Cleared whenever the server becomes secured again.
+    pub reenabled_secured: bool,
+    /// Libraries DLNA shows; empty means all.
+    pub libraries: Vec<LibraryId, MAX_LIBRARIES>,
+}
+
+impl Default for Dlna {
+    fn default() -> Self {
+        Dlna { enabled: true, reenabled_secured: false, libraries: Vec::new() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MappingMethod {
+    UpnpIgd,
+    Pcp,
+    NatPmp,
+    Manual,
+}
+
+/// The last mapping that succeeded, kept so a restart can renew or delete it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub method: MappingMethod,
+    pub gateway: IpAddr,
+    pub external_addr: Option<IpAddr>,
+    pub external_port: u16,
+    pub internal_port: u16,
+    /// 0 = permanent.
+    pub lease_secs: u32,
+    pub obtained: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Remote {
+    /// On after the claim unless the owner unticked it.
+    pub enabled: bool,
+    /// Some = the owner forwarded this external port by hand; no automatic mapping is tried.
+    pub manual_port: Option<u16>,
+    /// Internet upload speed, the cap on all remote egress, in kbit/s. 0 = not set (uncapped).
+    pub upload_kbps: u32,
+    /// Limit remote stream bitrate, per stream, in kbit/s. 0 = original (uncapped).
+    pub stream_kbps: u32,
+    /// Where `hearth reflector` runs; empty = not verified from outside.
+    pub reflector_url: String<MAX_URL>,
+    /// STUN servers as host:port.
+    pub stun_servers: Vec<String<64>, MAX_STUN>,
+    pub last_mapping: Option<Mapping>,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Remote {
+            enabled: false,
+            manual_port: None,
+            upload_kbps: 0,
+            stream_kbps: 0,
+            reflector_url: String::new(),
+            stun_servers: Vec::new(),
+            last_mapping: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Shown to apps and DLNA devices. Empty = the hostname.
+    pub friendly_name: Name,
+    /// Networks counted as LAN. Empty = the server's own subnets.
+    pub lan_networks: Vec<Net, MAX_NETS>,
+    /// "List of IP addresses and networks that are allowed without auth". Ignored while secured.
+    pub allowed_without_auth: Vec<Net, MAX_NETS>,
+    pub treat_wan_ip_as_lan: bool,
+    /// X-Forwarded-For is believed only from these.
+    pub trusted_proxies: Vec<Net, MAX_PROXIES>,
+    pub secure_connections: SecureConnections,
+    pub dlna: Dlna,
+    pub remote: Remote,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls {
+    /// DER certificates, leaf first, each prefixed by its u16 length.
+    pub chain: Vec<u8, MAX_CERT>,
+    /// PKCS#8 DER private key.
+    pub key: Vec<u8, MAX_KEY>,
+    /// Installed by the owner (true) or made by Hearth at claim (false).
+    pub custom: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LibraryKind {
+    Movies,
+    Shows,
+    Music,
+    Photos,
+    OtherVideos,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Library {
+    pub id: LibraryId,
+    pub kind: LibraryKind,
+    pub name: Name,
+}
+
+/// A media folder. Folders of all libraries share one pool so the bound is on the total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    pub library: LibraryId,
+    pub path: String<MAX_PATH>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetReason {
+    /// Power came back without a clean-stop marker.
+    PowerLoss,
+    /// The watchdog reset the board (WDIOF_CARDRESET or the host equivalent).
+    Watchdog,
+    /// Hearth stopped cleanly (reboot, power-off, SIGTERM).
+    Clean,
+    /// Hearth itself failed (panic or fatal error) before a clean stop.
+    Crash,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reset {
+    pub reason: ResetReason,
+    pub at: Time,
+}
+
+/// Safe mode: too many watchdog resets in a short time. Remote access and DLNA stay off until cleared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafeMode {
+    pub active: bool,
+    pub since: Time,
+}
+
+/// Everything Hearth keeps on flash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Stable across restarts; shown as 32 hex digits (`machineIdentifier`).
+    pub machine_id: [u8; 16],
+    pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    pub devices: Vec<Device, MAX_DEVICES>,
+    pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    pub settings: Settings,
+    pub tls: Option<Tls>,
+    pub libraries: Vec<Library, MAX_LIBRARIES>,
+    pub folders: Vec<Folder, MAX_FOLDERS>,
+    /// Newest last; at most [`MAX_RESETS`].
+    pub resets: Vec<Reset, MAX_RESETS>,
+    pub safe_mode: SafeMode,
+    /// Next id for accounts, devices, tokens and libraries (never reused).
+    pub next_id: u16,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("too many {what} (at most {max})")]
+    Full { what: &'static str, max: usize },
+    #[error("{what} is too long (at most {max} bytes)")]
+    TooLong { what: &'static str, max: usize },
+    #[error("the name {0:?} is already taken")]
+    Duplicate(std::string::String),
+    #[error("{what} {id} does not exist")]
+    Missing { what: &'static str, id: u32 },
+    #[error("stored state could not be decoded (schema {schema}): {reason}")]
+    Decode { schema: u16, reason: std::string::String },
+}
+
+/// Copy `s` into a bounded string, or say which field is too long.
+pub fn bounded<const N: usize>(what: &'static str, s: &str) -> Result<String<N>, StateError> {
+    String::try_from(s).map_err(|_| StateError::TooLong { what, max: N })
+}
+
+/// Push onto a bounded collection, or say which collection is full.
+pub fn push<T, const N: usize>(what: &'static str, v: &mut Vec<T, N>, item: T) -> Result<(), StateError> {
+    v.push(item).map_err(|_| StateError::Full { what, max: N })
+}
+
+impl State {
+    /// A fresh, unclaimed state with a new random machine identifier.
+    pub fn new(machine_id: [u8; 16]) -> Self {
+        State {
+            machine_id,
+            accounts: Vec::new(),
+            devices: Vec::new(),
+            api_tokens: Vec::new(),
+            settings: Settings::default(),
+            tls: None,
+            libraries: Vec::new(),
+            folders: Vec::new(),
+            resets: Vec::new(),
+            safe_mode: SafeMode::default(),
+            next_id: 1,
+        }
+    }
+
+    pub fn machine_identifier(&self) -> std::string::String {
+        self.machine_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn owner(&self) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.role == Role::Owner)
+    }
+
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        self.owner().is_some()
+    }
+
+    /// DESIGN.md: secured when the Home has a member besides the owner, or any account has a PIN.
+    pub fn is_secured(&self) -> bool {
+        self.accounts.iter().any(|a| a.role == Role::Member || a.pin.is_some())
+    }
+
+    /// DLNA runs when the owner's switch is on and, if the server is secured, the owner re-enabled it after
+    /// securing (warning acknowledged). Safe mode keeps it off.
+    pub fn dlna_effectively_on(&self) -> bool {
+        let d = &self.settings.dlna;
+        d.enabled && (!self.is_secured() || d.reenabled_secured) && !self.safe_mode.active
+    }
+
+    /// Allocate a fresh id (accounts, devices, tokens, libraries share one counter).
+    pub fn allocate_id(&mut self) -> Result<u16, StateError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.checked_add(1).ok_or(StateError::Invalid("ran out of ids"))?;
+        Ok(id)
+    }
+
+    /// The lowest library id not in use (1..=255). Library ids are section ids for clients.
+    pub fn free_library_id(&self) -> Result<LibraryId, StateError> {
+        (1..=LibraryId::MAX)
+            .find(|id| !self.libraries.iter().any(|l| l.id == *id))
+            .ok_or(StateError::Full { what: "libraries", max: MAX_LIBRARIES })
+    }
+
+    /// Append a reset reason, dropping the oldest beyond [`MAX_RESETS`].
+    pub fn record_reset(&mut self, reason: ResetReason, at: Time) {
+        if self.resets.is_full() {
+            self.resets.remove(0);
+        }
+        let _ = self.resets.push(Reset { reason, at });
+    }
+
+    /// Invariants every stored state satisfies. `update` refuses a change that breaks one.
+    pub fn validate(&self) -> Result<(), StateError> {
+        let owners = self.accounts.iter().filter(|a| a.role == Role::Owner).count();
+        if owners > 1 {
+            return Err(StateError::Invalid("there can be only one owner"));
+        }
+        let members = self.accounts.iter().filter(|a| a.role == Role::Member).count();
+        if members > MAX_MEMBERS {
+            return Err(StateError::Full { what: "Home members", max: MAX_MEMBERS });
+        }
+        let friends = self.accounts.iter().filter(|a| a.role == Role::Friend).count();
+        if friends > MAX_FRIENDS {
+            return Err(StateError::Full { what: "friends", max: MAX_FRIENDS });
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                return Err(StateError::Invalid("an account needs a name"));
+            }
+            if self.accounts[..i].iter().any(|b| b.name.to_lowercase() == a.name.to_lowercase()) {
+                return Err(StateError::Duplicate(a.name.as_str().into()));
+            }
+            if self.accounts[..i].iter().any(|b| b.id == a.id) {
+                return Err(StateError::Invalid("two accounts share an id"));
+            }
+            if matches!(a.role, Role::Owner | Role::Friend) && a.password.is_none() {
+                return Err(StateError::Invalid("owners and friends need a password"));
+            }
+            for l in &a.shares {
+                if !self.libraries.iter().any(|x| x.id == *l) {
+                    return Err(StateError::Missing { what: "library", id: *l as u32 });
+                }
+            }
+        }
+        for d in &self.devices {
+            if self.account(d.account).is_none() {
+                return Err(StateError::Missing { what: "account", id: d.account as u32 });
+            }
+        }
+        for (i, l) in self.libraries.iter().enumerate() {
+            if l.id == 0 || self.libraries[..i].iter().any(|b| b.id == l.id) {
+                return Err(StateError::Invalid("library ids are unique and not 0"));
+            }
+            if l.name.trim().is_empty() {
+                return Err(StateError::Invalid("a library needs a name"));
+            }
+            if self.libraries[..i].iter().any(|b| b.name.to_lowercase() == l.name.to_lowercase()) {
+                return Err(StateError::Duplicate(l.name.as_str().into()));
+            }
+        }
+        for f in &self.folders {
+            if !self.libraries.iter().any(|l| l.id == f.library) {
+                return Err(StateError::Missing { what: "library", id: f.library as u32 });
+            }
+            if !f.path.starts_with('/') {
+                return Err(StateError::Invalid("a media folder must be an absolute path"));
+            }
+        }
+        for l in &self.settings.dlna.libraries {
+            if !self.libraries.iter().any(|x| x.id == *l) {
+                return Err(StateError::Missing { what: "library", id: *l as u32 });
+            }
+        }
+        if self.settings.remote.manual_port == Some(0) {
+            return Err(StateError::Invalid("the public port must be between 1 and 65535"));
+        }
+        if self.settings.remote.enabled && !self.is_claimed() {
+            return Err(StateError::Invalid("remote access can only be turned on after the server is claimed"));
+        }
+        Ok(())
+    }
+}
+
+/// Encode for the store. Fails only if the state breaks [`MAX_RECORD`], which the bounds make impossible.
+pub fn encode(state: &State) -> Result<std::vec::Vec<u8>, StateError> {
+    let bytes = postcard::to_allocvec(state).map_err(|_| StateError::Invalid("state could not be encoded"))?;
+    if bytes.len() > MAX_RECORD {
+        return Err(StateError::TooLong { what: "the state record", max: MAX_RECORD });
+    }
+    Ok(bytes)
+}
+
+/// Decode a record payload written with schema version `schema`, migrating older versions.
+pub fn decode(schema: u16, payload: &[u8]) -> Result<State, StateError> {
+    let err = |e: postcard::Error| StateError::Decode { schema, reason: e.to_string() };
+    match schema {
+        SCHEMA_VERSION => postcard::from_bytes::<State>(payload).map_err(err),
+        1 => postcard::from_bytes::<v1::State>(payload).map(v1::migrate).map_err(err),
+        _ => Err(StateError::Decode { schema, reason: "written by a newer Hearth; update the firmware".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

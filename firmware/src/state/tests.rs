@@ -1,0 +1,248 @@
+use super::*;
+
+fn s<const N: usize>(fill: char) -> String<N> {
+    let mut out = String::new();
+    while out.push(fill).is_ok() {}
+    out
+}
+
+fn secret() -> Secret {
+    Secret { salt: [0xAB; 16], hash: [0xCD; 16] }
+}
+
+/// Every collection full, every string at its bound, every number at its widest varint.
+pub(crate) fn full_state() -> State {
+    let mut st = State::new([0xEE; 16]);
+    st.next_id = u16::MAX;
+    for i in 0..MAX_LIBRARIES as u8 {
+        let mut name: Name = s('L');
+        name.truncate(MAX_NAME - 3);
+        let _ = core::fmt::Write::write_fmt(&mut name, format_args!("{i:03}"));
+        st.libraries.push(Library { id: u8::MAX - i, kind: LibraryKind::OtherVideos, name }).unwrap();
+    }
+    for i in 0..MAX_FOLDERS {
+        let mut path: String<MAX_PATH> = String::new();
+        path.push('/').unwrap();
+        while path.push('p').is_ok() {}
+        st.folders.push(Folder { library: st.libraries[i % MAX_LIBRARIES].id, path }).unwrap();
+    }
+    let all_libs: Vec<LibraryId, MAX_LIBRARIES> = st.libraries.iter().map(|l| l.id).collect();
+    for i in 0..MAX_ACCOUNTS {
+        let role = match i {
+            0 => Role::Owner,
+            i if i <= MAX_MEMBERS => Role::Member,
+            _ => Role::Friend,
+        };
+        let mut name: Name = s('n');
+        name.truncate(MAX_NAME - 3);
+        let _ = core::fmt::Write::write_fmt(&mut name, format_args!("{i:03}"));
+        st.accounts
+            .push(Account {
+                id: u16::MAX - i as u16,
+                role,
+                name,
+                password: Some(secret()),
+                pin: Some(secret()),
+                shares: all_libs.clone(),
+                created: u32::MAX,
+            })
+            .unwrap();
+    }
+    for i in 0..MAX_DEVICES {
+        st.devices
+            .push(Device {
+                id: u16::MAX - i as u16,
+                account: st.accounts[i % MAX_ACCOUNTS].id,
+                token: TokenHash([0x11; 16]),
+                client: [0x33; 8],
+                name: s('d'),
+                product: s('P'),
+                created: u32::MAX,
+                last_seen: u32::MAX,
+            })
+            .unwrap();
+    }
+    for i in 0..MAX_API_TOKENS {
+        st.api_tokens
+            .push(ApiToken {
+                id: u16::MAX - i as u16,
+                name: s('t'),
+                scope: Scope::RefreshLibrary,
+                token: TokenHash([0x22; 16]),
+                created: u32::MAX,
+            })
+            .unwrap();
+    }
+    let v6 = Net { addr: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(), prefix: 128 };
+    let set = &mut st.settings;
+    set.friendly_name = s('f');
+    while set.lan_networks.push(v6).is_ok() {}
+    while set.allowed_without_auth.push(v6).is_ok() {}
+    while set.trusted_proxies.push(v6).is_ok() {}
+    set.treat_wan_ip_as_lan = true;
+    set.dlna = Dlna { enabled: true, reenabled_secured: true, libraries: all_libs };
+    set.remote = Remote {
+        enabled: true,
+        manual_port: Some(u16::MAX),
+        upload_kbps: u32::MAX,
+        stream_kbps: u32::MAX,
+        reflector_url: s('u'),
+        stun_servers: core::iter::repeat_with(|| s('s')).take(MAX_STUN).collect(),
+        last_mapping: Some(Mapping {
+            method: MappingMethod::UpnpIgd,
+            gateway: v6.addr,
+            external_addr: Some(v6.addr),
+            external_port: u16::MAX,
+            internal_port: u16::MAX,
+            lease_secs: u32::MAX,
+            obtained: u32::MAX,
+        }),
+    };
+    let mut chain = Vec::new();
+    while chain.push(0x30).is_ok() {}
+    let mut key = Vec::new();
+    while key.push(0x30).is_ok() {}
+    st.tls = Some(Tls { chain, key, custom: true });
+    for _ in 0..MAX_RESETS {
+        st.record_reset(ResetReason::Watchdog, u32::MAX);
+    }
+    st.safe_mode = SafeMode { active: true, since: u32::MAX };
+    st
+}
+
+#[test]
+fn full_state_fits_in_a_record() {
+    let empty = encode(&State::new([0; 16])).unwrap();
+    let full = full_state();
+    full.validate().unwrap();
+    let bytes = postcard::to_allocvec(&full).unwrap();
+    println!("state record: empty {} bytes, every bound filled {} bytes (limit {MAX_RECORD})", empty.len(), bytes.len());
+    assert!(bytes.len() <= MAX_RECORD, "full state is {} bytes, over {MAX_RECORD}", bytes.len());
+    assert_eq!(decode(SCHEMA_VERSION, &bytes).unwrap(), full);
+}
+
+#[test]
+fn bounds_refuse_with_a_named_error() {
+    let mut st = full_state();
+    let d = st.devices[0].clone();
+    let err = push("devices", &mut st.devices, d).unwrap_err();
+    assert_eq!(err.to_string(), "too many devices (at most 64)");
+    let err = bounded::<MAX_NAME>("a name", &"x".repeat(33)).unwrap_err();
+    assert_eq!(err.to_string(), "a name is too long (at most 32 bytes)");
+}
+
+#[test]
+fn validation_refuses_broken_invariants() {
+    let mut st = full_state();
+    st.accounts[3].name = st.accounts[2].name.clone();
+    assert!(matches!(st.validate(), Err(StateError::Duplicate(_))));
+
+    let mut st = full_state();
+    st.accounts[1].role = Role::Owner;
+    assert_eq!(st.validate(), Err(StateError::Invalid("there can be only one owner")));
+
+    let mut st = full_state();
+    st.accounts[20].shares.push(7).unwrap_or(());
+    st.accounts[20].shares[0] = 7;
+    assert_eq!(st.validate(), Err(StateError::Missing { what: "library", id: 7 }));
+
+    let mut st = State::new([0; 16]);
+    st.settings.remote.enabled = true;
+    assert!(st.validate().is_err(), "remote access before the claim");
+}
+
+#[test]
+fn secured_and_dlna_follow_the_seed_rules() {
+    let mut st = full_state();
+    st.safe_mode.active = false;
+    assert!(st.is_secured());
+    st.settings.dlna.reenabled_secured = false;
+    assert!(!st.dlna_effectively_on(), "secured without re-enable: DLNA off");
+    st.settings.dlna.reenabled_secured = true;
+    assert!(st.dlna_effectively_on());
+
+    let mut st = State::new([0; 16]);
+    st.accounts
+        .push(Account {
+            id: 1,
+            role: Role::Owner,
+            name: bounded("name", "owner").unwrap(),
+            password: Some(secret()),
+            pin: None,
+            shares: Vec::new(),
+            created: 0,
+        })
+        .unwrap();
+    assert!(!st.is_secured(), "an owner alone with no PIN is not secured");
+    assert!(st.dlna_effectively_on());
+    st.accounts[0].pin = Some(secret());
+    assert!(st.is_secured(), "any PIN secures the server");
+    assert!(!st.dlna_effectively_on());
+}
+
+#[test]
+fn migrates_version_1_records() {
+    let full = full_state();
+    let old = v1::State {
+        machine_id: full.machine_id,
+        accounts: full.accounts.clone(),
+        devices: full.devices.clone(),
+        api_tokens: full.api_tokens.clone(),
+        settings: v1::Settings {
+            friendly_name: full.settings.friendly_name.clone(),
+            lan_networks: full.settings.lan_networks.clone(),
+            allowed_without_auth: full.settings.allowed_without_auth.clone(),
+            treat_wan_ip_as_lan: true,
+            trusted_proxies: full.settings.trusted_proxies.clone(),
+            secure_connections: SecureConnections::Required,
+            dlna: full.settings.dlna.clone(),
+            remote: v1::Remote {
+                enabled: true,
+                manual_port: Some(40000),
+                upload_mbps: 20,
+                reflector_url: full.settings.remote.reflector_url.clone(),
+                stun_servers: full.settings.remote.stun_servers.clone(),
+                last_mapping: None,
+            },
+        },
+        tls: full.tls.clone(),
+        libraries: full.libraries.clone(),
+        folders: full.folders.clone(),
+        resets: full.resets.clone(),
+        next_id: 77,
+    };
+    let bytes = postcard::to_allocvec(&old).unwrap();
+    // Version 1 bytes do not decode as version 2 by accident...
+    assert!(decode(SCHEMA_VERSION, &bytes).map(|s| s.settings.remote.upload_kbps == 20_000).unwrap_or(false) == false);
+    // ...and migrate with their meaning kept.
+    let new = decode(1, &bytes).unwrap();
+    assert_eq!(new.settings.remote.upload_kbps, 20_000);
+    assert_eq!(new.settings.remote.stream_kbps, 0);
+    assert_eq!(new.settings.remote.manual_port, Some(40000));
+    assert_eq!(new.settings.secure_connections, SecureConnections::Required);
+    assert_eq!(new.accounts, full.accounts);
+    assert_eq!(new.next_id, 77);
+    assert!(!new.safe_mode.active);
+    new.validate().unwrap();
+}
+
+#[test]
+fn refuses_records_from_a_newer_schema() {
+    let err = decode(SCHEMA_VERSION + 1, &[]).unwrap_err();
+    assert!(err.to_string().contains("newer Hearth"), "{err}");
+}
+
+#[test]
+fn nets_parse_and_match() {
+    let n: Net = "192.168.1.0/24".parse().unwrap();
+    assert!(n.contains("192.168.1.77".parse().unwrap()));
+    assert!(!n.contains("192.168.2.1".parse().unwrap()));
+    assert!(n.contains("::ffff:192.168.1.5".parse().unwrap()));
+    let h: Net = "10.0.0.1".parse().unwrap();
+    assert_eq!(h.prefix, 32);
+    assert!("10.0.0.0/33".parse::<Net>().is_err());
+    assert!("nonsense".parse::<Net>().is_err());
+    let v6: Net = "fd00::/8".parse().unwrap();
+    assert!(v6.contains("fd12::1".parse().unwrap()));
+    assert_eq!(v6.to_string(), "fd00::/8");
+}
