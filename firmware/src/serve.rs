@@ -197,6 +197,7 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
+    tokio::spawn(http::tls::keep_certificate(handle.clone()));
     wait_for_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

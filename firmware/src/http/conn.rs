@@ -3,6 +3,7 @@
 use super::rewind::Rewind;
 use super::routes::{self, Call, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
+use crate::state::SecureConnections;
 use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -11,7 +12,7 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -48,7 +49,7 @@ pub enum Head {
 }
 
 /// Read until the buffer holds a complete request head (or it cannot).
-pub async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<Head> {
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> std::io::Result<Head> {
     loop {
         if !buf.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -70,10 +71,36 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::R
     }
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
+    // DESIGN.md "Network surface": HTTP and HTTPS share 32400; a TLS ClientHello starts with the handshake
+    // record type 0x16 (RFC 8446 §5.1), which no HTTP method does.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEAD_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    if first[0] != 0x16 {
+        return session(stream, peer, ctx, false).await;
+    }
+    let Some(acceptor) = ctx.certificates.acceptor(&ctx.state.snapshot()) else {
+        tracing::debug!(%peer, "TLS client, but HTTPS is off; closing");
+        return;
+    };
+    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => session(tls, peer, ctx, true).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),
+    }
+}
+
+/// One HTTP/1 session over plain TCP or TLS: read the first head ourselves, then hand over to hyper.
+async fn session<S>(mut io: S, peer: SocketAddr, ctx: Arc<Ctx>, secure: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = BytesMut::with_capacity(4096);
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await {
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut io, &mut buf)).await {
         Err(_) => {
             tracing::debug!(%peer, "request head too slow; closing");
             return;
@@ -83,23 +110,23 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     };
     match head {
         Head::TooLarge => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 44\r\n\r\nRequest headers are larger than 16 KiB.\r\n\r\n")
+            let _ = io
+                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 41\r\n\r\nRequest headers are larger than 16 KiB.\r\n")
                 .await;
             return;
         }
         Head::Malformed => {
-            let _ = stream
+            let _ = io
                 .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 34\r\n\r\nThat is not an HTTP/1.1 request.\r\n")
                 .await;
             return;
         }
         Head::Complete(_) | Head::Closed => {}
     }
-    let io = TokioIo::new(Rewind::new(buf.freeze(), stream));
+    let io = TokioIo::new(Rewind::new(buf.freeze(), io));
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch(ctx, peer, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(dispatch(ctx, peer, secure, req).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -113,8 +140,14 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 }
 
 /// Route one request through the table.
-pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Request<Incoming>) -> Response<Body> {
     let format = Format::of(req.headers());
+    if !secure {
+        let required = ctx.state.snapshot().settings.secure_connections == SecureConnections::Required;
+        if required {
+            return insecure_refused(&req, format);
+        }
+    }
     let (route, params) = match routes::find(req.method(), req.uri().path()) {
         Ok(found) => found,
         Err(Miss::NotFound) => {
@@ -129,5 +162,39 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -
             return r;
         }
     };
-    (route.handler)(Call { ctx, req, params, peer, format }).await
+    (route.handler)(Call { ctx, req, params, peer, format, secure }).await
+}
+
+/// Secure connections "Required": browsers are sent to the https:// address of the same page, other clients
+/// get 403 with the reason.
+fn insecure_refused(req: &Request<Incoming>, format: Format) -> Response<Body> {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h));
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if let (true, Some(host)) = (browser, host) {
+        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let location = format!("https://{host}{path}");
+        if let Ok(location) = header::HeaderValue::from_str(&location) {
+            return Response::builder()
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header(header::LOCATION, location)
+                .body(super::empty())
+                .expect("valid response");
+        }
+    }
+    error(
+        StatusCode::FORBIDDEN,
+        "This server requires secure connections: use https:// on the same address and port.",
+        format,
+    )
+}
+
+/// A Host header we are willing to echo into a redirect: host[:port], no path, no userinfo.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod conn;
 pub mod rewind;
 pub mod routes;
+pub mod tls;
 
 use crate::state::Handle;
 use bytes::Bytes;
@@ -38,11 +39,12 @@ pub struct Ctx {
     /// Neither flash slot held a valid record at start; running on defaults.
     pub recovered_from_damage: bool,
     pub data_dir: PathBuf,
+    pub certificates: tls::Certificates,
 }
 
 impl Ctx {
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
-        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir }
+        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir, certificates: Default::default() }
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Call {
     pub params: Params,
     pub peer: SocketAddr,
     pub format: Format,
+    /// The request came over TLS.
+    pub secure: bool,
 }
 
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;

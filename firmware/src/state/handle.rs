@@ -114,25 +114,28 @@ impl Handle {
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
-                // Nothing changed: nothing to write. Wait for pending writes so the caller sees its view durable.
-                drop(head);
-                self.flush().await;
-                return Ok(value);
+                (None, value)
+            } else {
+                next.validate()?;
+                let bytes = encode(&next)?;
+                let next = Arc::new(next);
+                let (done, rx) = oneshot::channel();
+                let epoch = self.inner.epoch.load(Ordering::SeqCst);
+                let job = Job { state: next.clone(), bytes, epoch, done };
+                let queue = self.inner.queue.lock().unwrap();
+                let Some(q) = queue.as_ref() else {
+                    return Err(UpdateError::Store("the server is shutting down".into()));
+                };
+                q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
+                head.0 = next;
+                head.1 = epoch;
+                (Some(rx), value)
             }
-            next.validate()?;
-            let bytes = encode(&next)?;
-            let next = Arc::new(next);
-            let (done, rx) = oneshot::channel();
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let job = Job { state: next.clone(), bytes, epoch, done };
-            let queue = self.inner.queue.lock().unwrap();
-            let Some(q) = queue.as_ref() else {
-                return Err(UpdateError::Store("the server is shutting down".into()));
-            };
-            q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
-            head.0 = next;
-            head.1 = epoch;
-            (rx, value)
+        };
+        let Some(rx) = rx else {
+            // Nothing changed: nothing to write. Wait for pending writes so the caller's view is durable.
+            self.flush().await;
+            return Ok(value);
         };
         match rx.await {
             Ok(Ok(())) => Ok(value),

@@ -1,0 +1,459 @@
+//! HTTPS on port 32400: the certificate Hearth makes for itself, certificates the owner installs, and the
+//! rustls configuration built from whichever is in the state.
+//!
+//! Owns: making the self-signed ECDSA P-256 certificate (rcgen) once the server is claimed, checking an
+//! owner's certificate and key (PEM; the key matches the leaf; the leaf is valid now), the encoding of the chain
+//! in `state::Tls`, and the cached `rustls::ServerConfig`.
+//! Must not touch: the socket loop (conn.rs sniffs the first byte and calls [`Certificates::acceptor`]).
+//!
+//! `state::Tls::chain` layout (DER certificates, leaf first):
+//!
+//! ```text
+//! | len u16 BE | DER cert (len bytes) | len u16 BE | DER cert | ...
+//! ```
+
+use crate::state::{self, Handle, MAX_CERT, MAX_KEY, SecureConnections, State};
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use tokio_rustls::TlsAcceptor;
+
+/// The certificate Hearth makes for itself is valid this long (then remade; see [`keep_certificate`]).
+pub const SELF_SIGNED_DAYS: i64 = 3650;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TlsError {
+    #[error("the certificate is not PEM (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate,
+    #[error("the private key is not a PEM PKCS#8, SEC1 or PKCS#1 key")]
+    NoKey,
+    #[error("the certificate chain is {0} bytes; at most {MAX_CERT} fit on flash (leave out the root)")]
+    ChainTooLarge(usize),
+    #[error("the private key is {0} bytes; at most {MAX_KEY} fit on flash (use an ECDSA P-256/P-384 or Ed25519 key)")]
+    KeyTooLarge(usize),
+    #[error("the private key does not belong to the certificate")]
+    KeyMismatch,
+    #[error("the key type is not supported: {0}")]
+    UnsupportedKey(String),
+    #[error("the certificate cannot be read: {0}")]
+    BadCertificate(&'static str),
+    #[error("the certificate is not valid yet (from {0} UTC)")]
+    NotYetValid(String),
+    #[error("the certificate expired on {0} UTC")]
+    Expired(String),
+    #[error("the certificate could not be made: {0}")]
+    Generate(String),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Pack DER certificates into the stored chain layout.
+pub fn pack_chain(certs: &[CertificateDer<'_>]) -> Result<heapless::Vec<u8, MAX_CERT>, TlsError> {
+    let total: usize = certs.iter().map(|c| c.len() + 2).sum();
+    let mut out = heapless::Vec::new();
+    for c in certs {
+        let len = u16::try_from(c.len()).map_err(|_| TlsError::ChainTooLarge(total))?;
+        out.extend_from_slice(&len.to_be_bytes()).map_err(|_| TlsError::ChainTooLarge(total))?;
+        out.extend_from_slice(c).map_err(|_| TlsError::ChainTooLarge(total))?;
+    }
+    Ok(out)
+}
+
+/// Unpack the stored chain; None when the bytes do not follow the layout.
+pub fn unpack_chain(bytes: &[u8]) -> Option<Vec<CertificateDer<'static>>> {
+    let mut certs = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+        let der = rest.get(2..2 + len)?;
+        certs.push(CertificateDer::from(der.to_vec()));
+        rest = &rest[2 + len..];
+    }
+    (!certs.is_empty()).then_some(certs)
+}
+
+/// Make the self-signed certificate: ECDSA P-256, the box's names and addresses as subject alternative names.
+pub fn self_signed(names: &[String], addrs: &[IpAddr], now: i64) -> Result<state::Tls, TlsError> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, SanType};
+    let gen_err = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("hearth"));
+    dn.push(DnType::OrganizationName, "Hearth media server");
+    params.distinguished_name = dn;
+    for n in names {
+        if let Ok(n) = n.clone().try_into() {
+            params.subject_alt_names.push(SanType::DnsName(n));
+        }
+    }
+    for a in addrs {
+        params.subject_alt_names.push(SanType::IpAddress(*a));
+    }
+    let day = 86_400;
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map_err(|e| TlsError::Generate(e.to_string()));
+    params.not_before = at(now - day)?;
+    params.not_after = at(now + SELF_SIGNED_DAYS * day)?;
+    let cert = params.self_signed(&key).map_err(gen_err)?;
+    let chain = pack_chain(&[cert.der().clone()])?;
+    let der = key.serialize_der();
+    let key = heapless::Vec::from_slice(&der).map_err(|_| TlsError::KeyTooLarge(der.len()))?;
+    Ok(state::Tls { chain, key, custom: false })
+}
+
+/// Check an owner's PEM certificate chain and key and turn them into the stored form.
+pub fn custom(cert_pem: &[u8], key_pem: &[u8], now: i64) -> Result<state::Tls, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::NoCertificate)?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate);
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| TlsError::NoKey)?;
+    let (not_before, not_after) = validity(&certs[0])?;
+    if now < not_before {
+        return Err(TlsError::NotYetValid(format_time(not_before)));
+    }
+    if now > not_after {
+        return Err(TlsError::Expired(format_time(not_after)));
+    }
+    let key_der = key.secret_der().to_vec();
+    let signing = provider()
+        .key_provider
+        .load_private_key(key.clone_key())
+        .map_err(|e| TlsError::UnsupportedKey(e.to_string()))?;
+    let certified = rustls::sign::CertifiedKey::new(certs.clone(), signing);
+    certified.keys_match().map_err(|_| TlsError::KeyMismatch)?;
+    let chain = pack_chain(&certs)?;
+    let key = heapless::Vec::from_slice(&key_der).map_err(|_| TlsError::KeyTooLarge(key_der.len()))?;
+    Ok(state::Tls { chain, key, custom: true })
+}
+
+/// Build the rustls configuration for a stored certificate.
+pub fn server_config(tls: &state::Tls) -> Result<ServerConfig, TlsError> {
+    let certs = unpack_chain(&tls.chain).ok_or(TlsError::BadCertificate("stored chain is damaged"))?;
+    let key = PrivateKeyDer::try_from(tls.key.to_vec()).map_err(|_| TlsError::NoKey)?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Generate(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::UnsupportedKey(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// The running server's view of HTTPS: a cached acceptor for the certificate in the state.
+pub struct Certificates {
+    cached: Mutex<Option<(heapless::Vec<u8, MAX_CERT>, TlsAcceptor)>>,
+}
+
+impl Default for Certificates {
+    fn default() -> Self {
+        Certificates { cached: Mutex::new(None) }
+    }
+}
+
+impl Certificates {
+    /// The acceptor for TLS connections, or None when HTTPS is off (Disabled, or no certificate yet).
+    pub fn acceptor(&self, state: &State) -> Option<TlsAcceptor> {
+        if state.settings.secure_connections == SecureConnections::Disabled {
+            return None;
+        }
+        let tls = state.tls.as_ref()?;
+        let mut cached = self.cached.lock().unwrap();
+        if let Some((chain, acceptor)) = cached.as_ref() {
+            if *chain == tls.chain {
+                return Some(acceptor.clone());
+            }
+        }
+        match server_config(tls) {
+            Ok(cfg) => {
+                let acceptor = TlsAcceptor::from(Arc::new(cfg));
+                *cached = Some((tls.chain.clone(), acceptor.clone()));
+                Some(acceptor)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the stored certificate cannot be used; HTTPS is off");
+                None
+            }
+        }
+    }
+}
+
+/// Once the server is claimed, make sure it has a certificate: make the self-signed one when there is none
+/// (at claim, or after the owner removed theirs) and remake it before it expires.
+pub async fn keep_certificate(handle: Handle) {
+    let mut rx = handle.subscribe();
+    loop {
+        let needs = {
+            let s = rx.borrow_and_update();
+            s.is_claimed() && s.tls.is_none()
+        };
+        if needs {
+            let names = box_names();
+            let addrs = box_addresses();
+            let now = unix_now();
+            match tokio::task::spawn_blocking(move || self_signed(&names, &addrs, now)).await {
+                Ok(Ok(tls)) => {
+                    let stored = handle
+                        .update(|s| {
+                            if s.tls.is_none() {
+                                s.tls = Some(tls);
+                            }
+                            Ok::<_, state::StateError>(())
+                        })
+                        .await;
+                    match stored {
+                        Ok(()) => tracing::info!("made the server's self-signed certificate"),
+                        Err(e) => tracing::error!(error = %e, "could not store the new certificate"),
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "could not make a certificate"),
+                Err(_) => {}
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Host names the certificate covers: the hostname, hostname.local, localhost.
+pub fn box_names() -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(h) = nix::unistd::gethostname() {
+        if let Some(h) = h.to_str().filter(|h| !h.is_empty()) {
+            names.push(h.to_string());
+            if !h.contains('.') {
+                names.push(format!("{h}.local"));
+            }
+        }
+    }
+    names.push("localhost".into());
+    names
+}
+
+/// Addresses the certificate covers: every address of every interface that is up.
+pub fn box_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(s) = a.address else { continue };
+            let ip = if let Some(v4) = s.as_sockaddr_in() {
+                IpAddr::from(v4.ip())
+            } else if let Some(v6) = s.as_sockaddr_in6() {
+                IpAddr::from(v6.ip())
+            } else {
+                continue;
+            };
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    out
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// `notBefore` and `notAfter` of a DER certificate, as unix seconds.
+///
+/// RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+/// serialNumber INTEGER, signature AlgorithmIdentifier, issuer Name, validity SEQUENCE { notBefore Time,
+/// notAfter Time }, ... } ... }; Time ::= UTCTime | GeneralizedTime (§4.1.2.5).
+pub fn validity(cert: &[u8]) -> Result<(i64, i64), TlsError> {
+    let bad = TlsError::BadCertificate;
+    let (tag, cert_body, _) = der_item(cert).ok_or(bad("not DER"))?;
+    if tag != 0x30 {
+        return Err(bad("not a certificate"));
+    }
+    let (tag, tbs, _) = der_item(cert_body).ok_or(bad("no tbsCertificate"))?;
+    if tag != 0x30 {
+        return Err(bad("no tbsCertificate"));
+    }
+    let mut rest = tbs;
+    let (tag, _, after) = der_item(rest).ok_or(bad("truncated"))?;
+    if tag == 0xA0 {
+        rest = after; // explicit version
+    }
+    for _ in 0..3 {
+        // serialNumber, signature, issuer
+        let (_, _, after) = der_item(rest).ok_or(bad("truncated"))?;
+        rest = after;
+    }
+    let (tag, validity, _) = der_item(rest).ok_or(bad("no validity"))?;
+    if tag != 0x30 {
+        return Err(bad("no validity"));
+    }
+    let (t1, nb, after) = der_item(validity).ok_or(bad("no notBefore"))?;
+    let (t2, na, _) = der_item(after).ok_or(bad("no notAfter"))?;
+    Ok((der_time(t1, nb).ok_or(bad("bad notBefore"))?, der_time(t2, na).ok_or(bad("bad notAfter"))?))
+}
+
+/// One DER TLV: (tag, contents, rest). Definite lengths only (X.690 §10.1).
+fn der_item(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    let (len, start) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7F;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *b.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = start.checked_add(len)?;
+    Some((tag, b.get(start..end)?, &b[end..]))
+}
+
+/// UTCTime (tag 0x17, YYMMDDHHMMSSZ; YY < 50 → 20YY, RFC 5280 §4.1.2.5.1) or GeneralizedTime
+/// (tag 0x18, YYYYMMDDHHMMSSZ, §4.1.2.5.2) to unix seconds.
+fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?;
+    let s = s.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 if s.len() == 12 => {
+            let yy: i64 = s[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
+        }
+        0x18 if s.len() == 14 => (s[..4].parse().ok()?, &s[4..]),
+        _ => return None,
+    };
+    let n = |i: usize| rest.get(i..i + 2)?.parse::<i64>().ok();
+    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn format_time(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // civil_from_days (H. Hinnant)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000; // 2026-11-18
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut b64 = String::new();
+        for chunk in der.chunks(3) {
+            let n = chunk.iter().fold(0u32, |a, &b| a << 8 | b as u32) << (8 * (3 - chunk.len()));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    b64.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    b64.push('=');
+                }
+            }
+        }
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    }
+
+    fn make(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["nas.example.org".to_string()]).unwrap();
+        p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let cert = p.self_signed(&key).unwrap();
+        (pem("CERTIFICATE", cert.der()), pem("PRIVATE KEY", &key.serialize_der()))
+    }
+
+    #[test]
+    fn self_signed_covers_names_and_serves() {
+        let tls = self_signed(&["nas".into(), "nas.local".into()], &["192.168.1.5".parse().unwrap()], NOW).unwrap();
+        assert!(!tls.custom);
+        let certs = unpack_chain(&tls.chain).unwrap();
+        let (nb, na) = validity(&certs[0]).unwrap();
+        assert!(nb < NOW && na > NOW + 9 * 365 * 86_400, "{nb} {na}");
+        server_config(&tls).unwrap();
+        println!("self-signed certificate: chain {} bytes, key {} bytes", tls.chain.len(), tls.key.len());
+    }
+
+    #[test]
+    fn owner_certificate_is_checked() {
+        let (cert, key) = make((2025, 1, 1), (2030, 1, 1));
+        let tls = custom(cert.as_bytes(), key.as_bytes(), NOW).unwrap();
+        assert!(tls.custom);
+        server_config(&tls).unwrap();
+
+        let (_, other_key) = make((2025, 1, 1), (2030, 1, 1));
+        assert_eq!(custom(cert.as_bytes(), other_key.as_bytes(), NOW), Err(TlsError::KeyMismatch));
+
+        let (old, old_key) = make((2020, 1, 1), (2024, 6, 1));
+        let err = custom(old.as_bytes(), old_key.as_bytes(), NOW).unwrap_err();
+        assert_eq!(err.to_string(), "the certificate expired on 2024-06-01 00:00 UTC");
+
+        let (future, fkey) = make((2030, 1, 1), (2031, 1, 1));
+        assert!(matches!(custom(future.as_bytes(), fkey.as_bytes(), NOW), Err(TlsError::NotYetValid(_))));
+
+        assert_eq!(custom(b"hello", key.as_bytes(), NOW), Err(TlsError::NoCertificate));
+        assert_eq!(custom(cert.as_bytes(), b"nope", NOW), Err(TlsError::NoKey));
+    }
+
+    #[test]
+    fn chain_layout_round_trips_and_rejects_damage() {
+        let a = CertificateDer::from(vec![1u8, 2, 3]);
+        let b = CertificateDer::from(vec![9u8; 300]);
+        let packed = pack_chain(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(&packed[..5], &[0, 3, 1, 2, 3]);
+        assert_eq!(unpack_chain(&packed).unwrap(), vec![a, b]);
+        assert!(unpack_chain(&packed[..packed.len() - 1]).is_none());
+        assert!(unpack_chain(&[]).is_none());
+        let huge = CertificateDer::from(vec![0u8; MAX_CERT]);
+        assert!(matches!(pack_chain(&[huge]), Err(TlsError::ChainTooLarge(_))));
+    }
+
+    #[test]
+    fn der_times_follow_rfc_5280() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999)); // 2049
+        assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2_147_483_648));
+        assert_eq!(der_time(0x17, b"701301000000Z"), None);
+        assert_eq!(der_time(0x17, b"7001010000Z"), None);
+        assert_eq!(format_time(2_147_483_648), "2038-01-19 03:14");
+        assert!(validity(&[0x30, 0x82, 0xFF]).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! HTTPS and HTTP on one port, and the three "Secure connections" modes, against the real listener.
+
+use hearth::http::{self, tls};
+use hearth::state::{self, Account, Handle, Role, SecureConnections, Secret, State};
+use hearth::store::{NorFile, Store};
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn start(mode: SecureConnections) -> (SocketAddr, Handle, CertificateDer<'static>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
+    let (store, _) = Store::open(flash).unwrap();
+    let mut s = State::new([7; 16]);
+    s.accounts
+        .push(Account {
+            id: 1,
+            role: Role::Owner,
+            name: state::bounded("name", "owner").unwrap(),
+            password: Some(Secret { salt: [1; 16], hash: [2; 16] }),
+            pin: None,
+            shares: Default::default(),
+            created: 0,
+        })
+        .unwrap();
+    s.settings.secure_connections = mode;
+    let handle = Handle::start(store, s);
+    // The running server makes its own certificate once it sees a claimed state without one.
+    tokio::spawn(tls::keep_certificate(handle.clone()));
+    let mut rx = handle.subscribe();
+    let cert = loop {
+        if let Some(t) = rx.borrow_and_update().tls.as_ref() {
+            break tls::unpack_chain(&t.chain).unwrap().remove(0);
+        }
+        rx.changed().await.unwrap();
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ctx = Arc::new(http::Ctx::new(handle.clone(), false, dir.path().to_path_buf()));
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _keep = _stop;
+        http::serve(listener, ctx, stop_rx).await
+    });
+    (addr, handle, cert, dir)
+}
+
+fn connector(cert: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, raw: &str) -> String {
+    s.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const GET: &str = "GET /identity HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+async fn https_get(addr: SocketAddr, cert: &CertificateDer<'static>) -> std::io::Result<String> {
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = connector(cert).connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+    Ok(exchange(tls, GET).await)
+}
+
+#[tokio::test]
+async fn preferred_serves_both_on_one_port() {
+    let (addr, handle, cert, _dir) = start(SecureConnections::Preferred).await;
+    let body = https_get(addr, &cert).await.expect("TLS handshake with the box's own certificate");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(&handle.snapshot().machine_identifier()));
+    let plain = exchange(TcpStream::connect(addr).await.unwrap(), GET).await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+}
+
+#[tokio::test]
+async fn required_redirects_browsers_and_refuses_others() {
+    let (addr, _handle, cert, _dir) = start(SecureConnections::Required).await;
+    assert!(https_get(addr, &cert).await.unwrap().starts_with("HTTP/1.1 200"));
+    let api = exchange(TcpStream::connect(addr).await.unwrap(), GET).await;
+    assert!(api.starts_with("HTTP/1.1 403"), "{api}");
+    assert!(api.contains("requires secure connections"), "{api}");
+    let browser = exchange(
+        TcpStream::connect(addr).await.unwrap(),
+        "GET /web/?x=1 HTTP/1.1\r\nHost: nas.local:32400\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(browser.starts_with("HTTP/1.1 301"), "{browser}");
+    assert!(browser.to_lowercase().contains("location: https://nas.local:32400/web/?x=1"), "{browser}");
+}
+
+#[tokio::test]
+async fn disabled_offers_no_tls() {
+    let (addr, _handle, cert, _dir) = start(SecureConnections::Disabled).await;
+    assert!(https_get(addr, &cert).await.is_err(), "no TLS handshake when HTTPS is disabled");
+    let plain = exchange(TcpStream::connect(addr).await.unwrap(), GET).await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+}
+
+#[tokio::test]
+async fn an_installed_certificate_replaces_the_self_signed_one() {
+    let (addr, handle, old, _dir) = start(SecureConnections::Preferred).await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let installed = tls::custom(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), tls::unix_now()).unwrap();
+    handle.update(|s| Ok::<_, state::StateError>(s.tls = Some(installed))).await.unwrap();
+    let new = cert.der().clone();
+    assert!(https_get(addr, &new).await.unwrap().starts_with("HTTP/1.1 200"));
+    assert!(https_get(addr, &old).await.is_err(), "the old certificate is no longer served");
+}
