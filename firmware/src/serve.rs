@@ -169,19 +169,18 @@ pub fn run(cfg: Config) -> ExitCode {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(serve(cfg, opening));
-    code
+    
+    rt.block_on(serve(cfg, opening))
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let handle = opening.handle.clone();
-    if opening.needs_write {
-        if let Err(e) = handle.rewrite().await {
+    if opening.needs_write
+        && let Err(e) = handle.rewrite().await {
             eprintln!("hearth: the state could not be written to flash: {e}");
             handle.shutdown();
             return ExitCode::from(1);
         }
-    }
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -236,7 +235,7 @@ pub fn lan_address() -> Option<std::net::IpAddr> {
             continue;
         }
         if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            let ip = std::net::Ipv4Addr::from(sin.ip());
+            let ip = sin.ip();
             if !ip.is_loopback() {
                 return Some(ip.into());
             }

@@ -113,7 +113,10 @@ async fn an_installed_certificate_replaces_the_self_signed_one() {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
     let installed = tls::custom(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), tls::unix_now()).unwrap();
-    handle.update(|s| Ok::<_, state::StateError>(s.tls = Some(installed))).await.unwrap();
+    handle.update(|s| {
+        let _: () = s.tls = Some(installed);
+        Ok::<_, state::StateError>(())
+    }).await.unwrap();
     let new = cert.der().clone();
     assert!(https_get(addr, &new).await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(https_get(addr, &old).await.is_err(), "the old certificate is no longer served");

@@ -166,11 +166,10 @@ impl Certificates {
         }
         let tls = state.tls.as_ref()?;
         let mut cached = self.cached.lock().unwrap();
-        if let Some((chain, acceptor)) = cached.as_ref() {
-            if *chain == tls.chain {
+        if let Some((chain, acceptor)) = cached.as_ref()
+            && *chain == tls.chain {
                 return Some(acceptor.clone());
             }
-        }
         match server_config(tls) {
             Ok(cfg) => {
                 let acceptor = TlsAcceptor::from(Arc::new(cfg));
@@ -226,14 +225,13 @@ pub async fn keep_certificate(handle: Handle) {
 /// Host names the certificate covers: the hostname, hostname.local, localhost.
 pub fn box_names() -> Vec<String> {
     let mut names = Vec::new();
-    if let Ok(h) = nix::unistd::gethostname() {
-        if let Some(h) = h.to_str().filter(|h| !h.is_empty()) {
+    if let Ok(h) = nix::unistd::gethostname()
+        && let Some(h) = h.to_str().filter(|h| !h.is_empty()) {
             names.push(h.to_string());
             if !h.contains('.') {
                 names.push(format!("{h}.local"));
             }
         }
-    }
     names.push("localhost".into());
     names
 }

@@ -213,7 +213,7 @@ fn migrates_version_1_records() {
     };
     let bytes = postcard::to_allocvec(&old).unwrap();
     // Version 1 bytes do not decode as version 2 by accident...
-    assert!(decode(SCHEMA_VERSION, &bytes).map(|s| s.settings.remote.upload_kbps == 20_000).unwrap_or(false) == false);
+    assert!(!decode(SCHEMA_VERSION, &bytes).map(|s| s.settings.remote.upload_kbps == 20_000).unwrap_or(false));
     // ...and migrate with their meaning kept.
     let new = decode(1, &bytes).unwrap();
     assert_eq!(new.settings.remote.upload_kbps, 20_000);
