@@ -6,6 +6,7 @@
 //! - [`http`]: listener, dispatch, route table, API handlers.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 
+pub mod dlna;
 pub mod http;
 pub mod serve;
 pub mod state;
