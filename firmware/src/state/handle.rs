@@ -109,30 +109,36 @@ impl Handle {
         change: impl FnOnce(&mut State) -> Result<T, E>,
         always: bool,
     ) -> Result<T, UpdateError<E>> {
+        // Everything under the head lock happens before the first await: a std MutexGuard that is (or may be)
+        // alive across an await makes the future !Send, and then `update` cannot be called from spawned tasks.
         let (rx, value) = {
             let mut head = self.inner.head.lock().unwrap();
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
-                // Nothing changed: nothing to write. Wait for pending writes so the caller sees its view durable.
-                drop(head);
-                self.flush().await;
-                return Ok(value);
+                // Nothing changed: nothing to write. The caller waits for pending writes (below) so it sees its
+                // view durable.
+                (None, value)
+            } else {
+                next.validate()?;
+                let bytes = encode(&next)?;
+                let next = Arc::new(next);
+                let (done, rx) = oneshot::channel();
+                let epoch = self.inner.epoch.load(Ordering::SeqCst);
+                let job = Job { state: next.clone(), bytes, epoch, done };
+                let queue = self.inner.queue.lock().unwrap();
+                let Some(q) = queue.as_ref() else {
+                    return Err(UpdateError::Store("the server is shutting down".into()));
+                };
+                q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
+                head.0 = next;
+                head.1 = epoch;
+                (Some(rx), value)
             }
-            next.validate()?;
-            let bytes = encode(&next)?;
-            let next = Arc::new(next);
-            let (done, rx) = oneshot::channel();
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let job = Job { state: next.clone(), bytes, epoch, done };
-            let queue = self.inner.queue.lock().unwrap();
-            let Some(q) = queue.as_ref() else {
-                return Err(UpdateError::Store("the server is shutting down".into()));
-            };
-            q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
-            head.0 = next;
-            head.1 = epoch;
-            (rx, value)
+        };
+        let Some(rx) = rx else {
+            self.flush().await;
+            return Ok(value);
         };
         match rx.await {
             Ok(Ok(())) => Ok(value),
@@ -216,3 +222,7 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
 fn describe(e: &StoreError) -> String {
     e.to_string()
 }
+
+#[cfg(test)]
+#[path = "handle_tests.rs"]
+mod tests;
