@@ -109,11 +109,15 @@ impl Handle {
         change: impl FnOnce(&mut State) -> Result<T, E>,
         always: bool,
     ) -> Result<T, UpdateError<E>> {
+        // Everything under the head lock happens before the first await: a std MutexGuard that is (or may be)
+        // alive across an await makes the future !Send, and then `update` cannot be called from spawned tasks.
         let (rx, value) = {
             let mut head = self.inner.head.lock().unwrap();
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
+                // Nothing changed: nothing to write. The caller waits for pending writes (below) so it sees its
+                // view durable.
                 (None, value)
             } else {
                 next.validate()?;
@@ -133,7 +137,6 @@ impl Handle {
             }
         };
         let Some(rx) = rx else {
-            // Nothing changed: nothing to write. Wait for pending writes so the caller's view is durable.
             self.flush().await;
             return Ok(value);
         };
@@ -219,3 +222,7 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
 fn describe(e: &StoreError) -> String {
     e.to_string()
 }
+
+#[cfg(test)]
+#[path = "handle_tests.rs"]
+mod tests;

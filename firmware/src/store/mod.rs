@@ -1,6 +1,119 @@
-//! Flash store (placeholder interface; the full two-slot record log lands with issue 2's store work).
+//! Flash store: the power-loss-safe home of the one state record.
+//!
+//! Owns: the bytes on flash (slot and record layout, the write order that makes an update atomic across power
+//! loss, the scan at open), the flash backends ([`NorFile`], [`BlockDevice`], [`Mtd`]) and the simulated flash
+//! ([`sim`]) the proofs run on. Must not touch: what the payload means (the state room encodes and migrates
+//! it; to the store it is bytes plus a schema number) or when to write (the state handle coalesces).
+//!
+//! # Layout
+//!
+//! The store area (`Geometry::size` bytes) is split into two slots of equal size, each a whole number of erase
+//! blocks (an odd last block is left unused). Bad blocks (NAND) are skipped: a slot's logical bytes are its
+//! good blocks laid end to end.
+//!
+//! ```text
+//! area:  | slot A: SLOT blocks                          | slot B: SLOT blocks             | (spare block) |
+//! slot:  | slot header | pad | rec | rec | rec | 0xFF 0xFF ... (free: erased)                          |
+//!        0             SLOT_HEADER_LEN rounded up to the record alignment (`unit`) = first record
+//! rec:   | record header (28) | payload (len) | pad 0xFF to a multiple of `unit` |
+//!
+//! slot header (20 bytes, little-endian), written right after the slot is erased:
+//!   0  SLOT_MAGIC_OFF  magic      u32  "HSLT"
+//!   4  SLOT_LAYOUT     layout     u16  LAYOUT_VERSION (1)
+//!   6  SLOT_UNIT       unit       u16  record alignment = max(write_size, 4)
+//!   8  SLOT_LEN        slot_len   u32  nominal slot length in bytes
+//!  12  SLOT_GEN        generation u32  1 at format, +1 at every slot switch
+//!  16  SLOT_CRC        crc32c(bytes 0..16) u32
+//!
+//! record header (28 bytes, little-endian), the commit point of a record:
+//!   0  REC_MAGIC_OFF   magic   u32  "HREC"
+//!   4  REC_SCHEMA      schema  u16  version of the payload's encoding (state room)
+//!   6  REC_FLAGS       flags   u16  0 (reserved)
+//!   8  REC_SEQ         seq     u64  1, 2, 3, ... over the life of the store
+//!  16  REC_LEN         len     u32  payload bytes, at most MAX_PAYLOAD
+//!  20  REC_PCRC        crc32c(payload) u32
+//!  24  REC_HCRC        crc32c(bytes 0..24) u32
+//! ```
+//!
+//! CRCs are CRC-32C (Castagnoli, `crc::CRC_32_ISCSI`).
+//!
+//! # Writing (one update)
+//!
+//! 1. If the record fits after the last record of the active slot and that tail is known erased, it goes there.
+//!    Otherwise *switch*: erase the other slot, write its slot header (generation + 1), sync, and put the
+//!    record at its first record offset. The other slot never holds the newest record, so erasing it loses
+//!    only older ones.
+//! 2. Write everything of the record except its first write unit (the rest of the payload), sync.
+//! 3. Write the first unit (the 28-byte header plus the first payload bytes that share its unit), sync. The
+//!    header is the commit point: before it is complete the record's header crc fails and the scan ignores it.
+//! 4. Read the record back and compare. On any failure after step 3 began, the header unit is overwritten
+//!    with zeros (best effort) so a record reported as failed cannot reappear at the next open, and the slot's
+//!    tail counts as dirty: the next write switches slots.
+//!
+//! Records are aligned to the write unit, so a torn unit (a block device's sector write cut halfway) can only
+//! touch the record being written, never the one before it.
+//!
+//! # Opening
+//!
+//! Both slots are read and scanned ([`record::scan_slot`]). The valid record with the highest
+//! `(seq, slot generation)` wins; a record whose header or payload crc fails is skipped and counted. The
+//! append point is after the last parsed record of the winning slot, if everything after it is erased;
+//! a torn or garbage tail makes the next write switch slots. Verdicts:
+//! - every byte erased → write slot A's header → [`Opened::Blank`]; every byte 0x00 (a new disk image or a
+//!   trimmed partition: nothing to lose) → format → [`Opened::Blank`];
+//! - slot A holds only an interrupted write of the format's slot header and is otherwise erased, slot B erased
+//!   → format again → [`Opened::Blank`];
+//! - a valid slot header or record header somewhere (a Hearth store) but no valid record:
+//!   [`Opened::Blank`] if nothing but slot headers is written, else [`Opened::Damaged`];
+//! - anything else → [`StoreError::NotAStore`], and nothing is written: only [`Store::format`] erases it.
+//!
+//! A power cut during the very first record after a format leaves a Hearth store with a torn record and no
+//! valid one: that opens as `Damaged` (defaults, recovery flag) although nothing had been committed yet.
+//!
+//! Known limits: a flipped bit in the *header* of an older record hides the records after it in the same
+//! slot (the scan does not resync, see [`record::scan_slot`]); the store then opens to the newest record
+//! before the flip. NAND: the first page of a record is programmed after its later pages, which SLC NAND
+//! accepts but MLC NAND (strictly sequential page programming) does not.
 
+mod block;
+pub mod mtd;
+mod nor_file;
+pub mod record;
+pub mod sim;
+
+#[cfg(test)]
+mod tests;
+
+pub use block::BlockDevice;
+pub use mtd::Mtd;
+pub use nor_file::NorFile;
+
+use record::{RecordHeader, SlotHeader, SlotScan, first_record, is_torn_copy, scan_slot};
 use std::io;
+
+/// Largest payload a record carries (the state room's `MAX_RECORD`).
+pub const MAX_PAYLOAD: usize = 16 * 1024;
+
+pub const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"HSLT");
+pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"HREC");
+pub const LAYOUT_VERSION: u16 = 1;
+
+pub const SLOT_HEADER_LEN: usize = 20;
+pub const SLOT_MAGIC_OFF: usize = 0;
+pub const SLOT_LAYOUT: usize = 4;
+pub const SLOT_UNIT: usize = 6;
+pub const SLOT_LEN: usize = 8;
+pub const SLOT_GEN: usize = 12;
+pub const SLOT_CRC: usize = 16;
+
+pub const RECORD_HEADER_LEN: usize = 28;
+pub const REC_MAGIC_OFF: usize = 0;
+pub const REC_SCHEMA: usize = 4;
+pub const REC_FLAGS: usize = 6;
+pub const REC_SEQ: usize = 8;
+pub const REC_LEN: usize = 16;
+pub const REC_PCRC: usize = 20;
+pub const REC_HCRC: usize = 24;
 
 /// Shape of a flash device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +174,7 @@ pub struct Loaded {
 /// What `Store::open` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Opened {
-    /// Erased flash: a new store was formatted.
+    /// Erased flash (a new store was formatted) or a formatted store that holds no record yet.
     Blank,
     /// The newest valid record.
     Found(Loaded),
@@ -86,100 +199,378 @@ pub enum StoreError {
 /// Counters for health and wear.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Sequence number of the newest record (0: none yet).
     pub seq: u64,
     pub active_slot: u8,
+    /// Records written since open.
     pub records_written: u64,
+    /// Erase blocks erased since open.
     pub erases: u64,
+    /// Bytes programmed since open (records, padding and slot headers).
     pub bytes_written: u64,
     /// Damaged records skipped at open.
     pub skipped_at_open: u32,
+    /// Slot generation of the active slot: 1 after format, +1 per slot switch over the store's life.
+    pub generation: u32,
+    /// Slot switches since open.
+    pub slot_switches: u64,
 }
 
+/// The store's area cut into two slots of good erase blocks.
+#[derive(Clone, Debug)]
+struct Slot {
+    /// Physical offsets of the slot's good erase blocks, in order.
+    blocks: Vec<u64>,
+    /// First physical offset and nominal length of the slot (bad blocks included).
+    base: u64,
+}
+
+#[derive(Clone, Debug)]
 pub struct Store<F: Flash> {
     flash: F,
+    erase: u64,
+    unit: u64,
+    slot_len: u64,
+    slots: [Slot; 2],
+    /// Slot holding the newest record (or where the next record goes).
+    active: usize,
+    /// Append point in the active slot; `None` when the tail is not known erased or the slot is unused.
+    tail: Option<u64>,
+    /// Generation of each slot's header, if it checked out.
+    generations: [Option<u32>; 2],
+    next_seq: u64,
     stats: Stats,
 }
 
+/// Geometry checks shared by open and format: (erase size, unit, nominal slot length).
+fn layout(g: Geometry) -> Result<(u64, u64, u64), StoreError> {
+    let erase = g.erase_size as u64;
+    let unit = (g.write_size as u64).max(4);
+    let bad = |m: String| Err(StoreError::Geometry(m));
+    if erase == 0 || g.write_size == 0 {
+        return bad(format!("erase size {} and write size {} must not be 0", g.erase_size, g.write_size));
+    }
+    if erase % unit != 0 || unit > u16::MAX as u64 {
+        return bad(format!("erase size {erase} is not a multiple of the write unit {unit}"));
+    }
+    let slot_len = g.size / erase / 2 * erase;
+    let need = first_record(unit) + RecordHeader::footprint(MAX_PAYLOAD, unit);
+    if slot_len < need || slot_len > u32::MAX as u64 {
+        return bad(format!(
+            "{} bytes in {erase}-byte erase blocks gives two slots of {slot_len} bytes; each must hold a \
+             {MAX_PAYLOAD}-byte record plus headers ({need} bytes): use a larger flash area",
+            g.size
+        ));
+    }
+    Ok((erase, unit, slot_len))
+}
+
 impl<F: Flash> Store<F> {
-    pub fn open(mut flash: F) -> Result<(Self, Opened), StoreError> {
-        let mut hdr = [0u8; 14];
-        flash.read(0, &mut hdr)?;
-        if hdr.iter().all(|b| *b == 0xFF) {
-            return Ok((Self::format(flash)?, Opened::Blank));
+    /// Open the store on `flash`: read both slots and find the newest valid record. Erased flash is formatted.
+    /// Foreign content is refused with [`StoreError::NotAStore`] and left untouched.
+    pub fn open(flash: F) -> Result<(Self, Opened), StoreError> {
+        let mut store = Store::new(flash)?;
+        let images = [store.read_slot(0)?, store.read_slot(1)?];
+        let scans = [scan_slot(&images[0], store.unit), scan_slot(&images[1], store.unit)];
+        for (i, s) in scans.iter().enumerate() {
+            if let Some(h) = s.header {
+                if h.unit as u64 != store.unit || h.slot_len as u64 != store.slot_len {
+                    return Err(StoreError::Geometry(format!(
+                        "slot {} was written with {}-byte slots and {}-byte records alignment, but this flash \
+                         gives {}-byte slots and {}-byte alignment: open it with the sizes it was made with",
+                        slot_name(i),
+                        h.slot_len,
+                        h.unit,
+                        store.slot_len,
+                        store.unit
+                    )));
+                }
+            }
         }
-        if &hdr[..4] != b"HRTH" {
+        if scans[0].erased && scans[1].erased {
+            store.write_slot_header(0, 1)?;
+            store.stats.generation = 1;
+            return Ok((store, Opened::Blank));
+        }
+        if images.iter().all(|img| img.iter().all(|b| *b == 0)) {
+            // A zeroed area (a new disk image, a trimmed partition) holds nothing to lose.
+            let store = Store::format(store.flash)?;
+            return Ok((store, Opened::Blank));
+        }
+        let canonical = store.slot_header(1).encode();
+        if scans[1].erased
+            && is_torn_copy(&images[0][..SLOT_HEADER_LEN], &canonical)
+            && images[0][SLOT_HEADER_LEN..].iter().all(|b| *b == 0xFF)
+        {
+            // Power was cut while the first slot header was written on erased flash.
+            let store = Store::format(store.flash)?;
+            return Ok((store, Opened::Blank));
+        }
+        let ours = scans.iter().any(|s| s.header.is_some() || !s.entries.is_empty());
+        if !ours {
             return Err(StoreError::NotAStore);
         }
-        let schema = u16::from_le_bytes([hdr[4], hdr[5]]);
-        let len = u32::from_le_bytes([hdr[6], hdr[7], hdr[8], hdr[9]]) as usize;
-        let mut payload = vec![0; len];
-        flash.read(14, &mut payload)?;
-        Ok((Store { flash, stats: Stats::default() }, Opened::Found(Loaded { schema, seq: 0, payload })))
+        store.generations = [scans[0].header.map(|h| h.generation), scans[1].header.map(|h| h.generation)];
+        store.stats.skipped_at_open = scans[0].skipped + scans[1].skipped;
+        let max_seen = scans.iter().flat_map(|s| s.entries.iter()).map(|e| e.header.seq).max().unwrap_or(0);
+        store.next_seq = max_seen + 1;
+
+        let gen_of = |i: usize| store.generations[i].unwrap_or(0);
+        let best = (0..2)
+            .flat_map(|i| scans[i].entries.iter().filter(|e| e.valid).map(move |e| (i, e)))
+            .max_by_key(|(i, e)| (e.header.seq, gen_of(*i)));
+        let opened = match best {
+            Some((i, e)) => {
+                let start = (e.offset as usize) + RECORD_HEADER_LEN;
+                let payload = images[i][start..start + e.header.len as usize].to_vec();
+                store.activate(i, &scans[i]);
+                store.stats.seq = e.header.seq;
+                Opened::Found(Loaded { schema: e.header.schema, seq: e.header.seq, payload })
+            }
+            None => {
+                // Keep the slot with the newest remains; the next write erases the other one.
+                let keep = (0..2)
+                    .max_by_key(|i| {
+                        (scans[*i].entries.iter().map(|e| e.header.seq).max(), scans[*i].has_data, gen_of(*i))
+                    })
+                    .unwrap();
+                store.activate(keep, &scans[keep]);
+                if scans.iter().any(|s| s.has_data) { Opened::Damaged } else { Opened::Blank }
+            }
+        };
+        tracing::debug!(
+            seq = store.stats.seq,
+            slot = slot_name(store.active),
+            skipped = store.stats.skipped_at_open,
+            append_at = ?store.tail,
+            "store opened"
+        );
+        Ok((store, opened))
     }
 
-    pub fn format(mut flash: F) -> Result<Self, StoreError> {
-        let g = flash.geometry();
-        flash.erase(0, g.size)?;
-        Ok(Store { flash, stats: Stats::default() })
+    /// Erase the whole store area and start an empty store. This is the only path that erases foreign content.
+    pub fn format(flash: F) -> Result<Self, StoreError> {
+        let mut store = Store::new(flash)?;
+        store.erase_slot(1)?;
+        store.erase_slot(0)?;
+        store.write_slot_header(0, 1)?;
+        store.stats.generation = 1;
+        Ok(store)
     }
 
+    /// Append one record holding `payload`, atomically: after a power cut at any point the store opens to
+    /// either the previous record or this one.
     pub fn write(&mut self, schema: u16, payload: &[u8]) -> Result<(), StoreError> {
-        let g = self.flash.geometry();
-        self.flash.erase(0, g.size)?;
-        let mut rec = Vec::from(*b"HRTH");
-        rec.extend_from_slice(&schema.to_le_bytes());
-        rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&[0; 4]);
+        let cap = self.capacity(self.active).min(self.capacity(1 - self.active));
+        let max = MAX_PAYLOAD.min(cap.saturating_sub(first_record(self.unit) + RECORD_HEADER_LEN as u64) as usize);
+        if payload.len() > max {
+            return Err(StoreError::TooLarge { len: payload.len(), max });
+        }
+        let seq = self.next_seq;
+        let size = RecordHeader::footprint(payload.len(), self.unit);
+        let mut rec = Vec::with_capacity(size as usize);
+        rec.extend_from_slice(&RecordHeader::new(schema, seq, payload).encode());
         rec.extend_from_slice(payload);
-        self.flash.write(0, &rec)?;
-        self.flash.sync()?;
-        self.stats.records_written += 1;
-        Ok(())
+        rec.resize(size as usize, 0xFF);
+
+        let append = self.tail.filter(|t| t + size <= self.capacity(self.active));
+        let (slot, offset, generation) = match append {
+            Some(t) => (self.active, t, self.generations[self.active]),
+            None => {
+                let other = 1 - self.active;
+                let generation = self.generations.iter().flatten().max().copied().unwrap_or(0) + 1;
+                self.refresh_blocks(other)?;
+                if first_record(self.unit) + size > self.capacity(other) {
+                    return Err(StoreError::TooLarge { len: payload.len(), max });
+                }
+                self.erase_slot(other)?;
+                self.write_slot_header(other, generation)?;
+                self.stats.slot_switches += 1;
+                (other, first_record(self.unit), Some(generation))
+            }
+        };
+        // The seq is used up whatever happens next, so a failed record can never share it with a later one.
+        self.next_seq += 1;
+        match self.commit(slot, offset, &rec) {
+            Ok(()) => {
+                self.active = slot;
+                self.generations[slot] = generation;
+                self.tail = Some(offset + size);
+                self.stats.seq = seq;
+                self.stats.records_written += 1;
+                self.stats.active_slot = slot as u8;
+                self.stats.generation = generation.unwrap_or(0);
+                Ok(())
+            }
+            Err(e) => {
+                if slot == self.active {
+                    self.tail = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
     }
-}
 
-/// A file that behaves like NOR flash (placeholder: plain file).
-pub struct NorFile {
-    file: std::fs::File,
-    geometry: Geometry,
-}
-
-impl NorFile {
-    /// Open `path`, creating it erased (all 0xFF) with the given geometry when it does not exist.
-    pub fn open_or_create(path: &std::path::Path, size: u64, erase_size: u32) -> io::Result<Self> {
-        use std::io::Write;
-        let exists = path.exists();
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        if !exists {
-            file.write_all(&vec![0xFF; size as usize])?;
-            file.sync_all()?;
+    /// The same store state over another flash (the proofs fork a simulated chip per cut point).
+    #[cfg(test)]
+    fn with_flash<G: Flash>(&self, flash: G) -> Store<G> {
+        Store {
+            flash,
+            erase: self.erase,
+            unit: self.unit,
+            slot_len: self.slot_len,
+            slots: self.slots.clone(),
+            active: self.active,
+            tail: self.tail,
+            generations: self.generations,
+            next_seq: self.next_seq,
+            stats: self.stats,
         }
-        let size = file.metadata()?.len();
-        Ok(NorFile { file, geometry: Geometry { size, erase_size, write_size: 1 } })
+    }
+
+    /// Give the flash back (tests and tools).
+    pub fn into_flash(self) -> F {
+        self.flash
+    }
+
+    fn new(flash: F) -> Result<Self, StoreError> {
+        let (erase, unit, slot_len) = layout(flash.geometry())?;
+        let mut store = Store {
+            slots: [Slot { blocks: Vec::new(), base: 0 }, Slot { blocks: Vec::new(), base: slot_len }],
+            flash,
+            erase,
+            unit,
+            slot_len,
+            active: 0,
+            tail: None,
+            generations: [None, None],
+            next_seq: 1,
+            stats: Stats::default(),
+        };
+        store.refresh_blocks(0)?;
+        store.refresh_blocks(1)?;
+        store.tail = Some(first_record(unit));
+        Ok(store)
+    }
+
+    fn slot_header(&self, generation: u32) -> SlotHeader {
+        SlotHeader { unit: self.unit as u16, slot_len: self.slot_len as u32, generation }
+    }
+
+    /// Logical bytes a slot holds (its good blocks).
+    fn capacity(&self, slot: usize) -> u64 {
+        self.slots[slot].blocks.len() as u64 * self.erase
+    }
+
+    fn refresh_blocks(&mut self, slot: usize) -> Result<(), StoreError> {
+        let base = self.slots[slot].base;
+        let mut blocks = Vec::new();
+        for b in 0..self.slot_len / self.erase {
+            let at = base + b * self.erase;
+            if !self.flash.is_bad_block(at)? {
+                blocks.push(at);
+            } else {
+                tracing::warn!(offset = at, slot = slot_name(slot), "skipping a bad erase block");
+            }
+        }
+        self.slots[slot].blocks = blocks;
+        Ok(())
+    }
+
+    /// Use `slot` as the active slot as found by a scan.
+    fn activate(&mut self, slot: usize, scan: &SlotScan) {
+        self.active = slot;
+        self.stats.active_slot = slot as u8;
+        self.stats.generation = self.generations[slot].unwrap_or(0);
+        self.tail = if scan.tail_clean && scan.header.is_some() { Some(scan.end) } else { None };
+    }
+
+    /// Physical pieces of a logical range of a slot: (physical offset, offset into the range, length).
+    fn pieces(&self, slot: usize, offset: u64, len: u64) -> Vec<(u64, usize, usize)> {
+        let mut out = Vec::new();
+        let mut done = 0u64;
+        while done < len {
+            let at = offset + done;
+            let block = (at / self.erase) as usize;
+            let within = at % self.erase;
+            let n = (self.erase - within).min(len - done);
+            out.push((self.slots[slot].blocks[block] + within, done as usize, n as usize));
+            done += n;
+        }
+        out
+    }
+
+    fn read_at(&mut self, slot: usize, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        for (phys, from, n) in self.pieces(slot, offset, buf.len() as u64) {
+            self.flash.read(phys, &mut buf[from..from + n])?;
+        }
+        Ok(())
+    }
+
+    fn write_at(&mut self, slot: usize, offset: u64, data: &[u8]) -> io::Result<()> {
+        for (phys, from, n) in self.pieces(slot, offset, data.len() as u64) {
+            self.flash.write(phys, &data[from..from + n])?;
+            self.stats.bytes_written += n as u64;
+        }
+        Ok(())
+    }
+
+    fn read_slot(&mut self, slot: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.capacity(slot) as usize];
+        self.read_at(slot, 0, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn erase_slot(&mut self, slot: usize) -> io::Result<()> {
+        for b in self.slots[slot].blocks.clone() {
+            self.flash.erase(b, self.erase)?;
+            self.stats.erases += 1;
+        }
+        Ok(())
+    }
+
+    fn write_slot_header(&mut self, slot: usize, generation: u32) -> io::Result<()> {
+        let mut unit = vec![0xFF; first_record(self.unit) as usize];
+        unit[..SLOT_HEADER_LEN].copy_from_slice(&self.slot_header(generation).encode());
+        self.write_at(slot, 0, &unit)?;
+        self.flash.sync()?;
+        self.generations[slot] = Some(generation);
+        Ok(())
+    }
+
+    /// Body, sync, header unit (the commit point), sync, read back.
+    fn commit(&mut self, slot: usize, offset: u64, rec: &[u8]) -> Result<(), StoreError> {
+        let head = (RECORD_HEADER_LEN as u64).next_multiple_of(self.unit).min(rec.len() as u64) as usize;
+        if rec.len() > head {
+            self.write_at(slot, offset + head as u64, &rec[head..])?;
+            self.flash.sync()?;
+        }
+        let committed = (|| -> Result<(), StoreError> {
+            self.write_at(slot, offset, &rec[..head])?;
+            self.flash.sync()?;
+            let mut back = vec![0u8; rec.len()];
+            self.read_at(slot, offset, &mut back)?;
+            if back != rec {
+                return Err(StoreError::Verify);
+            }
+            Ok(())
+        })();
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, slot = slot_name(slot), offset, "record write failed; revoking it");
+            // Zero the header unit (bits can always be cleared) so the record cannot count at the next open.
+            let zeros = vec![0u8; head];
+            if self.write_at(slot, offset, &zeros).and_then(|_| self.flash.sync()).is_err() {
+                tracing::error!(slot = slot_name(slot), offset, "could not revoke the failed record");
+            }
+        }
+        committed
     }
 }
 
-impl Flash for NorFile {
-    fn geometry(&self) -> Geometry {
-        self.geometry
-    }
-    fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file.read_exact_at(buf, offset)
-    }
-    fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file.write_all_at(data, offset)
-    }
-    fn erase(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file.write_all_at(&vec![0xFF; len as usize], offset)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
-    }
+fn slot_name(slot: usize) -> &'static str {
+    if slot == 0 { "A" } else { "B" }
 }

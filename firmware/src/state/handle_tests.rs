@@ -1,0 +1,128 @@
+//! State-handle tests on the simulated flash: persistence across reopen, a failed write changes nothing, and
+//! a burst of updates is coalesced without losing any acknowledged change.
+
+use super::*;
+use crate::state::decode;
+use crate::store::sim::{Semantics, SimFlash};
+use crate::store::{Opened, Store};
+use std::time::Duration;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn start(flash: &SimFlash) -> Handle {
+    let (store, opened) = Store::open(flash.clone()).unwrap();
+    let state = match opened {
+        Opened::Found(l) => decode(l.schema, &l.payload).unwrap(),
+        _ => State::new([7; 16]),
+    };
+    Handle::start(store, state)
+}
+
+/// The state a fresh boot would load from this flash.
+fn stored(flash: &SimFlash) -> State {
+    let (_, opened) = Store::open(flash.fork()).unwrap();
+    let Opened::Found(l) = opened else { panic!("no record on flash: {opened:?}") };
+    decode(l.schema, &l.payload).unwrap()
+}
+
+#[test]
+fn an_update_is_persisted_and_survives_reopen() {
+    let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
+    let rt = runtime();
+    let handle = start(&flash);
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.upload_kbps = 20_000;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+    assert_eq!(handle.snapshot().settings.remote.upload_kbps, 20_000);
+    handle.shutdown();
+    let again = start(&flash);
+    assert_eq!(again.snapshot().settings.remote.upload_kbps, 20_000, "the change came back after a restart");
+    assert_eq!(again.snapshot().machine_id, [7; 16]);
+    again.shutdown();
+}
+
+#[test]
+fn a_failed_write_changes_nothing_and_says_so() {
+    let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
+    let rt = runtime();
+    let handle = start(&flash);
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.upload_kbps = 1000;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+    let before = handle.snapshot();
+    let mut follower = handle.subscribe();
+    follower.borrow_and_update();
+
+    flash.fail_writes(true);
+    let err = rt
+        .block_on(handle.update(|s| {
+            s.settings.remote.upload_kbps = 9999;
+            Ok::<_, String>(())
+        }))
+        .unwrap_err();
+    assert!(matches!(&err, UpdateError::Store(m) if m.contains("simulated write failure")), "{err}");
+    assert!(err.to_string().contains("could not be saved"), "a message the page can show: {err}");
+    assert_eq!(*handle.snapshot(), *before, "the published state is exactly as before");
+    assert!(!follower.has_changed().unwrap(), "subscribers saw no change");
+    assert_eq!(stored(&flash).settings.remote.upload_kbps, 1000, "flash still holds the previous state");
+
+    // The next change builds on the published state, not on the one that failed.
+    flash.fail_writes(false);
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.stream_kbps = 4000;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+    let now = handle.snapshot();
+    assert_eq!((now.settings.remote.upload_kbps, now.settings.remote.stream_kbps), (1000, 4000));
+    handle.shutdown();
+    let s = stored(&flash);
+    assert_eq!((s.settings.remote.upload_kbps, s.settings.remote.stream_kbps), (1000, 4000));
+}
+
+#[test]
+fn a_burst_of_updates_is_coalesced_and_none_is_lost() {
+    let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
+    // A slow flash, so updates queue up while the writer is busy.
+    flash.set_write_delay(Some(Duration::from_millis(15)));
+    let rt = runtime();
+    let handle = start(&flash);
+    let updates = 32u32;
+    let acked = rt.block_on(async {
+        let tasks: Vec<_> = (0..updates)
+            .map(|i| {
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    h.update(|s| {
+                        s.settings.remote.stream_kbps |= 1 << i;
+                        s.settings.remote.upload_kbps += 1;
+                        Ok::<_, ()>(())
+                    })
+                    .await
+                    .map(|_| i)
+                })
+            })
+            .collect();
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.push(t.await.unwrap().expect("every update in the burst is acknowledged"));
+        }
+        acked
+    });
+    let records = handle.store_stats().records_written;
+    println!("burst: {updates} concurrent updates -> {records} records");
+    assert!(records < updates as u64, "{records} records for {updates} updates: not coalesced");
+    let published = handle.snapshot();
+    for i in &acked {
+        assert_ne!(published.settings.remote.stream_kbps & (1 << i), 0, "acknowledged update {i} missing");
+    }
+    assert_eq!(published.settings.remote.upload_kbps, updates);
+    handle.shutdown();
+    assert_eq!(stored(&flash), *published, "what was published is what is on flash");
+}
