@@ -1,7 +1,7 @@
 //! Accepting connections and handing each request to the right engine.
 
 use super::rewind::Rewind;
-use super::routes::{self, Call, Miss};
+use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -129,5 +129,5 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -
             return r;
         }
     };
-    (route.handler)(Call { ctx, req, params, peer, format }).await
+    routes::run(route, params, ctx, peer, req, format).await
 }

@@ -109,16 +109,14 @@ impl Handle {
         change: impl FnOnce(&mut State) -> Result<T, E>,
         always: bool,
     ) -> Result<T, UpdateError<E>> {
+        // The guard lives only inside this block (no await in it), so `update` futures are `Send`.
         let (rx, value) = {
             let mut head = self.inner.head.lock().unwrap();
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
-                // Nothing changed: nothing to write. Wait for pending writes so the caller sees its view durable.
-                drop(head);
-                self.flush().await;
-                return Ok(value);
-            }
+                (None, value)
+            } else {
             next.validate()?;
             let bytes = encode(&next)?;
             let next = Arc::new(next);
@@ -132,7 +130,13 @@ impl Handle {
             q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
             head.0 = next;
             head.1 = epoch;
-            (rx, value)
+            (Some(rx), value)
+            }
+        };
+        let Some(rx) = rx else {
+            // Nothing changed: nothing to write. Wait for pending writes so the caller sees its view durable.
+            self.flush().await;
+            return Ok(value);
         };
         match rx.await {
             Ok(Ok(())) => Ok(value),
