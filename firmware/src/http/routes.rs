@@ -89,6 +89,43 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/settings/dlna", Access::Owner, acct::set_dlna_settings),
 ];
 
+/// Why [`admit`] refused a request.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: &'static str,
+    pub addr: std::net::IpAddr,
+    pub token_presented: bool,
+}
+
+/// The whole admission of a request, without I/O: origin (trusted proxies), token (header, Bearer, query),
+/// identity, then the access rule for the route's class bound to its path parameters.
+pub fn admit(
+    access: Access,
+    params: &Params,
+    headers: &hyper::HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+    state: &crate::state::State,
+    own_subnets: &[crate::state::Net],
+) -> Result<(Origin, Caller), Refusal> {
+    let forwarded = headers.get("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
+    let origin = crate::auth::origin(peer.ip(), forwarded, state, own_subnets)
+        .map_err(|e| Refusal { status: 400, message: e.0, addr: peer.ip(), token_presented: false })?;
+    let presented = token::presented(headers, query);
+    let identity = token::identify(&presented, state);
+    let access = access.bind(|name| params.get(name).map(str::to_owned));
+    match decide(access, &identity, &origin, state) {
+        Ok(caller) => Ok((origin, caller)),
+        Err(d) => Err(Refusal {
+            status: d.status(),
+            message: d.message(),
+            addr: origin.addr,
+            token_presented: !matches!(presented, token::Presented::None),
+        }),
+    }
+}
+
 /// Check the route's access class for this request, then run its handler.
 pub async fn run(
     route: &'static Route,
@@ -101,24 +138,18 @@ pub async fn run(
     // The JSON API answers JSON whatever Accept says.
     let format = if req.uri().path().starts_with("/api/") { Format::Json } else { format };
     let state = ctx.state.snapshot();
-    let forwarded = req.headers().get("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
-    let origin = match ctx.auth.origin(peer.ip(), forwarded, &state) {
-        Ok(o) => o,
-        Err(e) => return super::error(hyper::StatusCode::BAD_REQUEST, e.0, format),
-    };
-    let presented = token::presented(req.headers(), req.uri().query());
-    let identity = token::identify(&presented, &state);
-    let access = route.access.bind(|name| params.get(name).map(str::to_owned));
-    let caller = match decide(access, &identity, &origin, &state) {
-        Ok(c) => c,
-        Err(denial) => {
-            if denial.status() == 401 && !matches!(presented, token::Presented::None) {
-                tracing::info!(peer = %origin.addr, path = req.uri().path(), "refused a request with an invalid token");
+    let own = ctx.auth.subnets();
+    let (origin, caller) = match admit(route.access, &params, req.headers(), req.uri().query(), peer, &state, &own) {
+        Ok(pass) => pass,
+        Err(refusal) => {
+            if refusal.status == 401 && refusal.token_presented {
+                tracing::info!(peer = %refusal.addr, path = req.uri().path(), "refused a request with an invalid token");
             }
-            let status = hyper::StatusCode::from_u16(denial.status()).expect("valid status");
-            let mut r = super::error(status, denial.message(), format);
+            let status = hyper::StatusCode::from_u16(refusal.status).expect("valid status");
+            let mut r = super::error(status, refusal.message, format);
             if status == hyper::StatusCode::UNAUTHORIZED {
-                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer realm=\"hearth\""));
+                let v = hyper::header::HeaderValue::from_static("Bearer realm=\"hearth\"");
+                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
             }
             return r;
         }
