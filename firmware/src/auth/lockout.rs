@@ -105,10 +105,10 @@ pub fn block_for(failures: u32) -> Duration {
 
 fn evict(map: &mut HashMap<Key, Counter>, now: Instant) {
     map.retain(|_, c| c.until > now && now.duration_since(c.last) < FORGET);
-    if map.len() >= MAX_KEYS {
-        if let Some(oldest) = map.iter().min_by_key(|(_, c)| c.last).map(|(k, _)| k.clone()) {
-            map.remove(&oldest);
-        }
+    if map.len() >= MAX_KEYS
+        && let Some(oldest) = map.iter().min_by_key(|(_, c)| c.last).map(|(k, _)| k.clone())
+    {
+        map.remove(&oldest);
     }
 }
 

@@ -163,16 +163,18 @@ pub fn origin(peer: IpAddr, forwarded_for: Option<&str>, state: &State, own: &[N
     };
     let trusted = |ip: IpAddr| set.trusted_proxies.iter().any(|n| n.contains(ip));
     let mut addr = canon(peer);
-    if trusted(addr) {
-        if let Some(chain) = forwarded_for {
-            // RFC 7239 §5.2 / de-facto X-Forwarded-For: "client, proxy1, proxy2"; walk from the right.
-            for hop in chain.rsplit(',') {
-                let hop = hop.trim();
-                let ip: IpAddr = hop.parse().map_err(|_| Denied("the X-Forwarded-For header from the proxy is not a list of addresses"))?;
-                addr = canon(ip);
-                if !trusted(addr) {
-                    break;
-                }
+    if trusted(addr)
+        && let Some(chain) = forwarded_for
+    {
+        // De-facto X-Forwarded-For (cf. RFC 7239 §5.2 "for"): "client, proxy1, proxy2"; walk from the right.
+        for hop in chain.rsplit(',') {
+            let ip: IpAddr = hop
+                .trim()
+                .parse()
+                .map_err(|_| Denied("the X-Forwarded-For header from the proxy is not a list of addresses"))?;
+            addr = canon(ip);
+            if !trusted(addr) {
+                break;
             }
         }
     }

@@ -67,13 +67,13 @@ pub fn presented(headers: &hyper::HeaderMap, query: Option<&str>) -> Presented {
         };
     }
     for pair in query.unwrap_or("").split('&') {
-        if let Some((k, v)) = pair.split_once('=') {
-            if k.eq_ignore_ascii_case("x-plex-token") {
-                return match crate::http::routes::percent_decode(v) {
-                    Some(s) if !s.is_empty() => Presented::Text(s),
-                    _ => Presented::Unreadable,
-                };
-            }
+        if let Some((k, v)) = pair.split_once('=')
+            && k.eq_ignore_ascii_case("x-plex-token")
+        {
+            return match crate::http::routes::percent_decode(v) {
+                Some(s) if !s.is_empty() => Presented::Text(s),
+                _ => Presented::Unreadable,
+            };
         }
     }
     Presented::None
@@ -92,10 +92,10 @@ pub fn identify(p: &Presented, state: &State) -> Identity {
 
 pub fn identify_hash(hash: &TokenHash, state: &State) -> Identity {
     let eq = |a: &TokenHash| super::secret::same(&a.0, &hash.0);
-    if let Some(d) = state.devices.iter().find(|d| eq(&d.token)) {
-        if let Some(a) = state.account(d.account) {
-            return Identity::Account { account: a.id, role: a.role, device: d.id };
-        }
+    if let Some(d) = state.devices.iter().find(|d| eq(&d.token))
+        && let Some(a) = state.account(d.account)
+    {
+        return Identity::Account { account: a.id, role: a.role, device: d.id };
     }
     if let Some(t) = state.api_tokens.iter().find(|t| eq(&t.token)) {
         return Identity::Tool { token: t.id, scope: t.scope };

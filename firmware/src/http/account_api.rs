@@ -5,6 +5,9 @@
 //! 400/404/409/413 with a sentence; nothing stored changes on any refusal (changes run inside one
 //! `Handle::update`, which discards its copy when the closure refuses).
 
+// Refusals are finished responses handed straight back to hyper, once per request; boxing them buys nothing.
+#![allow(clippy::result_large_err)]
+
 use super::routes::Call;
 use super::{Body, Format, MAX_BODY, error};
 use crate::auth::{AuthError, Caller, home, lockout::Key, secret, token};
@@ -561,10 +564,10 @@ async fn edit(mut call: Call, role: Role) -> Answer {
         if let Some(sh) = &b.shares {
             home::shares(&s, sh).map_err(fail)?;
         }
-        if let Some(n) = &name {
-            if home::name_taken(&s, n, Some(id)) {
-                return Err(fail(AuthError::Conflict(format!("the name {:?} is already taken", n.as_str()))));
-            }
+        if let Some(n) = &name
+            && home::name_taken(&s, n, Some(id))
+        {
+            return Err(fail(AuthError::Conflict(format!("the name {:?} is already taken", n.as_str()))));
         }
         if let Some(p) = &b.password {
             let n = name.clone().unwrap_or_else(|| s.account(id).map(|a| a.name.clone()).unwrap_or_default());
@@ -591,10 +594,10 @@ async fn edit(mut call: Call, role: Role) -> Answer {
                 Some(sh) => Some(home::shares(s, sh)?),
                 None => None,
             };
-            if let Some(n) = &name {
-                if home::name_taken(s, n, Some(id)) {
-                    return Err(AuthError::Conflict(format!("the name {:?} is already taken", n.as_str())));
-                }
+            if let Some(n) = &name
+                && home::name_taken(s, n, Some(id))
+            {
+                return Err(AuthError::Conflict(format!("the name {:?} is already taken", n.as_str())));
             }
             let mut revoked = 0;
             home::guarded(s, |s| {
