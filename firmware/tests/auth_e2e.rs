@@ -357,3 +357,87 @@ fn flood() {
     println!("/identity latency, under flood:  {}", percentiles(busy));
     srv.stop();
 }
+
+#[test]
+fn friends_api_tokens_and_lockout() {
+    let dir = tempfile::tempdir().unwrap();
+    // Libraries are made by the library room; here they are put straight into the state. 127.0.0.1 is a trusted
+    // proxy so X-Forwarded-For can play a remote attacker.
+    preset(dir.path(), |s| {
+        use hearth::state::{Library, LibraryKind};
+        s.libraries.push(Library { id: 1, kind: LibraryKind::Movies, name: "Films".try_into().unwrap() }).unwrap();
+        s.libraries.push(Library { id: 2, kind: LibraryKind::Music, name: "Music".try_into().unwrap() }).unwrap();
+        s.settings.trusted_proxies.push("127.0.0.1/32".parse().unwrap()).unwrap();
+    });
+    let srv = Server::start(dir.path());
+    let owner = claim(&srv);
+    let auth = [("X-Plex-Token", owner.as_str())];
+
+    // Friends: shares must exist; the password must be good; names are unique.
+    let (st, v) = srv.call("POST", "/api/v1/friends", &auth, Some(r#"{"name":"Bob","password":"bobs own secret","shares":[3]}"#));
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(srv.call("POST", "/api/v1/friends", &auth, Some(r#"{"name":"Bob","shares":[1]}"#)).0, 400);
+    let (st, v) = srv.call("POST", "/api/v1/friends", &auth, Some(r#"{"name":"Bob","password":"bobs own secret","shares":[1]}"#));
+    assert_eq!(st, 201, "{v}");
+    let bob = v["id"].as_u64().unwrap();
+    assert_eq!(v["shares"], json!([1]));
+    assert_eq!(v["server_secured"], false, "a friend without a PIN does not secure the server");
+    assert_eq!(srv.call("POST", "/api/v1/friends", &auth, Some(r#"{"name":"BOB","password":"another secret 1"}"#)).0, 409);
+    // Bob signs in from the internet and may not manage anything.
+    let wan = ("X-Forwarded-For", "198.51.100.20");
+    let (st, v) = srv.call("POST", "/api/v1/sign-in", &[wan], Some(r#"{"name":"bob","password":"bobs own secret"}"#));
+    assert_eq!(st, 200, "{v}");
+    let bob_token = tok(v["token"].as_str().unwrap());
+    let (st, v) = srv.call("GET", "/api/v1/me", &[wan, ("X-Plex-Token", &bob_token)], None);
+    assert_eq!((st, v["shares"].clone()), (200, json!([1])));
+    assert_eq!(srv.call("GET", "/api/v1/friends", &[("X-Plex-Token", &bob_token)], None).0, 403);
+    assert_eq!(srv.call("GET", "/api/v1/home/users", &[("X-Plex-Token", &bob_token)], None).0, 403);
+    // The owner resets Bob's password: his devices are signed out.
+    let (st, v) = srv.call("PATCH", &format!("/api/v1/friends/{bob}"), &auth, Some(r#"{"password":"a new bob secret","shares":[1,2]}"#));
+    assert_eq!((st, v["signed_out_devices"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(srv.call("GET", "/api/v1/me", &[("X-Plex-Token", &bob_token)], None).0, 401);
+    assert_eq!(srv.call("DELETE", "/api/v1/friends/4242", &auth, None).0, 404);
+    let (_, me) = srv.call("GET", "/api/v1/me", &auth, None);
+    let owner_id = me["id"].as_u64().unwrap();
+    for kind in ["friends", "members"] {
+        let (st, v) = srv.call("DELETE", &format!("/api/v1/{kind}/{owner_id}"), &auth, None);
+        assert_eq!(st, 400, "{v}");
+        assert!(msg(&v).contains("owner cannot be removed"), "{v}");
+    }
+    assert_eq!(srv.call("GET", "/api/v1/me", &auth, None).0, 200, "the owner is still there");
+
+    // API tokens: shown once, scoped, listed without the token, revocable.
+    let (st, v) = srv.call("POST", "/api/v1/tokens", &auth, Some(r#"{"name":"hook","scope":"read_library"}"#));
+    assert_eq!(st, 201, "{v}");
+    let (read_id, read_token) = (v["id"].as_u64().unwrap(), tok(v["token"].as_str().unwrap()));
+    let (st, v) = srv.call("POST", "/api/v1/tokens", &auth, Some(r#"{"name":"admin script","scope":"admin"}"#));
+    assert_eq!(st, 201, "{v}");
+    let admin_token = tok(v["token"].as_str().unwrap());
+    assert_eq!(srv.call("POST", "/api/v1/tokens", &auth, Some(r#"{"name":"x","scope":"root"}"#)).0, 400);
+    assert_eq!(srv.call("POST", "/api/v1/tokens", &auth, Some(r#"{"name":"HOOK","scope":"admin"}"#)).0, 409);
+    let (_, v) = srv.call("GET", "/api/v1/tokens", &auth, None);
+    assert!(!v.to_string().contains(&read_token), "the list never shows tokens");
+    assert_eq!(srv.call("GET", "/api/v1/friends", &[("X-Plex-Token", &admin_token)], None).0, 200);
+    assert_eq!(srv.call("GET", "/api/v1/friends", &[("X-Plex-Token", &read_token)], None).0, 403);
+    assert_eq!(srv.call("DELETE", &format!("/api/v1/tokens/{read_id}"), &auth, None).0, 200);
+    assert_eq!(srv.call("GET", "/api/v1/friends", &[("X-Plex-Token", &read_token)], None).0, 401);
+
+    // Lockout: a remote attacker walking the owner's password is slowed down and told when to retry...
+    let attacker = ("X-Forwarded-For", "203.0.113.66");
+    let wrong = json!({"name": "Ada", "password": "not the password"}).to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (st, _) = http_raw(srv.port, "POST", "/api/v1/sign-in", &[attacker], Some(wrong.as_bytes()));
+        statuses.push(st);
+    }
+    assert_eq!(&statuses[..6], &[401; 6], "{statuses:?}");
+    assert!(statuses[6..].iter().all(|s| *s == 429), "{statuses:?}");
+    let (_, text) = http_raw(srv.port, "POST", "/api/v1/sign-in", &[attacker], Some(wrong.as_bytes()));
+    assert!(text.contains("try again in"), "{text}");
+    // ...even with the right password while blocked, from that address...
+    let right = json!({"name": "Ada", "password": OWNER_PW}).to_string();
+    assert_eq!(http_raw(srv.port, "POST", "/api/v1/sign-in", &[attacker], Some(right.as_bytes())).0, 429);
+    // ...while the owner at home is not locked out.
+    assert_eq!(http_raw(srv.port, "POST", "/api/v1/sign-in", &[], Some(right.as_bytes())).0, 200);
+    srv.stop();
+}
