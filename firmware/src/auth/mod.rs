@@ -225,7 +225,7 @@ pub fn spawn_duties(guard: std::sync::Arc<Guard>, state: Handle) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Mapping;
+    use crate::state::{Mapping, Secret};
 
     fn st() -> State {
         State::new([0; 16])
@@ -264,6 +264,31 @@ mod tests {
         assert!(!o(&s, "198.51.100.4", None).unwrap().lan);
         s.settings.treat_wan_ip_as_lan = true;
         assert!(o(&s, "198.51.100.4", None).unwrap().lan);
+    }
+
+    #[tokio::test]
+    async fn last_seen_stays_in_memory_until_one_coarse_flush() {
+        use crate::store::{NorFile, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
+        let mut s = st();
+        let owner = home::claim(&mut s, "ada".try_into().unwrap(), Secret { salt: [0; 16], hash: [0; 16] }, false, 0).unwrap();
+        let client = token::Client { client: [1; 8], name: "tv".try_into().unwrap(), product: "p".try_into().unwrap() };
+        let device = home::add_device(&mut s, owner, &client, token::mint().1, 0).unwrap();
+        let handle = Handle::start(Store::format(flash).unwrap(), s);
+        let guard = Guard::new();
+        for _ in 0..1000 {
+            guard.seen(device);
+        }
+        assert_eq!(handle.snapshot().devices[0].last_seen, 0, "requests do not write the state");
+        assert!(guard.last_seen(device).unwrap() > 0, "but the time is known in memory");
+        let writes = handle.store_stats();
+        guard.flush_last_seen(&handle).await;
+        assert!(handle.snapshot().devices[0].last_seen > 1_700_000_000);
+        assert!(guard.last_seen(device).is_none());
+        guard.flush_last_seen(&handle).await; // nothing new: no write
+        assert_eq!(handle.store_stats().records_written, writes.records_written + 1, "one record for 1000 requests");
+        handle.shutdown();
     }
 
     #[test]
