@@ -3,10 +3,12 @@
 //! Rooms (each owns what its `//!` doc says and nothing else):
 //! - [`state`]: the persistent schema and the state handle.
 //! - [`store`]: the power-loss-safe flash store.
+//! - [`auth`]: accounts, Home, PINs, friends, devices and tokens, lockout, the access rule.
 //! - [`http`]: listener, dispatch, route table, API handlers.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 
 pub mod dlna;
+pub mod auth;
 pub mod http;
 pub mod serve;
 pub mod state;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: hearth [serve] [options]     run the media server (the default)
+       hearth recover [--password-stdin] [--data-dir DIR]
+                                    give the owner a new password, remove the owner's PIN and sign out
+                                    the owner's devices; nothing else changes (stop the server first,
+                                    or put the new password in DIR/recover-owner for the next start)
        hearth --version
 
 serve options:
@@ -30,6 +34,10 @@ fn main() -> ExitCode {
         Some("serve") => {
             argv.remove(0);
             hearth::serve::Config::parse(argv).map(hearth::serve::run)
+        }
+        Some("recover") => {
+            argv.remove(0);
+            hearth::auth::recover::command(argv)
         }
         Some(s) if !s.starts_with('-') => Err(format!("unknown command {s:?}")),
         _ => hearth::serve::Config::parse(argv).map(hearth::serve::run),

@@ -17,6 +17,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:32400";
 pub const DEFAULT_FLASH_SIZE: u64 = 128 * 1024;
 pub const DEFAULT_ERASE_SIZE: u32 = 4096;
 pub const FLASH_FILE: &str = "flash.img";
+/// Locked (flock) while a Hearth process uses the data folder.
+pub const LOCK_FILE: &str = "lock";
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -93,10 +95,14 @@ pub struct Opening {
     pub recovered_from_damage: bool,
     /// A new, migrated or recovered state that is not yet on flash in this build's encoding.
     pub needs_write: bool,
+    /// Held while the data folder is in use: `hearth recover` and a second server cannot open it meanwhile.
+    pub lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error("the data folder {path} is in use by a running Hearth; stop it first (or use the recovery file)")]
+    InUse { path: PathBuf },
     #[error("the data folder {path} is not usable: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("the flash file {path} could not be opened: {source}")]
@@ -113,6 +119,14 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
     let dir_err = |source| OpenError::DataDir { path: dir.clone(), source };
     std::fs::create_dir_all(dir).map_err(dir_err)?;
     check_writable(dir).map_err(dir_err)?;
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(dir_err)?;
+    let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| OpenError::InUse { path: dir.clone() })?;
     let path = dir.join(FLASH_FILE);
     let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
         .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
@@ -142,7 +156,7 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
         }
     };
     let handle = Handle::start(store, state);
-    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh })
+    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh, lock })
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {
@@ -181,6 +195,7 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
             handle.shutdown();
             return ExitCode::from(1);
         }
+    crate::auth::recover::apply_file(&handle, &cfg.data_dir).await;
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -191,16 +206,18 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     };
     let local = listener.local_addr().expect("local addr");
     let ctx = Arc::new(http::Ctx::new(handle.clone(), opening.recovered_from_damage, cfg.data_dir.clone()));
+    crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
     let s = handle.snapshot();
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
+    let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
     wait_for_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    ctx.auth.flush_last_seen(&handle).await;
     handle.flush().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
     tracing::info!("state flushed; bye");

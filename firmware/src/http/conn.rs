@@ -1,7 +1,7 @@
 //! Accepting connections and handing each request to the right engine.
 
 use super::rewind::Rewind;
-use super::routes::{self, Call, Miss};
+use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
 use crate::state::SecureConnections;
 use bytes::BytesMut;
@@ -162,7 +162,7 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
             return r;
         }
     };
-    (route.handler)(Call { ctx, req, params, peer, format, secure }).await
+    routes::run(route, params, ctx, peer, secure, req, format).await
 }
 
 /// Secure connections "Required": browsers are sent to the https:// address of the same page, other clients

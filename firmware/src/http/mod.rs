@@ -8,6 +8,7 @@
 //! Dispatch (DESIGN.md "Dispatch"): hyper cannot sendfile (hyper#140, hyper#3026), so the head of each request
 //! is read here first; media GET/HEAD go to the fast path, everything else to hyper's HTTP/1 connection.
 
+pub mod account_api;
 pub mod api;
 pub mod conn;
 pub mod rewind;
@@ -40,11 +41,20 @@ pub struct Ctx {
     pub recovered_from_damage: bool,
     pub data_dir: PathBuf,
     pub certificates: tls::Certificates,
+    /// The auth room's runtime part: hashing, lockout, last-seen times, own subnets.
+    pub auth: std::sync::Arc<crate::auth::Guard>,
 }
 
 impl Ctx {
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
-        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir, certificates: Default::default() }
+        Ctx {
+            state,
+            started: Instant::now(),
+            recovered_from_damage,
+            data_dir,
+            certificates: Default::default(),
+            auth: std::sync::Arc::new(crate::auth::Guard::new()),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The route table: every route Hearth answers, declared once, with its access class.
 //!
 //! A route that is not in [`ROUTES`] does not exist (404 with a message). The access class of each route is
-//! checked before its handler runs; the table test in the auth room walks every route.
+//! checked by [`run`] (the auth room's [`decide`]) before its handler runs; a route cannot be declared without
+//! a class (the `access` field has no default), and the table test in the auth room walks every route.
 
 use super::{Body, Ctx, Format};
 use hyper::body::Incoming;
@@ -11,12 +12,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-/// Who may call a route. (The auth room's access rule gives each class its meaning.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, in any state: `/identity`, `/health`. Must reveal nothing private.
-    Public,
-}
+pub use crate::auth::{Access, Section};
+use crate::auth::{Caller, Origin, decide, token};
 
 /// Everything a handler gets.
 pub struct Call {
@@ -27,6 +24,10 @@ pub struct Call {
     pub format: Format,
     /// The request came over TLS.
     pub secure: bool,
+    /// Where the request comes from (after trusted proxies).
+    pub origin: Origin,
+    /// Who passed the access rule.
+    pub caller: Caller,
 }
 
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
@@ -56,10 +57,111 @@ macro_rules! route {
     };
 }
 
+use super::account_api as acct;
+
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
+    route!(GET "/api/v1/server", Access::Public, acct::server),
+    route!(POST "/api/v1/claim", Access::Claim, acct::claim),
+    route!(POST "/api/v1/sign-in", Access::SignIn, acct::sign_in),
+    route!(POST "/api/v1/sign-out", Access::Account, acct::sign_out),
+    route!(GET "/api/v1/me", Access::Account, acct::me),
+    route!(POST "/api/v1/me/password", Access::Account, acct::change_password),
+    route!(PUT "/api/v1/me/pin", Access::Account, acct::set_own_pin),
+    route!(GET "/api/v1/home/users", Access::Home, acct::home_users),
+    route!(POST "/api/v1/home/switch", Access::Home, acct::home_switch),
+    route!(GET "/api/v1/members", Access::Owner, acct::list_members),
+    route!(POST "/api/v1/members", Access::Owner, acct::add_member),
+    route!(PATCH "/api/v1/members/{id}", Access::Owner, acct::edit_member),
+    route!(DELETE "/api/v1/members/{id}", Access::Owner, acct::remove_member),
+    route!(GET "/api/v1/friends", Access::Owner, acct::list_friends),
+    route!(POST "/api/v1/friends", Access::Owner, acct::add_friend),
+    route!(PATCH "/api/v1/friends/{id}", Access::Owner, acct::edit_friend),
+    route!(DELETE "/api/v1/friends/{id}", Access::Owner, acct::remove_friend),
+    route!(GET "/api/v1/tokens", Access::Owner, acct::list_tokens),
+    route!(POST "/api/v1/tokens", Access::Owner, acct::create_token),
+    route!(DELETE "/api/v1/tokens/{id}", Access::Owner, acct::revoke_token),
+    route!(GET "/api/v1/devices", Access::Owner, acct::list_devices),
+    route!(PATCH "/api/v1/devices/{id}", Access::Owner, acct::rename_device),
+    route!(DELETE "/api/v1/devices/{id}", Access::Owner, acct::revoke_device),
+    route!(GET "/api/v1/settings/network", Access::Owner, acct::network_settings),
+    route!(PUT "/api/v1/settings/network", Access::Owner, acct::set_network_settings),
+    route!(GET "/api/v1/settings/dlna", Access::Owner, acct::dlna_settings),
+    route!(PUT "/api/v1/settings/dlna", Access::Owner, acct::set_dlna_settings),
 ];
+
+/// Why [`admit`] refused a request.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: &'static str,
+    pub addr: std::net::IpAddr,
+    pub token_presented: bool,
+}
+
+/// The whole admission of a request, without I/O: origin (trusted proxies), token (header, Bearer, query),
+/// identity, then the access rule for the route's class bound to its path parameters.
+pub fn admit(
+    access: Access,
+    params: &Params,
+    headers: &hyper::HeaderMap,
+    query: Option<&str>,
+    peer: SocketAddr,
+    state: &crate::state::State,
+    own_subnets: &[crate::state::Net],
+) -> Result<(Origin, Caller), Refusal> {
+    let forwarded = headers.get("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
+    let origin = crate::auth::origin(peer.ip(), forwarded, state, own_subnets)
+        .map_err(|e| Refusal { status: 400, message: e.0, addr: peer.ip(), token_presented: false })?;
+    let presented = token::presented(headers, query);
+    let identity = token::identify(&presented, state);
+    let access = access.bind(|name| params.get(name).map(str::to_owned));
+    match decide(access, &identity, &origin, state) {
+        Ok(caller) => Ok((origin, caller)),
+        Err(d) => Err(Refusal {
+            status: d.status(),
+            message: d.message(),
+            addr: origin.addr,
+            token_presented: !matches!(presented, token::Presented::None),
+        }),
+    }
+}
+
+/// Check the route's access class for this request, then run its handler.
+pub async fn run(
+    route: &'static Route,
+    params: Params,
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    secure: bool,
+    req: Request<Incoming>,
+    format: Format,
+) -> Response<Body> {
+    // The JSON API answers JSON whatever Accept says.
+    let format = if req.uri().path().starts_with("/api/") { Format::Json } else { format };
+    let state = ctx.state.snapshot();
+    let own = ctx.auth.subnets();
+    let (origin, caller) = match admit(route.access, &params, req.headers(), req.uri().query(), peer, &state, &own) {
+        Ok(pass) => pass,
+        Err(refusal) => {
+            if refusal.status == 401 && refusal.token_presented {
+                tracing::info!(peer = %refusal.addr, path = req.uri().path(), "refused a request with an invalid token");
+            }
+            let status = hyper::StatusCode::from_u16(refusal.status).expect("valid status");
+            let mut r = super::error(status, refusal.message, format);
+            if status == hyper::StatusCode::UNAUTHORIZED {
+                let v = hyper::header::HeaderValue::from_static("Bearer realm=\"hearth\"");
+                r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+            }
+            return r;
+        }
+    };
+    if let Caller::Account { device, .. } = caller {
+        ctx.auth.seen(device);
+    }
+    (route.handler)(Call { ctx, req, params, peer, format, secure, origin, caller }).await
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Miss {

@@ -1,0 +1,238 @@
+//! The access rule (DESIGN.md "The seeds' rules, made exact"): one pure function, [`decide`].
+//!
+//! Every route declares an [`Access`] class in the route table (`http::routes::ROUTES`); the dispatcher
+//! resolves the caller's [`Identity`] and [`Origin`] and asks [`decide`] before the handler runs.
+//!
+//! The classes, in words (the table test in `auth::table_test` derives its expectations from this list):
+//!
+//! | class | unclaimed | claimed (secured or not) |
+//! |---|---|---|
+//! | `Public` | anyone | anyone |
+//! | `Claim` | LAN only (WAN: 403) | 409 already claimed |
+//! | `SignIn` | 403 claim first | anyone (lockout applies in the handler) |
+//! | `Account` | 403 | any account token (owner, member, friend) |
+//! | `Home` | 403 | owner or Home member token |
+//! | `Libraries` | 403 | any account or API token; bypass network (unsecured only) |
+//! | `Library(s)` | 403 | owner, any API token, member/friend with library `s` shared; bypass (unsecured only) |
+//! | `Refresh(s)` | 403 | owner, API token scope refresh or admin; bypass (unsecured only) |
+//! | `Owner` | 403 | owner token or API token scope admin |
+//!
+//! Claimed, for every class but `Public`, `Claim` and `SignIn`: a malformed token is 401, a well-formed token
+//! that matches no device or API token (revoked, signed out, never issued) is 401 "sign in again", no token is
+//! 401 unless the class lets a bypass network in and the server is not secured. A valid token that the class does
+//! not admit is 403. "Networks allowed without auth" let clients without a token browse, stream and refresh
+//! libraries only; owner settings always need a token. Secured: the bypass list is ignored, whatever it says.
+
+use crate::state::{AccountId, DeviceId, LibraryId, Role, Scope, State};
+use core::net::IpAddr;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, in any state: `/identity`, `/health`, `/api/v1/server`. Must reveal nothing private.
+    Public,
+    /// Claiming an unclaimed server: LAN origins only.
+    Claim,
+    /// Password sign-in: once claimed, from anywhere (lockout and bounded hashing in the handler).
+    SignIn,
+    /// Any signed-in account (owner, Home member, friend): its own profile, password, PIN, sign-out.
+    Account,
+    /// The owner or a Home member: the profile picker and member switch.
+    Home,
+    /// The list of libraries (the handler shows each caller only what it may see).
+    Libraries,
+    /// One library's content.
+    Library(Section),
+    /// Refreshing a library.
+    Refresh(Section),
+    /// Owner settings and management.
+    Owner,
+}
+
+/// Which library a `Library`/`Refresh` route is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// Declared in the route table: the library id is the path parameter of this name.
+    Param(&'static str),
+    /// Resolved at dispatch.
+    Id(LibraryId),
+    /// The parameter is missing or not a library id: no one but the owner may pass (the handler answers 404).
+    Unknown,
+}
+
+impl Access {
+    /// Resolve a `Section::Param` from the captured path parameters.
+    pub fn bind(self, param: impl Fn(&str) -> Option<String>) -> Access {
+        let bind = |s: Section| match s {
+            Section::Param(name) => match param(name).and_then(|v| v.parse::<LibraryId>().ok()) {
+                Some(id) => Section::Id(id),
+                None => Section::Unknown,
+            },
+            other => other,
+        };
+        match self {
+            Access::Library(s) => Access::Library(bind(s)),
+            Access::Refresh(s) => Access::Refresh(bind(s)),
+            other => other,
+        }
+    }
+}
+
+/// The caller, as its token says (resolved by [`super::token::identify`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// No token presented.
+    Anonymous,
+    /// Something was presented that is not a Hearth token.
+    Malformed,
+    /// A well-formed token that matches no device or API token: revoked, signed out or never issued.
+    Unknown,
+    /// A device token of an account.
+    Account { account: AccountId, role: Role, device: DeviceId },
+    /// An API token for a tool.
+    Tool { token: u16, scope: Scope },
+}
+
+/// Where the request comes from, after X-Forwarded-For from trusted proxies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub addr: IpAddr,
+    /// In the LAN networks (or the server's own public address with "treat WAN IP as LAN").
+    pub lan: bool,
+}
+
+/// Why a request is refused. Each has a status and a sentence a person can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denial {
+    /// 403: nothing but claim works before the claim.
+    NotClaimed,
+    /// 403: claim from a non-LAN origin.
+    ClaimFromWan,
+    /// 409: claim on a claimed server.
+    AlreadyClaimed,
+    /// 401: no token.
+    SignInRequired,
+    /// 401: not a Hearth token.
+    MalformedToken,
+    /// 401: revoked or unknown token.
+    SignInAgain,
+    /// 403: the account or tool may not do this.
+    Forbidden,
+    /// 403: the library is not shared with this account.
+    NotShared,
+}
+
+impl Denial {
+    pub fn status(self) -> u16 {
+        match self {
+            Denial::NotClaimed | Denial::ClaimFromWan | Denial::Forbidden | Denial::NotShared => 403,
+            Denial::AlreadyClaimed => 409,
+            Denial::SignInRequired | Denial::MalformedToken | Denial::SignInAgain => 401,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Denial::NotClaimed => "This server is not claimed yet. Claim it from a computer on its local network at /web/.",
+            Denial::ClaimFromWan => {
+                "This server can only be claimed from its local network. Open the setup page from a computer at home."
+            }
+            Denial::AlreadyClaimed => "This server is already claimed. Sign in with the owner's account.",
+            Denial::SignInRequired => "Sign in first: this needs a token (X-Plex-Token or Authorization: Bearer).",
+            Denial::MalformedToken => "The token sent is not a Hearth token. Sign in again to get a new one.",
+            Denial::SignInAgain => {
+                "This device was signed out or its token was revoked (password change or device removal). Sign in again."
+            }
+            Denial::Forbidden => "Your account may not do this. Ask the server's owner.",
+            Denial::NotShared => "This library is not shared with your account. Ask the server's owner to share it.",
+        }
+    }
+}
+
+/// Who passed, for handlers that show each caller only its part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A `Public`, `Claim` or `SignIn` route: the token (if any) was not looked at.
+    Anyone,
+    /// No token, from a network allowed without auth on an unsecured server (sees what the owner sees).
+    Bypass,
+    Account { account: AccountId, role: Role, device: DeviceId },
+    Tool { token: u16, scope: Scope },
+}
+
+impl Caller {
+    /// Sees every library.
+    pub fn sees_all_libraries(&self) -> bool {
+        matches!(self, Caller::Bypass | Caller::Tool { .. } | Caller::Account { role: Role::Owner, .. })
+    }
+}
+
+pub type Decision = Result<Caller, Denial>;
+
+/// The access rule. Pure: same inputs, same answer; no clocks, no I/O.
+pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &State) -> Decision {
+    match access {
+        Access::Public => return Ok(Caller::Anyone),
+        Access::Claim => {
+            return if state.is_claimed() {
+                Err(Denial::AlreadyClaimed)
+            } else if origin.lan {
+                Ok(Caller::Anyone)
+            } else {
+                Err(Denial::ClaimFromWan)
+            };
+        }
+        _ if !state.is_claimed() => return Err(Denial::NotClaimed),
+        Access::SignIn => return Ok(Caller::Anyone),
+        _ => {}
+    }
+    let caller = match *identity {
+        Identity::Malformed => return Err(Denial::MalformedToken),
+        Identity::Unknown => return Err(Denial::SignInAgain),
+        Identity::Anonymous => {
+            let bypass_class = matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_));
+            let listed = state.settings.allowed_without_auth.iter().any(|n| n.contains(origin.addr));
+            // Seed: secured → "networks allowed without auth" is ignored, whatever it says.
+            if bypass_class && listed && !state.is_secured() {
+                return Ok(Caller::Bypass);
+            }
+            return Err(Denial::SignInRequired);
+        }
+        Identity::Account { account, role, device } => {
+            // The token resolved against this state, but be strict anyway: the account must exist with that role.
+            match state.account(account) {
+                Some(a) if a.role == role => Caller::Account { account, role, device },
+                _ => return Err(Denial::SignInAgain),
+            }
+        }
+        Identity::Tool { token, scope } => Caller::Tool { token, scope },
+    };
+    let shared = |s: Section| match (s, caller) {
+        (Section::Id(id), Caller::Account { account, .. }) => state
+            .account(account)
+            .is_some_and(|a| a.shares.contains(&id) && state.libraries.iter().any(|l| l.id == id)),
+        _ => false,
+    };
+    let ok = match (access, caller) {
+        (Access::Account, Caller::Account { .. }) => true,
+        (Access::Account, _) => false,
+        (Access::Home, Caller::Account { role, .. }) => matches!(role, Role::Owner | Role::Member),
+        (Access::Home, _) => false,
+        (Access::Libraries, _) => true,
+        (Access::Library(_), Caller::Account { role: Role::Owner, .. }) => true,
+        (Access::Library(_), Caller::Tool { .. }) => true,
+        (Access::Library(s), Caller::Account { .. }) => {
+            if !shared(s) {
+                return Err(Denial::NotShared);
+            }
+            true
+        }
+        (Access::Refresh(_), Caller::Account { role, .. }) => role == Role::Owner,
+        (Access::Refresh(_), Caller::Tool { scope, .. }) => matches!(scope, Scope::RefreshLibrary | Scope::Admin),
+        (Access::Owner, Caller::Account { role, .. }) => role == Role::Owner,
+        (Access::Owner, Caller::Tool { scope, .. }) => scope == Scope::Admin,
+        (_, Caller::Anyone | Caller::Bypass) => false,
+        (Access::Public | Access::Claim | Access::SignIn, _) => true,
+    };
+    if ok { Ok(caller) } else { Err(Denial::Forbidden) }
+}

@@ -1,0 +1,140 @@
+//! Owner recovery without any cloud: `hearth recover` on the console or a host shell, or a recovery file.
+//!
+//! Both give the owner a new password, remove the owner's PIN and sign out every owner device. Nothing else
+//! changes: members, friends, their devices, API tokens, libraries and settings stay as they were.
+//!
+//! The recovery file is `<data-dir>/recover-owner` ([`RECOVERY_FILE`]): its first line is the new password. It
+//! is applied at the next start, before the server listens, and deleted whether or not it worked (the reason is
+//! logged; the password never is).
+
+use super::{AuthError, home, secret};
+use crate::state::Handle;
+use std::io::BufRead;
+use std::path::Path;
+
+pub const RECOVERY_FILE: &str = "recover-owner";
+
+/// Check the password and apply the recovery to the state.
+pub async fn recover_owner(state: &Handle, password: &str) -> Result<usize, AuthError> {
+    let owner = state.snapshot().owner().map(|o| o.name.as_str().to_owned());
+    let Some(owner) = owner else {
+        return Err(AuthError::Conflict("this server is not claimed: there is no owner to recover".into()));
+    };
+    if let Some(p) = secret::password_problem(password, &owner) {
+        return Err(AuthError::BadInput(p.into()));
+    }
+    let pw = password.to_owned();
+    let sealed = tokio::task::spawn_blocking(move || secret::seal(&pw)).await.expect("hashing does not panic");
+    state.update(|s| home::recover_owner(s, sealed)).await.map_err(|e| match e {
+        crate::state::UpdateError::Rejected(e) => e,
+        crate::state::UpdateError::Invalid(e) => AuthError::State(e),
+        crate::state::UpdateError::Store(m) => AuthError::Conflict(m),
+    })
+}
+
+/// Apply `<data-dir>/recover-owner` if present, then delete it. Returns whether a recovery happened.
+pub async fn apply_file(state: &Handle, data_dir: &Path) -> bool {
+    let path = data_dir.join(RECOVERY_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "the recovery file could not be read");
+            return false;
+        }
+    };
+    let removed = std::fs::remove_file(&path);
+    if let Err(e) = removed {
+        tracing::error!(path = %path.display(), error = %e, "the recovery file could not be deleted; delete it by hand");
+    }
+    let Ok(text) = String::from_utf8(text) else {
+        tracing::error!(path = %path.display(), "the recovery file is not UTF-8 text; nothing changed");
+        return false;
+    };
+    let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    match recover_owner(state, password).await {
+        Ok(n) => {
+            tracing::warn!(path = %path.display(), signed_out = n, "owner recovered from the recovery file: new password, no PIN, owner devices signed out");
+            true
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), reason = %e, "the recovery file was not applied; nothing changed");
+            false
+        }
+    }
+}
+
+/// Read the new password: one line from stdin, or (on a terminal) asked twice with echo off.
+pub fn read_password(from_stdin: bool) -> Result<String, String> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if from_stdin || !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| format!("could not read the password from stdin: {e}"))?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_owned());
+    }
+    let first = prompt("New owner password: ")?;
+    let second = prompt("Again: ")?;
+    if first != second {
+        return Err("the two passwords differ; nothing changed".into());
+    }
+    Ok(first)
+}
+
+fn prompt(text: &str) -> Result<String, String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    eprint!("{text}");
+    let _ = std::io::stderr().flush();
+    let saved = tcgetattr(&stdin).map_err(|e| format!("terminal: {e}"))?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    eprintln!();
+    r.map_err(|e| format!("could not read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// `hearth recover [--password-stdin] [--data-dir DIR] ...`: stop the server first (the data folder is locked
+/// while it runs; boxes without a console use the recovery file instead).
+pub fn command(args: Vec<std::ffi::OsString>) -> Result<std::process::ExitCode, String> {
+    let from_stdin = args.iter().any(|a| a == "--password-stdin");
+    let rest: Vec<_> = args.into_iter().filter(|a| a != "--password-stdin").collect();
+    let cfg = crate::serve::Config::parse(rest)?;
+    crate::serve::init_logging();
+    let opening = crate::serve::open_data(&cfg).map_err(|e| e.to_string())?;
+    let fail = |msg: String| {
+        eprintln!("hearth recover: {msg}");
+        std::process::ExitCode::from(1)
+    };
+    let handle = opening.handle.clone();
+    if !handle.snapshot().is_claimed() {
+        handle.shutdown();
+        return Ok(fail("this server is not claimed yet: there is no owner to recover; claim it from the setup page".into()));
+    }
+    let password = match read_password(from_stdin) {
+        Ok(p) => p,
+        Err(e) => {
+            handle.shutdown();
+            return Ok(fail(e));
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async {
+        let r = recover_owner(&handle, &password).await;
+        handle.flush().await;
+        r
+    });
+    handle.shutdown();
+    match result {
+        Ok(n) => {
+            println!("The owner has a new password and no PIN; {n} owner device(s) were signed out. Nothing else changed.");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(format!("{e}; nothing changed"))),
+    }
+}

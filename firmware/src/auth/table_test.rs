@@ -1,0 +1,322 @@
+//! The route-table test: every route (and every class a later route may use) × every identity × LAN/WAN ×
+//! every server state → the status the class semantics in [`super::access`]'s table demand. Zero leaks.
+//!
+//! The expectation is written here from the class table in words, not by calling `decide`; the actual answer
+//! goes through the whole admission (`http::routes::admit`: origin, token carrier, identity, rule).
+
+use super::{home, secret, token};
+use crate::auth::{Access, Section};
+use crate::http::routes::{self, Params, ROUTES};
+use crate::state::{Account, Library, LibraryKind, Net, Role, Scope, State, TokenHash};
+use hyper::HeaderMap;
+use std::net::SocketAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    NoToken,
+    Garbage,
+    Revoked,
+    FriendWithout,
+    FriendWith,
+    Member,
+    Owner,
+    Tool(Scope),
+}
+
+const WHO: [Who; 10] = [
+    Who::NoToken,
+    Who::Garbage,
+    Who::Revoked,
+    Who::FriendWithout,
+    Who::FriendWith,
+    Who::Member,
+    Who::Owner,
+    Who::Tool(Scope::ReadLibrary),
+    Who::Tool(Scope::RefreshLibrary),
+    Who::Tool(Scope::Admin),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Unclaimed,
+    Unsecured,
+    UnsecuredBypass,
+    Secured,
+}
+
+const LAN: &str = "192.168.1.20:50000";
+const WAN: &str = "203.0.113.7:50000";
+/// The library shared with "friend with" and the member.
+const SHARED: u8 = 1;
+
+struct World {
+    state: State,
+    tokens: Vec<(Who, String)>,
+}
+
+fn secret_fast() -> crate::state::Secret {
+    // The table test does not need real hashes (nobody signs in here); a fixed value keeps it fast.
+    crate::state::Secret { salt: [1; 16], hash: [2; 16] }
+}
+
+fn world(mode: Mode) -> World {
+    let mut s = State::new([7; 16]);
+    s.settings.lan_networks.push("192.168.1.0/24".parse().unwrap()).unwrap();
+    s.libraries.push(Library { id: SHARED, kind: LibraryKind::Movies, name: "Films".try_into().unwrap() }).unwrap();
+    s.libraries.push(Library { id: 2, kind: LibraryKind::Music, name: "Music".try_into().unwrap() }).unwrap();
+    // Every Who gets a token text; only those with a record in this state resolve.
+    let mut tokens: Vec<(Who, String)> = Vec::new();
+    let garbage = "not-a-token".to_string();
+    tokens.push((Who::NoToken, String::new()));
+    tokens.push((Who::Garbage, garbage));
+    let (revoked, _) = token::mint(); // never stored: exactly what a revoked token looks like to the server
+    tokens.push((Who::Revoked, revoked));
+    if mode == Mode::Unclaimed {
+        for w in &WHO[3..] {
+            tokens.push((*w, token::mint().0));
+        }
+        return World { state: s, tokens };
+    }
+    let client = token::Client { client: [0; 8], name: "t".try_into().unwrap(), product: "t".try_into().unwrap() };
+    let owner = home::claim(&mut s, "owner".try_into().unwrap(), secret_fast(), false, 0).unwrap();
+    let device = |s: &mut State, who: Who, account: u16, tokens: &mut Vec<(Who, String)>| {
+        let (text, hash) = token::mint();
+        home::add_device(s, account, &client, hash, 0).unwrap();
+        tokens.push((who, text));
+    };
+    device(&mut s, Who::Owner, owner, &mut tokens);
+    let friend = |name: &str, shares: &[u8]| Account {
+        id: 0,
+        role: Role::Friend,
+        name: name.try_into().unwrap(),
+        password: Some(secret_fast()),
+        pin: None,
+        shares: shares.iter().copied().collect(),
+        created: 0,
+    };
+    let fw = home::add_account(&mut s, friend("friend-with", &[SHARED])).unwrap();
+    device(&mut s, Who::FriendWith, fw, &mut tokens);
+    let fo = home::add_account(&mut s, friend("friend-without", &[2])).unwrap();
+    device(&mut s, Who::FriendWithout, fo, &mut tokens);
+    for scope in [Scope::ReadLibrary, Scope::RefreshLibrary, Scope::Admin] {
+        let (text, hash): (String, TokenHash) = token::mint();
+        home::add_api_token(&mut s, format!("{scope:?}").as_str().try_into().unwrap(), scope, hash, 0).unwrap();
+        tokens.push((Who::Tool(scope), text));
+    }
+    if matches!(mode, Mode::UnsecuredBypass | Mode::Secured) {
+        // Both test origins are in the bypass list, so it matters only through the rule, not the address.
+        let nets: [Net; 2] = ["192.168.1.0/24".parse().unwrap(), "203.0.113.0/24".parse().unwrap()];
+        for n in nets {
+            s.settings.allowed_without_auth.push(n).unwrap();
+        }
+    }
+    if mode == Mode::Secured {
+        let m = Account {
+            id: 0,
+            role: Role::Member,
+            name: "kid".try_into().unwrap(),
+            password: None,
+            pin: Some(secret_fast()),
+            shares: [SHARED].into_iter().collect(),
+            created: 0,
+        };
+        let m = home::add_account(&mut s, m).unwrap();
+        device(&mut s, Who::Member, m, &mut tokens);
+        assert!(s.is_secured());
+    } else {
+        assert!(!s.is_secured());
+    }
+    s.validate().unwrap();
+    World { state: s, tokens }
+}
+
+/// Status the class semantics demand (200 = let through to the handler).
+fn expected(access: Access, library: Option<u8>, who: Who, lan: bool, mode: Mode) -> u16 {
+    let claimed = mode != Mode::Unclaimed;
+    match access {
+        Access::Public => return 200,
+        Access::Claim if !claimed => return if lan { 200 } else { 403 },
+        Access::Claim => return 409,
+        _ if !claimed => return 403,
+        Access::SignIn => return 200,
+        _ => {}
+    }
+    let library_class = matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_));
+    match who {
+        Who::Garbage | Who::Revoked => return 401,
+        Who::NoToken if library_class && mode == Mode::UnsecuredBypass => return 200,
+        Who::NoToken => return 401,
+        Who::Member if mode != Mode::Secured => unreachable!("members exist only when secured"),
+        _ => {}
+    }
+    // What world() shares: friend-with and the member see library 1, friend-without sees library 2 only.
+    let shares: &[u8] = match who {
+        Who::FriendWith | Who::Member => &[SHARED],
+        Who::FriendWithout => &[2],
+        _ => &[],
+    };
+    let shared_with = |_: Section| library.is_some_and(|id| shares.contains(&id));
+    let admitted = match access {
+        Access::Account => matches!(who, Who::FriendWithout | Who::FriendWith | Who::Member | Who::Owner),
+        Access::Home => matches!(who, Who::Member | Who::Owner),
+        Access::Libraries => true,
+        Access::Library(s) => matches!(who, Who::Owner | Who::Tool(_)) || shared_with(s),
+        Access::Refresh(_) => matches!(who, Who::Owner | Who::Tool(Scope::RefreshLibrary | Scope::Admin)),
+        Access::Owner => matches!(who, Who::Owner | Who::Tool(Scope::Admin)),
+        Access::Public | Access::Claim | Access::SignIn => unreachable!(),
+    };
+    if admitted { 200 } else { 403 }
+}
+
+fn headers_for(token: &str, case: usize) -> (HeaderMap, Option<String>) {
+    let mut h = HeaderMap::new();
+    if token.is_empty() {
+        return (h, None);
+    }
+    // Rotate through the three carriers so each is exercised across the table.
+    match case % 3 {
+        0 => {
+            h.insert("x-plex-token", token.parse().unwrap());
+            (h, None)
+        }
+        1 => {
+            h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            (h, None)
+        }
+        _ => (h, Some(format!("X-Plex-Product=t&X-Plex-Token={token}"))),
+    }
+}
+
+#[test]
+fn every_route_every_identity_every_origin_every_state() {
+    // Every route in the table, with its path parameters set to the shared library's id...
+    let mut subjects: Vec<(String, Access, Params)> = ROUTES
+        .iter()
+        .map(|r| {
+            let mut p = Params::default();
+            for seg in r.path.split('/') {
+                if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    p.0.push((name, SHARED.to_string()));
+                }
+            }
+            (format!("{} {}", r.method, r.path), r.access, p)
+        })
+        .collect();
+    // ...plus every class a later route can declare, about the shared library, an unshared one and a bad id.
+    for (label, section, value) in [("lib 1", "id", "1"), ("lib 2", "id", "2"), ("no such lib", "id", "9"), ("bad id", "id", "x")] {
+        let p = Params(vec![(section, value.to_string())]);
+        subjects.push((format!("class Library ({label})"), Access::Library(Section::Param("id")), p.clone()));
+        subjects.push((format!("class Refresh ({label})"), Access::Refresh(Section::Param("id")), p));
+    }
+    subjects.push(("class Libraries".into(), Access::Libraries, Params::default()));
+
+    let own: Vec<Net> = Vec::new(); // lan_networks is set, so the server's own subnets do not matter
+    let (mut cases, mut leaks, mut wrong) = (0usize, Vec::new(), Vec::new());
+    for mode in [Mode::Unclaimed, Mode::Unsecured, Mode::UnsecuredBypass, Mode::Secured] {
+        let w = world(mode);
+        for (label, access, params) in &subjects {
+            for (who, tok) in &w.tokens {
+                for (lan, peer) in [(true, LAN), (false, WAN)] {
+                    let peer: SocketAddr = peer.parse().unwrap();
+                    let (h, q) = headers_for(tok, cases);
+                    let got = match routes::admit(*access, params, &h, q.as_deref(), peer, &w.state, &own) {
+                        Ok(_) => 200,
+                        Err(r) => r.status,
+                    };
+                    let want = expected(*access, params.get("id").and_then(|v| v.parse().ok()), *who, lan, mode);
+                    cases += 1;
+                    if got != want {
+                        let line = format!("{label} as {who:?} from {} in {mode:?}: got {got}, want {want}", if lan { "LAN" } else { "WAN" });
+                        if got == 200 { leaks.push(line) } else { wrong.push(line) }
+                    }
+                }
+            }
+        }
+    }
+    println!("route-table test: {} routes + {} class probes, {cases} cases checked, {} leaks, {} other mismatches",
+        ROUTES.len(), subjects.len() - ROUTES.len(), leaks.len(), wrong.len());
+    assert!(leaks.is_empty(), "LEAKS:\n{}", leaks.join("\n"));
+    assert!(wrong.is_empty(), "mismatches:\n{}", wrong.join("\n"));
+    assert!(cases > 2000);
+}
+
+#[test]
+fn a_route_is_in_the_table_once() {
+    for (i, r) in ROUTES.iter().enumerate() {
+        assert!(
+            !ROUTES[..i].iter().any(|o| o.method == r.method && o.path == r.path),
+            "{} {} is declared twice",
+            r.method,
+            r.path
+        );
+    }
+}
+
+#[test]
+fn secured_state_ignores_the_bypass_list_and_turns_dlna_off() {
+    let mut w = world(Mode::UnsecuredBypass);
+    w.state.settings.dlna.reenabled_secured = true; // stale acknowledgement from an earlier secured period
+    assert!(w.state.dlna_effectively_on());
+    let member = Account {
+        id: 0,
+        role: Role::Member,
+        name: "kid".try_into().unwrap(),
+        password: None,
+        pin: None,
+        shares: Default::default(),
+        created: 0,
+    };
+    home::add_account(&mut w.state, member).unwrap();
+    assert!(w.state.is_secured());
+    assert!(!w.state.settings.dlna.reenabled_secured, "securing clears the acknowledgement at that moment");
+    assert!(!w.state.dlna_effectively_on());
+}
+
+#[test]
+fn record_size_with_a_full_home() {
+    // 15 members with PINs and shares, the owner with a PIN, 64 devices and 16 API tokens, real argon2 values.
+    let mut s = State::new([9; 16]);
+    for i in 1..=16u8 {
+        let name = format!("Library number {i:02}");
+        s.libraries.push(Library { id: i, kind: LibraryKind::Movies, name: name.as_str().try_into().unwrap() }).unwrap();
+    }
+    let sealed = secret::seal("a long owner password");
+    let owner = home::claim(&mut s, "The Owner Of This Box".try_into().unwrap(), sealed.clone(), true, 1_800_000_000).unwrap();
+    s.accounts[0].pin = Some(sealed.clone());
+    for m in 0..15 {
+        let a = Account {
+            id: 0,
+            role: Role::Member,
+            name: format!("Home member number {m:02}").as_str().try_into().unwrap(),
+            password: None,
+            pin: Some(sealed.clone()),
+            shares: (1..=4u8).collect(),
+            created: 1_800_000_000,
+        };
+        home::add_account(&mut s, a).unwrap();
+    }
+    let accounts: Vec<u16> = s.accounts.iter().map(|a| a.id).collect();
+    for d in 0..64 {
+        let client = token::Client {
+            client: [d as u8; 8],
+            name: token::truncate(&format!("Living room TV {d:02} long")),
+            product: token::truncate("Plex for Android (TV)"),
+        };
+        home::add_device(&mut s, accounts[d % accounts.len()], &client, token::mint().1, 1_800_000_000).unwrap();
+    }
+    for t in 0..16 {
+        let name = format!("library update hook {t:02}");
+        home::add_api_token(&mut s, name.as_str().try_into().unwrap(), Scope::RefreshLibrary, token::mint().1, 1_800_000_000).unwrap();
+    }
+    let _ = owner;
+    s.validate().unwrap();
+    let bytes = crate::state::encode(&s).unwrap();
+    println!(
+        "record size with 15 members, 64 devices, 16 API tokens: {} bytes ({:.1}% of the {}-byte record bound)",
+        bytes.len(),
+        100.0 * bytes.len() as f64 / crate::state::MAX_RECORD as f64,
+        crate::state::MAX_RECORD
+    );
+    assert!(bytes.len() <= crate::state::MAX_RECORD);
+    assert_eq!(s.devices.len(), 64);
+}
