@@ -453,6 +453,16 @@ impl<F: Flash> Store<F> {
         };
         store.refresh_blocks(0)?;
         store.refresh_blocks(1)?;
+        let need = first_record(unit) + RecordHeader::footprint(MAX_PAYLOAD, unit);
+        for slot in 0..2 {
+            if store.capacity(slot) < need {
+                return Err(StoreError::Geometry(format!(
+                    "slot {} has only {} good bytes after skipping bad blocks; it must hold {need}",
+                    slot_name(slot),
+                    store.capacity(slot)
+                )));
+            }
+        }
         store.tail = Some(first_record(unit));
         Ok(store)
     }
