@@ -340,7 +340,7 @@ fn foreign_content_is_refused_untouched_until_format() {
     ];
     for image in samples {
         let flash = SimFlash::with_image(Semantics::Nor, image.clone(), 4096, 1);
-        let err = Store::open(flash.clone()).err().expect("foreign content must be refused");
+        let err = Store::open(flash.clone()).expect_err("foreign content must be refused");
         assert!(matches!(err, StoreError::NotAStore), "{err}");
         assert!(err.to_string().contains("--format"), "the message says how to proceed: {err}");
         assert_eq!(flash.image(), image, "refusing must not change a byte");
