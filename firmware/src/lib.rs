@@ -4,12 +4,16 @@
 //! - [`state`]: the persistent schema and the state handle.
 //! - [`store`]: the power-loss-safe flash store.
 //! - [`http`]: listener, dispatch, route table, API handlers.
+//! - [`library`]: scanner, catalog, index file, watcher.
+//! - [`stream`]: the stream fast path (Range, sendfile, pacing classes).
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 
 pub mod http;
+pub mod library;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod stream;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

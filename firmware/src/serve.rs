@@ -50,7 +50,9 @@ impl Config {
             match arg {
                 Long("listen") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
-                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like 0.0.0.0:32400, not {v:?}"))?;
+                    cfg.listen = v.parse().map_err(|_| {
+                        format!("--listen wants an address like 0.0.0.0:32400, not {v:?}")
+                    })?;
                 }
                 Long("data-dir") => cfg.data_dir = p.value().map_err(e)?.into(),
                 Long("flash-size") => cfg.flash_size = p.value().map_err(e)?.parse().map_err(e)?,
@@ -60,9 +62,13 @@ impl Config {
             }
         }
         if cfg.erase_size == 0 || !cfg.erase_size.is_power_of_two() {
-            return Err(format!("--erase-size must be a power of two, not {}", cfg.erase_size));
+            return Err(format!(
+                "--erase-size must be a power of two, not {}",
+                cfg.erase_size
+            ));
         }
-        if cfg.flash_size % cfg.erase_size as u64 != 0 || cfg.flash_size < 2 * cfg.erase_size as u64 {
+        if cfg.flash_size % cfg.erase_size as u64 != 0 || cfg.flash_size < 2 * cfg.erase_size as u64
+        {
             return Err("--flash-size must be a multiple of --erase-size and hold at least two erase blocks".into());
         }
         if cfg.flash_size > 64 * 1024 * 1024 {
@@ -81,7 +87,11 @@ pub fn init_logging() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .with(filter)
         .try_init();
 }
@@ -98,40 +108,70 @@ pub struct Opening {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("the data folder {path} is not usable: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the flash file {path} could not be opened: {source}")]
-    Flash { path: PathBuf, source: std::io::Error },
+    Flash {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Store { path: PathBuf, source: StoreError },
     #[error("{path}: {source}")]
-    State { path: PathBuf, source: state::StateError },
+    State {
+        path: PathBuf,
+        source: state::StateError,
+    },
 }
 
 /// Check the data folder, open (or create) the flash file and load the state.
 pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
     let dir = &cfg.data_dir;
-    let dir_err = |source| OpenError::DataDir { path: dir.clone(), source };
+    let dir_err = |source| OpenError::DataDir {
+        path: dir.clone(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(dir_err)?;
     check_writable(dir).map_err(dir_err)?;
     let path = dir.join(FLASH_FILE);
-    let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-        .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
-    let store_err = |source| OpenError::Store { path: path.clone(), source };
+    let flash =
+        NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size).map_err(|source| {
+            OpenError::Flash {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    let store_err = |source| OpenError::Store {
+        path: path.clone(),
+        source,
+    };
     let (store, opened) = match Store::open(flash) {
         Err(StoreError::NotAStore) if cfg.format => {
             tracing::warn!(path = %path.display(), "--format: erasing a flash file that held no Hearth store");
-            let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-                .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
+            let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size).map_err(
+                |source| OpenError::Flash {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
             (Store::format(flash).map_err(store_err)?, Opened::Blank)
         }
         other => other.map_err(store_err)?,
     };
     let (state, fresh, damaged) = match opened {
         Opened::Found(rec) => {
-            let s = state::decode(rec.schema, &rec.payload)
-                .map_err(|source| OpenError::State { path: path.clone(), source })?;
+            let s = state::decode(rec.schema, &rec.payload).map_err(|source| OpenError::State {
+                path: path.clone(),
+                source,
+            })?;
             if rec.schema != state::SCHEMA_VERSION {
-                tracing::info!(from = rec.schema, to = state::SCHEMA_VERSION, "migrated the stored state");
+                tracing::info!(
+                    from = rec.schema,
+                    to = state::SCHEMA_VERSION,
+                    "migrated the stored state"
+                );
             }
             (s, rec.schema != state::SCHEMA_VERSION, false)
         }
@@ -142,7 +182,11 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
         }
     };
     let handle = Handle::start(store, state);
-    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh })
+    Ok(Opening {
+        handle,
+        recovered_from_damage: damaged,
+        needs_write: fresh,
+    })
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {
@@ -154,7 +198,8 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
 /// 16 random bytes from the kernel.
 pub fn random_id() -> [u8; 16] {
     let mut id = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).expect("kernel random");
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .expect("kernel random");
     id
 }
 
@@ -168,20 +213,22 @@ pub fn run(cfg: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(serve(cfg, opening));
-    code
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    
+    rt.block_on(serve(cfg, opening))
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let handle = opening.handle.clone();
-    if opening.needs_write {
-        if let Err(e) = handle.rewrite().await {
+    if opening.needs_write
+        && let Err(e) = handle.rewrite().await {
             eprintln!("hearth: the state could not be written to flash: {e}");
             handle.shutdown();
             return ExitCode::from(1);
         }
-    }
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -191,10 +238,18 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
         }
     };
     let local = listener.local_addr().expect("local addr");
-    let ctx = Arc::new(http::Ctx::new(handle.clone(), opening.recovered_from_damage, cfg.data_dir.clone()));
+    let ctx = Arc::new(http::Ctx::new(
+        handle.clone(),
+        opening.recovered_from_damage,
+        cfg.data_dir.clone(),
+    ));
     let s = handle.snapshot();
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
-    println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
+    println!(
+        "Hearth {} is running. Set it up at {}",
+        crate::VERSION,
+        setup_url(local)
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
     wait_for_signal().await;
@@ -202,7 +257,9 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     handle.flush().await;
-    tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
+    tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .ok();
     tracing::info!("state flushed; bye");
     ExitCode::SUCCESS
 }
@@ -219,7 +276,11 @@ async fn wait_for_signal() {
 
 /// The URL to print: the listen address, or the first LAN address when listening on all interfaces.
 pub fn setup_url(local: SocketAddr) -> String {
-    let ip = if local.ip().is_unspecified() { lan_address().unwrap_or(local.ip()) } else { local.ip() };
+    let ip = if local.ip().is_unspecified() {
+        lan_address().unwrap_or(local.ip())
+    } else {
+        local.ip()
+    };
     let host = match ip {
         std::net::IpAddr::V6(v6) => format!("[{v6}]"),
         v4 => v4.to_string(),
@@ -235,7 +296,7 @@ pub fn lan_address() -> Option<std::net::IpAddr> {
             continue;
         }
         if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            let ip = std::net::Ipv4Addr::from(sin.ip());
+            let ip = sin.ip();
             if !ip.is_loopback() {
                 return Some(ip.into());
             }

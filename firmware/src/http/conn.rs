@@ -65,7 +65,11 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::R
         }
         buf.reserve(4096);
         if stream.read_buf(buf).await? == 0 {
-            return Ok(if buf.is_empty() { Head::Closed } else { Head::Malformed });
+            return Ok(if buf.is_empty() {
+                Head::Closed
+            } else {
+                Head::Malformed
+            });
         }
     }
 }
@@ -73,28 +77,41 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::R
 async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::with_capacity(4096);
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await {
-        Err(_) => {
-            tracing::debug!(%peer, "request head too slow; closing");
-            return;
+    loop {
+        let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut buf)).await
+        {
+            Err(_) => {
+                tracing::debug!(%peer, "request head too slow; closing");
+                return;
+            }
+            Ok(Err(_)) | Ok(Ok(Head::Closed)) => return,
+            Ok(Ok(h)) => h,
+        };
+        let head_len = match head {
+            Head::TooLarge => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 44\r\n\r\nRequest headers are larger than 16 KiB.\r\n\r\n")
+                    .await;
+                return;
+            }
+            Head::Malformed => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 34\r\n\r\nThat is not an HTTP/1.1 request.\r\n")
+                    .await;
+                return;
+            }
+            Head::Complete(n) => n,
+            Head::Closed => return,
+        };
+        // Stream fast path (stream room): part GET/HEAD answered here with sendfile(2); a keep-alive
+        // connection comes back for its next head. Anything else goes to hyper with the bytes read so far.
+        if let Some(req) = crate::stream::fast_path_request(&buf[..head_len]) {
+            match crate::stream::serve(&mut stream, &mut buf, head_len, req, &ctx, peer).await {
+                crate::stream::Next::KeepAlive => continue,
+                crate::stream::Next::Close => return,
+            }
         }
-        Ok(Err(_)) | Ok(Ok(Head::Closed)) => return,
-        Ok(Ok(h)) => h,
-    };
-    match head {
-        Head::TooLarge => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 44\r\n\r\nRequest headers are larger than 16 KiB.\r\n\r\n")
-                .await;
-            return;
-        }
-        Head::Malformed => {
-            let _ = stream
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 34\r\n\r\nThat is not an HTTP/1.1 request.\r\n")
-                .await;
-            return;
-        }
-        Head::Complete(_) | Head::Closed => {}
+        break;
     }
     let io = TokioIo::new(Rewind::new(buf.freeze(), stream));
     let svc = service_fn(move |req| {
@@ -118,16 +135,34 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, req: Request<Incoming>) -
     let (route, params) = match routes::find(req.method(), req.uri().path()) {
         Ok(found) => found,
         Err(Miss::NotFound) => {
-            let msg = format!("There is no {} {} on this server.", req.method(), req.uri().path());
+            let msg = format!(
+                "There is no {} {} on this server.",
+                req.method(),
+                req.uri().path()
+            );
             return error(StatusCode::NOT_FOUND, &msg, format);
         }
         Err(Miss::MethodNotAllowed(allowed)) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            let msg = format!("{} is not allowed here; use {}.", req.method(), list.join(" or "));
+            let msg = format!(
+                "{} is not allowed here; use {}.",
+                req.method(),
+                list.join(" or ")
+            );
             let mut r = error(StatusCode::METHOD_NOT_ALLOWED, &msg, format);
-            r.headers_mut().insert(header::ALLOW, list.join(", ").parse().expect("method names"));
+            r.headers_mut().insert(
+                header::ALLOW,
+                list.join(", ").parse().expect("method names"),
+            );
             return r;
         }
     };
-    (route.handler)(Call { ctx, req, params, peer, format }).await
+    (route.handler)(Call {
+        ctx,
+        req,
+        params,
+        peer,
+        format,
+    })
+    .await
 }

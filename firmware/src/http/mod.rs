@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod conn;
+pub mod libraries;
+pub mod plex;
 pub mod rewind;
 pub mod routes;
 
@@ -18,6 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Response, StatusCode, header};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use conn::serve;
@@ -38,11 +41,28 @@ pub struct Ctx {
     /// Neither flash slot held a valid record at start; running on defaults.
     pub recovered_from_damage: bool,
     pub data_dir: PathBuf,
+    /// The libraries' items (library room).
+    pub library: Arc<crate::library::Catalog>,
+    /// Stream counters and the pacer (stream room).
+    pub streams: Arc<crate::stream::Streams>,
 }
 
 impl Ctx {
+    /// Also opens the library catalog (index file in `data_dir`), starts its scanner and watcher, and has the
+    /// pacer follow the state. Call inside the tokio runtime.
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
-        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir }
+        let library = crate::library::Catalog::open(&data_dir, state.clone());
+        library.start();
+        let streams = crate::stream::Streams::new();
+        streams.follow(state.subscribe());
+        Ctx {
+            state,
+            started: Instant::now(),
+            recovered_from_damage,
+            data_dir,
+            library,
+            streams,
+        }
     }
 }
 
@@ -76,7 +96,8 @@ pub fn error(status: StatusCode, message: &str, format: Format) -> Response<Body
     let (ctype, body) = match format {
         Format::Json => (
             "application/json",
-            serde_json::json!({ "error": { "status": status.as_u16(), "message": message } }).to_string(),
+            serde_json::json!({ "error": { "status": status.as_u16(), "message": message } })
+                .to_string(),
         ),
         Format::Xml => (
             "text/xml; charset=utf-8",

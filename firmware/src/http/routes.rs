@@ -16,6 +16,12 @@ use std::sync::Arc;
 pub enum Access {
     /// Anyone, in any state: `/identity`, `/health`. Must reveal nothing private.
     Public,
+    /// Owner, Home members and friends (the libraries shared with them), API tokens of any scope.
+    ReadLibrary,
+    /// Owner, API tokens with refresh or admin scope.
+    RefreshLibrary,
+    /// Owner, or an API token with admin scope.
+    Owner,
 }
 
 /// Everything a handler gets.
@@ -44,19 +50,50 @@ pub struct Params(pub Vec<(&'static str, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 macro_rules! route {
     ($method:ident $path:literal, $access:expr, $handler:path) => {
-        Route { method: Method::$method, path: $path, access: $access, handler: |c| Box::pin($handler(c)) }
+        Route {
+            method: Method::$method,
+            path: $path,
+            access: $access,
+            handler: |c| Box::pin($handler(c)),
+        }
     };
 }
 
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
+    // Plex-compatible client API (plex.rs). `/` redirects browsers to /web/ inside the handler.
+    route!(GET "/", Access::ReadLibrary, super::plex::root),
+    route!(GET "/library", Access::ReadLibrary, super::plex::library),
+    route!(GET "/library/sections", Access::ReadLibrary, super::plex::sections),
+    route!(GET "/library/sections/{id}/all", Access::ReadLibrary, super::plex::section_all),
+    route!(GET "/library/sections/{id}/refresh", Access::RefreshLibrary, super::plex::section_refresh),
+    route!(DELETE "/library/sections/{id}/refresh", Access::RefreshLibrary, super::plex::section_refresh_cancel),
+    route!(GET "/library/metadata/{id}", Access::ReadLibrary, super::plex::metadata),
+    route!(GET "/library/metadata/{id}/children", Access::ReadLibrary, super::plex::children),
+    // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
+    // request is the first on its connection (or follows another part request); this route is the copy path.
+    route!(GET "/library/parts/{id}/{ts}/{file}", Access::ReadLibrary, super::plex::part),
+    // Owner JSON API for libraries (libraries.rs).
+    route!(GET "/api/v1/libraries", Access::Owner, super::libraries::list),
+    route!(POST "/api/v1/libraries", Access::Owner, super::libraries::create),
+    route!(DELETE "/api/v1/libraries/{id}", Access::Owner, super::libraries::delete),
+    route!(POST "/api/v1/libraries/{id}/folders", Access::Owner, super::libraries::add_folder),
+    route!(DELETE "/api/v1/libraries/{id}/folders", Access::Owner, super::libraries::remove_folder),
+    route!(POST "/api/v1/libraries/{id}/refresh", Access::RefreshLibrary, super::libraries::refresh),
+    route!(GET "/api/v1/libraries/{id}/progress", Access::RefreshLibrary, super::libraries::progress),
+    route!(GET "/api/v1/streams", Access::Owner, super::libraries::streams),
+    route!(GET "/api/v1/bandwidth", Access::Owner, super::libraries::bandwidth),
+    route!(PUT "/api/v1/bandwidth", Access::Owner, super::libraries::set_bandwidth),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,7 +105,11 @@ pub enum Miss {
 
 /// Find the route for a request. HEAD matches GET routes.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Miss> {
-    let want = if method == Method::HEAD { &Method::GET } else { method };
+    let want = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     let mut allowed = Vec::new();
     for r in ROUTES {
         if let Some(p) = matches(r.path, path) {
@@ -78,7 +119,11 @@ pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Mis
             allowed.push(r.method.clone());
         }
     }
-    if allowed.is_empty() { Err(Miss::NotFound) } else { Err(Miss::MethodNotAllowed(allowed)) }
+    if allowed.is_empty() {
+        Err(Miss::NotFound)
+    } else {
+        Err(Miss::MethodNotAllowed(allowed))
+    }
 }
 
 fn matches(pattern: &'static str, path: &str) -> Option<Params> {
@@ -133,7 +178,9 @@ mod tests {
         assert!(p.0.is_empty());
         assert!(find(&Method::HEAD, "/identity").is_ok());
         assert!(matches!(find(&Method::GET, "/nope"), Err(Miss::NotFound)));
-        assert!(matches!(find(&Method::POST, "/identity"), Err(Miss::MethodNotAllowed(m)) if m == [Method::GET]));
+        assert!(
+            matches!(find(&Method::POST, "/identity"), Err(Miss::MethodNotAllowed(m)) if m == [Method::GET])
+        );
     }
 
     #[test]

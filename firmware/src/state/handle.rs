@@ -10,7 +10,7 @@
 //! accepted state, not the published one). If a write fails, every change built on the failed one is refused
 //! too (the `epoch` check), so nothing reported as failed can later appear on flash.
 
-use super::{State, StateError, encode, SCHEMA_VERSION};
+use super::{SCHEMA_VERSION, State, StateError, encode};
 use crate::store::{Flash, Stats, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -109,30 +109,42 @@ impl Handle {
         change: impl FnOnce(&mut State) -> Result<T, E>,
         always: bool,
     ) -> Result<T, UpdateError<E>> {
+        // The guard must not live across an await (the future must be Send for HTTP handlers), so the
+        // locked part is a block that yields either "unchanged" or the receiver of the queued write.
         let (rx, value) = {
             let mut head = self.inner.head.lock().unwrap();
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
-                // Nothing changed: nothing to write. Wait for pending writes so the caller sees its view durable.
-                drop(head);
-                self.flush().await;
-                return Ok(value);
+                // Nothing changed: nothing to write. Wait (below) for pending writes so the caller sees its view
+                // durable.
+                (None, value)
+            } else {
+                next.validate()?;
+                let bytes = encode(&next)?;
+                let next = Arc::new(next);
+                let (done, rx) = oneshot::channel();
+                let epoch = self.inner.epoch.load(Ordering::SeqCst);
+                let job = Job {
+                    state: next.clone(),
+                    bytes,
+                    epoch,
+                    done,
+                };
+                let queue = self.inner.queue.lock().unwrap();
+                let Some(q) = queue.as_ref() else {
+                    return Err(UpdateError::Store("the server is shutting down".into()));
+                };
+                q.send(Msg::Write(job))
+                    .map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
+                head.0 = next;
+                head.1 = epoch;
+                (Some(rx), value)
             }
-            next.validate()?;
-            let bytes = encode(&next)?;
-            let next = Arc::new(next);
-            let (done, rx) = oneshot::channel();
-            let epoch = self.inner.epoch.load(Ordering::SeqCst);
-            let job = Job { state: next.clone(), bytes, epoch, done };
-            let queue = self.inner.queue.lock().unwrap();
-            let Some(q) = queue.as_ref() else {
-                return Err(UpdateError::Store("the server is shutting down".into()));
-            };
-            q.send(Msg::Write(job)).map_err(|_| UpdateError::Store("the store writer stopped".into()))?;
-            head.0 = next;
-            head.1 = epoch;
-            (rx, value)
+        };
+        let Some(rx) = rx else {
+            self.flush().await;
+            return Ok(value);
         };
         match rx.await {
             Ok(Ok(())) => Ok(value),
@@ -149,7 +161,13 @@ impl Handle {
     /// Wait until every change accepted so far is on flash (or has failed).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        let sent = self.inner.queue.lock().unwrap().as_ref().map(|q| q.send(Msg::Flush(tx)).is_ok());
+        let sent = self
+            .inner
+            .queue
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|q| q.send(Msg::Flush(tx)).is_ok());
         if sent == Some(true) {
             let _ = rx.await;
         }
@@ -181,7 +199,9 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
         let epoch = inner.epoch.load(Ordering::SeqCst);
         let (live, stale): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.epoch == epoch);
         for j in stale {
-            let _ = j.done.send(Err("an earlier change it depended on could not be saved".into()));
+            let _ = j.done.send(Err(
+                "an earlier change it depended on could not be saved".into()
+            ));
         }
         if let Some(last) = live.last() {
             let result = store.write(SCHEMA_VERSION, &last.bytes);

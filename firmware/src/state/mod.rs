@@ -147,7 +147,9 @@ impl Net {
                 let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
                 u128::from(n) & mask == u128::from(a) & mask
             }
-            (IpAddr::V4(_), IpAddr::V6(a)) => a.to_ipv4_mapped().is_some_and(|a| self.contains(IpAddr::V4(a))),
+            (IpAddr::V4(_), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|a| self.contains(IpAddr::V4(a))),
             (IpAddr::V6(_), IpAddr::V4(_)) => false,
         }
     }
@@ -203,7 +205,11 @@ pub struct Dlna {
 
 impl Default for Dlna {
     fn default() -> Self {
-        Dlna { enabled: true, reenabled_secured: false, libraries: Vec::new() }
+        Dlna {
+            enabled: true,
+            reenabled_secured: false,
+            libraries: Vec::new(),
+        }
     }
 }
 
@@ -365,7 +371,10 @@ pub enum StateError {
     #[error("{what} {id} does not exist")]
     Missing { what: &'static str, id: u32 },
     #[error("stored state could not be decoded (schema {schema}): {reason}")]
-    Decode { schema: u16, reason: std::string::String },
+    Decode {
+        schema: u16,
+        reason: std::string::String,
+    },
 }
 
 /// Copy `s` into a bounded string, or say which field is too long.
@@ -374,7 +383,11 @@ pub fn bounded<const N: usize>(what: &'static str, s: &str) -> Result<String<N>,
 }
 
 /// Push onto a bounded collection, or say which collection is full.
-pub fn push<T, const N: usize>(what: &'static str, v: &mut Vec<T, N>, item: T) -> Result<(), StateError> {
+pub fn push<T, const N: usize>(
+    what: &'static str,
+    v: &mut Vec<T, N>,
+    item: T,
+) -> Result<(), StateError> {
     v.push(item).map_err(|_| StateError::Full { what, max: N })
 }
 
@@ -414,7 +427,9 @@ impl State {
 
     /// DESIGN.md: secured when the Home has a member besides the owner, or any account has a PIN.
     pub fn is_secured(&self) -> bool {
-        self.accounts.iter().any(|a| a.role == Role::Member || a.pin.is_some())
+        self.accounts
+            .iter()
+            .any(|a| a.role == Role::Member || a.pin.is_some())
     }
 
     /// DLNA runs when the owner's switch is on and, if the server is secured, the owner re-enabled it after
@@ -427,7 +442,10 @@ impl State {
     /// Allocate a fresh id (accounts, devices, tokens, libraries share one counter).
     pub fn allocate_id(&mut self) -> Result<u16, StateError> {
         let id = self.next_id;
-        self.next_id = self.next_id.checked_add(1).ok_or(StateError::Invalid("ran out of ids"))?;
+        self.next_id = self
+            .next_id
+            .checked_add(1)
+            .ok_or(StateError::Invalid("ran out of ids"))?;
         Ok(id)
     }
 
@@ -435,7 +453,10 @@ impl State {
     pub fn free_library_id(&self) -> Result<LibraryId, StateError> {
         (1..=LibraryId::MAX)
             .find(|id| !self.libraries.iter().any(|l| l.id == *id))
-            .ok_or(StateError::Full { what: "libraries", max: MAX_LIBRARIES })
+            .ok_or(StateError::Full {
+                what: "libraries",
+                max: MAX_LIBRARIES,
+            })
     }
 
     /// Append a reset reason, dropping the oldest beyond [`MAX_RESETS`].
@@ -448,23 +469,44 @@ impl State {
 
     /// Invariants every stored state satisfies. `update` refuses a change that breaks one.
     pub fn validate(&self) -> Result<(), StateError> {
-        let owners = self.accounts.iter().filter(|a| a.role == Role::Owner).count();
+        let owners = self
+            .accounts
+            .iter()
+            .filter(|a| a.role == Role::Owner)
+            .count();
         if owners > 1 {
             return Err(StateError::Invalid("there can be only one owner"));
         }
-        let members = self.accounts.iter().filter(|a| a.role == Role::Member).count();
+        let members = self
+            .accounts
+            .iter()
+            .filter(|a| a.role == Role::Member)
+            .count();
         if members > MAX_MEMBERS {
-            return Err(StateError::Full { what: "Home members", max: MAX_MEMBERS });
+            return Err(StateError::Full {
+                what: "Home members",
+                max: MAX_MEMBERS,
+            });
         }
-        let friends = self.accounts.iter().filter(|a| a.role == Role::Friend).count();
+        let friends = self
+            .accounts
+            .iter()
+            .filter(|a| a.role == Role::Friend)
+            .count();
         if friends > MAX_FRIENDS {
-            return Err(StateError::Full { what: "friends", max: MAX_FRIENDS });
+            return Err(StateError::Full {
+                what: "friends",
+                max: MAX_FRIENDS,
+            });
         }
         for (i, a) in self.accounts.iter().enumerate() {
             if a.name.trim().is_empty() {
                 return Err(StateError::Invalid("an account needs a name"));
             }
-            if self.accounts[..i].iter().any(|b| b.name.to_lowercase() == a.name.to_lowercase()) {
+            if self.accounts[..i]
+                .iter()
+                .any(|b| b.name.to_lowercase() == a.name.to_lowercase())
+            {
                 return Err(StateError::Duplicate(a.name.as_str().into()));
             }
             if self.accounts[..i].iter().any(|b| b.id == a.id) {
@@ -475,13 +517,19 @@ impl State {
             }
             for l in &a.shares {
                 if !self.libraries.iter().any(|x| x.id == *l) {
-                    return Err(StateError::Missing { what: "library", id: *l as u32 });
+                    return Err(StateError::Missing {
+                        what: "library",
+                        id: *l as u32,
+                    });
                 }
             }
         }
         for d in &self.devices {
             if self.account(d.account).is_none() {
-                return Err(StateError::Missing { what: "account", id: d.account as u32 });
+                return Err(StateError::Missing {
+                    what: "account",
+                    id: d.account as u32,
+                });
             }
         }
         for (i, l) in self.libraries.iter().enumerate() {
@@ -491,28 +539,43 @@ impl State {
             if l.name.trim().is_empty() {
                 return Err(StateError::Invalid("a library needs a name"));
             }
-            if self.libraries[..i].iter().any(|b| b.name.to_lowercase() == l.name.to_lowercase()) {
+            if self.libraries[..i]
+                .iter()
+                .any(|b| b.name.to_lowercase() == l.name.to_lowercase())
+            {
                 return Err(StateError::Duplicate(l.name.as_str().into()));
             }
         }
         for f in &self.folders {
             if !self.libraries.iter().any(|l| l.id == f.library) {
-                return Err(StateError::Missing { what: "library", id: f.library as u32 });
+                return Err(StateError::Missing {
+                    what: "library",
+                    id: f.library as u32,
+                });
             }
             if !f.path.starts_with('/') {
-                return Err(StateError::Invalid("a media folder must be an absolute path"));
+                return Err(StateError::Invalid(
+                    "a media folder must be an absolute path",
+                ));
             }
         }
         for l in &self.settings.dlna.libraries {
             if !self.libraries.iter().any(|x| x.id == *l) {
-                return Err(StateError::Missing { what: "library", id: *l as u32 });
+                return Err(StateError::Missing {
+                    what: "library",
+                    id: *l as u32,
+                });
             }
         }
         if self.settings.remote.manual_port == Some(0) {
-            return Err(StateError::Invalid("the public port must be between 1 and 65535"));
+            return Err(StateError::Invalid(
+                "the public port must be between 1 and 65535",
+            ));
         }
         if self.settings.remote.enabled && !self.is_claimed() {
-            return Err(StateError::Invalid("remote access can only be turned on after the server is claimed"));
+            return Err(StateError::Invalid(
+                "remote access can only be turned on after the server is claimed",
+            ));
         }
         Ok(())
     }
@@ -520,20 +583,32 @@ impl State {
 
 /// Encode for the store. Fails only if the state breaks [`MAX_RECORD`], which the bounds make impossible.
 pub fn encode(state: &State) -> Result<std::vec::Vec<u8>, StateError> {
-    let bytes = postcard::to_allocvec(state).map_err(|_| StateError::Invalid("state could not be encoded"))?;
+    let bytes = postcard::to_allocvec(state)
+        .map_err(|_| StateError::Invalid("state could not be encoded"))?;
     if bytes.len() > MAX_RECORD {
-        return Err(StateError::TooLong { what: "the state record", max: MAX_RECORD });
+        return Err(StateError::TooLong {
+            what: "the state record",
+            max: MAX_RECORD,
+        });
     }
     Ok(bytes)
 }
 
 /// Decode a record payload written with schema version `schema`, migrating older versions.
 pub fn decode(schema: u16, payload: &[u8]) -> Result<State, StateError> {
-    let err = |e: postcard::Error| StateError::Decode { schema, reason: e.to_string() };
+    let err = |e: postcard::Error| StateError::Decode {
+        schema,
+        reason: e.to_string(),
+    };
     match schema {
         SCHEMA_VERSION => postcard::from_bytes::<State>(payload).map_err(err),
-        1 => postcard::from_bytes::<v1::State>(payload).map(v1::migrate).map_err(err),
-        _ => Err(StateError::Decode { schema, reason: "written by a newer Hearth; update the firmware".into() }),
+        1 => postcard::from_bytes::<v1::State>(payload)
+            .map(v1::migrate)
+            .map_err(err),
+        _ => Err(StateError::Decode {
+            schema,
+            reason: "written by a newer Hearth; update the firmware".into(),
+        }),
     }
 }
 

@@ -7,7 +7,10 @@ fn s<const N: usize>(fill: char) -> String<N> {
 }
 
 fn secret() -> Secret {
-    Secret { salt: [0xAB; 16], hash: [0xCD; 16] }
+    Secret {
+        salt: [0xAB; 16],
+        hash: [0xCD; 16],
+    }
 }
 
 /// Every collection full, every string at its bound, every number at its widest varint.
@@ -18,13 +21,24 @@ pub(crate) fn full_state() -> State {
         let mut name: Name = s('L');
         name.truncate(MAX_NAME - 3);
         let _ = core::fmt::Write::write_fmt(&mut name, format_args!("{i:03}"));
-        st.libraries.push(Library { id: u8::MAX - i, kind: LibraryKind::OtherVideos, name }).unwrap();
+        st.libraries
+            .push(Library {
+                id: u8::MAX - i,
+                kind: LibraryKind::OtherVideos,
+                name,
+            })
+            .unwrap();
     }
     for i in 0..MAX_FOLDERS {
         let mut path: String<MAX_PATH> = String::new();
         path.push('/').unwrap();
         while path.push('p').is_ok() {}
-        st.folders.push(Folder { library: st.libraries[i % MAX_LIBRARIES].id, path }).unwrap();
+        st.folders
+            .push(Folder {
+                library: st.libraries[i % MAX_LIBRARIES].id,
+                path,
+            })
+            .unwrap();
     }
     let all_libs: Vec<LibraryId, MAX_LIBRARIES> = st.libraries.iter().map(|l| l.id).collect();
     for i in 0..MAX_ACCOUNTS {
@@ -73,14 +87,21 @@ pub(crate) fn full_state() -> State {
             })
             .unwrap();
     }
-    let v6 = Net { addr: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(), prefix: 128 };
+    let v6 = Net {
+        addr: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        prefix: 128,
+    };
     let set = &mut st.settings;
     set.friendly_name = s('f');
     while set.lan_networks.push(v6).is_ok() {}
     while set.allowed_without_auth.push(v6).is_ok() {}
     while set.trusted_proxies.push(v6).is_ok() {}
     set.treat_wan_ip_as_lan = true;
-    set.dlna = Dlna { enabled: true, reenabled_secured: true, libraries: all_libs };
+    set.dlna = Dlna {
+        enabled: true,
+        reenabled_secured: true,
+        libraries: all_libs,
+    };
     set.remote = Remote {
         enabled: true,
         manual_port: Some(u16::MAX),
@@ -102,11 +123,18 @@ pub(crate) fn full_state() -> State {
     while chain.push(0x30).is_ok() {}
     let mut key = Vec::new();
     while key.push(0x30).is_ok() {}
-    st.tls = Some(Tls { chain, key, custom: true });
+    st.tls = Some(Tls {
+        chain,
+        key,
+        custom: true,
+    });
     for _ in 0..MAX_RESETS {
         st.record_reset(ResetReason::Watchdog, u32::MAX);
     }
-    st.safe_mode = SafeMode { active: true, since: u32::MAX };
+    st.safe_mode = SafeMode {
+        active: true,
+        since: u32::MAX,
+    };
     st
 }
 
@@ -116,8 +144,16 @@ fn full_state_fits_in_a_record() {
     let full = full_state();
     full.validate().unwrap();
     let bytes = postcard::to_allocvec(&full).unwrap();
-    println!("state record: empty {} bytes, every bound filled {} bytes (limit {MAX_RECORD})", empty.len(), bytes.len());
-    assert!(bytes.len() <= MAX_RECORD, "full state is {} bytes, over {MAX_RECORD}", bytes.len());
+    println!(
+        "state record: empty {} bytes, every bound filled {} bytes (limit {MAX_RECORD})",
+        empty.len(),
+        bytes.len()
+    );
+    assert!(
+        bytes.len() <= MAX_RECORD,
+        "full state is {} bytes, over {MAX_RECORD}",
+        bytes.len()
+    );
     assert_eq!(decode(SCHEMA_VERSION, &bytes).unwrap(), full);
 }
 
@@ -139,12 +175,21 @@ fn validation_refuses_broken_invariants() {
 
     let mut st = full_state();
     st.accounts[1].role = Role::Owner;
-    assert_eq!(st.validate(), Err(StateError::Invalid("there can be only one owner")));
+    assert_eq!(
+        st.validate(),
+        Err(StateError::Invalid("there can be only one owner"))
+    );
 
     let mut st = full_state();
     st.accounts[20].shares.push(7).unwrap_or(());
     st.accounts[20].shares[0] = 7;
-    assert_eq!(st.validate(), Err(StateError::Missing { what: "library", id: 7 }));
+    assert_eq!(
+        st.validate(),
+        Err(StateError::Missing {
+            what: "library",
+            id: 7
+        })
+    );
 
     let mut st = State::new([0; 16]);
     st.settings.remote.enabled = true;
@@ -157,7 +202,10 @@ fn secured_and_dlna_follow_the_seed_rules() {
     st.safe_mode.active = false;
     assert!(st.is_secured());
     st.settings.dlna.reenabled_secured = false;
-    assert!(!st.dlna_effectively_on(), "secured without re-enable: DLNA off");
+    assert!(
+        !st.dlna_effectively_on(),
+        "secured without re-enable: DLNA off"
+    );
     st.settings.dlna.reenabled_secured = true;
     assert!(st.dlna_effectively_on());
 
@@ -173,7 +221,10 @@ fn secured_and_dlna_follow_the_seed_rules() {
             created: 0,
         })
         .unwrap();
-    assert!(!st.is_secured(), "an owner alone with no PIN is not secured");
+    assert!(
+        !st.is_secured(),
+        "an owner alone with no PIN is not secured"
+    );
     assert!(st.dlna_effectively_on());
     st.accounts[0].pin = Some(secret());
     assert!(st.is_secured(), "any PIN secures the server");
@@ -213,7 +264,12 @@ fn migrates_version_1_records() {
     };
     let bytes = postcard::to_allocvec(&old).unwrap();
     // Version 1 bytes do not decode as version 2 by accident...
-    assert!(decode(SCHEMA_VERSION, &bytes).map(|s| s.settings.remote.upload_kbps == 20_000).unwrap_or(false) == false);
+    assert!(
+        decode(SCHEMA_VERSION, &bytes)
+            .map(|s| s.settings.remote.upload_kbps == 20_000)
+            .unwrap_or(false)
+            == false
+    );
     // ...and migrate with their meaning kept.
     let new = decode(1, &bytes).unwrap();
     assert_eq!(new.settings.remote.upload_kbps, 20_000);

@@ -6,9 +6,9 @@
 //! - There was no safe mode (version 2 adds `State::safe_mode`).
 
 use super::{
-    Account, ApiToken, Device, Dlna, Folder, Library, Mapping, Net, Reset, SafeMode, SecureConnections, Tls,
-    MAX_ACCOUNTS, MAX_API_TOKENS, MAX_DEVICES, MAX_FOLDERS, MAX_LIBRARIES, MAX_NETS, MAX_PROXIES, MAX_RESETS,
-    MAX_STUN, MAX_URL, Name,
+    Account, ApiToken, Device, Dlna, Folder, Library, MAX_ACCOUNTS, MAX_API_TOKENS, MAX_DEVICES,
+    MAX_FOLDERS, MAX_LIBRARIES, MAX_NETS, MAX_PROXIES, MAX_RESETS, MAX_STUN, MAX_URL, Mapping,
+    Name, Net, Reset, SafeMode, SecureConnections, Tls,
 };
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};

@@ -71,7 +71,9 @@ pub enum Opened {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the flash holds something that is not a Hearth store; refusing to erase it (start with --format to erase it)")]
+    #[error(
+        "the flash holds something that is not a Hearth store; refusing to erase it (start with --format to erase it)"
+    )]
     NotAStore,
     #[error("the record is {len} bytes, more than a slot can hold ({max})")]
     TooLarge { len: usize, max: usize },
@@ -114,13 +116,26 @@ impl<F: Flash> Store<F> {
         let len = u32::from_le_bytes([hdr[6], hdr[7], hdr[8], hdr[9]]) as usize;
         let mut payload = vec![0; len];
         flash.read(14, &mut payload)?;
-        Ok((Store { flash, stats: Stats::default() }, Opened::Found(Loaded { schema, seq: 0, payload })))
+        Ok((
+            Store {
+                flash,
+                stats: Stats::default(),
+            },
+            Opened::Found(Loaded {
+                schema,
+                seq: 0,
+                payload,
+            }),
+        ))
     }
 
     pub fn format(mut flash: F) -> Result<Self, StoreError> {
         let g = flash.geometry();
         flash.erase(0, g.size)?;
-        Ok(Store { flash, stats: Stats::default() })
+        Ok(Store {
+            flash,
+            stats: Stats::default(),
+        })
     }
 
     pub fn write(&mut self, schema: u16, payload: &[u8]) -> Result<(), StoreError> {
@@ -153,13 +168,25 @@ impl NorFile {
     pub fn open_or_create(path: &std::path::Path, size: u64, erase_size: u32) -> io::Result<Self> {
         use std::io::Write;
         let exists = path.exists();
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         if !exists {
             file.write_all(&vec![0xFF; size as usize])?;
             file.sync_all()?;
         }
         let size = file.metadata()?.len();
-        Ok(NorFile { file, geometry: Geometry { size, erase_size, write_size: 1 } })
+        Ok(NorFile {
+            file,
+            geometry: Geometry {
+                size,
+                erase_size,
+                write_size: 1,
+            },
+        })
     }
 }
 
