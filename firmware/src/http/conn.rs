@@ -90,14 +90,16 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         let head_len = match head {
             Head::TooLarge => {
                 let _ = stream
-                    .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 44\r\n\r\nRequest headers are larger than 16 KiB.\r\n\r\n")
+                    .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 41\r\n\r\nRequest headers are larger than 16 KiB.\r\n")
                     .await;
+                linger_close(stream).await;
                 return;
             }
             Head::Malformed => {
                 let _ = stream
                     .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 34\r\n\r\nThat is not an HTTP/1.1 request.\r\n")
                     .await;
+                linger_close(stream).await;
                 return;
             }
             Head::Complete(n) => n,
@@ -127,6 +129,24 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     if let Err(e) = served {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// Close after an error answer without resetting: closing with unread input makes the kernel send RST,
+/// which can destroy the answer before the client reads it (RFC 9112 §9.6). Shut down our side, then read
+/// and drop what the client still sends, for a short while.
+async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut total = 0usize;
+        while let Ok(n) = stream.read(&mut sink).await {
+            total += n;
+            if n == 0 || total > 1 << 20 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Route one request through the table.

@@ -456,6 +456,9 @@ pub async fn serve(
         Ok(()) => Next::Close,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "stream ended early");
+            if matches!(e, SendError::Truncated) {
+                abort(stream);
+            }
             Next::Close
         }
     }
@@ -504,12 +507,27 @@ pub async fn send_file(
                 left -= n as u64;
                 counter.fetch_add(n as u64, Ordering::Relaxed);
                 lease.refund(grant - n as u64);
+                // sendfile(2) queues references to page-cache pages: if the file shrank under bytes already
+                // queued, those bytes are no longer the file's. Check after every call and abort.
+                if file.metadata().map(|m| m.len() < offset as u64).unwrap_or(true) {
+                    return Err(SendError::Truncated);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lease.refund(grant),
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// Close with RST (SO_LINGER 0): the kernel drops what is still queued for the client instead of sending
+/// it, so bytes queued from pages of a truncated file do not go out.
+fn abort(stream: &TcpStream) {
+    let _ = nix::sys::socket::setsockopt(
+        stream,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger { l_onoff: 1, l_linger: 0 },
+    );
 }
 
 pub fn reason(status: u16) -> &'static str {
