@@ -618,6 +618,28 @@ pub async fn children(call: Call) -> Response<Body> {
     container(call.format, root)
 }
 
+/// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season).
+pub async fn all_leaves(call: Call) -> Response<Body> {
+    let (lib, found) = match find_metadata(&call) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Err(g) = found else {
+        return error(StatusCode::NOT_FOUND, "That item has no episodes; only shows and seasons do.", call.format);
+    };
+    let kids: Vec<Node> = call.ctx.library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect();
+    let mut root = media_container()
+        .a("size", kids.len() as u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("key", g.id as u64)
+        .a("title1", &*g.show)
+        .a("viewGroup", "episode");
+    for k in kids {
+        root = root.kid(k);
+    }
+    container(call.format, root)
+}
+
 /// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection: copied (the fast path takes this request
 /// whenever it is the first on its connection).
 pub async fn part(call: Call) -> Response<Body> {

@@ -80,6 +80,7 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/library/sections/{id}/refresh", Access::RefreshLibrary, super::plex::section_refresh_cancel),
     route!(GET "/library/metadata/{id}", Access::ReadLibrary, super::plex::metadata),
     route!(GET "/library/metadata/{id}/children", Access::ReadLibrary, super::plex::children),
+    route!(GET "/library/metadata/{id}/allLeaves", Access::ReadLibrary, super::plex::all_leaves),
     // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
     // request is the first on its connection (or follows another part request); this route is the copy path.
     route!(GET "/library/parts/{id}/{ts}/{file}", Access::ReadLibrary, super::plex::part),

@@ -161,6 +161,10 @@ fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Op
     if media != want {
         return None;
     }
+    // The header readers start where the file position is.
+    if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).is_err() {
+        return None;
+    }
     let probed = probe::probe(f, size, container);
     Some(Found {
         path: Box::new([]),
