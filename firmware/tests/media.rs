@@ -431,3 +431,28 @@ fn remote_streams_are_capped_and_downloads_yield() {
     let faster = drain_for(&mut stream, 2.0) as f64 / 2.0;
     assert!((400_000.0..600_000.0).contains(&faster), "stream after raising its cap {faster} B/s");
 }
+
+#[test]
+fn watcher_picks_up_new_and_removed_files_without_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    fake_mp4(&media.join("First.2001.mp4"), 100);
+    let server = start();
+    let a = &server.addr;
+    let (c, _) = send_json(a, "POST", "/api/v1/libraries", &format!(r#"{{"name":"F","kind":"movies","folders":["{}"]}}"#, media.display()));
+    assert_eq!(c, 201);
+    wait_scanned(a, 1, 1);
+    let first_id = items(a, 1)[0]["ratingKey"].as_u64().unwrap();
+    // A new file in a new subfolder, and nothing else: inotify must notice.
+    fake_mp4(&media.join("new/Second.2002.mp4"), 100);
+    wait_scanned(a, 1, 2);
+    std::fs::remove_file(media.join("First.2001.mp4")).unwrap();
+    wait_scanned(a, 1, 1);
+    fake_mp4(&media.join("new/Third.2003.mp4"), 100);
+    wait_scanned(a, 1, 2);
+    let ids: Vec<u64> = items(a, 1).iter().map(|i| i["ratingKey"].as_u64().unwrap()).collect();
+    assert!(!ids.contains(&first_id), "ids are never reused");
+    let progress = json(a, "/api/v1/libraries/1/progress");
+    assert!(progress["scans"].as_u64().unwrap() >= 3, "{progress}");
+    assert!(progress["files_seen"].as_u64().unwrap() >= 2, "{progress}");
+}

@@ -351,6 +351,31 @@ mod tests {
         }
     }
 
+    /// The same property the fuzz target checks (firmware/fuzz), on random bytes: never a panic, and a
+    /// partial answer always lies inside the file.
+    #[test]
+    fn random_input_stays_inside_the_file() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9110);
+        let alphabet = b"bytes=0123456789-, \t*Wa\"";
+        for _ in 0..200_000 {
+            let len = rng.gen_range(0..24);
+            let mut v: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            if rng.gen_bool(0.7) {
+                v.splice(0..0, b"bytes=".iter().copied());
+            }
+            let size = match rng.gen_range(0..4) {
+                0 => 0,
+                1 => rng.gen_range(0..20),
+                2 => rng.r#gen::<u64>(),
+                _ => rng.gen_range(0..100_000),
+            };
+            if let Plan::Partial { start, end } = plan(&v, size) {
+                assert!(start <= end && end < size, "{:?} {size}", String::from_utf8_lossy(&v));
+            }
+        }
+    }
+
     #[test]
     fn dates_round_trip() {
         // RFC 9110 §5.6.7 example.
