@@ -217,18 +217,19 @@ pub fn run(cfg: Config) -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    
+
     rt.block_on(serve(cfg, opening))
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let handle = opening.handle.clone();
     if opening.needs_write
-        && let Err(e) = handle.rewrite().await {
-            eprintln!("hearth: the state could not be written to flash: {e}");
-            handle.shutdown();
-            return ExitCode::from(1);
-        }
+        && let Err(e) = handle.rewrite().await
+    {
+        eprintln!("hearth: the state could not be written to flash: {e}");
+        handle.shutdown();
+        return ExitCode::from(1);
+    }
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -625,9 +625,19 @@ pub async fn all_leaves(call: Call) -> Response<Body> {
         Err(r) => return r,
     };
     let Err(g) = found else {
-        return error(StatusCode::NOT_FOUND, "That item has no episodes; only shows and seasons do.", call.format);
+        return error(
+            StatusCode::NOT_FOUND,
+            "That item has no episodes; only shows and seasons do.",
+            call.format,
+        );
     };
-    let kids: Vec<Node> = call.ctx.library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect();
+    let kids: Vec<Node> = call
+        .ctx
+        .library
+        .episodes(g.id)
+        .iter()
+        .map(|i| item_node(&call, &lib, i))
+        .collect();
     let mut root = media_container()
         .a("size", kids.len() as u64)
         .a("librarySectionID", lib.id as u64)

@@ -362,7 +362,9 @@ impl Catalog {
         let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen);
         let found = outcome.files.len();
         self.apply(id, lib.kind, outcome.files, &old, &outcome.unreadable);
+        drop(old);
         self.save();
+        release_free_memory();
         if let Some(w) = self.watcher.lock().unwrap().as_mut() {
             w.watch_dirs(id, &outcome.dirs);
         }
@@ -647,6 +649,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
+}
+
+/// A scan allocates and frees a lot (the walk, probes, the index encoding); glibc keeps freed memory in its
+/// arenas. Give it back so the idle footprint is the catalog, not the last scan's peak. (musl returns large
+/// frees by itself.)
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 fn stem(path: &[u8]) -> &[u8] {

@@ -123,18 +123,20 @@ fn find_episode(s: &str) -> Option<(usize, usize, u16, u16)> {
                         || !b[end].is_ascii_alphanumeric()
                         || b[end] == b'E'
                         || b[end] == b'e')
-                    {
-                        return Some((i, end - i, season, ep));
-                    }
+                {
+                    return Some((i, end - i, season, ep));
+                }
             }
         } else if b[i].is_ascii_digit() {
             let (j, season) = digits(i);
             if j < b.len() && (b[j] == b'x' || b[j] == b'X') && j - i <= 2 {
                 let (end, ep) = digits(j + 1);
                 if let (Some(season), Some(ep)) = (season, ep)
-                    && end - j > 2 && (end == b.len() || !b[end].is_ascii_alphanumeric()) {
-                        return Some((i, end - i, season, ep));
-                    }
+                    && end - j > 2
+                    && (end == b.len() || !b[end].is_ascii_alphanumeric())
+                {
+                    return Some((i, end - i, season, ep));
+                }
             }
         }
     }

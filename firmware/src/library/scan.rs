@@ -115,21 +115,23 @@ pub fn scan(
                 let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
                 if let Some(o) = old.get(&bytes)
-                    && o.size == meta.len() && o.mtime_ns == mtime_ns {
-                        out.files.push(Found {
-                            path: bytes,
-                            size: o.size,
-                            mtime_ns,
-                            media: o.media,
-                            container: static_container(&o.container),
-                            probed: Probed {
-                                duration_ms: o.duration_ms,
-                                video_codec: o.video_codec.as_deref().map(Into::into),
-                                audio_codec: o.audio_codec.as_deref().map(Into::into),
-                            },
-                        });
-                        continue;
-                    }
+                    && o.size == meta.len()
+                    && o.mtime_ns == mtime_ns
+                {
+                    out.files.push(Found {
+                        path: bytes,
+                        size: o.size,
+                        mtime_ns,
+                        media: o.media,
+                        container: static_container(&o.container),
+                        probed: Probed {
+                            duration_ms: o.duration_ms,
+                            video_codec: o.video_codec.as_deref().map(Into::into),
+                            audio_codec: o.audio_codec.as_deref().map(Into::into),
+                        },
+                    });
+                    continue;
+                }
                 if let Some(found) = examine(&path, ext.as_bytes(), meta.len(), mtime_ns, want) {
                     out.files.push(Found {
                         path: bytes,

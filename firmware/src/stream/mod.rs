@@ -426,9 +426,10 @@ pub async fn serve(
     });
     let mut out = head.into_bytes();
     if !req.head
-        && let Some(t) = prepared.text() {
-            out.extend_from_slice(t.as_bytes());
-        }
+        && let Some(t) = prepared.text()
+    {
+        out.extend_from_slice(t.as_bytes());
+    }
     if stream.write_all(&out).await.is_err() {
         return Next::Close;
     }
@@ -509,7 +510,11 @@ pub async fn send_file(
                 lease.refund(grant - n as u64);
                 // sendfile(2) queues references to page-cache pages: if the file shrank under bytes already
                 // queued, those bytes are no longer the file's. Check after every call and abort.
-                if file.metadata().map(|m| m.len() < offset as u64).unwrap_or(true) {
+                if file
+                    .metadata()
+                    .map(|m| m.len() < offset as u64)
+                    .unwrap_or(true)
+                {
                     return Err(SendError::Truncated);
                 }
             }
@@ -526,7 +531,10 @@ fn abort(stream: &TcpStream) {
     let _ = nix::sys::socket::setsockopt(
         stream,
         nix::sys::socket::sockopt::Linger,
-        &nix::libc::linger { l_onoff: 1, l_linger: 0 },
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
     );
 }
 

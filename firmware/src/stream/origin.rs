@@ -33,9 +33,10 @@ pub fn is_lan(peer: IpAddr, state: &State) -> bool {
 pub fn own_nets() -> Vec<Net> {
     let mut cache = OWN_NETS.lock().unwrap();
     if let Some((at, nets)) = cache.as_ref()
-        && at.elapsed() < OWN_NETS_TTL {
-            return nets.clone();
-        }
+        && at.elapsed() < OWN_NETS_TTL
+    {
+        return nets.clone();
+    }
     let mut nets = Vec::new();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {

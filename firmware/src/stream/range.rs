@@ -151,9 +151,10 @@ pub fn decide(c: &Conditions<'_>, v: &Validators, size: u64) -> Decision {
     } else if let Some(ims) = c.if_modified_since {
         // §13.2.2 step 4: If-Modified-Since only when If-None-Match is absent.
         if let Some(t) = parse_http_date(ims)
-            && v.modified <= t {
-                return Decision::NotModified;
-            }
+            && v.modified <= t
+        {
+            return Decision::NotModified;
+        }
     }
     let Some(range) = c.range else {
         return Decision::Send(Plan::Full);
@@ -360,7 +361,9 @@ mod tests {
         let alphabet = b"bytes=0123456789-, \t*Wa\"";
         for _ in 0..200_000 {
             let len = rng.gen_range(0..24);
-            let mut v: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())]).collect();
+            let mut v: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
             if rng.gen_bool(0.7) {
                 v.splice(0..0, b"bytes=".iter().copied());
             }
@@ -371,7 +374,11 @@ mod tests {
                 _ => rng.gen_range(0..100_000),
             };
             if let Plan::Partial { start, end } = plan(&v, size) {
-                assert!(start <= end && end < size, "{:?} {size}", String::from_utf8_lossy(&v));
+                assert!(
+                    start <= end && end < size,
+                    "{:?} {size}",
+                    String::from_utf8_lossy(&v)
+                );
             }
         }
     }
