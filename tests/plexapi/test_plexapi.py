@@ -152,6 +152,12 @@ def main():
         except Exception as e:  # plexapi raises BadRequest/NotFound etc. with the status in the text
             assert "501" in str(e), e
 
+        try:
+            sections["Films"].search(title="Metropolis")
+            raise AssertionError("a title filter should be 501, not the whole list")
+        except Exception as e:
+            assert "501" in str(e), e
+
         stats = api(base, "GET", "/api/v1/streams")
         print(f"plexapi: OK; bytes zero-copy {stats['zeroCopyBytes']}, copied {stats['copiedBytes']}")
         return 0
