@@ -693,7 +693,9 @@ pub async fn part(call: Call) -> Response<Body> {
     let Some((file, start, len)) = prepared.body else {
         return b.body(body).expect("valid response");
     };
-    match crate::stream::FileBody::new(file, start, len, call.ctx.streams.clone()).await {
+    match crate::stream::FileBody::new(file, start, len, prepared.class, call.ctx.streams.clone())
+        .await
+    {
         Ok(fb) => b.body(fb.boxed()).expect("valid response"),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

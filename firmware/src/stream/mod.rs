@@ -549,12 +549,15 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A hyper body that copies a span of a file (the rare part request on a hyper connection). Counts bytes.
+/// A hyper body that copies a span of a file (the rare part request on a hyper connection). Counts bytes
+/// and is paced by the same bandwidth classes as the fast path.
 pub struct FileBody {
     file: tokio::fs::File,
     left: u64,
     streams: Arc<Streams>,
     buf: Vec<u8>,
+    lease: Lease,
+    wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl FileBody {
@@ -562,17 +565,28 @@ impl FileBody {
         file: std::fs::File,
         start: u64,
         len: u64,
+        class: Class,
         streams: Arc<Streams>,
     ) -> std::io::Result<FileBody> {
         use tokio::io::AsyncSeekExt;
         let mut file = tokio::fs::File::from_std(file);
         file.seek(std::io::SeekFrom::Start(start)).await?;
+        let lease = streams.pacer.lease(class);
+        streams.active.fetch_add(1, Ordering::Relaxed);
         Ok(FileBody {
             file,
             left: len,
             streams,
             buf: vec![0; 64 * 1024],
+            lease,
+            wait: None,
         })
+    }
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        self.streams.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -584,15 +598,34 @@ impl hyper::body::Body for FileBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::future::Future;
         use std::task::Poll;
         use tokio::io::AsyncRead;
         if self.left == 0 {
             return Poll::Ready(None);
         }
         let this = &mut *self;
-        let want = (this.left as usize).min(this.buf.len());
+        let want = loop {
+            if let Some(w) = this.wait.as_mut() {
+                if w.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.wait = None;
+            }
+            match this.lease.try_take(this.left.min(this.buf.len() as u64)) {
+                Ok(n) => break n as usize,
+                Err(d) => this.wait = Some(Box::pin(tokio::time::sleep(d))),
+            }
+        };
         let mut rb = tokio::io::ReadBuf::new(&mut this.buf[..want]);
-        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut rb) {
+        let polled = std::pin::Pin::new(&mut this.file).poll_read(cx, &mut rb);
+        let got = if let Poll::Ready(Ok(())) = &polled {
+            rb.filled().len()
+        } else {
+            0
+        };
+        this.lease.refund((want - got) as u64);
+        match polled {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
             Poll::Ready(Ok(())) => {

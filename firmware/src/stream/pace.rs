@@ -230,6 +230,11 @@ impl Lease {
         }
     }
 
+    /// Without waiting: bytes that may go now, or how long until some may.
+    pub fn try_take(&mut self, want: u64) -> Result<u64, Duration> {
+        self.bucket.grant(self.rate(), want, Instant::now())
+    }
+
     /// Give back bytes granted but not sent.
     pub fn refund(&mut self, n: u64) {
         if self.sender.is_some() {
