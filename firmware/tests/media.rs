@@ -686,3 +686,22 @@ fn watcher_picks_up_new_and_removed_files_without_refresh() {
     assert!(progress["scans"].as_u64().unwrap() >= 3, "{progress}");
     assert!(progress["files_seen"].as_u64().unwrap() >= 2, "{progress}");
 }
+
+#[test]
+fn slow_heads_are_cut_off_after_a_part_request_too() {
+    let lab = lab();
+    let a = &lab.server.addr;
+    let k = &lab.big_key;
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // One fast-path request, then a second head that never finishes.
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert_eq!(read_response(&mut r, false).unwrap().2, lab.big[..10]);
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\n").as_bytes()).unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "no answer to an unfinished head");
+    assert!(t.elapsed() < Duration::from_secs(25), "the slow head was not cut off");
+}
