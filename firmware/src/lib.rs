@@ -5,14 +5,18 @@
 //! - [`store`]: the power-loss-safe flash store.
 //! - [`auth`]: accounts, Home, PINs, friends, devices and tokens, lockout, the access rule.
 //! - [`http`]: listener, dispatch, route table, API handlers.
+//! - [`library`]: scanner, catalog, index file, watcher.
+//! - [`stream`]: the stream fast path (Range, sendfile, pacing classes).
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 
 pub mod dlna;
 pub mod auth;
 pub mod http;
+pub mod library;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod stream;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,7 +1,7 @@
 //! Accepting connections and handing each request to the right engine.
 
 use super::rewind::Rewind;
-use super::routes::{self, Miss};
+use super::routes::{self, Access, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
 use crate::state::SecureConnections;
 use bytes::BytesMut;
@@ -66,7 +66,11 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut)
         }
         buf.reserve(4096);
         if stream.read_buf(buf).await? == 0 {
-            return Ok(if buf.is_empty() { Head::Closed } else { Head::Malformed });
+            return Ok(if buf.is_empty() {
+                Head::Closed
+            } else {
+                Head::Malformed
+            });
         }
     }
 }
@@ -81,48 +85,117 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         _ => return,
     }
     if first[0] != 0x16 {
-        return session(stream, peer, ctx, false).await;
+        return plain_session(stream, peer, ctx).await;
     }
     let Some(acceptor) = ctx.certificates.acceptor(&ctx.state.snapshot()) else {
         tracing::debug!(%peer, "TLS client, but HTTPS is off; closing");
         return;
     };
     match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => session(tls, peer, ctx, true).await,
+        Ok(Ok(tls)) => tls_session(tls, peer, ctx).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),
     }
 }
 
-/// One HTTP/1 session over plain TCP or TLS: read the first head ourselves, then hand over to hyper.
-async fn session<S>(mut io: S, peer: SocketAddr, ctx: Arc<Ctx>, secure: bool)
+/// A plain-TCP session: request heads are read here; part GET/HEAD go to the stream fast path (sendfile) and
+/// come back for the next head on keep-alive; the first other request hands the connection to hyper.
+async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        let head_len = match first_head(&mut stream, &mut buf, peer).await {
+            Some(n) => n,
+            None => return linger_close(stream).await,
+        };
+        // Stream fast path (stream room): part GET/HEAD answered here with sendfile(2).
+        let Some(req) = crate::stream::fast_path_request(&buf[..head_len]) else { break };
+        let state = ctx.state.snapshot();
+        if state.settings.secure_connections == SecureConnections::Required {
+            let _ = stream.write_all(&plain_refusal(403, REQUIRED_TLS)).await;
+            return linger_close(stream).await;
+        }
+        let admitted = routes::admit_head(Access::Libraries, &buf[..head_len], peer, &state, &ctx.auth.subnets());
+        let (origin, caller) = match admitted {
+            Ok(pass) => pass,
+            Err(refusal) => {
+                if refusal.status == 401 && refusal.token_presented {
+                    tracing::info!(peer = %refusal.addr, "refused a part request with an invalid token");
+                }
+                let _ = stream.write_all(&plain_refusal(refusal.status, refusal.message)).await;
+                return linger_close(stream).await;
+            }
+        };
+        if let crate::auth::Caller::Account { device, .. } = caller {
+            ctx.auth.seen(device);
+        }
+        let visible = super::plex::visible_to(&caller, &state);
+        match crate::stream::serve(&mut stream, &mut buf, head_len, req, &ctx, peer, visible, origin.lan).await {
+            crate::stream::Next::KeepAlive => continue,
+            crate::stream::Next::Close => return,
+        }
+    }
+    hyper_session(stream, buf, peer, ctx, false).await
+}
+
+/// A TLS session: the first head is read here (for its limits), then hyper serves it. Parts are copied.
+async fn tls_session<S>(mut io: S, peer: SocketAddr, ctx: Arc<Ctx>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = BytesMut::with_capacity(4096);
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut io, &mut buf)).await {
+    if first_head(&mut io, &mut buf, peer).await.is_none() {
+        let _ = io.shutdown().await;
+        return;
+    }
+    hyper_session(io, buf, peer, ctx, true).await
+}
+
+/// Read one request head within the time and size limits. None = the connection is done (an error answer,
+/// if any, was written).
+async fn first_head<S>(io: &mut S, buf: &mut BytesMut, peer: SocketAddr) -> Option<usize>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(io, buf)).await {
         Err(_) => {
             tracing::debug!(%peer, "request head too slow; closing");
-            return;
+            return None;
         }
-        Ok(Err(_)) | Ok(Ok(Head::Closed)) => return,
+        Ok(Err(_)) | Ok(Ok(Head::Closed)) => return None,
         Ok(Ok(h)) => h,
     };
     match head {
         Head::TooLarge => {
-            let _ = io
-                .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 41\r\n\r\nRequest headers are larger than 16 KiB.\r\n")
-                .await;
-            return;
+            let _ = io.write_all(&plain_refusal(431, "Request headers are larger than 16 KiB.")).await;
+            None
         }
         Head::Malformed => {
-            let _ = io
-                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 34\r\n\r\nThat is not an HTTP/1.1 request.\r\n")
-                .await;
-            return;
+            let _ = io.write_all(&plain_refusal(400, "That is not an HTTP/1.1 request.")).await;
+            None
         }
-        Head::Complete(_) | Head::Closed => {}
+        Head::Complete(n) => Some(n),
+        Head::Closed => None,
     }
+}
+
+const REQUIRED_TLS: &str = "This server requires secure connections: use https:// on the same address and port.";
+
+/// A complete error answer for the paths that do not go through hyper; the connection closes after it.
+fn plain_refusal(status: u16, message: &str) -> Vec<u8> {
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+    let body = format!("{message}\r\n");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Hand the connection, with the bytes already read, to hyper's HTTP/1 server.
+async fn hyper_session<S>(io: S, buf: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>, secure: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(Rewind::new(buf.freeze(), io));
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
@@ -139,6 +212,24 @@ where
     }
 }
 
+/// Close after an error answer without resetting: closing with unread input makes the kernel send RST,
+/// which can destroy the answer before the client reads it (RFC 9112 §9.6). Shut down our side, then read
+/// and drop what the client still sends, for a short while.
+async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut total = 0usize;
+        while let Ok(n) = stream.read(&mut sink).await {
+            total += n;
+            if n == 0 || total > 1 << 20 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Route one request through the table.
 pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Request<Incoming>) -> Response<Body> {
     let format = Format::of(req.headers());
@@ -151,14 +242,25 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
     let (route, params) = match routes::find(req.method(), req.uri().path()) {
         Ok(found) => found,
         Err(Miss::NotFound) => {
-            let msg = format!("There is no {} {} on this server.", req.method(), req.uri().path());
+            let msg = format!(
+                "There is no {} {} on this server.",
+                req.method(),
+                req.uri().path()
+            );
             return error(StatusCode::NOT_FOUND, &msg, format);
         }
         Err(Miss::MethodNotAllowed(allowed)) => {
             let list: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-            let msg = format!("{} is not allowed here; use {}.", req.method(), list.join(" or "));
+            let msg = format!(
+                "{} is not allowed here; use {}.",
+                req.method(),
+                list.join(" or ")
+            );
             let mut r = error(StatusCode::METHOD_NOT_ALLOWED, &msg, format);
-            r.headers_mut().insert(header::ALLOW, list.join(", ").parse().expect("method names"));
+            r.headers_mut().insert(
+                header::ALLOW,
+                list.join(", ").parse().expect("method names"),
+            );
             return r;
         }
     };
@@ -185,11 +287,7 @@ fn insecure_refused(req: &Request<Incoming>, format: Format) -> Response<Body> {
                 .expect("valid response");
         }
     }
-    error(
-        StatusCode::FORBIDDEN,
-        "This server requires secure connections: use https:// on the same address and port.",
-        format,
-    )
+    error(StatusCode::FORBIDDEN, REQUIRED_TLS, format)
 }
 
 /// A Host header we are willing to echo into a redirect: host[:port], no path, no userinfo.

@@ -11,6 +11,8 @@
 pub mod account_api;
 pub mod api;
 pub mod conn;
+pub mod libraries;
+pub mod plex;
 pub mod rewind;
 pub mod routes;
 pub mod tls;
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Response, StatusCode, header};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use conn::serve;
@@ -43,10 +46,20 @@ pub struct Ctx {
     pub certificates: tls::Certificates,
     /// The auth room's runtime part: hashing, lockout, last-seen times, own subnets.
     pub auth: std::sync::Arc<crate::auth::Guard>,
+    /// The libraries' items (library room).
+    pub library: Arc<crate::library::Catalog>,
+    /// Stream counters and the pacer (stream room).
+    pub streams: Arc<crate::stream::Streams>,
 }
 
 impl Ctx {
+    /// Also opens the library catalog (index file in `data_dir`), starts its scanner and watcher, and has the
+    /// pacer follow the state. Call inside the tokio runtime.
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
+        let library = crate::library::Catalog::open(&data_dir, state.clone());
+        library.start();
+        let streams = crate::stream::Streams::new();
+        streams.follow(state.subscribe());
         Ctx {
             state,
             started: Instant::now(),
@@ -54,6 +67,8 @@ impl Ctx {
             data_dir,
             certificates: Default::default(),
             auth: std::sync::Arc::new(crate::auth::Guard::new()),
+            library,
+            streams,
         }
     }
 }
@@ -88,7 +103,8 @@ pub fn error(status: StatusCode, message: &str, format: Format) -> Response<Body
     let (ctype, body) = match format {
         Format::Json => (
             "application/json",
-            serde_json::json!({ "error": { "status": status.as_u16(), "message": message } }).to_string(),
+            serde_json::json!({ "error": { "status": status.as_u16(), "message": message } })
+                .to_string(),
         ),
         Format::Xml => (
             "text/xml; charset=utf-8",

@@ -47,13 +47,21 @@ pub struct Params(pub Vec<(&'static str, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 macro_rules! route {
     ($method:ident $path:literal, $access:expr, $handler:path) => {
-        Route { method: Method::$method, path: $path, access: $access, handler: |c| Box::pin($handler(c)) }
+        Route {
+            method: Method::$method,
+            path: $path,
+            access: $access,
+            handler: |c| Box::pin($handler(c)),
+        }
     };
 }
 
@@ -89,6 +97,30 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/settings/network", Access::Owner, acct::set_network_settings),
     route!(GET "/api/v1/settings/dlna", Access::Owner, acct::dlna_settings),
     route!(PUT "/api/v1/settings/dlna", Access::Owner, acct::set_dlna_settings),
+    // Plex-compatible client API (plex.rs). `/` redirects browsers to /web/ inside the handler.
+    route!(GET "/", Access::Libraries, super::plex::root),
+    route!(GET "/library", Access::Libraries, super::plex::library),
+    route!(GET "/library/sections", Access::Libraries, super::plex::sections),
+    route!(GET "/library/sections/{id}/all", Access::Library(Section::Param("id")), super::plex::section_all),
+    route!(GET "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh),
+    route!(DELETE "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh_cancel),
+    route!(GET "/library/metadata/{id}", Access::Libraries, super::plex::metadata),
+    route!(GET "/library/metadata/{id}/children", Access::Libraries, super::plex::children),
+    route!(GET "/library/metadata/{id}/allLeaves", Access::Libraries, super::plex::all_leaves),
+    // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
+    // request is the first on its connection (or follows another part request); this route is the copy path.
+    route!(GET "/library/parts/{id}/{ts}/{file}", Access::Libraries, super::plex::part),
+    // Owner JSON API for libraries (libraries.rs).
+    route!(GET "/api/v1/libraries", Access::Owner, super::libraries::list),
+    route!(POST "/api/v1/libraries", Access::Owner, super::libraries::create),
+    route!(DELETE "/api/v1/libraries/{id}", Access::Owner, super::libraries::delete),
+    route!(POST "/api/v1/libraries/{id}/folders", Access::Owner, super::libraries::add_folder),
+    route!(DELETE "/api/v1/libraries/{id}/folders", Access::Owner, super::libraries::remove_folder),
+    route!(POST "/api/v1/libraries/{id}/refresh", Access::Refresh(Section::Param("id")), super::libraries::refresh),
+    route!(GET "/api/v1/libraries/{id}/progress", Access::Refresh(Section::Param("id")), super::libraries::progress),
+    route!(GET "/api/v1/streams", Access::Owner, super::libraries::streams),
+    route!(GET "/api/v1/bandwidth", Access::Owner, super::libraries::bandwidth),
+    route!(PUT "/api/v1/bandwidth", Access::Owner, super::libraries::set_bandwidth),
 ];
 
 /// Why [`admit`] refused a request.
@@ -126,6 +158,33 @@ pub fn admit(
             token_presented: !matches!(presented, token::Presented::None),
         }),
     }
+}
+
+/// [`admit`] for a raw request head read by the stream fast path (which answers before hyper and the router).
+pub fn admit_head(
+    access: Access,
+    head: &[u8],
+    peer: SocketAddr,
+    state: &crate::state::State,
+    own_subnets: &[crate::state::Net],
+) -> Result<(Origin, Caller), Refusal> {
+    let bad = Refusal { status: 400, message: "That is not an HTTP/1.1 request.", addr: peer.ip(), token_presented: false };
+    let mut raw = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut raw);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return Err(bad);
+    }
+    let mut headers = hyper::HeaderMap::new();
+    for h in req.headers.iter() {
+        let (Ok(name), Ok(value)) =
+            (hyper::header::HeaderName::from_bytes(h.name.as_bytes()), hyper::header::HeaderValue::from_bytes(h.value))
+        else {
+            return Err(bad);
+        };
+        headers.append(name, value);
+    }
+    let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
+    admit(access, &Params::default(), &headers, query, peer, state, own_subnets)
 }
 
 /// Check the route's access class for this request, then run its handler.
@@ -172,7 +231,11 @@ pub enum Miss {
 
 /// Find the route for a request. HEAD matches GET routes.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Miss> {
-    let want = if method == Method::HEAD { &Method::GET } else { method };
+    let want = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     let mut allowed = Vec::new();
     for r in ROUTES {
         if let Some(p) = matches(r.path, path) {
@@ -182,7 +245,11 @@ pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Params), Mis
             allowed.push(r.method.clone());
         }
     }
-    if allowed.is_empty() { Err(Miss::NotFound) } else { Err(Miss::MethodNotAllowed(allowed)) }
+    if allowed.is_empty() {
+        Err(Miss::NotFound)
+    } else {
+        Err(Miss::MethodNotAllowed(allowed))
+    }
 }
 
 fn matches(pattern: &'static str, path: &str) -> Option<Params> {
@@ -237,7 +304,9 @@ mod tests {
         assert!(p.0.is_empty());
         assert!(find(&Method::HEAD, "/identity").is_ok());
         assert!(matches!(find(&Method::GET, "/nope"), Err(Miss::NotFound)));
-        assert!(matches!(find(&Method::POST, "/identity"), Err(Miss::MethodNotAllowed(m)) if m == [Method::GET]));
+        assert!(
+            matches!(find(&Method::POST, "/identity"), Err(Miss::MethodNotAllowed(m)) if m == [Method::GET])
+        );
     }
 
     #[test]

@@ -1,0 +1,709 @@
+//! The Plex-compatible client API (DESIGN.md "APIs"): the subset python-plexapi needs to list sections, list
+//! and read items and download parts. XML MediaContainer by default, JSON with `Accept: application/json`.
+//! What Hearth does not build (artists/albums, photo albums, cancel refresh) answers 501 with a message.
+
+// Handlers return ready error responses through `Result`; boxing them would only add noise.
+#![allow(clippy::result_large_err)]
+
+use super::routes::Call;
+use super::{Body, Format, error, full, xml_escape};
+use crate::library::{Group, Item, Visible, kind::Media};
+use crate::state::{Library, LibraryKind};
+use hyper::{Response, StatusCode, header};
+
+/// An attribute value.
+enum Val {
+    S(String),
+    N(u64),
+}
+
+impl From<&str> for Val {
+    fn from(s: &str) -> Val {
+        Val::S(s.into())
+    }
+}
+impl From<String> for Val {
+    fn from(s: String) -> Val {
+        Val::S(s)
+    }
+}
+impl From<u64> for Val {
+    fn from(n: u64) -> Val {
+        Val::N(n)
+    }
+}
+
+/// One element of a MediaContainer: XML tag, the JSON array it goes into, attributes, children.
+struct Node {
+    tag: &'static str,
+    json: &'static str,
+    attrs: Vec<(&'static str, Val)>,
+    kids: Vec<Node>,
+}
+
+impl Node {
+    fn new(tag: &'static str, json: &'static str) -> Node {
+        Node {
+            tag,
+            json,
+            attrs: Vec::new(),
+            kids: Vec::new(),
+        }
+    }
+    fn a(mut self, k: &'static str, v: impl Into<Val>) -> Node {
+        self.attrs.push((k, v.into()));
+        self
+    }
+    fn opt(self, k: &'static str, v: Option<impl Into<Val>>) -> Node {
+        match v {
+            Some(v) => self.a(k, v),
+            None => self,
+        }
+    }
+    fn kid(mut self, n: Node) -> Node {
+        self.kids.push(n);
+        self
+    }
+
+    fn xml(&self, out: &mut String, depth: usize) {
+        out.push_str(&"  ".repeat(depth));
+        out.push('<');
+        out.push_str(self.tag);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            match v {
+                Val::S(s) => out.push_str(&xml_escape(s)),
+                Val::N(n) => out.push_str(&n.to_string()),
+            }
+            out.push('"');
+        }
+        if self.kids.is_empty() {
+            out.push_str("/>\n");
+        } else {
+            out.push_str(">\n");
+            for k in &self.kids {
+                k.xml(out, depth + 1);
+            }
+            out.push_str(&"  ".repeat(depth));
+            out.push_str("</");
+            out.push_str(self.tag);
+            out.push_str(">\n");
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &self.attrs {
+            let v = match v {
+                Val::S(s) => serde_json::Value::String(s.clone()),
+                Val::N(n) => serde_json::Value::from(*n),
+            };
+            m.insert((*k).into(), v);
+        }
+        for k in &self.kids {
+            let arr = m
+                .entry(k.json)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let serde_json::Value::Array(a) = arr {
+                a.push(k.json());
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Answer a MediaContainer in the client's format.
+fn container(format: Format, root: Node) -> Response<Body> {
+    match format {
+        Format::Json => super::json(&serde_json::json!({ "MediaContainer": root.json() })),
+        Format::Xml => {
+            let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+            root.xml(&mut s, 0);
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
+                .body(full(s))
+                .expect("valid response")
+        }
+    }
+}
+
+fn media_container() -> Node {
+    Node::new("MediaContainer", "MediaContainer")
+}
+
+/// The libraries this caller may see.
+fn visible(call: &Call) -> Visible {
+    visible_to(&call.caller, &call.ctx.state.snapshot())
+}
+
+/// The libraries a caller admitted by the access rule may see: everything for the owner, admin and library
+/// API tokens and bypass networks; the shared libraries for Home members and friends; nothing otherwise.
+pub fn visible_to(caller: &crate::auth::Caller, state: &crate::state::State) -> Visible {
+    match caller {
+        c if c.sees_all_libraries() => Visible::All,
+        crate::auth::Caller::Account { account, .. } => crate::library::visible(state, Some(*account)),
+        _ => Visible::Only(Default::default()),
+    }
+}
+
+fn query(call: &Call, key: &str) -> Option<String> {
+    call.req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| super::routes::percent_decode(v).unwrap_or_default())
+    })
+}
+
+/// `X-Plex-Container-Start`/`-Size` from headers or the query.
+fn window(call: &Call) -> (usize, usize) {
+    let get = |k: &str| {
+        call.req
+            .headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| query(call, k))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    (
+        get("X-Plex-Container-Start").unwrap_or(0),
+        get("X-Plex-Container-Size").unwrap_or(usize::MAX),
+    )
+}
+
+fn section_type(kind: LibraryKind) -> &'static str {
+    match kind {
+        LibraryKind::Movies | LibraryKind::OtherVideos => "movie",
+        LibraryKind::Shows => "show",
+        LibraryKind::Music => "artist",
+        LibraryKind::Photos => "photo",
+    }
+}
+
+/// `GET /`: the server's MediaContainer; a browser gets the web page instead.
+pub async fn root(call: Call) -> Response<Body> {
+    let html = call
+        .req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if html {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, "/web/")
+            .body(full("The setup page is at /web/\n"))
+            .expect("valid response");
+    }
+    let s = call.ctx.state.snapshot();
+    let name = if s.settings.friendly_name.is_empty() {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "Hearth".into())
+    } else {
+        s.settings.friendly_name.to_string()
+    };
+    let root = media_container()
+        .a("size", 1u64)
+        .a("friendlyName", name)
+        .a("machineIdentifier", s.machine_identifier())
+        .a("version", crate::VERSION)
+        .a("platform", "Linux")
+        .a("multiuser", "1")
+        .a("myPlex", "0")
+        .a("transcoderVideo", "0")
+        .a("transcoderAudio", "0")
+        .a("allowSync", "0")
+        .a("updatedAt", crate::library::unix_now() as u64)
+        .kid(
+            Node::new("Directory", "Directory")
+                .a("key", "library")
+                .a("title", "library"),
+        );
+    container(call.format, root)
+}
+
+/// `GET /library`.
+pub async fn library(call: Call) -> Response<Body> {
+    let root = media_container()
+        .a("size", 1u64)
+        .a("identifier", "com.plexapp.plugins.library")
+        .a("title1", "Plex Library")
+        .kid(
+            Node::new("Directory", "Directory")
+                .a("key", "sections")
+                .a("title", "Library Sections"),
+        );
+    container(call.format, root)
+}
+
+fn section_node(call: &Call, l: &Library) -> Node {
+    let s = call.ctx.state.snapshot();
+    let progress = call.ctx.library.progress_of(l.id).view();
+    let mut n = Node::new("Directory", "Directory")
+        .a("key", l.id as u64)
+        .a("type", section_type(l.kind))
+        .a("title", l.name.as_str())
+        .a("agent", "tv.plex.agents.none")
+        .a("scanner", "Hearth")
+        .a("language", "xn")
+        .a("uuid", format!("{}-{:02x}", s.machine_identifier(), l.id))
+        .a("refreshing", if progress.running { "1" } else { "0" })
+        .a("updatedAt", crate::library::unix_now() as u64);
+    for (i, f) in s.folders.iter().filter(|f| f.library == l.id).enumerate() {
+        n = n.kid(
+            Node::new("Location", "Location")
+                .a("id", i as u64 + 1)
+                .a("path", f.path.as_str()),
+        );
+    }
+    n
+}
+
+/// `GET /library/sections`.
+pub async fn sections(call: Call) -> Response<Body> {
+    let s = call.ctx.state.snapshot();
+    let vis = visible(&call);
+    let mut root = media_container().a("title1", "Plex Library");
+    let mut count = 0u64;
+    for l in s.libraries.iter().filter(|l| vis.allows(l.id)) {
+        root = root.kid(section_node(&call, l));
+        count += 1;
+    }
+    container(call.format, root.a("size", count))
+}
+
+/// The library a `{id}` names, if this caller may see it.
+fn find_section(call: &Call) -> Result<Library, Response<Body>> {
+    let id = call.params.get("id").and_then(|v| v.parse::<u8>().ok());
+    let s = call.ctx.state.snapshot();
+    let vis = visible(call);
+    id.and_then(|id| {
+        s.libraries
+            .iter()
+            .find(|l| l.id == id && vis.allows(l.id))
+            .cloned()
+    })
+    .ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "There is no library section with that id.",
+            call.format,
+        )
+    })
+}
+
+/// `GET /library/sections/{id}/all`.
+pub async fn section_all(call: Call) -> Response<Body> {
+    let lib = match find_section(&call) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let default = match lib.kind {
+        LibraryKind::Movies | LibraryKind::OtherVideos => 1,
+        LibraryKind::Shows => 2,
+        LibraryKind::Music => 8,
+        LibraryKind::Photos => 14,
+    };
+    let ty = query(&call, "type")
+        .and_then(|t| t.parse::<u32>().ok())
+        .unwrap_or(default);
+    let lib_nodes: Vec<Node> = match (lib.kind, ty) {
+        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => call
+            .ctx
+            .library
+            .items(lib.id)
+            .iter()
+            .map(|i| item_node(&call, &lib, i))
+            .collect(),
+        (LibraryKind::Shows, 2) => call
+            .ctx
+            .library
+            .shows(lib.id)
+            .iter()
+            .map(|g| group_node(&call, &lib, g))
+            .collect(),
+        (LibraryKind::Shows, 3) => {
+            let mut v = Vec::new();
+            for show in call.ctx.library.shows(lib.id) {
+                v.extend(
+                    call.ctx
+                        .library
+                        .seasons(show.id)
+                        .iter()
+                        .map(|g| group_node(&call, &lib, g)),
+                );
+            }
+            v
+        }
+        (LibraryKind::Shows, 4) => {
+            let mut v = Vec::new();
+            for show in call.ctx.library.shows(lib.id) {
+                v.extend(
+                    call.ctx
+                        .library
+                        .episodes(show.id)
+                        .iter()
+                        .map(|i| item_node(&call, &lib, i)),
+                );
+            }
+            v
+        }
+        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => call
+            .ctx
+            .library
+            .items(lib.id)
+            .iter()
+            .map(|i| item_node(&call, &lib, i))
+            .collect(),
+        (LibraryKind::Music, 8 | 9) => {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "Hearth lists music as tracks only (type=10); artists and albums are not built yet.",
+                call.format,
+            );
+        }
+        (LibraryKind::Photos, 14) => {
+            return error(
+                StatusCode::NOT_IMPLEMENTED,
+                "Hearth lists photos one by one (type=13); photo albums are not built yet.",
+                call.format,
+            );
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("This section has no items of type {ty}."),
+                call.format,
+            );
+        }
+    };
+    let total = lib_nodes.len();
+    let (start, size) = window(&call);
+    let page: Vec<Node> = lib_nodes.into_iter().skip(start).take(size).collect();
+    let mut root = media_container()
+        .a("size", page.len() as u64)
+        .a("totalSize", total as u64)
+        .a("offset", start as u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("librarySectionTitle", lib.name.as_str())
+        .a("viewGroup", section_type(lib.kind));
+    for n in page {
+        root = root.kid(n);
+    }
+    container(call.format, root)
+}
+
+/// `GET /library/sections/{id}/refresh`: queue a scan (Plex answers 200 with no body).
+pub async fn section_refresh(call: Call) -> Response<Body> {
+    let lib = match find_section(&call) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if query(&call, "path").is_some() {
+        tracing::debug!(
+            library = lib.id,
+            "partial refresh asked; scanning the whole library"
+        );
+    }
+    call.ctx.library.refresh(lib.id);
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(super::empty())
+        .expect("valid response")
+}
+
+/// `DELETE /library/sections/{id}/refresh`: cancelling a scan is not built.
+pub async fn section_refresh_cancel(call: Call) -> Response<Body> {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        "Hearth cannot cancel a scan; it finishes on its own.",
+        call.format,
+    )
+}
+
+fn part_ext(item: &Item) -> String {
+    let name = item.file_name();
+    match name.rsplit_once('.') {
+        Some((_, e))
+            if !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            e.to_ascii_lowercase()
+        }
+        _ => item.container.to_string(),
+    }
+}
+
+fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
+    let _ = call;
+    let (tag, json, ty) = match (i.media, i.episode.is_some()) {
+        (Media::Video, true) => ("Video", "Metadata", "episode"),
+        (Media::Video, false) if lib.kind == LibraryKind::OtherVideos => {
+            ("Video", "Metadata", "movie")
+        }
+        (Media::Video, false) => ("Video", "Metadata", "movie"),
+        (Media::Audio, _) => ("Track", "Metadata", "track"),
+        (Media::Photo, _) => ("Photo", "Metadata", "photo"),
+    };
+    let mtime = i.mtime_secs().max(0) as u64;
+    let part = Node::new("Part", "Part")
+        .a("id", i.id as u64)
+        .a(
+            "key",
+            format!("/library/parts/{}/{}/file.{}", i.id, mtime, part_ext(i)),
+        )
+        .a("file", i.path().to_string_lossy().into_owned())
+        .a("size", i.size)
+        .a("container", &*i.container)
+        .opt("duration", i.duration_ms);
+    let media = Node::new("Media", "Media")
+        .a("id", i.id as u64)
+        .a("container", &*i.container)
+        .opt("duration", i.duration_ms)
+        .opt("videoCodec", i.video_codec.as_deref())
+        .opt("audioCodec", i.audio_codec.as_deref())
+        .kid(part);
+    let mut n = Node::new(tag, json)
+        .a("ratingKey", i.id as u64)
+        .a("key", format!("/library/metadata/{}", i.id))
+        .a("guid", format!("local://{}", i.id))
+        .a("type", ty)
+        .a("title", &*i.title)
+        .a("librarySectionID", lib.id as u64)
+        .a("librarySectionTitle", lib.name.as_str())
+        .a("librarySectionKey", format!("/library/sections/{}", lib.id))
+        .opt("year", i.year.map(u64::from))
+        .opt("duration", i.duration_ms)
+        .a("addedAt", i.added as u64)
+        .a("updatedAt", mtime);
+    if let Some(e) = i.episode {
+        let show = call.ctx.library.group(e.show);
+        n = n
+            .a("index", e.episode_no as u64)
+            .a("parentIndex", e.season_no as u64)
+            .a("parentRatingKey", e.season as u64)
+            .a("parentKey", format!("/library/metadata/{}", e.season))
+            .a("parentTitle", format!("Season {}", e.season_no))
+            .a("grandparentRatingKey", e.show as u64)
+            .a("grandparentKey", format!("/library/metadata/{}", e.show))
+            .a(
+                "grandparentTitle",
+                show.map(|g| g.show.to_string()).unwrap_or_default(),
+            );
+    }
+    n.kid(media)
+}
+
+fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
+    let leaves = call.ctx.library.leaf_count(g.id) as u64;
+    let n = Node::new("Directory", "Metadata")
+        .a("ratingKey", g.id as u64)
+        .a("key", format!("/library/metadata/{}/children", g.id))
+        .a("guid", format!("local://{}", g.id))
+        .a("librarySectionID", lib.id as u64)
+        .a("librarySectionTitle", lib.name.as_str())
+        .a("librarySectionKey", format!("/library/sections/{}", lib.id))
+        .a("leafCount", leaves)
+        .a("viewedLeafCount", 0u64);
+    match g.season {
+        None => n
+            .a("type", "show")
+            .a("title", &*g.show)
+            .a("childCount", call.ctx.library.seasons(g.id).len() as u64),
+        Some(no) => n
+            .a("type", "season")
+            .a("title", format!("Season {no}"))
+            .a("index", no as u64)
+            .a("parentRatingKey", g.parent as u64)
+            .a("parentKey", format!("/library/metadata/{}", g.parent))
+            .a("parentTitle", &*g.show),
+    }
+}
+
+/// An item or group by id, if visible: (library, item or group).
+fn find_metadata(call: &Call) -> Result<(Library, Result<Item, Group>), Response<Body>> {
+    let nf = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "There is no item with that id.",
+            call.format,
+        )
+    };
+    let id = call
+        .params
+        .get("id")
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(nf)?;
+    let found = match call.ctx.library.item(id) {
+        Some(i) => Ok(i),
+        None => Err(call.ctx.library.group(id).ok_or_else(nf)?),
+    };
+    let lib_id = match &found {
+        Ok(i) => i.library,
+        Err(g) => g.library,
+    };
+    let s = call.ctx.state.snapshot();
+    let lib = s
+        .libraries
+        .iter()
+        .find(|l| l.id == lib_id)
+        .cloned()
+        .filter(|l| visible(call).allows(l.id));
+    Ok((lib.ok_or_else(nf)?, found))
+}
+
+/// `GET /library/metadata/{id}`.
+pub async fn metadata(call: Call) -> Response<Body> {
+    let (lib, found) = match find_metadata(&call) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let node = match &found {
+        Ok(i) => item_node(&call, &lib, i),
+        Err(g) => group_node(&call, &lib, g),
+    };
+    let root = media_container()
+        .a("size", 1u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("librarySectionTitle", lib.name.as_str())
+        .kid(node);
+    container(call.format, root)
+}
+
+/// `GET /library/metadata/{id}/children`: a show's seasons, a season's episodes.
+pub async fn children(call: Call) -> Response<Body> {
+    let (lib, found) = match find_metadata(&call) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Err(g) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "That item has no children; only shows and seasons do.",
+            call.format,
+        );
+    };
+    let kids: Vec<Node> = match g.season {
+        None => call
+            .ctx
+            .library
+            .seasons(g.id)
+            .iter()
+            .map(|s| group_node(&call, &lib, s))
+            .collect(),
+        Some(_) => call
+            .ctx
+            .library
+            .episodes(g.id)
+            .iter()
+            .map(|i| item_node(&call, &lib, i))
+            .collect(),
+    };
+    let mut root = media_container()
+        .a("size", kids.len() as u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("key", g.id as u64)
+        .a("title1", &*g.show)
+        .a(
+            "viewGroup",
+            if g.season.is_none() {
+                "season"
+            } else {
+                "episode"
+            },
+        );
+    for k in kids {
+        root = root.kid(k);
+    }
+    container(call.format, root)
+}
+
+/// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season).
+pub async fn all_leaves(call: Call) -> Response<Body> {
+    let (lib, found) = match find_metadata(&call) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Err(g) = found else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "That item has no episodes; only shows and seasons do.",
+            call.format,
+        );
+    };
+    let kids: Vec<Node> = call
+        .ctx
+        .library
+        .episodes(g.id)
+        .iter()
+        .map(|i| item_node(&call, &lib, i))
+        .collect();
+    let mut root = media_container()
+        .a("size", kids.len() as u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("key", g.id as u64)
+        .a("title1", &*g.show)
+        .a("viewGroup", "episode");
+    for k in kids {
+        root = root.kid(k);
+    }
+    container(call.format, root)
+}
+
+/// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection: copied (the fast path takes this request
+/// whenever it is the first on its connection).
+pub async fn part(call: Call) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let h = call.req.headers();
+    let get = |n: header::HeaderName| h.get(n).map(|v| v.as_bytes().to_vec());
+    let (range, inm, ims, ir) = (
+        get(header::RANGE),
+        get(header::IF_NONE_MATCH),
+        get(header::IF_MODIFIED_SINCE),
+        get(header::IF_RANGE),
+    );
+    let ask = crate::stream::Ask {
+        item: call.params.get("id").and_then(|v| v.parse().ok()),
+        head: call.req.method() == hyper::Method::HEAD,
+        download: query(&call, "download").as_deref() == Some("1"),
+        conditions: crate::stream::range::Conditions {
+            if_none_match: inm.as_deref(),
+            if_modified_since: ims.as_deref(),
+            if_range: ir.as_deref(),
+            range: range.as_deref(),
+        },
+        visible: visible(&call),
+        peer: call.peer,
+        lan: call.origin.lan,
+    };
+    let prepared = crate::stream::prepare(&call.ctx, &ask);
+    call.ctx
+        .streams
+        .responses
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut b = Response::builder().status(prepared.status);
+    for (n, v) in &prepared.headers {
+        if *n != "X-Hearth-Message" {
+            b = b.header(*n, v.as_str());
+        }
+    }
+    let body = match (&prepared.body, prepared.text()) {
+        (None, Some(t)) if !ask.head => full(t),
+        _ => super::empty(),
+    };
+    let Some((file, start, len)) = prepared.body else {
+        return b.body(body).expect("valid response");
+    };
+    match crate::stream::FileBody::new(file, start, len, prepared.class, call.ctx.streams.clone())
+        .await
+    {
+        Ok(fb) => b.body(fb.boxed()).expect("valid response"),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("The file could not be read: {e}"),
+            call.format,
+        ),
+    }
+}

@@ -1,0 +1,715 @@
+//! Libraries: the scanner, the catalog of items, the index file, the watcher and the media kinds.
+//!
+//! Owns: what is in each library (items with stable ids, titles, sizes, containers, durations, codecs), the
+//! show and season groupings, scan progress, the index file `library-index.bin` in the data folder, and the
+//! inotify watcher. Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! the API); this room follows them.
+//! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
+//! the flash store (items are not state: they can always be rebuilt by a scan).
+//!
+//! Index file (`library-index.bin`), written whole to a temporary file, fsynced, then renamed over the old:
+//!
+//! ```text
+//! offset 0  magic  b"HIDX"
+//! offset 4  version u16 little-endian (INDEX_VERSION)
+//! offset 6  postcard(Index { next_id: u32, items: Vec<Item>, groups: Vec<Group> })
+//! ```
+//!
+//! Ids: every item, show and season has a u32 id that never changes while its path (or show name and
+//! season number) stays; ids are never reused. A damaged or missing index means new ids for everything.
+
+pub mod kind;
+pub mod name;
+pub mod probe;
+pub mod scan;
+pub mod watch;
+
+use crate::state::{AccountId, Handle, LibraryId, LibraryKind, Role, State};
+use kind::Media;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+pub const INDEX_FILE: &str = "library-index.bin";
+pub const INDEX_MAGIC: &[u8; 4] = b"HIDX";
+pub const INDEX_VERSION: u16 = 1;
+const OFFSET_VERSION: usize = 4;
+const OFFSET_PAYLOAD: usize = 6;
+
+pub type ItemId = u32;
+
+/// One media file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: ItemId,
+    pub library: LibraryId,
+    /// Absolute path, raw bytes (names need not be UTF-8).
+    pub path: Box<[u8]>,
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    pub media: Media,
+    pub container: Box<str>,
+    pub title: Box<str>,
+    pub year: Option<u16>,
+    /// Show and season group ids, season and episode numbers.
+    pub episode: Option<Episode>,
+    pub duration_ms: Option<u64>,
+    pub video_codec: Option<Box<str>>,
+    pub audio_codec: Option<Box<str>>,
+    /// Unix seconds when first seen.
+    pub added: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Episode {
+    pub show: ItemId,
+    pub season: ItemId,
+    pub season_no: u16,
+    pub episode_no: u16,
+}
+
+impl Item {
+    pub fn path(&self) -> &Path {
+        Path::new(OsStr::from_bytes(&self.path))
+    }
+    /// The file name as text (lossy for names that are not UTF-8).
+    pub fn file_name(&self) -> String {
+        self.path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+    pub fn mtime_secs(&self) -> i64 {
+        self.mtime_ns.div_euclid(1_000_000_000)
+    }
+}
+
+/// A show or a season of one, in a Shows library.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: ItemId,
+    pub library: LibraryId,
+    pub show: Box<str>,
+    /// None for the show itself, Some(n) for season n.
+    pub season: Option<u16>,
+    /// The show's id (for a season; its own id for a show).
+    pub parent: ItemId,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Index {
+    next_id: u32,
+    items: Vec<Item>,
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("the folder {0} does not exist")]
+    Missing(String),
+    #[error("{0} is not a folder")]
+    NotADirectory(String),
+    #[error("the folder {0} cannot be read by Hearth: {1}")]
+    Unreadable(String, String),
+    #[error("a media folder must be an absolute path like /media/films, not {0:?}")]
+    NotAbsolute(String),
+    #[error("the folder path is not valid UTF-8; rename or mount it under a UTF-8 path")]
+    NotUtf8,
+    #[error("the index file {path} could not be written: {reason}")]
+    Index { path: String, reason: String },
+}
+
+/// Scan progress of one library (runtime only).
+#[derive(Default)]
+pub struct Progress {
+    pub running: AtomicBool,
+    /// Files looked at in the current (or last) scan.
+    pub seen: AtomicU64,
+    /// Files counted in the last finished scan (the estimate's total).
+    pub last_total: AtomicU64,
+    pub started: Mutex<Option<Instant>>,
+    pub finished_ms: AtomicU64,
+    /// Folders that could not be read in the last scan, with the reason.
+    pub problems: Mutex<Vec<String>>,
+    /// Scans finished since start.
+    pub scans: AtomicU64,
+}
+
+/// What `/api/v1/libraries/{id}/progress` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgressView {
+    pub running: bool,
+    pub files_seen: u64,
+    pub files_per_second: f64,
+    /// Seconds left, from the last scan's total; None while unknown.
+    pub estimate_seconds: Option<f64>,
+    pub last_scan_ms: u64,
+    pub scans: u64,
+    pub problems: Vec<String>,
+}
+
+impl Progress {
+    pub fn view(&self) -> ProgressView {
+        let running = self.running.load(Ordering::SeqCst);
+        let seen = self.seen.load(Ordering::Relaxed);
+        let elapsed = self
+            .started
+            .lock()
+            .unwrap()
+            .map(|s| s.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        let last_ms = self.finished_ms.load(Ordering::Relaxed);
+        let rate = if running {
+            if elapsed > 0.0 {
+                seen as f64 / elapsed
+            } else {
+                0.0
+            }
+        } else if last_ms > 0 {
+            seen as f64 / (last_ms as f64 / 1000.0)
+        } else {
+            0.0
+        };
+        let total = self.last_total.load(Ordering::Relaxed);
+        let estimate = if !running {
+            Some(0.0)
+        } else if total > 0 && rate > 0.0 {
+            Some(total.saturating_sub(seen) as f64 / rate)
+        } else {
+            None
+        };
+        ProgressView {
+            running,
+            files_seen: seen,
+            files_per_second: (rate * 10.0).round() / 10.0,
+            estimate_seconds: estimate.map(|e| (e * 10.0).round() / 10.0),
+            last_scan_ms: last_ms,
+            scans: self.scans.load(Ordering::Relaxed),
+            problems: self.problems.lock().unwrap().clone(),
+        }
+    }
+}
+
+/// Which libraries a caller may see. The auth room's identity maps onto this at merge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Visible {
+    All,
+    Only(BTreeSet<LibraryId>),
+}
+
+impl Visible {
+    pub fn allows(&self, id: LibraryId) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(s) => s.contains(&id),
+        }
+    }
+}
+
+/// The libraries an account may see: the owner (and API tokens, `None`) all of them, Home members and
+/// friends those shared with them, an unknown account none.
+pub fn visible(state: &State, account: Option<AccountId>) -> Visible {
+    let Some(id) = account else {
+        return Visible::All;
+    };
+    match state.account(id) {
+        Some(a) if a.role == Role::Owner => Visible::All,
+        Some(a) => Visible::Only(a.shares.iter().copied().collect()),
+        None => Visible::Only(BTreeSet::new()),
+    }
+}
+
+#[derive(Default)]
+struct Shelves {
+    items: BTreeMap<ItemId, Item>,
+    groups: BTreeMap<ItemId, Group>,
+    next_id: u32,
+}
+
+/// The catalog: every library's items, the scanner queue and the watcher. Cheap to share (`Arc`).
+pub struct Catalog {
+    shelves: RwLock<Shelves>,
+    progress: Mutex<HashMap<LibraryId, Arc<Progress>>>,
+    index_path: PathBuf,
+    state: Handle,
+    queue: Mutex<Option<std::sync::mpsc::Sender<LibraryId>>>,
+    pending: Mutex<BTreeSet<LibraryId>>,
+    watcher: Mutex<Option<watch::Watcher>>,
+}
+
+impl Catalog {
+    /// Load the index (if any) and start the scanner thread. Call [`Catalog::start`] inside the runtime.
+    pub fn open(data_dir: &Path, state: Handle) -> Arc<Catalog> {
+        let index_path = data_dir.join(INDEX_FILE);
+        let index = read_index(&index_path).unwrap_or_else(|why| {
+            if index_path.exists() {
+                tracing::warn!(path = %index_path.display(), %why, "library index unreadable; items get new ids");
+            }
+            Index { next_id: 1, ..Index::default() }
+        });
+        let shelves = Shelves {
+            items: index.items.into_iter().map(|i| (i.id, i)).collect(),
+            groups: index.groups.into_iter().map(|g| (g.id, g)).collect(),
+            next_id: index.next_id.max(1),
+        };
+        let catalog = Arc::new(Catalog {
+            shelves: RwLock::new(shelves),
+            progress: Mutex::new(HashMap::new()),
+            index_path,
+            state,
+            queue: Mutex::new(None),
+            pending: Mutex::new(BTreeSet::new()),
+            watcher: Mutex::new(None),
+        });
+        let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
+        *catalog.queue.lock().unwrap() = Some(tx);
+        let weak = Arc::downgrade(&catalog);
+        std::thread::Builder::new()
+            .name("scanner".into())
+            .spawn(move || {
+                while let Ok(id) = rx.recv() {
+                    let Some(c) = weak.upgrade() else { return };
+                    c.pending.lock().unwrap().remove(&id);
+                    c.scan_now(id);
+                }
+            })
+            .expect("spawn scanner");
+        catalog
+    }
+
+    /// Start the watcher and scan every library once. Needs a tokio runtime (the watcher's coalescer).
+    pub fn start(self: &Arc<Self>) {
+        match watch::Watcher::start(Arc::downgrade(self)) {
+            Ok(w) => *self.watcher.lock().unwrap() = Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify unavailable; changes are picked up by refresh only")
+            }
+        }
+        let s = self.state.snapshot();
+        // Items of libraries deleted while Hearth was stopped.
+        self.retain_libraries(&s);
+        for l in &s.libraries {
+            self.refresh(l.id);
+        }
+    }
+
+    /// Queue a scan of one library (coalesced: a scan already queued is not queued twice).
+    pub fn refresh(&self, id: LibraryId) {
+        if !self.pending.lock().unwrap().insert(id) {
+            return;
+        }
+        self.progress_of(id).running.store(true, Ordering::SeqCst);
+        if let Some(q) = self.queue.lock().unwrap().as_ref() {
+            let _ = q.send(id);
+        }
+    }
+
+    pub fn progress_of(&self, id: LibraryId) -> Arc<Progress> {
+        self.progress.lock().unwrap().entry(id).or_default().clone()
+    }
+
+    /// Forget the items of libraries that no longer exist, and save.
+    pub fn retain_libraries(&self, s: &State) {
+        let live: BTreeSet<LibraryId> = s.libraries.iter().map(|l| l.id).collect();
+        let changed = {
+            let mut sh = self.shelves.write().unwrap();
+            let before = sh.items.len() + sh.groups.len();
+            sh.items.retain(|_, i| live.contains(&i.library));
+            sh.groups.retain(|_, g| live.contains(&g.library));
+            before != sh.items.len() + sh.groups.len()
+        };
+        self.progress
+            .lock()
+            .unwrap()
+            .retain(|id, _| live.contains(id));
+        if changed {
+            self.save();
+        }
+    }
+
+    /// Scan one library now, on this thread.
+    pub fn scan_now(&self, id: LibraryId) {
+        let s = self.state.snapshot();
+        let Some(lib) = s.libraries.iter().find(|l| l.id == id).cloned() else {
+            self.retain_libraries(&s);
+            return;
+        };
+        let roots: Vec<PathBuf> = s
+            .folders
+            .iter()
+            .filter(|f| f.library == id)
+            .map(|f| PathBuf::from(f.path.as_str()))
+            .collect();
+        let progress = self.progress_of(id);
+        progress.running.store(true, Ordering::SeqCst);
+        progress.seen.store(0, Ordering::Relaxed);
+        *progress.started.lock().unwrap() = Some(Instant::now());
+        let started = Instant::now();
+        let old: HashMap<Box<[u8]>, Item> = {
+            let sh = self.shelves.read().unwrap();
+            sh.items
+                .values()
+                .filter(|i| i.library == id)
+                .map(|i| (i.path.clone(), i.clone()))
+                .collect()
+        };
+        let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen);
+        let found = outcome.files.len();
+        self.apply(id, lib.kind, outcome.files, &old, &outcome.unreadable);
+        drop(old);
+        self.save();
+        release_free_memory();
+        if let Some(w) = self.watcher.lock().unwrap().as_mut() {
+            w.watch_dirs(id, &outcome.dirs);
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        progress.finished_ms.store(ms.max(1), Ordering::Relaxed);
+        progress
+            .last_total
+            .store(progress.seen.load(Ordering::Relaxed), Ordering::Relaxed);
+        *progress.problems.lock().unwrap() = outcome.problems;
+        progress.scans.fetch_add(1, Ordering::Relaxed);
+        progress
+            .running
+            .store(self.pending.lock().unwrap().contains(&id), Ordering::SeqCst);
+        tracing::info!(library = id, items = found, ms, "scan finished");
+    }
+
+    /// Replace a library's items with a scan's findings, keeping ids by path.
+    fn apply(
+        &self,
+        id: LibraryId,
+        kind: LibraryKind,
+        files: Vec<scan::Found>,
+        old: &HashMap<Box<[u8]>, Item>,
+        unreadable: &[PathBuf],
+    ) {
+        let now = unix_now();
+        let mut sh = self.shelves.write().unwrap();
+        let mut keep: BTreeSet<ItemId> = BTreeSet::new();
+        for f in files {
+            let (item_id, added) = match old.get(&f.path) {
+                Some(o) => (o.id, o.added),
+                None => (sh.allocate(), now),
+            };
+            let parsed = name::parse(stem(&f.path));
+            let episode = if kind == LibraryKind::Shows {
+                let (show, season_no, episode_no) = match parsed.episode.clone() {
+                    Some(e) => e,
+                    None => (parent_name(&f.path), 0, 0),
+                };
+                let show_id = sh.group(id, &show, None, 0);
+                let season_id = sh.group(id, &show, Some(season_no), show_id);
+                keep.insert(show_id);
+                keep.insert(season_id);
+                Some(Episode {
+                    show: show_id,
+                    season: season_id,
+                    season_no,
+                    episode_no,
+                })
+            } else {
+                None
+            };
+            let title = if kind == LibraryKind::Shows || parsed.title.is_empty() {
+                if parsed.title.is_empty() {
+                    String::from_utf8_lossy(stem(&f.path)).into_owned()
+                } else {
+                    parsed.title
+                }
+            } else {
+                parsed.title
+            };
+            sh.items.insert(
+                item_id,
+                Item {
+                    id: item_id,
+                    library: id,
+                    path: f.path,
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    media: f.media,
+                    container: f.container.into(),
+                    title: title.into(),
+                    year: if kind == LibraryKind::Shows {
+                        None
+                    } else {
+                        parsed.year
+                    },
+                    episode,
+                    duration_ms: f.probed.duration_ms,
+                    video_codec: f.probed.video_codec.map(Into::into),
+                    audio_codec: f.probed.audio_codec.map(Into::into),
+                    added,
+                },
+            );
+            keep.insert(item_id);
+        }
+        // Items under folders that could not be read this time stay (ids and all) until they can be.
+        for o in old.values() {
+            if !keep.contains(&o.id) && unreadable.iter().any(|u| o.path().starts_with(u)) {
+                keep.insert(o.id);
+                if let Some(e) = o.episode {
+                    keep.insert(e.show);
+                    keep.insert(e.season);
+                }
+            }
+        }
+        sh.items
+            .retain(|iid, i| i.library != id || keep.contains(iid));
+        sh.groups
+            .retain(|gid, g| g.library != id || keep.contains(gid));
+    }
+
+    fn save(&self) {
+        let bytes = {
+            let sh = self.shelves.read().unwrap();
+            let index = IndexRef {
+                next_id: sh.next_id,
+                items: sh.items.values().collect(),
+                groups: sh.groups.values().collect(),
+            };
+            let mut out = Vec::with_capacity(64 + sh.items.len() * 128);
+            out.extend_from_slice(INDEX_MAGIC);
+            out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+            match postcard::to_allocvec(&index) {
+                Ok(p) => out.extend_from_slice(&p),
+                Err(e) => {
+                    tracing::error!(error = %e, "library index could not be encoded");
+                    return;
+                }
+            }
+            out
+        };
+        if let Err(e) = write_atomically(&self.index_path, &bytes) {
+            tracing::error!(path = %self.index_path.display(), error = %e, "library index could not be written");
+        }
+    }
+
+    /// Items of one library, in title order.
+    pub fn items(&self, library: LibraryId) -> Vec<Item> {
+        let sh = self.shelves.read().unwrap();
+        let mut v: Vec<Item> = sh
+            .items
+            .values()
+            .filter(|i| i.library == library)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| {
+            a.title
+                .to_lowercase()
+                .cmp(&b.title.to_lowercase())
+                .then(a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    pub fn item_count(&self, library: LibraryId) -> usize {
+        self.shelves
+            .read()
+            .unwrap()
+            .items
+            .values()
+            .filter(|i| i.library == library)
+            .count()
+    }
+
+    pub fn item(&self, id: ItemId) -> Option<Item> {
+        self.shelves.read().unwrap().items.get(&id).cloned()
+    }
+
+    pub fn group(&self, id: ItemId) -> Option<Group> {
+        self.shelves.read().unwrap().groups.get(&id).cloned()
+    }
+
+    /// Shows of a library, in name order.
+    pub fn shows(&self, library: LibraryId) -> Vec<Group> {
+        let sh = self.shelves.read().unwrap();
+        let mut v: Vec<Group> = sh
+            .groups
+            .values()
+            .filter(|g| g.library == library && g.season.is_none())
+            .cloned()
+            .collect();
+        v.sort_by_key(|a| a.show.to_lowercase());
+        v
+    }
+
+    /// Seasons of a show, in order.
+    pub fn seasons(&self, show: ItemId) -> Vec<Group> {
+        let sh = self.shelves.read().unwrap();
+        let mut v: Vec<Group> = sh
+            .groups
+            .values()
+            .filter(|g| g.season.is_some() && g.parent == show)
+            .cloned()
+            .collect();
+        v.sort_by_key(|g| g.season);
+        v
+    }
+
+    /// Episodes of a season (or of a whole show), in order.
+    pub fn episodes(&self, group: ItemId) -> Vec<Item> {
+        let sh = self.shelves.read().unwrap();
+        let mut v: Vec<Item> = sh
+            .items
+            .values()
+            .filter(|i| {
+                i.episode
+                    .is_some_and(|e| e.season == group || e.show == group)
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|i| i.episode.map(|e| (e.season_no, e.episode_no, i.id)));
+        v
+    }
+
+    /// Count of episodes under a group.
+    pub fn leaf_count(&self, group: ItemId) -> usize {
+        let sh = self.shelves.read().unwrap();
+        sh.items
+            .values()
+            .filter(|i| {
+                i.episode
+                    .is_some_and(|e| e.season == group || e.show == group)
+            })
+            .count()
+    }
+}
+
+impl Shelves {
+    fn allocate(&mut self) -> ItemId {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        id
+    }
+
+    /// The id of a show (season None) or season, made on first sight.
+    fn group(
+        &mut self,
+        library: LibraryId,
+        show: &str,
+        season: Option<u16>,
+        parent: ItemId,
+    ) -> ItemId {
+        let key = show.to_lowercase();
+        if let Some(g) = self
+            .groups
+            .values()
+            .find(|g| g.library == library && g.season == season && g.show.to_lowercase() == key)
+        {
+            return g.id;
+        }
+        let id = self.allocate();
+        let parent = if season.is_none() { id } else { parent };
+        self.groups.insert(
+            id,
+            Group {
+                id,
+                library,
+                show: show.into(),
+                season,
+                parent,
+            },
+        );
+        id
+    }
+}
+
+#[derive(Serialize)]
+struct IndexRef<'a> {
+    next_id: u32,
+    items: Vec<&'a Item>,
+    groups: Vec<&'a Group>,
+}
+
+fn read_index(path: &Path) -> Result<Index, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    if bytes.len() < OFFSET_PAYLOAD || &bytes[..4] != INDEX_MAGIC {
+        return Err("not a Hearth library index".into());
+    }
+    let version = u16::from_le_bytes([bytes[OFFSET_VERSION], bytes[OFFSET_VERSION + 1]]);
+    if version != INDEX_VERSION {
+        return Err(format!("index version {version} is not {INDEX_VERSION}"));
+    }
+    postcard::from_bytes(&bytes[OFFSET_PAYLOAD..]).map_err(|e| e.to_string())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// A scan allocates and frees a lot (the walk, probes, the index encoding); glibc keeps freed memory in its
+/// arenas. Give it back so the idle footprint is the catalog, not the last scan's peak. (musl returns large
+/// frees by itself.)
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
+fn stem(path: &[u8]) -> &[u8] {
+    let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
+    match name.iter().rposition(|b| *b == b'.') {
+        Some(0) | None => name,
+        Some(dot) => &name[..dot],
+    }
+}
+
+fn parent_name(path: &[u8]) -> String {
+    let p = Path::new(OsStr::from_bytes(path));
+    p.parent()
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// Check a folder the owner wants to add: absolute, UTF-8 (the state stores text), an existing readable
+/// directory. Returns the path as given (no symlink resolution: the scanner keeps within it).
+pub fn check_folder(path: &str) -> Result<String, LibraryError> {
+    if !path.starts_with('/') {
+        return Err(LibraryError::NotAbsolute(path.into()));
+    }
+    let trimmed = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    let p = Path::new(trimmed);
+    let meta = match std::fs::metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LibraryError::Missing(trimmed.into()));
+        }
+        Err(e) => return Err(LibraryError::Unreadable(trimmed.into(), e.to_string())),
+    };
+    if !meta.is_dir() {
+        return Err(LibraryError::NotADirectory(trimmed.into()));
+    }
+    std::fs::read_dir(p).map_err(|e| LibraryError::Unreadable(trimmed.into(), e.to_string()))?;
+    Ok(trimmed.into())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,218 @@
+//! Titles from file names (sans-IO).
+//!
+//! Shows: `Show.Name.S01E02.720p.mkv`, `Show Name - s1e2`, `Show_Name_1x02`, `Show.Name.S01.E02`. Movies and
+//! other videos: `Movie.Name.2010.1080p.mkv` or `Movie Name (2010).mp4` → title and year. Separators `.` and
+//! `_` become spaces. Names that are not UTF-8 are shown with U+FFFD in place of the broken bytes.
+
+/// What a file name says about its item.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Parsed {
+    pub title: String,
+    pub year: Option<u16>,
+    /// (show name, season, episode) when the name carries an episode marker.
+    pub episode: Option<(String, u16, u16)>,
+}
+
+/// Parse a file stem (the name without its extension).
+pub fn parse(stem: &[u8]) -> Parsed {
+    let text = String::from_utf8_lossy(stem);
+    let clean: String = text
+        .chars()
+        .map(|c| if c == '.' || c == '_' { ' ' } else { c })
+        .collect();
+    if let Some((at, len, season, episode)) = find_episode(&clean) {
+        let show = tidy(&clean[..at]);
+        let rest = tidy(&clean[at + len..]);
+        let title = if rest.is_empty() {
+            format!("Episode {episode}")
+        } else {
+            episode_title(&rest)
+        };
+        return Parsed {
+            title,
+            year: None,
+            episode: Some((show, season, episode)),
+        };
+    }
+    let (title, year) = split_year(&clean);
+    Parsed {
+        title: tidy(&title),
+        year,
+        episode: None,
+    }
+}
+
+/// Trim separators and collapse runs of spaces.
+fn tidy(s: &str) -> String {
+    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '[' || c == '(');
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Words after the marker up to the first quality tag.
+fn episode_title(rest: &str) -> String {
+    let mut words = Vec::new();
+    for w in rest.split_whitespace() {
+        if is_tag(w) {
+            break;
+        }
+        words.push(w);
+    }
+    tidy(&words.join(" "))
+}
+
+fn is_tag(w: &str) -> bool {
+    let l = w.to_ascii_lowercase();
+    let l = l.trim_matches(|c| c == '[' || c == ']' || c == '(' || c == ')');
+    matches!(
+        l,
+        "720p"
+            | "1080p"
+            | "2160p"
+            | "480p"
+            | "4k"
+            | "hdtv"
+            | "webrip"
+            | "web-dl"
+            | "web"
+            | "bluray"
+            | "x264"
+            | "x265"
+            | "h264"
+            | "h265"
+            | "hevc"
+            | "dvdrip"
+            | "brrip"
+            | "proper"
+            | "repack"
+    )
+}
+
+/// Find `SxxEyy`, `Sxx Eyy`, `sXeY` or `NxMM`: (byte offset, length, season, episode).
+fn find_episode(s: &str) -> Option<(usize, usize, u16, u16)> {
+    let b = s.as_bytes();
+    let digits = |from: usize| -> (usize, Option<u16>) {
+        let mut i = from;
+        while i < b.len() && b[i].is_ascii_digit() && i - from < 4 {
+            i += 1;
+        }
+        (
+            i,
+            if i > from {
+                s[from..i].parse().ok()
+            } else {
+                None
+            },
+        )
+    };
+    let boundary = |i: usize| i == 0 || !b[i - 1].is_ascii_alphanumeric();
+    for i in 0..b.len() {
+        if !boundary(i) {
+            continue;
+        }
+        if b[i] == b'S' || b[i] == b's' {
+            let (j, season) = digits(i + 1);
+            let Some(season) = season else { continue };
+            let mut k = j;
+            while k < b.len() && b[k] == b' ' {
+                k += 1;
+            }
+            if k < b.len() && (b[k] == b'E' || b[k] == b'e') {
+                let (end, ep) = digits(k + 1);
+                if let Some(ep) = ep
+                    && (end == b.len()
+                        || !b[end].is_ascii_alphanumeric()
+                        || b[end] == b'E'
+                        || b[end] == b'e')
+                {
+                    return Some((i, end - i, season, ep));
+                }
+            }
+        } else if b[i].is_ascii_digit() {
+            let (j, season) = digits(i);
+            if j < b.len() && (b[j] == b'x' || b[j] == b'X') && j - i <= 2 {
+                let (end, ep) = digits(j + 1);
+                if let (Some(season), Some(ep)) = (season, ep)
+                    && end - j > 2
+                    && (end == b.len() || !b[end].is_ascii_alphanumeric())
+                {
+                    return Some((i, end - i, season, ep));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `Name (2010)` or `Name 2010 1080p`: the last plausible year that is not the first word.
+fn split_year(s: &str) -> (String, Option<u16>) {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate().skip(1).rev() {
+        let y = w.trim_matches(|c| c == '(' || c == ')' || c == '[' || c == ']');
+        if y.len() == 4 && y.bytes().all(|c| c.is_ascii_digit()) {
+            let n: u16 = y.parse().unwrap_or(0);
+            if (1890..=2100).contains(&n) {
+                return (words[..i].join(" "), Some(n));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for w in &words {
+        if is_tag(w) {
+            break;
+        }
+        out.push(*w);
+    }
+    (out.join(" "), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str) -> Option<(String, u16, u16)> {
+        parse(s.as_bytes()).episode
+    }
+
+    #[test]
+    fn episodes_in_common_spellings() {
+        let want = Some(("The Show".to_string(), 1, 2));
+        assert_eq!(ep("The.Show.S01E02.720p.HDTV"), want);
+        assert_eq!(ep("The Show - s01e02 - Pilot"), want);
+        assert_eq!(ep("The_Show_1x02"), want);
+        assert_eq!(ep("The Show S01 E02"), want);
+        assert_eq!(ep("The.Show.S1E2"), want);
+        assert_eq!(
+            parse(b"The Show - s01e02 - Pilot Part 1 720p").title,
+            "Pilot Part 1"
+        );
+        assert_eq!(parse(b"The.Show.S01E02").title, "Episode 2");
+        assert_eq!(ep("Show.S10E100"), Some(("Show".into(), 10, 100)));
+        // 1920x1080 is a resolution, not season 1920.
+        assert_eq!(ep("Movie 1920x1080"), None);
+        assert_eq!(ep("Sunset"), None);
+    }
+
+    #[test]
+    fn movies_with_years_and_tags() {
+        let p = parse(b"Big.Buck.Bunny.2008.1080p.x264");
+        assert_eq!((p.title.as_str(), p.year), ("Big Buck Bunny", Some(2008)));
+        let p = parse(b"Metropolis (1927)");
+        assert_eq!((p.title.as_str(), p.year), ("Metropolis", Some(1927)));
+        // A title that is a year stays the title.
+        let p = parse(b"1917");
+        assert_eq!((p.title.as_str(), p.year), ("1917", None));
+        let p = parse(b"2001 A Space Odyssey 1968");
+        assert_eq!(
+            (p.title.as_str(), p.year),
+            ("2001 A Space Odyssey", Some(1968))
+        );
+        let p = parse(b"home_video_720p");
+        assert_eq!((p.title.as_str(), p.year), ("home video", None));
+    }
+
+    #[test]
+    fn broken_utf8_is_shown_not_fatal() {
+        let p = parse(b"caf\xe9 au lait");
+        assert_eq!(p.title, "caf\u{fffd} au lait");
+    }
+}

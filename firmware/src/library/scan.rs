@@ -1,0 +1,196 @@
+//! Walking a library's folders.
+//!
+//! Symlinks: a link is followed only when its target, resolved, stays inside the folder root it was found
+//! under (a link out of the root is skipped and reported). Directories are visited once each (by device and
+//! inode), so link loops end. Folders that vanish or cannot be read mid-scan are reported and skipped; the
+//! catalog keeps their old items. Only the first [`kind::MAGIC_LEN`] bytes and the container headers are read.
+
+use super::Item;
+use super::kind::{self, Media};
+use super::probe::{self, Probed};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A media file found by a scan.
+pub struct Found {
+    pub path: Box<[u8]>,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub media: Media,
+    pub container: &'static str,
+    pub probed: Probed,
+}
+
+#[derive(Default)]
+pub struct Outcome {
+    pub files: Vec<Found>,
+    /// Every directory visited (the watcher watches them).
+    pub dirs: Vec<PathBuf>,
+    /// Directories (or roots) that could not be read: their old items are kept.
+    pub unreadable: Vec<PathBuf>,
+    /// Sentences for the progress view.
+    pub problems: Vec<String>,
+}
+
+/// Walk `roots`, keeping files of kind `want`. `old` lets unchanged files (same size and mtime) skip probing.
+pub fn scan(
+    roots: &[PathBuf],
+    want: Media,
+    old: &HashMap<Box<[u8]>, Item>,
+    seen: &AtomicU64,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut visited: HashSet<(u64, u64)> = HashSet::new();
+    for root in roots {
+        let canon = match std::fs::canonicalize(root) {
+            Ok(c) => c,
+            Err(e) => {
+                out.problems.push(format!("{}: {e}", root.display()));
+                out.unreadable.push(root.clone());
+                continue;
+            }
+        };
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    out.problems.push(format!("{}: {e}", dir.display()));
+                    out.unreadable.push(dir);
+                    continue;
+                }
+            };
+            match std::fs::metadata(&dir) {
+                Ok(m) if visited.insert((m.dev(), m.ino())) => out.dirs.push(dir.clone()),
+                Ok(_) => continue,
+                Err(_) => continue,
+            }
+            for entry in entries {
+                let Ok(entry) = entry else { continue };
+                let path = entry.path();
+                let Ok(ft) = entry.file_type() else { continue };
+                let meta = if ft.is_symlink() {
+                    // Follow only links that stay inside this root.
+                    match std::fs::canonicalize(&path) {
+                        Ok(target) if target.starts_with(&canon) => {
+                            match std::fs::metadata(&target) {
+                                Ok(m) => m,
+                                Err(_) => continue,
+                            }
+                        }
+                        Ok(_) => {
+                            tracing::debug!(path = %path.display(), "symlink leaves the folder; skipped");
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
+                } else {
+                    match entry.metadata() {
+                        Ok(m) => m,
+                        Err(_) => continue,
+                    }
+                };
+                if meta.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if !meta.is_file() {
+                    continue;
+                }
+                seen.fetch_add(1, Ordering::Relaxed);
+                let Some(ext) = path.extension() else {
+                    continue;
+                };
+                let Some((claimed, _)) = kind::by_extension(ext.as_bytes()) else {
+                    continue;
+                };
+                if claimed != want {
+                    continue;
+                }
+                let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
+                let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+                if let Some(o) = old.get(&bytes)
+                    && o.size == meta.len()
+                    && o.mtime_ns == mtime_ns
+                {
+                    out.files.push(Found {
+                        path: bytes,
+                        size: o.size,
+                        mtime_ns,
+                        media: o.media,
+                        container: static_container(&o.container),
+                        probed: Probed {
+                            duration_ms: o.duration_ms,
+                            video_codec: o.video_codec.as_deref().map(Into::into),
+                            audio_codec: o.audio_codec.as_deref().map(Into::into),
+                        },
+                    });
+                    continue;
+                }
+                if let Some(found) = examine(&path, ext.as_bytes(), meta.len(), mtime_ns, want) {
+                    out.files.push(Found {
+                        path: bytes,
+                        ..found
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Open, check the magic bytes, probe the headers.
+fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Option<Found> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut head = [0u8; kind::MAGIC_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let Some((media, container)) = kind::recognise(ext, &head[..n]) else {
+        tracing::debug!(path = %path.display(), "not what its extension says; skipped");
+        return None;
+    };
+    if media != want {
+        return None;
+    }
+    // The header readers start where the file position is.
+    if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).is_err() {
+        return None;
+    }
+    let probed = probe::probe(f, size, container);
+    Some(Found {
+        path: Box::new([]),
+        size,
+        mtime_ns,
+        media,
+        container,
+        probed,
+    })
+}
+
+fn static_container(c: &str) -> &'static str {
+    for known in [
+        "mp4", "mov", "mkv", "webm", "avi", "mpegts", "mpeg", "mp3", "flac", "ogg", "wav", "jpeg",
+        "png", "gif", "webp", "heic",
+    ] {
+        if known == c {
+            return known;
+        }
+    }
+    "unknown"
+}
+
+/// Path bytes to a `Path` (names need not be UTF-8).
+pub fn as_path(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
+}

@@ -1,0 +1,698 @@
+//! Streams: media bytes to clients. The fast path answers part requests (`GET`/`HEAD
+//! /library/parts/{id}/...`) on the raw connection with sendfile(2); the hyper path (connections that began
+//! with an API request) copies, correctly, through [`Prepared`] and [`FileBody`].
+//!
+//! Owns: Range and conditional requests ([`range`], sans-IO, RFC 9110), response heads for media, the
+//! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes, the
+//! LAN/WAN guess ([`origin`], replaceable), and the zero-copy / copied byte counters.
+//! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
+//! the access rule (callers pass who may see what; see [`viewer`]).
+//!
+//! Multiple ranges are answered 200 with the whole file (or 416 when none is satisfiable): RFC 9110 §14.2
+//! allows ignoring Range, and players ask for one range at a time.
+
+pub mod pace;
+pub mod range;
+
+use crate::http::Ctx;
+use crate::library::{Item, ItemId, Visible};
+use pace::{Class, Lease, Pacer};
+use range::{Conditions, Decision, Plan, Validators};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+/// Largest sendfile(2) call; keeps one connection from holding a worker for long.
+pub const CHUNK: u64 = 1024 * 1024;
+/// A client that accepts no bytes for this long is dropped.
+pub const STALL: Duration = Duration::from_secs(60);
+
+/// Counters and the pacer, shared by every stream.
+pub struct Streams {
+    pub pacer: Arc<Pacer>,
+    pub zero_copy_bytes: AtomicU64,
+    pub copied_bytes: AtomicU64,
+    pub active: AtomicU64,
+    pub responses: AtomicU64,
+}
+
+impl Streams {
+    pub fn new() -> Arc<Streams> {
+        Arc::new(Streams {
+            pacer: Pacer::new(),
+            zero_copy_bytes: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            responses: AtomicU64::new(0),
+        })
+    }
+
+    /// Follow the state: pacing caps apply to running streams as soon as they change.
+    pub fn follow(
+        self: &Arc<Self>,
+        mut rx: tokio::sync::watch::Receiver<Arc<crate::state::State>>,
+    ) {
+        let (up, st) = {
+            let r = &rx.borrow().settings.remote;
+            (r.upload_kbps, r.stream_kbps)
+        };
+        self.pacer.set_caps(up, st);
+        let me = Arc::downgrade(self);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let Some(me) = me.upgrade() else { return };
+                    let (up, st) = {
+                        let s = rx.borrow();
+                        (s.settings.remote.upload_kbps, s.settings.remote.stream_kbps)
+                    };
+                    me.pacer.set_caps(up, st);
+                }
+            });
+        }
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let (remote_streams, remote_downloads) = self.pacer.counts();
+        serde_json::json!({
+            "zeroCopyBytes": self.zero_copy_bytes.load(Ordering::Relaxed),
+            "copiedBytes": self.copied_bytes.load(Ordering::Relaxed),
+            "active": self.active.load(Ordering::Relaxed),
+            "responses": self.responses.load(Ordering::Relaxed),
+            "remoteStreams": remote_streams,
+            "remoteDownloads": remote_downloads,
+        })
+    }
+}
+
+/// A part request as the fast path sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRequest {
+    pub head: bool,
+    pub item: Option<ItemId>,
+    pub download: bool,
+    pub keep_alive: bool,
+    /// The request carries a body (it should not): answer, then close.
+    pub has_body: bool,
+    pub range: Option<Vec<u8>>,
+    pub if_none_match: Option<Vec<u8>>,
+    pub if_modified_since: Option<Vec<u8>>,
+    pub if_range: Option<Vec<u8>>,
+    /// `X-Plex-Token` header or query parameter, for the access rule (never logged).
+    pub token: Option<String>,
+}
+
+/// Is this head a part request for the fast path? (`head` is one complete request head.)
+pub fn fast_path_request(head: &[u8]) -> Option<PartRequest> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    req.parse(head).ok()?;
+    let is_head = match req.method? {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return None,
+    };
+    let target = req.path?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let rest = path.strip_prefix("/library/parts/")?;
+    // /library/parts/{id}/{ts}/{file}: only the id is used; it never touches the filesystem.
+    let segments: Vec<&str> = rest.split('/').collect();
+    let item = if segments.len() == 3 && !segments[1].is_empty() && !segments[2].is_empty() {
+        segments[0].parse::<ItemId>().ok()
+    } else {
+        None
+    };
+    let mut p = PartRequest {
+        head: is_head,
+        item,
+        download: false,
+        // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+        keep_alive: req.version == Some(1),
+        has_body: false,
+        range: None,
+        if_none_match: None,
+        if_modified_since: None,
+        if_range: None,
+        token: None,
+    };
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "download" => p.download = v == "1",
+            "X-Plex-Token" => p.token = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    for h in req.headers.iter() {
+        let v = h.value.to_vec();
+        let name = h.name;
+        if name.eq_ignore_ascii_case("range") {
+            p.range = Some(v);
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            p.if_none_match = Some(v);
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            p.if_modified_since = Some(v);
+        } else if name.eq_ignore_ascii_case("if-range") {
+            p.if_range = Some(v);
+        } else if name.eq_ignore_ascii_case("x-plex-token") {
+            p.token = String::from_utf8(v).ok();
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            if v.split(',').any(|t| t.trim() == "close") {
+                p.keep_alive = false;
+            } else if v.split(',').any(|t| t.trim() == "keep-alive") {
+                p.keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            p.has_body |= h.value != b"0";
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            p.has_body = true;
+        }
+    }
+    Some(p)
+}
+
+/// A response ready to go: status, headers and (for GET) the byte span of the open file.
+pub struct Prepared {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    /// (file, first byte, length) when there is a body to send.
+    pub body: Option<(std::fs::File, u64, u64)>,
+    pub class: Class,
+}
+
+/// What part requests need from the request, whichever engine read it.
+pub struct Ask<'a> {
+    pub item: Option<ItemId>,
+    pub head: bool,
+    pub download: bool,
+    pub conditions: Conditions<'a>,
+    pub visible: Visible,
+    pub peer: SocketAddr,
+    /// The request's origin is LAN (the auth room's rule: LAN networks, trusted proxies, WAN-IP-as-LAN).
+    pub lan: bool,
+}
+
+/// Decide the answer to a part request: 404 for unknown or hidden ids, 304/206/416/200 by RFC 9110.
+pub fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
+    let not_found = |msg: &str| {
+        Prepared {
+            status: 404,
+            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+            body: None,
+            class: Class::Lan,
+        }
+        .with_text(msg)
+    };
+    let Some(id) = ask.item else {
+        return not_found(
+            "Part URLs look like /library/parts/{id}/{time}/file.ext; take them from the item's metadata.",
+        );
+    };
+    let Some(item) = ctx
+        .library
+        .item(id)
+        .filter(|i| ask.visible.allows(i.library))
+    else {
+        return not_found("There is no media part with that id.");
+    };
+    let file = match open_regular(&item) {
+        Ok(f) => f,
+        Err(_) => return not_found("That file is gone from its folder; refresh the library."),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(_) => return not_found("That file cannot be read."),
+    };
+    let size = meta.len();
+    let v = Validators::new(
+        size,
+        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        meta.ino(),
+    );
+    let class = if ask.lan {
+        Class::Lan
+    } else if ask.download {
+        Class::RemoteDownload
+    } else {
+        Class::RemoteStream
+    };
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("Accept-Ranges", "bytes".into()),
+        ("ETag", v.etag.clone()),
+        ("Last-Modified", range::http_date(v.modified)),
+    ];
+    let decision = range::decide(&ask.conditions, &v, size);
+    let (status, span) = match decision {
+        Decision::NotModified => (304, None),
+        Decision::Send(Plan::Full) => (200, Some((0, size))),
+        Decision::Send(Plan::Partial { start, end }) => {
+            headers.push(("Content-Range", format!("bytes {start}-{end}/{size}")));
+            (206, Some((start, end - start + 1)))
+        }
+        Decision::Send(Plan::Unsatisfiable) => {
+            // RFC 9110 §15.5.17: 416 carries Content-Range: bytes */complete-length.
+            headers.push(("Content-Range", format!("bytes */{size}")));
+            let mut p = Prepared {
+                status: 416,
+                headers,
+                body: None,
+                class,
+            };
+            p = p.with_text("The requested range is outside the file.");
+            return p;
+        }
+    };
+    if let Some((_, len)) = span {
+        headers.push(("Content-Type", content_type(&item.container).into()));
+        headers.push(("Content-Length", len.to_string()));
+        if ask.download {
+            headers.push(("Content-Disposition", disposition(&item.file_name())));
+        }
+    }
+    let body = match span {
+        Some((start, len)) if !ask.head && len > 0 => Some((file, start, len)),
+        _ => None,
+    };
+    Prepared {
+        status,
+        headers,
+        body,
+        class,
+    }
+}
+
+impl Prepared {
+    fn with_text(mut self, msg: &str) -> Prepared {
+        self.headers.retain(|(n, _)| *n != "Content-Length");
+        self.headers
+            .push(("Content-Type", "text/plain; charset=utf-8".into()));
+        self.headers
+            .push(("Content-Length", (msg.len() + 1).to_string()));
+        self.headers.push(("X-Hearth-Message", msg.into()));
+        self
+    }
+
+    /// The body of an error answer (its message), if this is one.
+    pub fn text(&self) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == "X-Hearth-Message")
+            .map(|(_, m)| format!("{m}\n"))
+    }
+}
+
+fn open_regular(item: &Item) -> std::io::Result<std::fs::File> {
+    let f = std::fs::File::open(item.path())?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+pub fn content_type(container: &str) -> &'static str {
+    match container {
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "mkv" => "video/x-matroska",
+        "webm" => "video/webm",
+        "avi" => "video/x-msvideo",
+        "mpegts" => "video/mp2t",
+        "mpeg" => "video/mpeg",
+        "mp3" => "audio/mpeg",
+        "flac" => "audio/flac",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// RFC 6266 §4.3: an ASCII fallback plus the exact name as RFC 8187 `filename*`.
+fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut enc = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{enc}")
+}
+
+/// What the connection does after a fast-path response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Answer one part request on the raw connection. `head_len` bytes of `buf` are the request head.
+pub async fn serve(
+    stream: &mut TcpStream,
+    buf: &mut bytes::BytesMut,
+    head_len: usize,
+    req: PartRequest,
+    ctx: &Arc<Ctx>,
+    peer: SocketAddr,
+    visible: Visible,
+    lan: bool,
+) -> Next {
+    bytes::Buf::advance(buf, head_len);
+    let ask = Ask {
+        item: req.item,
+        head: req.head,
+        download: req.download,
+        conditions: Conditions {
+            if_none_match: req.if_none_match.as_deref(),
+            if_modified_since: req.if_modified_since.as_deref(),
+            if_range: req.if_range.as_deref(),
+            range: req.range.as_deref(),
+        },
+        visible,
+        peer,
+        lan,
+    };
+    let prepared = prepare(ctx, &ask);
+    let keep_alive = req.keep_alive && !req.has_body;
+    ctx.streams.responses.fetch_add(1, Ordering::Relaxed);
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        prepared.status,
+        reason(prepared.status)
+    );
+    for (n, v) in &prepared.headers {
+        if *n == "X-Hearth-Message" {
+            continue;
+        }
+        head.push_str(n);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!(
+        "Date: {}\r\n",
+        range::http_date(crate::library::unix_now() as i64)
+    ));
+    head.push_str(if keep_alive {
+        "Connection: keep-alive\r\n\r\n"
+    } else {
+        "Connection: close\r\n\r\n"
+    });
+    let mut out = head.into_bytes();
+    if !req.head
+        && let Some(t) = prepared.text()
+    {
+        out.extend_from_slice(t.as_bytes());
+    }
+    if stream.write_all(&out).await.is_err() {
+        return Next::Close;
+    }
+    let Some((file, start, len)) = prepared.body else {
+        return if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        };
+    };
+    ctx.streams.active.fetch_add(1, Ordering::Relaxed);
+    let mut lease = ctx.streams.pacer.lease(prepared.class);
+    let sent = send_file(
+        stream,
+        &file,
+        start,
+        len,
+        &mut lease,
+        &ctx.streams.zero_copy_bytes,
+    )
+    .await;
+    ctx.streams.active.fetch_sub(1, Ordering::Relaxed);
+    match sent {
+        Ok(()) if keep_alive => Next::KeepAlive,
+        Ok(()) => Next::Close,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "stream ended early");
+            if matches!(e, SendError::Truncated) {
+                abort(stream);
+            }
+            Next::Close
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the file got shorter while it was being sent")]
+    Truncated,
+    #[error("the client accepted nothing for {0:?}")]
+    Stalled(Duration),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// sendfile(2) `len` bytes from `start`, paced by `lease`, in calls of at most [`CHUNK`].
+pub async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    lease: &mut Lease,
+    counter: &AtomicU64,
+) -> Result<(), SendError> {
+    let mut offset = start as i64;
+    let mut left = len;
+    while left > 0 {
+        let grant = lease.take(left.min(CHUNK)).await;
+        match tokio::time::timeout(STALL, stream.writable()).await {
+            Err(_) => return Err(SendError::Stalled(STALL)),
+            Ok(r) => r?,
+        }
+        let result = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(
+                stream.as_fd(),
+                file.as_fd(),
+                Some(&mut offset),
+                grant as usize,
+            )
+            .map_err(std::io::Error::from)
+        });
+        match result {
+            // sendfile returns 0 only at end of file: the file is shorter than the length we promised.
+            Ok(0) => return Err(SendError::Truncated),
+            Ok(n) => {
+                left -= n as u64;
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                lease.refund(grant - n as u64);
+                // sendfile(2) queues references to page-cache pages: if the file shrank under bytes already
+                // queued, those bytes are no longer the file's. Check after every call and abort.
+                if file
+                    .metadata()
+                    .map(|m| m.len() < offset as u64)
+                    .unwrap_or(true)
+                {
+                    return Err(SendError::Truncated);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lease.refund(grant),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Close with RST (SO_LINGER 0): the kernel drops what is still queued for the client instead of sending
+/// it, so bytes queued from pages of a truncated file do not go out.
+fn abort(stream: &TcpStream) {
+    let _ = nix::sys::socket::setsockopt(
+        stream,
+        nix::sys::socket::sockopt::Linger,
+        &nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    );
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        404 => "Not Found",
+        416 => "Range Not Satisfiable",
+        _ => "",
+    }
+}
+
+/// A hyper body that copies a span of a file (the rare part request on a hyper connection). Counts bytes
+/// and is paced by the same bandwidth classes as the fast path.
+pub struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    streams: Arc<Streams>,
+    buf: Vec<u8>,
+    lease: Lease,
+    wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl FileBody {
+    pub async fn new(
+        file: std::fs::File,
+        start: u64,
+        len: u64,
+        class: Class,
+        streams: Arc<Streams>,
+    ) -> std::io::Result<FileBody> {
+        use tokio::io::AsyncSeekExt;
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        let lease = streams.pacer.lease(class);
+        streams.active.fetch_add(1, Ordering::Relaxed);
+        Ok(FileBody {
+            file,
+            left: len,
+            streams,
+            buf: vec![0; 64 * 1024],
+            lease,
+            wait: None,
+        })
+    }
+}
+
+impl Drop for FileBody {
+    fn drop(&mut self) {
+        self.streams.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        use tokio::io::AsyncRead;
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let want = loop {
+            if let Some(w) = this.wait.as_mut() {
+                if w.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.wait = None;
+            }
+            match this.lease.try_take(this.left.min(this.buf.len() as u64)) {
+                Ok(n) => break n as usize,
+                Err(d) => this.wait = Some(Box::pin(tokio::time::sleep(d))),
+            }
+        };
+        let mut rb = tokio::io::ReadBuf::new(&mut this.buf[..want]);
+        let polled = std::pin::Pin::new(&mut this.file).poll_read(cx, &mut rb);
+        let got = if let Poll::Ready(Ok(())) = &polled {
+            rb.filled().len()
+        } else {
+            0
+        };
+        this.lease.refund((want - got) as u64);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    // Truncated while sending: an error makes hyper close the connection (never wrong bytes).
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "file got shorter while sending",
+                    ))));
+                }
+                this.left -= n as u64;
+                this.streams
+                    .copied_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(
+                    bytes::Bytes::copy_from_slice(rb.filled()),
+                ))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_part_requests_only() {
+        let r = fast_path_request(b"GET /library/parts/12/1700000000/file.mkv?download=1&X-Plex-Token=t HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n").unwrap();
+        assert_eq!(
+            (r.item, r.download, r.keep_alive, r.head),
+            (Some(12), true, true, false)
+        );
+        assert_eq!(r.range.as_deref(), Some(&b"bytes=0-9"[..]));
+        assert_eq!(r.token.as_deref(), Some("t"));
+        let r = fast_path_request(b"HEAD /library/parts/12/1/f.mp4 HTTP/1.0\r\n\r\n").unwrap();
+        assert!(r.head && !r.keep_alive);
+        // Traversal and junk ids are part requests with no item (404), never paths.
+        for bad in [
+            "/library/parts/../../etc/passwd",
+            "/library/parts/1/../../x",
+            "/library/parts/-1/1/f",
+            "/library/parts/99999999999/1/f",
+        ] {
+            let r = fast_path_request(format!("GET {bad} HTTP/1.1\r\n\r\n").as_bytes()).unwrap();
+            assert_eq!(r.item, None, "{bad}");
+        }
+        assert!(fast_path_request(b"GET /library/sections HTTP/1.1\r\n\r\n").is_none());
+        assert!(fast_path_request(b"POST /library/parts/1/1/f HTTP/1.1\r\n\r\n").is_none());
+        let r = fast_path_request(
+            b"GET /library/parts/1/1/f HTTP/1.1\r\nConnection: close\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+        assert!(!r.keep_alive && r.has_body);
+    }
+
+    #[test]
+    fn disposition_quotes_safely() {
+        assert_eq!(
+            disposition("a b.mp4"),
+            "attachment; filename=\"a b.mp4\"; filename*=UTF-8''a%20b.mp4"
+        );
+        assert_eq!(
+            disposition("caf\u{e9}\".mkv"),
+            "attachment; filename=\"caf__.mkv\"; filename*=UTF-8''caf%C3%A9%22.mkv"
+        );
+    }
+}

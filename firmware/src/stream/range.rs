@@ -1,0 +1,465 @@
+//! Range requests and conditional headers, sans-IO (RFC 9110 §13 and §14).
+//!
+//! Hearth serves one range per response. A `Range` with several ranges is answered as if it were absent
+//! (200 with the whole file), which RFC 9110 §14.2 allows ("A server MAY ignore the Range header field");
+//! if none of the ranges is satisfiable, 416. A malformed `Range` is ignored the same way (§14.2: a server
+//! ignores a Range it does not understand).
+
+/// What to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// 200 with the whole representation.
+    Full,
+    /// 206 with bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+    /// 416 with `Content-Range: bytes */size`.
+    Unsatisfiable,
+}
+
+/// One parsed byte-range-spec (RFC 9110 §14.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spec {
+    /// `first-last` or `first-`.
+    From { first: u64, last: Option<u64> },
+    /// `-suffix`.
+    Suffix(u64),
+}
+
+/// Parse a `Range` header value against a representation of `size` bytes.
+pub fn plan(value: &[u8], size: u64) -> Plan {
+    let Some(specs) = parse(value) else {
+        return Plan::Full;
+    };
+    let resolved: Vec<Option<(u64, u64)>> = specs.iter().map(|s| resolve(*s, size)).collect();
+    match resolved.as_slice() {
+        [Some((start, end))] => Plan::Partial {
+            start: *start,
+            end: *end,
+        },
+        [None] => Plan::Unsatisfiable,
+        // Several ranges: RFC 9110 §14.2 lets us ignore Range; but if none is satisfiable, say so (§15.5.17).
+        many if many.iter().all(Option::is_none) => Plan::Unsatisfiable,
+        _ => Plan::Full,
+    }
+}
+
+/// RFC 9110 §14.1.2: `ranges-specifier = range-unit "=" range-set`; `range-set = 1#range-spec`.
+/// None = not a bytes range we understand (the caller ignores it).
+fn parse(value: &[u8]) -> Option<Vec<Spec>> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let (unit, set) = text.split_once('=')?;
+    // §14.1: range units are case-insensitive.
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let mut specs = Vec::new();
+    // §5.6.1: empty list elements are allowed and ignored.
+    for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if specs.len() >= 16 {
+            return None; // absurd lists are ignored rather than processed
+        }
+        let (a, b) = part.split_once('-')?;
+        let (a, b) = (a.trim(), b.trim());
+        let spec = if a.is_empty() {
+            // §14.1.2: suffix-range = "-" suffix-length
+            Spec::Suffix(number(b)?)
+        } else {
+            let first = number(a)?;
+            let last = if b.is_empty() { None } else { Some(number(b)?) };
+            // §14.1.2: "A range-spec is invalid if ... last-pos value is less than the first-pos value"
+            if last.is_some_and(|l| l < first) {
+                return None;
+            }
+            Spec::From { first, last }
+        };
+        specs.push(spec);
+    }
+    if specs.is_empty() { None } else { Some(specs) }
+}
+
+/// 1*DIGIT that fits in u64.
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// §14.1.2: a first-pos at or past the end is unsatisfiable; a last-pos past the end is clipped; a suffix
+/// longer than the representation selects all of it; a zero suffix is unsatisfiable.
+fn resolve(spec: Spec, size: u64) -> Option<(u64, u64)> {
+    match spec {
+        Spec::From { first, last } => {
+            if first >= size {
+                return None;
+            }
+            let end = last.map_or(size - 1, |l| l.min(size - 1));
+            Some((first, end))
+        }
+        Spec::Suffix(n) => {
+            if n == 0 || size == 0 {
+                return None;
+            }
+            Some((size.saturating_sub(n), size - 1))
+        }
+    }
+}
+
+/// The validators of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validators {
+    /// Strong entity tag, quoted.
+    pub etag: String,
+    /// Seconds since the epoch.
+    pub modified: i64,
+}
+
+impl Validators {
+    /// An ETag from size, modification time (ns) and inode: changes whenever the bytes may have.
+    pub fn new(size: u64, mtime_ns: i64, ino: u64) -> Validators {
+        Validators {
+            etag: format!("\"{size:x}-{mtime_ns:x}-{ino:x}\""),
+            modified: mtime_ns.div_euclid(1_000_000_000),
+        }
+    }
+}
+
+/// The request's conditional headers (raw values).
+#[derive(Clone, Debug, Default)]
+pub struct Conditions<'a> {
+    pub if_none_match: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+}
+
+/// The status to answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    NotModified,
+    Send(Plan),
+}
+
+/// RFC 9110 §13.2.2: evaluate preconditions in order, then Range (§14.2, with If-Range §13.1.5).
+/// (If-Match and If-Unmodified-Since are for state-changing methods and not used by players.)
+pub fn decide(c: &Conditions<'_>, v: &Validators, size: u64) -> Decision {
+    // §13.2.2 step 3: If-None-Match; false for GET/HEAD → 304.
+    if let Some(inm) = c.if_none_match {
+        if none_match_fails(inm, &v.etag) {
+            return Decision::NotModified;
+        }
+    } else if let Some(ims) = c.if_modified_since {
+        // §13.2.2 step 4: If-Modified-Since only when If-None-Match is absent.
+        if let Some(t) = parse_http_date(ims)
+            && v.modified <= t
+        {
+            return Decision::NotModified;
+        }
+    }
+    let Some(range) = c.range else {
+        return Decision::Send(Plan::Full);
+    };
+    // §13.1.5: If-Range with a strong ETag match or an exact Last-Modified date; otherwise send everything.
+    if let Some(ir) = c.if_range {
+        let ir = trim(ir);
+        let matches = if ir.starts_with(b"\"") {
+            ir == v.etag.as_bytes()
+        } else if ir.starts_with(b"W/") {
+            false // §13.1.5: a weak tag never matches
+        } else {
+            parse_http_date(ir) == Some(v.modified)
+        };
+        if !matches {
+            return Decision::Send(Plan::Full);
+        }
+    }
+    Decision::Send(plan(range, size))
+}
+
+/// §13.1.2: If-None-Match uses weak comparison; `*` matches any current representation.
+fn none_match_fails(value: &[u8], etag: &str) -> bool {
+    let value = trim(value);
+    if value == b"*" {
+        return true;
+    }
+    let strip = |t: &[u8]| -> Vec<u8> { trim(t).strip_prefix(b"W/").unwrap_or(trim(t)).to_vec() };
+    let ours = strip(etag.as_bytes());
+    value.split(|b| *b == b',').any(|t| strip(t) == ours)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
+    &b[s..e]
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+
+/// RFC 9110 §5.6.7: IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parse an IMF-fixdate (the only form we generate; §5.6.7 says recipients should accept the obsolete
+/// forms too, which players do not send for media). None when it is not one.
+pub fn parse_http_date(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(trim(b)).ok()?;
+    let mut w = s.split_whitespace();
+    let _day = w.next()?.strip_suffix(',')?;
+    let d: i64 = w.next()?.parse().ok()?;
+    let mon = w.next()?;
+    let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
+    let y: i64 = w.next()?.parse().ok()?;
+    let mut hms = w.next()?.split(':');
+    let (h, mi, se): (i64, i64, i64) = (
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+        hms.next()?.parse().ok()?,
+    );
+    if w.next()? != "GMT" || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+// Howard Hinnant's civil-date algorithms (public domain), proleptic Gregorian.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 9110 §14.1.2 examples, for a representation of 10000 bytes.
+    #[test]
+    fn rfc_9110_examples() {
+        assert_eq!(
+            plan(b"bytes=0-499", 10000),
+            Plan::Partial { start: 0, end: 499 }
+        );
+        assert_eq!(
+            plan(b"bytes=500-999", 10000),
+            Plan::Partial {
+                start: 500,
+                end: 999
+            }
+        );
+        assert_eq!(
+            plan(b"bytes=-500", 10000),
+            Plan::Partial {
+                start: 9500,
+                end: 9999
+            }
+        );
+        assert_eq!(
+            plan(b"bytes=9500-", 10000),
+            Plan::Partial {
+                start: 9500,
+                end: 9999
+            }
+        );
+        assert_eq!(
+            plan(b"bytes=0-0", 10000),
+            Plan::Partial { start: 0, end: 0 }
+        );
+        assert_eq!(
+            plan(b"bytes=-1", 10000),
+            Plan::Partial {
+                start: 9999,
+                end: 9999
+            }
+        );
+        // Several ranges: served whole (documented choice, §14.2 MAY ignore).
+        assert_eq!(plan(b"bytes=0-999, 4500-5499, -1000", 10000), Plan::Full);
+        assert_eq!(plan(b"bytes=500-600,601-999", 10000), Plan::Full);
+    }
+
+    #[test]
+    fn edges_clip_or_refuse() {
+        assert_eq!(
+            plan(b"bytes=0-99999999999", 100),
+            Plan::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(plan(b"bytes=100-", 100), Plan::Unsatisfiable);
+        assert_eq!(plan(b"bytes=-0", 100), Plan::Unsatisfiable);
+        assert_eq!(
+            plan(b"bytes=-1000", 100),
+            Plan::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(plan(b"bytes=0-", 0), Plan::Unsatisfiable);
+        assert_eq!(plan(b"bytes=200-300,400-500", 100), Plan::Unsatisfiable);
+        assert_eq!(
+            plan(b"BYTES = 1-2", 100),
+            Plan::Partial { start: 1, end: 2 }
+        );
+    }
+
+    #[test]
+    fn malformed_is_ignored() {
+        for bad in [
+            &b"bytes=5-1"[..],
+            b"bytes=",
+            b"bytes=abc",
+            b"bytes=1-2-3",
+            b"items=0-1",
+            b"bytes=99999999999999999999999-",
+            b"bytes=-99999999999999999999999",
+            b"bytes=+1-2",
+            b"\xff\xfe",
+            b"bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17,18-19,20-21,22-23,24-25,26-27,28-29,30-31,32-33",
+        ] {
+            assert_eq!(plan(bad, 100), Plan::Full, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// The same property the fuzz target checks (firmware/fuzz), on random bytes: never a panic, and a
+    /// partial answer always lies inside the file.
+    #[test]
+    fn random_input_stays_inside_the_file() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9110);
+        let alphabet = b"bytes=0123456789-, \t*Wa\"";
+        for _ in 0..200_000 {
+            let len = rng.gen_range(0..24);
+            let mut v: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            if rng.gen_bool(0.7) {
+                v.splice(0..0, b"bytes=".iter().copied());
+            }
+            let size = match rng.gen_range(0..4) {
+                0 => 0,
+                1 => rng.gen_range(0..20),
+                2 => rng.r#gen::<u64>(),
+                _ => rng.gen_range(0..100_000),
+            };
+            if let Plan::Partial { start, end } = plan(&v, size) {
+                assert!(
+                    start <= end && end < size,
+                    "{:?} {size}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dates_round_trip() {
+        // RFC 9110 §5.6.7 example.
+        assert_eq!(
+            parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784111777)
+        );
+        assert_eq!(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        for t in [0i64, 951782400, 1700000000, 4102444799] {
+            assert_eq!(parse_http_date(http_date(t).as_bytes()), Some(t));
+        }
+    }
+
+    #[test]
+    fn conditions_follow_rfc_9110_13_2_2() {
+        let v = Validators::new(100, 1_700_000_000_000_000_000, 5);
+        let date = http_date(v.modified);
+        let etag = v.etag.clone();
+        let c = |inm: Option<&'static str>,
+                 ims: Option<String>,
+                 ir: Option<String>,
+                 r: Option<&'static str>| {
+            let ims: Option<&'static str> = ims.map(|s| &*Box::leak(s.into_boxed_str()));
+            let ir: Option<&'static str> = ir.map(|s| &*Box::leak(s.into_boxed_str()));
+            decide(
+                &Conditions {
+                    if_none_match: inm.map(str::as_bytes),
+                    if_modified_since: ims.map(str::as_bytes),
+                    if_range: ir.map(str::as_bytes),
+                    range: r.map(str::as_bytes),
+                },
+                &v,
+                100,
+            )
+        };
+        let etag_s: &'static str = Box::leak(etag.clone().into_boxed_str());
+        assert_eq!(c(Some(etag_s), None, None, None), Decision::NotModified);
+        assert_eq!(
+            c(Some("\"other\", W/\"x\""), None, None, None),
+            Decision::Send(Plan::Full)
+        );
+        assert_eq!(c(Some("*"), None, None, None), Decision::NotModified);
+        assert_eq!(
+            c(None, Some(date.clone()), None, None),
+            Decision::NotModified
+        );
+        assert_eq!(
+            c(None, Some(http_date(v.modified - 1)), None, None),
+            Decision::Send(Plan::Full)
+        );
+        // If-None-Match that does not match wins over a matching If-Modified-Since.
+        assert_eq!(
+            c(Some("\"other\""), Some(date.clone()), None, None),
+            Decision::Send(Plan::Full)
+        );
+        let part = Decision::Send(Plan::Partial { start: 0, end: 9 });
+        assert_eq!(c(None, None, None, Some("bytes=0-9")), part);
+        assert_eq!(c(None, None, Some(etag.clone()), Some("bytes=0-9")), part);
+        assert_eq!(c(None, None, Some(date.clone()), Some("bytes=0-9")), part);
+        assert_eq!(
+            c(None, None, Some("\"stale\"".into()), Some("bytes=0-9")),
+            Decision::Send(Plan::Full)
+        );
+        assert_eq!(
+            c(None, None, Some(format!("W/{etag}")), Some("bytes=0-9")),
+            Decision::Send(Plan::Full)
+        );
+        assert_eq!(
+            c(
+                None,
+                None,
+                Some(http_date(v.modified + 1)),
+                Some("bytes=0-9")
+            ),
+            Decision::Send(Plan::Full)
+        );
+    }
+}
