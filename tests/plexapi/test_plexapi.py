@@ -29,10 +29,15 @@ def free_port():
     return port
 
 
+TOKEN = {"value": ""}
+
+
 def api(base, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if TOKEN["value"]:
+        headers["X-Plex-Token"] = TOKEN["value"]
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read() or b"null")
 
@@ -78,13 +83,20 @@ def main():
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert "is running" in proc.stdout.readline()
+        # Claim the server from the LAN (loopback); the owner's token is what the tools use from then on.
+        TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
         api(base, "POST", "/api/v1/libraries", {"name": "Films", "kind": "movies", "folders": [films]})
         api(base, "POST", "/api/v1/libraries", {"name": "TV", "kind": "shows", "folders": [tv]})
         wait_scanned(base, 1, 2)
         wait_scanned(base, 2, 3)
 
-        # LEAD: any token for now; the auth room's access rule decides once merged.
-        plex = PlexServer(base, "hearth-test-token")
+        # A wrong token is refused before anything is listed.
+        try:
+            PlexServer(base, "not-a-token").library.sections()
+            raise AssertionError("a wrong token must be refused")
+        except Exception as e:
+            assert "401" in str(e) or "nauthorized" in str(e), e
+        plex = PlexServer(base, TOKEN["value"])
         ident = json.loads(urllib.request.urlopen(
             urllib.request.Request(base + "/identity", headers={"Accept": "application/json"})).read())
         assert plex.machineIdentifier == ident["MediaContainer"]["machineIdentifier"], plex.machineIdentifier
