@@ -5,11 +5,13 @@
 //! - [`store`]: the power-loss-safe flash store.
 //! - [`http`]: listener, dispatch, route table, API handlers.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
+//! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
 
 pub mod http;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod system;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

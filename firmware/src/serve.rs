@@ -6,7 +6,8 @@
 
 use crate::http;
 use crate::state::{self, Handle, State};
-use crate::store::{NorFile, Opened, Store, StoreError};
+use crate::store::{Flash, NorFile, Opened, Store, StoreError};
+use crate::system::PowerSwitch;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -114,14 +115,23 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
     std::fs::create_dir_all(dir).map_err(dir_err)?;
     check_writable(dir).map_err(dir_err)?;
     let path = dir.join(FLASH_FILE);
-    let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-        .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
+    open_state(&path, || NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size), cfg.format)
+}
+
+/// Open the store on a flash backend and load the state. `open` is called again when `format` erases a flash
+/// that held no Hearth store; `path` names the backend in messages. Init mode passes the board's device here.
+pub fn open_state<F: Flash + 'static>(
+    path: &Path,
+    open: impl Fn() -> std::io::Result<F>,
+    format: bool,
+) -> Result<Opening, OpenError> {
+    let path = path.to_path_buf();
+    let flash = open().map_err(|source| OpenError::Flash { path: path.clone(), source })?;
     let store_err = |source| OpenError::Store { path: path.clone(), source };
     let (store, opened) = match Store::open(flash) {
-        Err(StoreError::NotAStore) if cfg.format => {
+        Err(StoreError::NotAStore) if format => {
             tracing::warn!(path = %path.display(), "--format: erasing a flash file that held no Hearth store");
-            let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-                .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
+            let flash = open().map_err(|source| OpenError::Flash { path: path.clone(), source })?;
             (Store::format(flash).map_err(store_err)?, Opened::Blank)
         }
         other => other.map_err(store_err)?,
@@ -174,6 +184,19 @@ pub fn run(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
+    serve_until(cfg.listen, cfg.data_dir, opening, None, wait_for_signal()).await
+}
+
+/// Serve on `listen` until `stop` resolves, then stop accepting and flush the store. `power` lets the API ask
+/// for a reboot (init mode on a board); `None` on a host, where the reboot route answers that it cannot.
+/// Exit status 1 with a message when the state cannot be written or the address cannot be bound.
+pub async fn serve_until(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    opening: Opening,
+    power: Option<PowerSwitch>,
+    stop: impl std::future::Future<Output = ()>,
+) -> ExitCode {
     let handle = opening.handle.clone();
     if opening.needs_write {
         if let Err(e) = handle.rewrite().await {
@@ -182,22 +205,24 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hearth: cannot listen on {}: {e}", cfg.listen);
+            eprintln!("hearth: cannot listen on {listen}: {e}");
             handle.shutdown();
             return ExitCode::from(1);
         }
     };
     let local = listener.local_addr().expect("local addr");
-    let ctx = Arc::new(http::Ctx::new(handle.clone(), opening.recovered_from_damage, cfg.data_dir.clone()));
+    let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
+    ctx.power = power;
+    let ctx = Arc::new(ctx);
     let s = handle.snapshot();
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

@@ -38,11 +38,13 @@ pub struct Ctx {
     /// Neither flash slot held a valid record at start; running on defaults.
     pub recovered_from_damage: bool,
     pub data_dir: PathBuf,
+    /// Reboot/power-off requests to init mode; `None` under `hearth serve` on a host.
+    pub power: Option<crate::system::PowerSwitch>,
 }
 
 impl Ctx {
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
-        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir }
+        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir, power: None }
     }
 }
 

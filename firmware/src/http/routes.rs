@@ -57,6 +57,8 @@ macro_rules! route {
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
+    // TODO(auth): owner only
+    route!(POST "/api/v1/system/reboot", Access::Public, super::api::reboot),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
