@@ -75,6 +75,11 @@ impl Config {
 
 /// Start logging once: `RUST_LOG` takes `target=level` pairs or a bare level (default info).
 pub fn init_logging() {
+    init_logging_to(true)
+}
+
+/// As [`init_logging`]; `ansi: false` for a serial console that shows escape codes as text (init mode).
+pub fn init_logging_to(ansi: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter: Targets = std::env::var("RUST_LOG")
@@ -82,7 +87,7 @@ pub fn init_logging() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi))
         .with(filter)
         .try_init();
 }

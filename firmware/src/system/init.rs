@@ -118,7 +118,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         // SAFETY: still single-threaded; nothing else reads the environment concurrently.
         unsafe { std::env::set_var("RUST_LOG", level) };
     }
-    crate::serve::init_logging();
+    crate::serve::init_logging_to(false);
     let board_path = opts.board.clone().or(board_override).unwrap_or_else(|| BOARD_PATH.to_string());
     let board = Board::load(Path::new(&board_path))?;
     tracing::info!(board = %board.name, version = crate::VERSION, "init mode");
