@@ -203,12 +203,12 @@ pub async fn serve_until(
     stop: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     let handle = opening.handle.clone();
-    if opening.needs_write {
-        if let Err(e) = handle.rewrite().await {
-            eprintln!("hearth: the state could not be written to flash: {e}");
-            handle.shutdown();
-            return ExitCode::from(1);
-        }
+    if opening.needs_write
+        && let Err(e) = handle.rewrite().await
+    {
+        eprintln!("hearth: the state could not be written to flash: {e}");
+        handle.shutdown();
+        return ExitCode::from(1);
     }
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,

@@ -139,6 +139,12 @@ mod tests {
     }
 
     #[test]
+    fn the_reboot_route_is_post_only() {
+        assert!(find(&Method::POST, "/api/v1/system/reboot").is_ok());
+        assert!(matches!(find(&Method::GET, "/api/v1/system/reboot"), Err(Miss::MethodNotAllowed(m)) if m == [Method::POST]));
+    }
+
+    #[test]
     fn captures_decode_and_reject_broken_escapes() {
         let p = matches("/a/{id}/b", "/a/x%20y/b").unwrap();
         assert_eq!(p.get("id"), Some("x y"));

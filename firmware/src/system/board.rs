@@ -151,10 +151,10 @@ impl Board {
         if f.erase_size == 0 || !f.erase_size.is_power_of_two() {
             return Err(("flash.erase_size", format!("must be a power of two, not {}", f.erase_size)));
         }
-        if f.size % f.erase_size as u64 != 0 || f.size < 2 * f.erase_size as u64 {
+        if !f.size.is_multiple_of(u64::from(f.erase_size)) || f.size < 2 * f.erase_size as u64 {
             return Err(("flash.size", "must be a multiple of flash.erase_size and hold two erase blocks".into()));
         }
-        if f.offset % 512 != 0 {
+        if !f.offset.is_multiple_of(512) {
             return Err(("flash.offset", "must be a multiple of 512 (a sector)".into()));
         }
         if self.watchdog.timeout_secs == 0 {

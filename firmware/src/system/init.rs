@@ -136,6 +136,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         .map_err(|e| InitError::Flash { device: area.device.clone(), message: e.to_string() })?;
     milestone("state loaded");
     mount_media(&board);
+    milestone("media mounted");
     let _ = std::fs::create_dir_all(DATA_DIR);
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
@@ -145,7 +146,16 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     let code = rt.block_on(async move {
         tokio::spawn(reap_children());
         tokio::spawn(power_signals(signals));
-        tokio::spawn(async {
+        tokio::spawn(async move {
+            // The boot-time milestone: the listener accepts (seen from inside, as a client would).
+            let local = SocketAddr::from(([127, 0, 0, 1], listen.port()));
+            for _ in 0..500 {
+                if tokio::net::TcpStream::connect(local).await.is_ok() {
+                    milestone("serving");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             tokio::time::sleep(Duration::from_secs(2)).await;
             if let Some((rss, hwm)) = memory_kib() {
                 tracing::info!(rss_kib = rss, hwm_kib = hwm, "memory after start");
