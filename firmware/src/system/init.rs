@@ -16,7 +16,9 @@
 
 use super::board::{BOARD_PATH, Board};
 use super::net::{self, Lease};
-use super::{PowerAction, PowerSwitch};
+use super::{PowerAction, PowerSwitch, watchdog};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use nix::mount::{MsFlags, mount};
 use std::ffi::CString;
 use std::net::SocketAddr;
@@ -38,6 +40,9 @@ pub struct Options {
     pub log: Option<String>,
     pub format: bool,
     pub board: Option<String>,
+    /// Test images only (feature `test-hooks`): stop the runtime canary heartbeat this many seconds after
+    /// serving starts, to prove the watchdog resets the board.
+    pub test_stall_after: Option<u64>,
 }
 
 impl Options {
@@ -49,6 +54,7 @@ impl Options {
                 "hearth.log" => o.log = Some(v.to_string()),
                 "hearth.format" => o.format = matches!(v, "" | "1" | "yes" | "true"),
                 "hearth.board" => o.board = Some(v.to_string()),
+                "hearth.test.stall_after" => o.test_stall_after = v.parse().ok(),
                 _ => {}
             }
         }
@@ -139,23 +145,37 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     milestone("media mounted");
     let _ = std::fs::create_dir_all(DATA_DIR);
 
+    // The watchdog (DESIGN.md "Runtime shape"): its own OS thread pets while every heartbeat is fresh.
+    let heartbeats = watchdog::Heartbeats::default();
+    let device = match watchdog::Device::open(&board.watchdog.device, board.watchdog.timeout_secs) {
+        Ok(d) => {
+            tracing::info!(device = %board.watchdog.device, asked = board.watchdog.timeout_secs,
+                timeout_secs = d.timeout_secs, boot_status = d.boot_status, "watchdog armed");
+            Some(d)
+        }
+        Err(e) => {
+            tracing::error!(device = %board.watchdog.device, error = %e,
+                "watchdog device missing or refused the timeout; running without a watchdog");
+            None
+        }
+    };
+    let wd_timeout = Duration::from_secs(u64::from(device.as_ref().map_or(board.watchdog.timeout_secs, |d| d.timeout_secs)));
+    let canary = heartbeats.register("runtime canary");
+    let listener_beat = heartbeats.register("listener");
+    let wd_stop = Arc::new(AtomicBool::new(false));
+    let wd_thread = watchdog::spawn(device, heartbeats, wd_timeout, wd_stop.clone());
+
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let (switch, mut requests) = PowerSwitch::new();
     let listen: SocketAddr = LISTEN.parse().expect("listen address");
     let signals = switch.clone();
+    let stall_after = if cfg!(feature = "test-hooks") { opts.test_stall_after } else { None };
     let code = rt.block_on(async move {
         tokio::spawn(reap_children());
         tokio::spawn(power_signals(signals));
-        tokio::spawn(async move {
-            // The boot-time milestone: the listener accepts (seen from inside, as a client would).
-            let local = SocketAddr::from(([127, 0, 0, 1], listen.port()));
-            for _ in 0..500 {
-                if tokio::net::TcpStream::connect(local).await.is_ok() {
-                    milestone("serving");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        tokio::spawn(runtime_canary(canary, stall_after));
+        tokio::spawn(listener_probe(listen.port(), listener_beat, (wd_timeout / 4).max(Duration::from_millis(500))));
+        tokio::spawn(async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             if let Some((rss, hwm)) = memory_kib() {
                 tracing::info!(rss_kib = rss, hwm_kib = hwm, "memory after start");
@@ -167,6 +187,8 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         let code = crate::serve::serve_until(listen, DATA_DIR.into(), opening, Some(switch), stop).await;
         (code, *requests.borrow())
     });
+    wd_stop.store(true, Ordering::Relaxed);
+    let _ = wd_thread.join();
     let (code, action) = code;
     rt.shutdown_timeout(Duration::from_secs(2));
     if code != ExitCode::SUCCESS {
@@ -296,6 +318,44 @@ fn mount_media(board: &Board) {
     }
 }
 
+/// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it.
+async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>) {
+    let started = std::time::Instant::now();
+    loop {
+        if stall_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
+            milestone("test hook: runtime canary stalled");
+            std::future::pending::<()>().await;
+        }
+        beat.bump();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The listener's heartbeat: a request to our own `/health` over loopback, as a client would make it.
+/// The first answer is the "serving" boot milestone.
+async fn listener_probe(port: u16, beat: watchdog::Beat, period: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut first = true;
+    loop {
+        let probe = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).await?;
+            Ok::<bool, std::io::Error>(&head[9..12] == b"200")
+        };
+        if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
+            beat.bump();
+            if first {
+                milestone("serving");
+                first = false;
+            }
+        }
+        tokio::time::sleep(if first { Duration::from_millis(10) } else { period }).await;
+    }
+}
+
 async fn power_signals(switch: PowerSwitch) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2)) = (
@@ -356,7 +416,7 @@ mod tests {
     #[test]
     fn reads_hearth_options_from_the_kernel_command_line() {
         let o = Options::parse("console=ttyAMA0 panic=5 hearth.log=debug hearth.format=1 quiet\n");
-        assert_eq!(o, Options { log: Some("debug".into()), format: true, board: None });
+        assert_eq!(o, Options { log: Some("debug".into()), format: true, ..Options::default() });
         assert_eq!(Options::parse("console=ttyAMA0"), Options::default());
         assert_eq!(Options::parse("hearth.board=/etc/other.toml").board.as_deref(), Some("/etc/other.toml"));
     }
