@@ -10,7 +10,8 @@
 //! the console and the board restarts after [`FATAL_RESTART`].
 //!
 //! Kernel command line: `hearth.log=LEVEL` (or `target=level,...`, as RUST_LOG), `hearth.format=1` (erase a
-//! flash area that holds something other than a Hearth store), `hearth.board=PATH` (another board file).
+//! flash area that holds something other than a Hearth store), `hearth.board=PATH` (another board file),
+//! `hearth.dhcp=0` (skip DHCP, use the board's static address).
 //! Milestones are printed as `hearth-init [  1.234] what` with the kernel's uptime (CLOCK_BOOTTIME), so boot
 //! times can be read off the serial console.
 
@@ -40,6 +41,9 @@ pub struct Options {
     pub log: Option<String>,
     pub format: bool,
     pub board: Option<String>,
+    /// `hearth.dhcp=0`: skip DHCP and use the board's static address (for networks without a DHCP server,
+    /// and to test the fallback).
+    pub no_dhcp: bool,
     /// Test images only (feature `test-hooks`): stop the runtime canary heartbeat this many seconds after
     /// serving starts, to prove the watchdog resets the board.
     pub test_stall_after: Option<u64>,
@@ -54,6 +58,7 @@ impl Options {
                 "hearth.log" => o.log = Some(v.to_string()),
                 "hearth.format" => o.format = matches!(v, "" | "1" | "yes" | "true"),
                 "hearth.board" => o.board = Some(v.to_string()),
+                "hearth.dhcp" => o.no_dhcp = matches!(v, "0" | "no" | "false" | "off"),
                 "hearth.test.stall_after" => o.test_stall_after = v.parse().ok(),
                 _ => {}
             }
@@ -133,7 +138,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     if let Err(e) = nix::unistd::sethostname(&board.hostname) {
         tracing::warn!(error = %e, "hostname not set");
     }
-    bring_up_network(&board);
+    bring_up_network(&board, !opts.no_dhcp);
     milestone("network up");
 
     let area = board.flash.clone();
@@ -242,7 +247,7 @@ fn load_modules(board: &Board) {
     }
 }
 
-fn bring_up_network(board: &Board) {
+fn bring_up_network(board: &Board, dhcp: bool) {
     if let Err(e) = net::up("lo") {
         tracing::error!(error = %e, "loopback not up");
     }
@@ -254,7 +259,7 @@ fn bring_up_network(board: &Board) {
     }
     let (address, prefix) = n.static_net().expect("checked when the board file was read");
     let fallback = Lease { address, prefix, gateway: n.static_gateway, lease_secs: None, server: None };
-    let lease = if n.dhcp {
+    let lease = if n.dhcp && dhcp {
         let dhcp = net::mac_of(ifname)
             .map_err(|e| net::NetError::Io { what: "reading the MAC address", interface: ifname.into(), source: e })
             .and_then(|mac| net::acquire(ifname, mac, &board.hostname, DHCP_TIMEOUT).map(|l| (l, mac)));
@@ -273,10 +278,14 @@ fn bring_up_network(board: &Board) {
             }
         }
     } else {
+        tracing::info!(address = %fallback.address, prefix = fallback.prefix, gateway = ?fallback.gateway,
+            "DHCP off; using the board's static address");
         fallback
     };
-    if let Err(e) = net::configure(ifname, &lease) {
-        tracing::error!(error = %e, "LAN address not set");
+    match net::configure(ifname, &lease) {
+        Ok(()) => tracing::info!(interface = ifname, address = %lease.address, prefix = lease.prefix,
+            default_route = ?lease.gateway, "LAN configured"),
+        Err(e) => tracing::error!(error = %e, "LAN address not set"),
     }
 }
 
@@ -419,6 +428,8 @@ mod tests {
         assert_eq!(o, Options { log: Some("debug".into()), format: true, ..Options::default() });
         assert_eq!(Options::parse("console=ttyAMA0"), Options::default());
         assert_eq!(Options::parse("hearth.board=/etc/other.toml").board.as_deref(), Some("/etc/other.toml"));
+        assert!(Options::parse("hearth.dhcp=0").no_dhcp);
+        assert!(!Options::parse("hearth.dhcp=1").no_dhcp);
     }
 
     #[test]
