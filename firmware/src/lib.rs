@@ -8,6 +8,7 @@
 //! - [`library`]: scanner, catalog, index file, watcher.
 //! - [`stream`]: the stream fast path (Range, sendfile, pacing classes).
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
+//! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
 
 pub mod dlna;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod serve;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod system;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,6 +9,8 @@ usage: hearth [serve] [options]     run the media server (the default)
                                     give the owner a new password, remove the owner's PIN and sign out
                                     the owner's devices; nothing else changes (stop the server first,
                                     or put the new password in DIR/recover-owner for the next start)
+       hearth init [--board FILE]   run as PID 1 on a board (automatic when started as PID 1)
+       hearth init --check-board FILE   check a board file and print what it says
        hearth --version
 
 serve options:
@@ -20,6 +22,10 @@ serve options:
 ";
 
 fn main() -> ExitCode {
+    if std::process::id() == 1 {
+        // The kernel started us as /init: init mode, whatever argv says (the kernel passes its own words).
+        return hearth::system::init::run(None);
+    }
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let sub = argv.first().and_then(|a| a.to_str()).map(str::to_owned);
     let result = match sub.as_deref() {
@@ -39,6 +45,10 @@ fn main() -> ExitCode {
             argv.remove(0);
             hearth::auth::recover::command(argv)
         }
+        Some("init") => {
+            argv.remove(0);
+            init(argv)
+        }
         Some(s) if !s.starts_with('-') => Err(format!("unknown command {s:?}")),
         _ => hearth::serve::Config::parse(argv).map(hearth::serve::run),
     };
@@ -49,4 +59,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn init(argv: Vec<OsString>) -> Result<ExitCode, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(argv);
+    let e = |e: lexopt::Error| e.to_string();
+    let mut board = None;
+    let mut check = None;
+    while let Some(arg) = p.next().map_err(e)? {
+        match arg {
+            Long("board") => board = Some(p.value().map_err(e)?.string().map_err(e)?),
+            Long("check-board") => check = Some(p.value().map_err(e)?.string().map_err(e)?),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    if let Some(path) = check {
+        return match hearth::system::board::Board::load(std::path::Path::new(&path)) {
+            Ok(b) => {
+                println!("{path}: board {} for {}, {} modules, flash {} at {} (+{} bytes, erase {}), media {} ({})",
+                    b.name, b.target, b.modules.len(), b.flash.device, b.flash.offset, b.flash.size,
+                    b.flash.erase_size, b.media.device, b.media.fs);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(err) => {
+                eprintln!("hearth: {err}");
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    Ok(hearth::system::init::run(board))
 }

@@ -6,7 +6,8 @@
 
 use crate::http;
 use crate::state::{self, Handle, State};
-use crate::store::{NorFile, Opened, Store, StoreError};
+use crate::store::{Flash, NorFile, Opened, Store, StoreError};
+use crate::system::PowerSwitch;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,11 @@ impl Config {
 
 /// Start logging once: `RUST_LOG` takes `target=level` pairs or a bare level (default info).
 pub fn init_logging() {
+    init_logging_to(true)
+}
+
+/// As [`init_logging`]; `ansi: false` for a serial console that shows escape codes as text (init mode).
+pub fn init_logging_to(ansi: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter: Targets = std::env::var("RUST_LOG")
@@ -83,7 +89,7 @@ pub fn init_logging() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi))
         .with(filter)
         .try_init();
 }
@@ -96,7 +102,8 @@ pub struct Opening {
     /// A new, migrated or recovered state that is not yet on flash in this build's encoding.
     pub needs_write: bool,
     /// Held while the data folder is in use: `hearth recover` and a second server cannot open it meanwhile.
-    pub lock: nix::fcntl::Flock<std::fs::File>,
+    /// The data folder's lock (host mode); None in init mode, where Hearth is the only process.
+    pub lock: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,14 +135,25 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
     let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|_| OpenError::InUse { path: dir.clone() })?;
     let path = dir.join(FLASH_FILE);
-    let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-        .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
+    let mut opening = open_state(&path, || NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size), cfg.format)?;
+    opening.lock = Some(lock);
+    Ok(opening)
+}
+
+/// Open the store on a flash backend and load the state. `open` is called again when `format` erases a flash
+/// that held no Hearth store; `path` names the backend in messages. Init mode passes the board's device here.
+pub fn open_state<F: Flash + 'static>(
+    path: &Path,
+    open: impl Fn() -> std::io::Result<F>,
+    format: bool,
+) -> Result<Opening, OpenError> {
+    let path = path.to_path_buf();
+    let flash = open().map_err(|source| OpenError::Flash { path: path.clone(), source })?;
     let store_err = |source| OpenError::Store { path: path.clone(), source };
     let (store, opened) = match Store::open(flash) {
-        Err(StoreError::NotAStore) if cfg.format => {
+        Err(StoreError::NotAStore) if format => {
             tracing::warn!(path = %path.display(), "--format: erasing a flash file that held no Hearth store");
-            let flash = NorFile::open_or_create(&path, cfg.flash_size, cfg.erase_size)
-                .map_err(|source| OpenError::Flash { path: path.clone(), source })?;
+            let flash = open().map_err(|source| OpenError::Flash { path: path.clone(), source })?;
             (Store::format(flash).map_err(store_err)?, Opened::Blank)
         }
         other => other.map_err(store_err)?,
@@ -156,7 +174,7 @@ pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
         }
     };
     let handle = Handle::start(store, state);
-    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh, lock })
+    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh, lock: None })
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {
@@ -188,24 +206,40 @@ pub fn run(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
+    serve_until(cfg.listen, cfg.data_dir, opening, None, wait_for_signal()).await
+}
+
+/// Serve on `listen` until `stop` resolves, then stop accepting and flush the store. `power` lets the API ask
+/// for a reboot (init mode on a board); `None` on a host, where the reboot route answers that it cannot.
+/// Exit status 1 with a message when the state cannot be written or the address cannot be bound.
+pub async fn serve_until(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    opening: Opening,
+    power: Option<PowerSwitch>,
+    stop: impl std::future::Future<Output = ()>,
+) -> ExitCode {
     let handle = opening.handle.clone();
     if opening.needs_write
-        && let Err(e) = handle.rewrite().await {
-            eprintln!("hearth: the state could not be written to flash: {e}");
-            handle.shutdown();
-            return ExitCode::from(1);
-        }
-    crate::auth::recover::apply_file(&handle, &cfg.data_dir).await;
-    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        && let Err(e) = handle.rewrite().await
+    {
+        eprintln!("hearth: the state could not be written to flash: {e}");
+        handle.shutdown();
+        return ExitCode::from(1);
+    }
+    crate::auth::recover::apply_file(&handle, &data_dir).await;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("hearth: cannot listen on {}: {e}", cfg.listen);
+            eprintln!("hearth: cannot listen on {listen}: {e}");
             handle.shutdown();
             return ExitCode::from(1);
         }
     };
     let local = listener.local_addr().expect("local addr");
-    let ctx = Arc::new(http::Ctx::new(handle.clone(), opening.recovered_from_damage, cfg.data_dir.clone()));
+    let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
+    ctx.power = power;
+    let ctx = Arc::new(ctx);
     crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
     let s = handle.snapshot();
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
@@ -213,7 +247,7 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

@@ -50,6 +50,8 @@ pub struct Ctx {
     pub library: Arc<crate::library::Catalog>,
     /// Stream counters and the pacer (stream room).
     pub streams: Arc<crate::stream::Streams>,
+    /// Reboot/power-off requests to init mode; `None` under `hearth serve` on a host.
+    pub power: Option<crate::system::PowerSwitch>,
 }
 
 impl Ctx {
@@ -69,6 +71,7 @@ impl Ctx {
             auth: std::sync::Arc::new(crate::auth::Guard::new()),
             library,
             streams,
+            power: None,
         }
     }
 }

@@ -121,6 +121,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/streams", Access::Owner, super::libraries::streams),
     route!(GET "/api/v1/bandwidth", Access::Owner, super::libraries::bandwidth),
     route!(PUT "/api/v1/bandwidth", Access::Owner, super::libraries::set_bandwidth),
+    route!(POST "/api/v1/system/reboot", Access::Owner, super::api::reboot),
 ];
 
 /// Why [`admit`] refused a request.
@@ -307,6 +308,12 @@ mod tests {
         assert!(
             matches!(find(&Method::POST, "/identity"), Err(Miss::MethodNotAllowed(m)) if m == [Method::GET])
         );
+    }
+
+    #[test]
+    fn the_reboot_route_is_post_only() {
+        assert!(find(&Method::POST, "/api/v1/system/reboot").is_ok());
+        assert!(matches!(find(&Method::GET, "/api/v1/system/reboot"), Err(Miss::MethodNotAllowed(m)) if m == [Method::POST]));
     }
 
     #[test]

@@ -1,0 +1,254 @@
+//! Board profiles: `board/<name>.toml`, read by init mode from the initramfs (`/etc/hearth/board.toml`).
+//!
+//! Boards are data, not code: everything that differs between the QEMU machines, a Raspberry Pi 4 and a Helios4
+//! is in the profile. scripts/build-image reads the same files (python3 tomllib) to fetch the kernel and pick
+//! the modules; this module is the firmware's reading of them. Unknown fields are errors, so a typo is named.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// Where build-image puts the board file inside the initramfs.
+pub const BOARD_PATH: &str = "/etc/hearth/board.toml";
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    pub name: String,
+    /// Rust target triple of the hearth binary for this board.
+    pub target: String,
+    pub hostname: String,
+    /// Serial console device name without /dev (kernel `console=`).
+    pub console: String,
+    pub kernel: Kernel,
+    /// Kernel modules in load order.
+    #[serde(default)]
+    pub modules: Vec<Module>,
+    pub network: Network,
+    pub flash: FlashArea,
+    pub watchdog: Watchdog,
+    pub media: Media,
+    pub safe_mode: SafeModeRule,
+    /// Only for boards that run under QEMU (scripts/run-qemu reads it).
+    #[serde(default)]
+    pub qemu: Option<Qemu>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Kernel {
+    /// Debian architecture of the kernel package (arm64, armhf).
+    pub debian_arch: String,
+    /// Debian metapackage the versioned kernel image package is resolved from.
+    pub package: String,
+    /// Device tree blob, relative to the package's /usr/lib/linux-image-<version>/.
+    #[serde(default)]
+    pub device_tree: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    /// File stem of the `.ko` (as in the kernel package, `-` or `_`).
+    pub name: String,
+    /// Module parameters, space separated (`heartbeat=30 nowayout=0`).
+    #[serde(default)]
+    pub params: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub interface: String,
+    #[serde(default = "yes")]
+    pub dhcp: bool,
+    /// `a.b.c.d/prefix`, used when DHCP gets no answer.
+    pub static_address: String,
+    pub static_gateway: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlashArea {
+    pub device: String,
+    pub offset: u64,
+    pub size: u64,
+    pub erase_size: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Watchdog {
+    pub device: String,
+    pub timeout_secs: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Media {
+    pub device: String,
+    pub fs: String,
+    pub mount: String,
+}
+
+/// Safe mode: `watchdog_resets` watchdog resets within `within_minutes` minutes.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SafeModeRule {
+    pub watchdog_resets: u32,
+    pub within_minutes: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Qemu {
+    pub system: String,
+    pub machine: String,
+    pub cpu: String,
+    pub memory_mib: u32,
+    pub watchdog: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BoardError {
+    #[error("cannot read the board file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// toml's message names the field (`missing field `device``) and shows the line.
+    #[error("board file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("board file {path}: field `{field}`: {message}")]
+    Field { path: String, field: &'static str, message: String },
+}
+
+impl Board {
+    pub fn load(path: &Path) -> Result<Board, BoardError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| BoardError::Read { path: path.display().to_string(), source })?;
+        Board::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parse and check a board file; `path` is only used in error messages.
+    pub fn parse(path: &str, text: &str) -> Result<Board, BoardError> {
+        let board: Board =
+            toml::from_str(text).map_err(|e| BoardError::Parse { path: path.into(), message: e.to_string() })?;
+        board.check().map_err(|(field, message)| BoardError::Field { path: path.into(), field, message })?;
+        Ok(board)
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        const TARGETS: [&str; 2] = ["aarch64-unknown-linux-musl", "armv7-unknown-linux-musleabihf"];
+        if !TARGETS.contains(&self.target.as_str()) {
+            return Err(("target", format!("{:?} is not one of {}", self.target, TARGETS.join(", "))));
+        }
+        if self.hostname.is_empty() || self.hostname.len() > 63 {
+            return Err(("hostname", "must be 1 to 63 characters".into()));
+        }
+        self.network.static_net().map_err(|m| ("network.static_address", m))?;
+        let f = &self.flash;
+        if f.erase_size == 0 || !f.erase_size.is_power_of_two() {
+            return Err(("flash.erase_size", format!("must be a power of two, not {}", f.erase_size)));
+        }
+        if !f.size.is_multiple_of(u64::from(f.erase_size)) || f.size < 2 * f.erase_size as u64 {
+            return Err(("flash.size", "must be a multiple of flash.erase_size and hold two erase blocks".into()));
+        }
+        if !f.offset.is_multiple_of(512) {
+            return Err(("flash.offset", "must be a multiple of 512 (a sector)".into()));
+        }
+        if self.watchdog.timeout_secs == 0 {
+            return Err(("watchdog.timeout_secs", "must be at least 1".into()));
+        }
+        if self.safe_mode.watchdog_resets == 0 || self.safe_mode.within_minutes == 0 {
+            return Err(("safe_mode", "watchdog_resets and within_minutes must be at least 1".into()));
+        }
+        for m in &self.modules {
+            if m.name.is_empty() || m.name.contains('/') || m.name.ends_with(".ko") {
+                return Err(("modules.name", format!("{:?} must be a module file stem like virtio_net", m.name)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Network {
+    /// The static fallback as (address, prefix length).
+    pub fn static_net(&self) -> Result<(std::net::Ipv4Addr, u8), String> {
+        let bad = || format!("{:?} is not an IPv4 address with a prefix like 10.0.2.15/24", self.static_address);
+        let (a, p) = self.static_address.split_once('/').ok_or_else(bad)?;
+        let addr = a.parse().map_err(|_| bad())?;
+        let prefix: u8 = p.parse().map_err(|_| bad())?;
+        if prefix == 0 || prefix > 32 {
+            return Err(bad());
+        }
+        Ok((addr, prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_boards() -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../board");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).expect("board/ exists") {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_board_in_the_repository_parses() {
+        let boards = repo_boards();
+        assert!(boards.len() >= 4, "{boards:?}");
+        for (path, text) in boards {
+            let b = Board::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(path.ends_with(&format!("/{}.toml", b.name)), "{path} declares name {}", b.name);
+        }
+    }
+
+    fn qemu_aarch64() -> String {
+        repo_boards().into_iter().find(|(p, _)| p.ends_with("qemu-virt-aarch64.toml")).unwrap().1
+    }
+
+    #[test]
+    fn reads_the_qemu_board() {
+        let b = Board::parse("q", &qemu_aarch64()).unwrap();
+        assert_eq!(b.flash.device, "/dev/vda");
+        assert_eq!(b.network.static_net().unwrap(), ("10.0.2.15".parse().unwrap(), 24));
+        let names: Vec<_> = b.modules.iter().map(|m| m.name.as_str()).collect();
+        let pos = |n| names.iter().position(|x| *x == n).unwrap();
+        assert!(pos("virtio_pci_modern_dev") < pos("virtio_pci"));
+        assert!(pos("jbd2") < pos("ext4"));
+        assert_eq!(b.modules[pos("i6300esb")].params, "heartbeat=30 nowayout=0");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let text = qemu_aarch64().replace("device = \"/dev/vda\"\n", "");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("missing field `device`") && e.contains("flash"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_or_wrong_field_is_named() {
+        let text = qemu_aarch64().replace("erase_size = 4096", "erase_sise = 4096");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("erase_sise"), "{e}");
+        let text = qemu_aarch64().replace("erase_size = 4096", "erase_size = 3000");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("flash.erase_size") && e.contains("power of two"), "{e}");
+        let text = qemu_aarch64().replace("10.0.2.15/24", "10.0.2.15");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("network.static_address"), "{e}");
+        let text = qemu_aarch64().replace("size = 262144", "size = \"big\"");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("size") && e.contains("invalid type"), "{e}");
+    }
+}

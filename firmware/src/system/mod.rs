@@ -1,0 +1,62 @@
+//! The system room: Hearth as the whole userspace of a board (PID 1, "init mode").
+//!
+//! Owns: board profiles ([`board`]), the init sequence ([`init`]: mounts, kernel modules, hostname, reboot),
+//! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
+//! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`]), and power
+//! requests ([`PowerSwitch`]).
+//! Must not touch: the record format (store room), the schema (state room), or protocol details of HTTP.
+
+pub mod board;
+pub mod flash;
+pub mod init;
+pub mod net;
+pub mod watchdog;
+
+use serde::{Deserialize, Serialize};
+
+/// What the machine should do when init mode stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    Reboot,
+    #[serde(alias = "power-off", alias = "shutdown")]
+    Poweroff,
+    Halt,
+}
+
+/// Lets the API (and signals) ask init mode to stop and then reboot or power off. Cloned into the HTTP context.
+#[derive(Clone, Debug)]
+pub struct PowerSwitch(tokio::sync::watch::Sender<Option<PowerAction>>);
+
+impl PowerSwitch {
+    pub fn new() -> (PowerSwitch, tokio::sync::watch::Receiver<Option<PowerAction>>) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        (PowerSwitch(tx), rx)
+    }
+
+    /// The first request wins; later ones are ignored (a reboot already under way is not turned into a halt).
+    pub fn request(&self, action: PowerAction) {
+        self.0.send_if_modified(|cur| {
+            if cur.is_none() {
+                *cur = Some(action);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_power_request_wins() {
+        let (sw, rx) = PowerSwitch::new();
+        assert_eq!(*rx.borrow(), None);
+        sw.request(PowerAction::Reboot);
+        sw.request(PowerAction::Halt);
+        assert_eq!(*rx.borrow(), Some(PowerAction::Reboot));
+    }
+}
