@@ -4,9 +4,11 @@
 //! - [`state`]: the persistent schema and the state handle.
 //! - [`store`]: the power-loss-safe flash store.
 //! - [`http`]: listener, dispatch, route table, API handlers.
+//! - [`remote`]: port mapping, remote-access status, STUN, the reflector.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 
 pub mod http;
+pub mod remote;
 pub mod serve;
 pub mod state;
 pub mod store;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage: hearth [serve] [options]     run the media server (the default)
+       hearth reflector [options]   tell Hearth servers whether the internet reaches them
        hearth --version
 
 serve options:
@@ -13,6 +14,12 @@ serve options:
   --flash-size BYTES     size of the emulated NOR flash file, on first run (default 131072)
   --erase-size BYTES     erase-block size of the emulated flash, on first run (default 4096)
   --format               erase a flash file that does not hold a Hearth store (destroys its contents)
+  --remote-methods LIST  port-mapping methods in the order tried (default igd,pcp,natpmp)
+  --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
+
+reflector options:
+  --listen ADDR              address to listen on (default 0.0.0.0:32499)
+  --allow-private-targets    also check callers with private addresses (test labs only)
 ";
 
 fn main() -> ExitCode {
@@ -30,6 +37,10 @@ fn main() -> ExitCode {
         Some("serve") => {
             argv.remove(0);
             hearth::serve::Config::parse(argv).map(hearth::serve::run)
+        }
+        Some("reflector") => {
+            argv.remove(0);
+            hearth::remote::reflector::Config::parse(argv).map(hearth::remote::reflector::run)
         }
         Some(s) if !s.starts_with('-') => Err(format!("unknown command {s:?}")),
         _ => hearth::serve::Config::parse(argv).map(hearth::serve::run),

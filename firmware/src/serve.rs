@@ -25,6 +25,10 @@ pub struct Config {
     pub flash_size: u64,
     pub erase_size: u32,
     pub format: bool,
+    /// Mapping methods in the order tried (`--remote-methods`).
+    pub remote_methods: Vec<crate::state::MappingMethod>,
+    /// How often the remote task checks that the router still holds the mapping (`--remote-check-secs`).
+    pub remote_check: std::time::Duration,
 }
 
 impl Default for Config {
@@ -35,6 +39,8 @@ impl Default for Config {
             flash_size: DEFAULT_FLASH_SIZE,
             erase_size: DEFAULT_ERASE_SIZE,
             format: false,
+            remote_methods: crate::remote::mapping::ORDER.to_vec(),
+            remote_check: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -56,6 +62,17 @@ impl Config {
                 Long("flash-size") => cfg.flash_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("erase-size") => cfg.erase_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("format") => cfg.format = true,
+                Long("remote-methods") => {
+                    let v = p.value().map_err(e)?.string().map_err(e)?;
+                    cfg.remote_methods = crate::remote::mapping::parse_methods(&v)?;
+                }
+                Long("remote-check-secs") => {
+                    let v: u64 = p.value().map_err(e)?.parse().map_err(e)?;
+                    if !(1..=3600).contains(&v) {
+                        return Err("--remote-check-secs is between 1 and 3600".into());
+                    }
+                    cfg.remote_check = std::time::Duration::from_secs(v);
+                }
                 other => return Err(other.unexpected().to_string()),
             }
         }
@@ -195,19 +212,27 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
+    let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
+    let remote_cfg = crate::remote::Config {
+        internal_port: local.port(),
+        methods: cfg.remote_methods.clone(),
+        check_every: cfg.remote_check,
+    };
+    let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
     wait_for_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    // The remote task deletes its mapping from the router before it returns.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), remote).await;
     handle.flush().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
     tracing::info!("state flushed; bye");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod conn;
+pub mod remote;
 pub mod rewind;
 pub mod routes;
 pub mod tls;
@@ -40,11 +41,13 @@ pub struct Ctx {
     pub recovered_from_damage: bool,
     pub data_dir: PathBuf,
     pub certificates: tls::Certificates,
+    /// Remote-access status and the Retry button (the remote room's task publishes here).
+    pub remote: crate::remote::Control,
 }
 
 impl Ctx {
     pub fn new(state: Handle, recovered_from_damage: bool, data_dir: PathBuf) -> Ctx {
-        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir, certificates: Default::default() }
+        Ctx { state, started: Instant::now(), recovered_from_damage, data_dir, certificates: Default::default(), remote: Default::default() }
     }
 }
 

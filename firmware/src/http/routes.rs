@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub enum Access {
     /// Anyone, in any state: `/identity`, `/health`. Must reveal nothing private.
     Public,
+    /// The owner, or an API token with admin scope.
+    Owner,
 }
 
 /// Everything a handler gets.
@@ -59,6 +61,11 @@ macro_rules! route {
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
+    route!(GET "/api/v1/remote", Access::Owner, super::remote::get),
+    route!(PUT "/api/v1/remote", Access::Owner, super::remote::put),
+    route!(POST "/api/v1/remote/enable", Access::Owner, super::remote::enable),
+    route!(POST "/api/v1/remote/retry", Access::Owner, super::remote::retry),
+    route!(POST "/api/v1/remote/disable", Access::Owner, super::remote::disable),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
