@@ -165,7 +165,7 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
             }
         });
     }
-    let router_name = friendly_name(&gw.root_url).await.unwrap_or_else(|| "UPnP IGD".into());
+    let router_name = friendly_name(gw.addr, &gw.root_url).await.unwrap_or_else(|| "UPnP IGD".into());
     let gateway = match gw.addr.ip() {
         IpAddr::V4(v4) => v4,
         IpAddr::V6(_) => gateway,
@@ -184,11 +184,14 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
 }
 
 /// `<friendlyName>` from the IGD's root description (UPnP Device Architecture 1.0 §2.1).
-async fn friendly_name(root_url: &str) -> Option<String> {
-    let (host, port, path) = super::fetch::split_url(root_url).ok()?;
-    let addr = super::fetch::resolve(&host, port).await.ok()?;
+/// igd-next keeps the description's address and its path (`root_url`) apart.
+async fn friendly_name(addr: SocketAddr, path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let host = addr.to_string();
     let (status, body) =
-        super::fetch::exchange(addr, &host, hyper::Method::GET, &path, None, 64 * 1024, Duration::from_secs(3))
+        super::fetch::exchange(addr, &host, hyper::Method::GET, path, None, 64 * 1024, Duration::from_secs(3))
             .await
             .ok()?;
     if !status.is_success() {
