@@ -46,8 +46,8 @@ pub struct Active {
 pub enum Miss {
     /// Nothing answered.
     Silent,
-    /// The router answered and said no.
-    Refused { code: u16, detail: String },
+    /// The router answered and said no (and perhaps named its external address while refusing).
+    Refused { code: u16, detail: String, external: Option<IpAddr> },
 }
 
 fn secs_now() -> u64 {
@@ -55,24 +55,23 @@ fn secs_now() -> u64 {
 }
 
 /// Try `methods` in order; the first mapping wins. The reason when none works: the first refusal, or
-/// "no gateway answered" naming every method tried.
+/// "no gateway answered" naming every method tried; with it, the external address a refusing router named
+/// (miniupnpd refuses to map when its WAN address is private, yet PCP still names it: double NAT).
 pub async fn map_any(
     methods: &[MappingMethod],
     gateway: Ipv4Addr,
     local: Ipv4Addr,
     internal_port: u16,
     preferred: u16,
-) -> Result<Active, Reason> {
+) -> Result<Active, (Reason, Option<IpAddr>)> {
     let mut refusal = None;
-    let mut pcp_said_natpmp_only = false;
+    let mut named = None;
     for m in methods {
         let got = match m {
             MappingMethod::UpnpIgd => map_igd(gateway, local, internal_port, preferred).await,
             MappingMethod::Pcp => match map_pcp(gateway, local, internal_port, preferred).await {
-                Err(Miss::Refused { code, .. }) if code == pcp::RESULT_UNSUPPORTED_VERSION => {
-                    pcp_said_natpmp_only = true;
-                    Err(Miss::Silent)
-                }
+                // RFC 6887 §9: the gateway speaks only NAT-PMP; the next method is NAT-PMP.
+                Err(Miss::Refused { code, .. }) if code == pcp::RESULT_UNSUPPORTED_VERSION => Err(Miss::Silent),
                 other => other,
             },
             MappingMethod::NatPmp => map_natpmp(gateway, local, internal_port, preferred).await,
@@ -80,15 +79,15 @@ pub async fn map_any(
         };
         match got {
             Ok(a) => return Ok(a),
-            Err(Miss::Refused { code, detail }) => {
-                tracing::info!(method = ?m, code, %detail, "the router refused the mapping");
+            Err(Miss::Refused { code, detail, external }) => {
+                tracing::info!(method = ?m, code, %detail, ?external, "the router refused the mapping");
                 refusal.get_or_insert(Reason::Refused { method: *m, code, detail });
+                named = named.or(external.filter(|a| !a.is_unspecified()));
             }
             Err(Miss::Silent) => tracing::info!(method = ?m, %gateway, "no answer"),
         }
     }
-    let _ = pcp_said_natpmp_only;
-    Err(refusal.unwrap_or(Reason::NoGateway { tried: methods.to_vec() }))
+    Err((refusal.unwrap_or(Reason::NoGateway { tried: methods.to_vec() }), named))
 }
 
 fn igd_code(e: &igd_next::RequestError) -> Option<(u16, String)> {
@@ -126,7 +125,8 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
         }
     };
     let external_addr = match gw.get_external_ip().await {
-        Ok(ip) => Some(ip),
+        Ok(ip) if !ip.is_unspecified() => Some(ip),
+        Ok(_) => None,
         Err(e) => {
             tracing::info!(error = %e, "the IGD did not tell its external address");
             None
@@ -149,16 +149,16 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
             }
             Err(igd_next::AddAnyPortError::RequestError(r)) => {
                 return Err(match igd_code(&r) {
-                    Some((code, detail)) => Miss::Refused { code, detail },
+                    Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
                     None => Miss::Silent,
                 });
             }
-            Err(e) => return Err(Miss::Refused { code: 718, detail: e.to_string() }),
+            Err(e) => return Err(Miss::Refused { code: 718, detail: e.to_string(), external: external_addr }),
         }
     }
     if let Err(e) = result {
         return Err(match add_port_code(&e) {
-            Some((code, detail)) => Miss::Refused { code, detail },
+            Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
             None => {
                 tracing::info!(error = %e, "IGD request failed");
                 Miss::Silent
@@ -298,12 +298,14 @@ async fn map_pcp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
     let reply = match pcp_map(gateway, local, nonce, internal_port, preferred, LEASE_SECS).await {
         Ok(r) => r,
         Err(PcpError::OnlyNatPmp) => {
-            return Err(Miss::Refused { code: pcp::RESULT_UNSUPPORTED_VERSION, detail: "NAT-PMP only".into() });
+            let detail = "NAT-PMP only".into();
+            return Err(Miss::Refused { code: pcp::RESULT_UNSUPPORTED_VERSION, detail, external: None });
         }
         Err(_) => return Err(Miss::Silent),
     };
     if reply.result != 0 {
-        return Err(Miss::Refused { code: reply.result, detail: pcp_result_text(reply.result).into() });
+        let detail = pcp_result_text(reply.result).into();
+        return Err(Miss::Refused { code: reply.result, detail, external: reply.external_addr });
     }
     let mut epoch = Epoch::default();
     epoch.observe(reply.epoch, secs_now());
@@ -328,7 +330,7 @@ async fn map_natpmp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, pref
         Err(_) => return Err(Miss::Silent),
     };
     if result != 0 {
-        return Err(Miss::Refused { code: result, detail: natpmp_result_text(result).into() });
+        return Err(Miss::Refused { code: result, detail: natpmp_result_text(result).into(), external: None });
     }
     epoch.observe(e, secs_now());
     let req = pcp::natpmp_map_request(internal_port, preferred, LEASE_SECS);
@@ -337,7 +339,8 @@ async fn map_natpmp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, pref
         Err(_) => return Err(Miss::Silent),
     };
     if reply.result != 0 {
-        return Err(Miss::Refused { code: reply.result, detail: natpmp_result_text(reply.result).into() });
+        let detail = natpmp_result_text(reply.result).into();
+        return Err(Miss::Refused { code: reply.result, detail, external: Some(IpAddr::V4(ext)) });
     }
     epoch.observe(reply.epoch, secs_now());
     Ok(Active {

@@ -283,6 +283,7 @@ async fn attempt(
     let stun = async {
         if wanted.stun_servers.is_empty() { None } else { stun_public(&wanted.stun_servers).await }
     };
+    let mut router_external = None;
     let (mapping, held) = match wanted.manual_port {
         Some(port) => {
             (Ok(Lease { method: MappingMethod::Manual, external_addr: None, external_port: port, lease_secs: None }), None)
@@ -299,7 +300,10 @@ async fn attempt(
                         }),
                         Some(a),
                     ),
-                    Err(reason) => (Err(reason), None),
+                    Err((reason, named)) => {
+                        router_external = named;
+                        (Err(reason), None)
+                    }
                 }
             }
             _ => (Err(Reason::NoRoute), None),
@@ -308,10 +312,13 @@ async fn attempt(
     if let Some(a) = &held {
         view.router = Some(a.router_name.clone());
         view.router_external_addr = a.external_addr;
+        router_external = a.external_addr;
         view.server_router_up = true;
         view.gateway = Some(IpAddr::V4(a.gateway));
-    } else if let Err(Reason::Refused { .. }) = &mapping {
+    } else if let Err(Reason::Refused { method, .. }) = &mapping {
         view.server_router_up = true;
+        view.router = Some(status::method_name(*method).to_string());
+        view.router_external_addr = router_external;
     }
     let stun_public = stun.await;
     view.public_addr_stun = stun_public;
@@ -341,7 +348,7 @@ async fn attempt(
         (_, _, true) => None,
         _ => Some(false),
     };
-    (Findings { mapping, stun_public, reach }, view, held)
+    (Findings { mapping, router_external, stun_public, reach }, view, held)
 }
 
 /// Ask the configured STUN servers in turn; the first answer wins (RFC 5389 §7.2.1 retransmits, shortened).

@@ -99,16 +99,19 @@ impl Reason {
                 method_name(*method)
             ),
             Reason::DoubleNat { router_external, public } => {
-                let why = match public {
-                    Some(p) if p != router_external => format!(
-                        "your router's external address is {router_external}, but the internet sees {p}"
-                    ),
-                    _ if is_cgnat(*router_external) => format!(
+                let mut why = if is_cgnat(*router_external) {
+                    format!(
                         "your router's external address {router_external} is a carrier-grade NAT address \
                          (100.64.0.0/10), so your provider shares one public address between customers"
-                    ),
-                    _ => format!("your router's external address {router_external} is a private address"),
+                    )
+                } else if is_non_public(*router_external) {
+                    format!("your router's external address {router_external} is a private address")
+                } else {
+                    format!("your router's external address is {router_external}")
                 };
+                if let Some(p) = public.filter(|p| p != router_external) {
+                    why.push_str(&format!(", but the internet sees {p}"));
+                }
                 format!(
                     "Double NAT: {why}. Another router or your provider sits in front of it. Put the front \
                      router in bridge mode, or forward the port on it too, or ask your provider for a public \
@@ -213,6 +216,8 @@ pub enum Reach {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Findings {
     pub mapping: Result<Lease, Reason>,
+    /// The router's external address when it named one, even while refusing to map.
+    pub router_external: Option<IpAddr>,
     /// The public address from STUN, when a STUN server answered.
     pub stun_public: Option<IpAddr>,
     pub reach: Reach,
@@ -221,7 +226,17 @@ pub struct Findings {
 /// The status rule. Proven reachability wins over everything (someone forwarded the port on the front
 /// router too); otherwise a double NAT is named before "not reachable" because it is the cause.
 pub fn judge(f: &Findings) -> Status {
+    let double_nat = |router: IpAddr| {
+        (is_non_public(router) || f.stun_public.is_some_and(|p| p != router))
+            .then_some(Reason::DoubleNat { router_external: router, public: f.stun_public })
+    };
     let lease = match &f.mapping {
+        // A router that refuses while naming a private external address refuses because of the double NAT
+        // (miniupnpd: "private/reserved address is not suitable for external IP"): name the cause.
+        Err(reason @ Reason::Refused { .. }) => {
+            let reason = f.router_external.and_then(double_nat).unwrap_or_else(|| reason.clone());
+            return Status::Unsuccessful { reason };
+        }
         Err(reason) => return Status::Unsuccessful { reason: reason.clone() },
         Ok(l) => l,
     };
@@ -241,14 +256,9 @@ pub fn judge(f: &Findings) -> Status {
         return success(true);
     }
     if lease.method != MappingMethod::Manual
-        && let Some(router) = lease.external_addr.filter(|a| !a.is_unspecified())
+        && let Some(reason) = lease.external_addr.filter(|a| !a.is_unspecified()).and_then(double_nat)
     {
-        let differs = f.stun_public.is_some_and(|p| p != router);
-        if is_non_public(router) || differs {
-            return Status::Unsuccessful {
-                reason: Reason::DoubleNat { router_external: router, public: f.stun_public },
-            };
-        }
+        return Status::Unsuccessful { reason };
     }
     if let Reach::Unreached { how } = &f.reach {
         return Status::Unsuccessful { reason: Reason::NotReachable { how: how.clone() } };
@@ -272,18 +282,38 @@ mod tests {
     fn the_status_table() {
         let public = "11.0.0.2";
         let cases: Vec<(Findings, &str)> = vec![
-            (Findings { mapping: Ok(igd(public)), stun_public: Some(ip(public)), reach: Reach::NotChecked }, "successful"),
-            (Findings { mapping: Ok(igd(public)), stun_public: None, reach: Reach::Reached { seen_as: ip(public) } }, "successful"),
-            (Findings { mapping: Ok(igd("10.99.0.2")), stun_public: Some(ip(public)), reach: Reach::NotChecked }, "double_nat"),
-            (Findings { mapping: Ok(igd("100.64.0.2")), stun_public: None, reach: Reach::NotChecked }, "double_nat"),
-            (Findings { mapping: Ok(igd(public)), stun_public: Some(ip("11.0.0.9")), reach: Reach::NotChecked }, "double_nat"),
+            (Findings { mapping: Ok(igd(public)), router_external: None, stun_public: Some(ip(public)), reach: Reach::NotChecked }, "successful"),
+            (Findings { mapping: Ok(igd(public)), router_external: None, stun_public: None, reach: Reach::Reached { seen_as: ip(public) } }, "successful"),
+            (Findings { mapping: Ok(igd("10.99.0.2")), router_external: None, stun_public: Some(ip(public)), reach: Reach::NotChecked }, "double_nat"),
+            (Findings { mapping: Ok(igd("100.64.0.2")), router_external: None, stun_public: None, reach: Reach::NotChecked }, "double_nat"),
+            (Findings { mapping: Ok(igd(public)), router_external: None, stun_public: Some(ip("11.0.0.9")), reach: Reach::NotChecked }, "double_nat"),
             // Reached through a double NAT: the front router forwards too; it works.
-            (Findings { mapping: Ok(igd("10.99.0.2")), stun_public: None, reach: Reach::Reached { seen_as: ip(public) } }, "successful"),
-            (Findings { mapping: Ok(igd(public)), stun_public: None, reach: Reach::Unreached { how: "x".into() } }, "not_reachable"),
-            (Findings { mapping: Err(Reason::NoGateway { tried: vec![MappingMethod::UpnpIgd] }), stun_public: None, reach: Reach::NotChecked }, "no_gateway"),
+            (Findings { mapping: Ok(igd("10.99.0.2")), router_external: None, stun_public: None, reach: Reach::Reached { seen_as: ip(public) } }, "successful"),
+            (Findings { mapping: Ok(igd(public)), router_external: None, stun_public: None, reach: Reach::Unreached { how: "x".into() } }, "not_reachable"),
+            // A refusal while the router names a CGNAT external address: the double NAT is the cause.
+            (
+                Findings {
+                    mapping: Err(Reason::Refused { method: MappingMethod::Pcp, code: 8, detail: "NO_RESOURCES".into() }),
+                    router_external: Some(ip("100.64.0.2")),
+                    stun_public: Some(ip(public)),
+                    reach: Reach::NotChecked,
+                },
+                "double_nat",
+            ),
+            (
+                Findings {
+                    mapping: Err(Reason::Refused { method: MappingMethod::Pcp, code: 2, detail: "NOT_AUTHORIZED".into() }),
+                    router_external: Some(ip(public)),
+                    stun_public: Some(ip(public)),
+                    reach: Reach::NotChecked,
+                },
+                "refused",
+            ),
+            (Findings { mapping: Err(Reason::NoGateway { tried: vec![MappingMethod::UpnpIgd] }), router_external: None, stun_public: None, reach: Reach::NotChecked }, "no_gateway"),
             (
                 Findings {
                     mapping: Ok(Lease { method: MappingMethod::Manual, external_addr: None, external_port: 443, lease_secs: None }),
+                    router_external: None,
                     stun_public: Some(ip("10.0.0.1")),
                     reach: Reach::NotChecked,
                 },
@@ -309,7 +339,7 @@ mod tests {
         let s = Reason::NoGateway { tried: vec![MappingMethod::UpnpIgd, MappingMethod::Pcp, MappingMethod::NatPmp] }
             .sentence();
         assert!(s.contains("UPnP IGD, PCP, NAT-PMP tried"), "{s}");
-        let st = judge(&Findings { mapping: Ok(igd("11.0.0.2")), stun_public: None, reach: Reach::NotChecked });
+        let st = judge(&Findings { mapping: Ok(igd("11.0.0.2")), router_external: None, stun_public: None, reach: Reach::NotChecked });
         assert!(st.sentence().contains("not verified from outside"), "{}", st.sentence());
         let j = serde_json::to_value(&st).unwrap();
         assert_eq!(j["state"], "successful");
