@@ -110,7 +110,7 @@ impl Reason {
                     format!("your router's external address is {router_external}")
                 };
                 if let Some(p) = public.filter(|p| p != router_external) {
-                    why.push_str(&format!(", but the internet sees {p}"));
+                    why.push_str(&format!("; the internet sees {p}"));
                 }
                 format!(
                     "Double NAT: {why}. Another router or your provider sits in front of it. Put the front \
