@@ -133,10 +133,10 @@ async fn reflector(private: bool) -> Reflector {
     if private {
         cmd.arg("--allow-private-targets");
     }
-    let child = cmd.spawn().unwrap();
+    let r = Reflector(cmd.spawn().unwrap(), addr);
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Reflector(child, addr);
+            return r;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

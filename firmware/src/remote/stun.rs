@@ -81,7 +81,7 @@ pub fn parse_binding_response(msg: &[u8], transaction: &[u8; 12]) -> Result<Sock
     }
     let len = u16::from_be_bytes([msg[2], msg[3]]) as usize;
     // §6: the length excludes the header and is a multiple of 4.
-    if len % 4 != 0 || HEADER_LEN + len > msg.len() {
+    if !len.is_multiple_of(4) || HEADER_LEN + len > msg.len() {
         return Err(StunError::BadLength);
     }
     let body = &msg[HEADER_LEN..HEADER_LEN + len];
