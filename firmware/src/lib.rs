@@ -7,6 +7,7 @@
 //! - [`http`]: listener, dispatch, route table, API handlers.
 //! - [`library`]: scanner, catalog, index file, watcher.
 //! - [`stream`]: the stream fast path (Range, sendfile, pacing classes).
+//! - [`remote`]: port mapping, remote-access status, STUN, the reflector.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 //! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
 
@@ -14,6 +15,7 @@ pub mod dlna;
 pub mod auth;
 pub mod http;
 pub mod library;
+pub mod remote;
 pub mod serve;
 pub mod state;
 pub mod store;

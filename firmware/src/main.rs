@@ -11,6 +11,7 @@ usage: hearth [serve] [options]     run the media server (the default)
                                     or put the new password in DIR/recover-owner for the next start)
        hearth init [--board FILE]   run as PID 1 on a board (automatic when started as PID 1)
        hearth init --check-board FILE   check a board file and print what it says
+       hearth reflector [options]   tell Hearth servers whether the internet reaches them
        hearth --version
 
 serve options:
@@ -19,6 +20,12 @@ serve options:
   --flash-size BYTES     size of the emulated NOR flash file, on first run (default 131072)
   --erase-size BYTES     erase-block size of the emulated flash, on first run (default 4096)
   --format               erase a flash file that does not hold a Hearth store (destroys its contents)
+  --remote-methods LIST  port-mapping methods in the order tried (default igd,pcp,natpmp)
+  --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
+
+reflector options:
+  --listen ADDR              address to listen on (default 0.0.0.0:32499)
+  --allow-private-targets    also check callers with private addresses (test labs only)
 ";
 
 fn main() -> ExitCode {
@@ -48,6 +55,10 @@ fn main() -> ExitCode {
         Some("init") => {
             argv.remove(0);
             init(argv)
+        }
+        Some("reflector") => {
+            argv.remove(0);
+            hearth::remote::reflector::Config::parse(argv).map(hearth::remote::reflector::run)
         }
         Some(s) if !s.starts_with('-') => Err(format!("unknown command {s:?}")),
         _ => hearth::serve::Config::parse(argv).map(hearth::serve::run),

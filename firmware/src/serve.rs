@@ -28,6 +28,10 @@ pub struct Config {
     pub flash_size: u64,
     pub erase_size: u32,
     pub format: bool,
+    /// Mapping methods in the order tried (`--remote-methods`).
+    pub remote_methods: Vec<crate::state::MappingMethod>,
+    /// How often the remote task checks that the router still holds the mapping (`--remote-check-secs`).
+    pub remote_check: std::time::Duration,
 }
 
 impl Default for Config {
@@ -38,6 +42,8 @@ impl Default for Config {
             flash_size: DEFAULT_FLASH_SIZE,
             erase_size: DEFAULT_ERASE_SIZE,
             format: false,
+            remote_methods: crate::remote::mapping::ORDER.to_vec(),
+            remote_check: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -59,6 +65,17 @@ impl Config {
                 Long("flash-size") => cfg.flash_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("erase-size") => cfg.erase_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("format") => cfg.format = true,
+                Long("remote-methods") => {
+                    let v = p.value().map_err(e)?.string().map_err(e)?;
+                    cfg.remote_methods = crate::remote::mapping::parse_methods(&v)?;
+                }
+                Long("remote-check-secs") => {
+                    let v: u64 = p.value().map_err(e)?.parse().map_err(e)?;
+                    if !(1..=3600).contains(&v) {
+                        return Err("--remote-check-secs is between 1 and 3600".into());
+                    }
+                    cfg.remote_check = std::time::Duration::from_secs(v);
+                }
                 other => return Err(other.unexpected().to_string()),
             }
         }
@@ -206,7 +223,8 @@ pub fn run(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
-    serve_until(cfg.listen, cfg.data_dir, opening, None, wait_for_signal()).await
+    let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, ..Default::default() };
+    serve_until(cfg.listen, cfg.data_dir, opening, None, remote, wait_for_signal()).await
 }
 
 /// Serve on `listen` until `stop` resolves, then stop accepting and flush the store. `power` lets the API ask
@@ -217,6 +235,7 @@ pub async fn serve_until(
     data_dir: PathBuf,
     opening: Opening,
     power: Option<PowerSwitch>,
+    remote: crate::remote::Config,
     stop: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     let handle = opening.handle.clone();
@@ -247,10 +266,14 @@ pub async fn serve_until(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
+    let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
+    let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
     stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    // The remote task deletes its mapping from the router before it returns.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), remote).await;
     ctx.auth.flush_last_seen(&handle).await;
     handle.flush().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
@@ -258,7 +281,7 @@ pub async fn serve_until(
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");

@@ -13,6 +13,7 @@ pub mod api;
 pub mod conn;
 pub mod libraries;
 pub mod plex;
+pub mod remote;
 pub mod rewind;
 pub mod routes;
 pub mod tls;
@@ -52,6 +53,8 @@ pub struct Ctx {
     pub streams: Arc<crate::stream::Streams>,
     /// Reboot/power-off requests to init mode; `None` under `hearth serve` on a host.
     pub power: Option<crate::system::PowerSwitch>,
+    /// Remote-access status and the Retry button (the remote room's task publishes here).
+    pub remote: crate::remote::Control,
 }
 
 impl Ctx {
@@ -72,6 +75,7 @@ impl Ctx {
             library,
             streams,
             power: None,
+            remote: Default::default(),
         }
     }
 }

@@ -122,6 +122,11 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/bandwidth", Access::Owner, super::libraries::bandwidth),
     route!(PUT "/api/v1/bandwidth", Access::Owner, super::libraries::set_bandwidth),
     route!(POST "/api/v1/system/reboot", Access::Owner, super::api::reboot),
+    route!(GET "/api/v1/remote", Access::Owner, super::remote::get),
+    route!(PUT "/api/v1/remote", Access::Owner, super::remote::put),
+    route!(POST "/api/v1/remote/enable", Access::Owner, super::remote::enable),
+    route!(POST "/api/v1/remote/retry", Access::Owner, super::remote::retry),
+    route!(POST "/api/v1/remote/disable", Access::Owner, super::remote::disable),
 ];
 
 /// Why [`admit`] refused a request.

@@ -189,7 +189,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         let stop = async {
             let _ = requests.wait_for(Option::is_some).await;
         };
-        let code = crate::serve::serve_until(listen, DATA_DIR.into(), opening, Some(switch), stop).await;
+        let code = crate::serve::serve_until(listen, DATA_DIR.into(), opening, Some(switch), Default::default(), stop).await;
         (code, *requests.borrow())
     });
     wd_stop.store(true, Ordering::Relaxed);

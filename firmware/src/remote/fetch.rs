@@ -1,0 +1,125 @@
+//! A small, bounded HTTP/1.1 client (hyper's client connection): plain `http://` only, one request per
+//! connection, a deadline over the whole exchange and a cap on the body. Used to ask the reflector, to read
+//! the IGD's description for its friendly name, and by the reflector to fetch `/identity`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0:?} is not an http:// URL")]
+    Url(String),
+    #[error("the name {0} could not be resolved")]
+    Resolve(String),
+    #[error("could not connect to {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    #[error("no answer from {0} within {1} s")]
+    Timeout(SocketAddr, u64),
+    #[error("HTTP error talking to {0}: {1}")]
+    Http(SocketAddr, String),
+    #[error("the answer from {0} is larger than {1} bytes")]
+    TooLarge(SocketAddr, usize),
+}
+
+/// `http://host[:port][/path]` split into (host, port, path).
+pub fn split_url(url: &str) -> Result<(String, u16, String), FetchError> {
+    let bad = || FetchError::Url(url.to_string());
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, p) = v6.split_once(']').ok_or_else(bad)?;
+        (h, p.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+        None => 80,
+    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':')) {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port, path.to_string()))
+}
+
+/// Resolve `host:port` (an address literal, or a name through the system resolver).
+pub async fn resolve(host: &str, port: u16) -> Result<SocketAddr, FetchError> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port))).await;
+    match lookup {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| FetchError::Resolve(host.to_string())),
+        _ => Err(FetchError::Resolve(host.to_string())),
+    }
+}
+
+/// One request to `addr`; the answer's status and body (at most `limit` bytes), all within `deadline`.
+pub async fn exchange(
+    addr: SocketAddr,
+    host: &str,
+    method: Method,
+    path: &str,
+    json_body: Option<String>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<(StatusCode, Bytes), FetchError> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| FetchError::Connect(addr, e))?;
+        let http = |e: hyper::Error| FetchError::Http(addr, e.to_string());
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(http)?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, concat!("Hearth/", env!("CARGO_PKG_VERSION")));
+        if json_body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
+            .map_err(|e| FetchError::Http(addr, e.to_string()))?;
+        let resp = send.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|_| FetchError::TooLarge(addr, limit))?
+            .to_bytes();
+        driver.abort();
+        Ok((status, body))
+    };
+    tokio::time::timeout(deadline, work).await.map_err(|_| FetchError::Timeout(addr, deadline.as_secs()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_urls() {
+        assert_eq!(split_url("http://11.0.0.1:8080").unwrap(), ("11.0.0.1".into(), 8080, "/".into()));
+        assert_eq!(split_url("http://r.example/x/y").unwrap(), ("r.example".into(), 80, "/x/y".into()));
+        assert_eq!(split_url("http://[2001:db8::1]:81/a").unwrap(), ("2001:db8::1".into(), 81, "/a".into()));
+        for bad in ["https://x", "http://", "http://u@h/", "http://h:0/", "http://h:99999", "ftp://x", "http://h h/"] {
+            assert!(split_url(bad).is_err(), "{bad}");
+        }
+    }
+}

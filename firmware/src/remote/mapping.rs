@@ -1,0 +1,476 @@
+//! Mapping methods: UPnP IGD (igd-next), PCP and NAT-PMP (our [`super::pcp`] core over a tokio UDP socket).
+//!
+//! [`ORDER`] is the one place that says which method is tried first.
+
+use super::pcp::{self, Epoch, MapReply, PcpError};
+use super::status::Reason;
+use crate::state::MappingMethod;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use igd_next::PortMappingProtocol::TCP;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// DESIGN.md "Remote access": UPnP IGD first, then PCP, then NAT-PMP (the PCP request tells us whether the
+/// gateway speaks only NAT-PMP, RFC 6887 §9).
+pub const ORDER: [MappingMethod; 3] = [MappingMethod::UpnpIgd, MappingMethod::Pcp, MappingMethod::NatPmp];
+
+/// Lease asked for: a few hours, renewed at half-life.
+pub const LEASE_SECS: u32 = 2 * 3600;
+pub const DESCRIPTION: &str = "Hearth";
+/// How long to wait for an IGD to answer the SSDP search.
+pub const IGD_SEARCH: Duration = Duration::from_secs(3);
+
+/// What we hold on the router and how to talk to it again.
+pub enum Held {
+    Igd(Box<igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>>),
+    Pcp { nonce: [u8; 12], epoch: Epoch },
+    NatPmp { epoch: Epoch },
+}
+
+pub struct Active {
+    pub method: MappingMethod,
+    pub gateway: Ipv4Addr,
+    pub local: Ipv4Addr,
+    pub internal_port: u16,
+    pub external_port: u16,
+    pub external_addr: Option<IpAddr>,
+    /// Granted lease; 0 = permanent.
+    pub lease_secs: u32,
+    /// IGD friendly name, or "PCP"/"NAT-PMP".
+    pub router_name: String,
+    pub held: Held,
+}
+
+/// Why one method did not give a mapping.
+#[derive(Debug)]
+pub enum Miss {
+    /// Nothing answered.
+    Silent,
+    /// The router answered and said no (and perhaps named its external address while refusing).
+    Refused { code: u16, detail: String, external: Option<IpAddr> },
+}
+
+fn secs_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Try `methods` in order; the first mapping wins. The reason when none works: the first refusal, or
+/// "no gateway answered" naming every method tried; with it, the external address a refusing router named
+/// (miniupnpd refuses to map when its WAN address is private, yet PCP still names it: double NAT).
+pub async fn map_any(
+    methods: &[MappingMethod],
+    gateway: Ipv4Addr,
+    local: Ipv4Addr,
+    internal_port: u16,
+    preferred: u16,
+) -> Result<Active, (Reason, Option<IpAddr>)> {
+    let mut refusal = None;
+    let mut named = None;
+    for m in methods {
+        let got = match m {
+            MappingMethod::UpnpIgd => map_igd(gateway, local, internal_port, preferred).await,
+            MappingMethod::Pcp => match map_pcp(gateway, local, internal_port, preferred).await {
+                // RFC 6887 §9: the gateway speaks only NAT-PMP; the next method is NAT-PMP.
+                Err(Miss::Refused { code, .. }) if code == pcp::RESULT_UNSUPPORTED_VERSION => Err(Miss::Silent),
+                other => other,
+            },
+            MappingMethod::NatPmp => map_natpmp(gateway, local, internal_port, preferred).await,
+            MappingMethod::Manual => continue,
+        };
+        match got {
+            Ok(a) => return Ok(a),
+            Err(Miss::Refused { code, detail, external }) => {
+                tracing::info!(method = ?m, code, %detail, ?external, "the router refused the mapping");
+                refusal.get_or_insert(Reason::Refused { method: *m, code, detail });
+                named = named.or(external.filter(|a| !a.is_unspecified()));
+            }
+            Err(Miss::Silent) => tracing::info!(method = ?m, %gateway, "no answer"),
+        }
+    }
+    Err((refusal.unwrap_or(Reason::NoGateway { tried: methods.to_vec() }), named))
+}
+
+fn igd_code(e: &igd_next::RequestError) -> Option<(u16, String)> {
+    match e {
+        igd_next::RequestError::ErrorCode(c, m) => Some((*c, m.clone())),
+        _ => None,
+    }
+}
+
+fn add_port_code(e: &igd_next::AddPortError) -> Option<(u16, String)> {
+    use igd_next::AddPortError as E;
+    match e {
+        E::ActionNotAuthorized => Some((606, "action not authorized".into())),
+        E::PortInUse => Some((718, "conflict in mapping entry".into())),
+        E::SamePortValuesRequired => Some((724, "same port values required".into())),
+        E::OnlyPermanentLeasesSupported => Some((725, "only permanent leases supported".into())),
+        E::DescriptionTooLong => Some((605, "description too long".into())),
+        E::RequestError(r) => igd_code(r),
+        _ => None,
+    }
+}
+
+/// UPnP IGD: search, external address, AddPortMapping (preferred port, then any port), permanent lease when
+/// the router only supports that (UPnP IGD WANIPConnection:1 error 725).
+async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferred: u16) -> Result<Active, Miss> {
+    let mut opts = igd_next::SearchOptions::default();
+    opts.bind_addr = SocketAddr::new(IpAddr::V4(local), 0);
+    opts.timeout = Some(IGD_SEARCH);
+    opts.single_search_timeout = Some(IGD_SEARCH);
+    let gw = match igd_next::aio::tokio::search_gateway(opts).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::debug!(error = %e, "no UPnP IGD answered");
+            return Err(Miss::Silent);
+        }
+    };
+    let external_addr = match gw.get_external_ip().await {
+        Ok(ip) if !ip.is_unspecified() => Some(ip),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "the IGD did not tell its external address");
+            None
+        }
+    };
+    let target = SocketAddr::new(IpAddr::V4(local), internal_port);
+    let mut lease = LEASE_SECS;
+    let mut port = preferred;
+    let mut result = gw.add_port(TCP, port, target, lease, DESCRIPTION).await;
+    if matches!(result, Err(igd_next::AddPortError::OnlyPermanentLeasesSupported)) {
+        lease = 0;
+        result = gw.add_port(TCP, port, target, lease, DESCRIPTION).await;
+    }
+    if matches!(result, Err(igd_next::AddPortError::PortInUse)) {
+        tracing::info!(port, "external port taken; asking for any port");
+        match gw.add_any_port(TCP, target, lease, DESCRIPTION).await {
+            Ok(p) => {
+                port = p;
+                result = Ok(());
+            }
+            Err(igd_next::AddAnyPortError::RequestError(r)) => {
+                return Err(match igd_code(&r) {
+                    Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
+                    None => Miss::Silent,
+                });
+            }
+            Err(e) => return Err(Miss::Refused { code: 718, detail: e.to_string(), external: external_addr }),
+        }
+    }
+    if let Err(e) = result {
+        return Err(match add_port_code(&e) {
+            Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
+            None => {
+                tracing::info!(error = %e, "IGD request failed");
+                Miss::Silent
+            }
+        });
+    }
+    let router_name = friendly_name(gw.addr, &gw.root_url).await.unwrap_or_else(|| "UPnP IGD".into());
+    let gateway = match gw.addr.ip() {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => gateway,
+    };
+    Ok(Active {
+        method: MappingMethod::UpnpIgd,
+        gateway,
+        local,
+        internal_port,
+        external_port: port,
+        external_addr,
+        lease_secs: lease,
+        router_name,
+        held: Held::Igd(Box::new(gw)),
+    })
+}
+
+/// `<friendlyName>` from the IGD's root description (UPnP Device Architecture 1.0 §2.1).
+/// igd-next keeps the description's address and its path (`root_url`) apart.
+async fn friendly_name(addr: SocketAddr, path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let host = addr.to_string();
+    let (status, body) =
+        super::fetch::exchange(addr, &host, hyper::Method::GET, path, None, 64 * 1024, Duration::from_secs(3))
+            .await
+            .ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    let text = std::str::from_utf8(&body).ok()?;
+    let start = text.find("<friendlyName>")? + "<friendlyName>".len();
+    let end = start + text[start..].find("</friendlyName>")?;
+    let name: String = text[start..end].chars().filter(|c| !c.is_control()).take(64).collect();
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+/// Send `req` to the gateway's port 5351 and wait for a reply that `decode` accepts, retransmitting on the
+/// RFC 6886 §3.1 schedule (shortened, see [`pcp::RETRY_MS`]).
+async fn ask<T>(
+    gateway: Ipv4Addr,
+    req: &[u8],
+    mut decode: impl FnMut(&[u8]) -> Result<T, PcpError>,
+) -> Result<T, PcpError> {
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await.map_err(|_| PcpError::Short(0))?;
+    sock.connect((gateway, pcp::SERVER_PORT)).await.map_err(|_| PcpError::Short(0))?;
+    let mut buf = [0u8; 1100];
+    let mut last = PcpError::Short(0);
+    for wait in pcp::RETRY_MS {
+        let _ = sock.send(req).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(wait);
+        loop {
+            match tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
+                Err(_) => break,
+                // ICMP port unreachable: nobody listens; keep trying until the schedule ends.
+                Ok(Err(_)) => {
+                    tokio::time::sleep_until(until).await;
+                    break;
+                }
+                Ok(Ok(n)) => match decode(&buf[..n]) {
+                    Ok(v) => return Ok(v),
+                    Err(PcpError::OnlyNatPmp) => return Err(PcpError::OnlyNatPmp),
+                    // A stray or malformed datagram: ignore it and keep waiting (RFC 6887 §8.3).
+                    Err(e) => last = e,
+                },
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Our source address toward the gateway (what PCP puts in the client IP field, RFC 6887 §8.1).
+async fn source_toward(gateway: Ipv4Addr) -> Option<Ipv4Addr> {
+    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await.ok()?;
+    s.connect((gateway, pcp::SERVER_PORT)).await.ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn pcp_result_text(code: u16) -> &'static str {
+    // RFC 6887 §7.4.
+    match code {
+        1 => "UNSUPP_VERSION",
+        2 => "NOT_AUTHORIZED",
+        3 => "MALFORMED_REQUEST",
+        4 => "UNSUPP_OPCODE",
+        5 => "UNSUPP_OPTION",
+        6 => "MALFORMED_OPTION",
+        7 => "NETWORK_FAILURE",
+        8 => "NO_RESOURCES",
+        9 => "UNSUPP_PROTOCOL",
+        10 => "USER_EX_QUOTA",
+        11 => "CANNOT_PROVIDE_EXTERNAL",
+        12 => "ADDRESS_MISMATCH",
+        13 => "EXCESSIVE_REMOTE_PEERS",
+        _ => "unknown result",
+    }
+}
+
+fn natpmp_result_text(code: u16) -> &'static str {
+    // RFC 6886 §3.5.
+    match code {
+        1 => "Unsupported Version",
+        2 => "Not Authorized/Refused",
+        3 => "Network Failure",
+        4 => "Out of resources",
+        5 => "Unsupported opcode",
+        _ => "unknown result",
+    }
+}
+
+async fn pcp_map(
+    gateway: Ipv4Addr,
+    local: Ipv4Addr,
+    nonce: [u8; 12],
+    internal_port: u16,
+    suggested: u16,
+    lifetime: u32,
+) -> Result<MapReply, PcpError> {
+    let req = pcp::pcp_map_request(IpAddr::V4(local), nonce, internal_port, suggested, lifetime);
+    ask(gateway, &req, |b| pcp::pcp_map_response(b, &nonce, internal_port)).await
+}
+
+async fn map_pcp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferred: u16) -> Result<Active, Miss> {
+    let local = source_toward(gateway).await.unwrap_or(local);
+    let nonce: [u8; 12] = crate::serve::random_id()[..12].try_into().expect("12 bytes");
+    let reply = match pcp_map(gateway, local, nonce, internal_port, preferred, LEASE_SECS).await {
+        Ok(r) => r,
+        Err(PcpError::OnlyNatPmp) => {
+            let detail = "NAT-PMP only".into();
+            return Err(Miss::Refused { code: pcp::RESULT_UNSUPPORTED_VERSION, detail, external: None });
+        }
+        Err(_) => return Err(Miss::Silent),
+    };
+    if reply.result != 0 {
+        let detail = pcp_result_text(reply.result).into();
+        return Err(Miss::Refused { code: reply.result, detail, external: reply.external_addr });
+    }
+    let mut epoch = Epoch::default();
+    epoch.observe(reply.epoch, secs_now());
+    Ok(Active {
+        method: MappingMethod::Pcp,
+        gateway,
+        local,
+        internal_port,
+        external_port: reply.external_port,
+        external_addr: reply.external_addr,
+        lease_secs: reply.lifetime,
+        router_name: "PCP".into(),
+        held: Held::Pcp { nonce, epoch },
+    })
+}
+
+async fn map_natpmp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferred: u16) -> Result<Active, Miss> {
+    let mut epoch = Epoch::default();
+    // RFC 6886 §3.2: the external address comes from its own request.
+    let (result, e, ext) = match ask(gateway, &pcp::natpmp_address_request(), pcp::natpmp_address_response).await {
+        Ok(r) => r,
+        Err(_) => return Err(Miss::Silent),
+    };
+    if result != 0 {
+        return Err(Miss::Refused { code: result, detail: natpmp_result_text(result).into(), external: None });
+    }
+    epoch.observe(e, secs_now());
+    let req = pcp::natpmp_map_request(internal_port, preferred, LEASE_SECS);
+    let reply = match ask(gateway, &req, |b| pcp::natpmp_map_response(b, internal_port)).await {
+        Ok(r) => r,
+        Err(_) => return Err(Miss::Silent),
+    };
+    if reply.result != 0 {
+        let detail = natpmp_result_text(reply.result).into();
+        return Err(Miss::Refused { code: reply.result, detail, external: Some(IpAddr::V4(ext)) });
+    }
+    epoch.observe(reply.epoch, secs_now());
+    Ok(Active {
+        method: MappingMethod::NatPmp,
+        gateway,
+        local,
+        internal_port,
+        external_port: reply.external_port,
+        external_addr: Some(IpAddr::V4(ext)),
+        lease_secs: reply.lifetime,
+        router_name: "NAT-PMP".into(),
+        held: Held::NatPmp { epoch },
+    })
+}
+
+/// What a renewal or a check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// The mapping is there (renewed if asked).
+    Held,
+    /// The router lost it (restart: epoch reset, or the IGD no longer lists it): map again.
+    Lost,
+    /// The router did not answer or refused: start over.
+    Failed(String),
+}
+
+/// Renew at half-life (`renew` = true) or just check that the router still holds the mapping.
+pub async fn keep(a: &mut Active, renew: bool) -> Kept {
+    let now = secs_now();
+    match &mut a.held {
+        Held::Igd(gw) => {
+            if renew {
+                let target = SocketAddr::new(IpAddr::V4(a.local), a.internal_port);
+                return match gw.add_port(TCP, a.external_port, target, a.lease_secs, DESCRIPTION).await {
+                    Ok(()) => Kept::Held,
+                    Err(e) => Kept::Failed(e.to_string()),
+                };
+            }
+            // Read-only check: is our entry still in the table? (WANIPConnection GetGenericPortMappingEntry)
+            for index in 0..256 {
+                match gw.get_generic_port_mapping_entry(index).await {
+                    Ok(e) if e.external_port == a.external_port && e.protocol == TCP => {
+                        return if e.internal_port == a.internal_port { Kept::Held } else { Kept::Lost };
+                    }
+                    Ok(_) => continue,
+                    Err(igd_next::GetGenericPortMappingEntryError::SpecifiedArrayIndexInvalid) => return Kept::Lost,
+                    Err(e) => return Kept::Failed(e.to_string()),
+                }
+            }
+            Kept::Lost
+        }
+        Held::Pcp { nonce, epoch } => {
+            // A MAP with the same nonce renews (RFC 6887 §11.2.1); its epoch tells us about restarts (§8.5).
+            // A plain check sends the same MAP: PCP has no read-only query for one mapping.
+            let lifetime = a.lease_secs.max(1);
+            match pcp_map(a.gateway, a.local, *nonce, a.internal_port, a.external_port, lifetime).await {
+                Ok(r) if r.result == 0 => {
+                    let lost = epoch.observe(r.epoch, now) || r.external_port != a.external_port;
+                    a.external_port = r.external_port;
+                    a.external_addr = r.external_addr.or(a.external_addr);
+                    if lost { Kept::Lost } else { Kept::Held }
+                }
+                Ok(r) => Kept::Failed(format!("PCP result {} ({})", r.result, pcp_result_text(r.result))),
+                Err(e) => Kept::Failed(format!("PCP: {e}")),
+            }
+        }
+        Held::NatPmp { epoch } => {
+            if renew {
+                let req = pcp::natpmp_map_request(a.internal_port, a.external_port, a.lease_secs.max(1));
+                return match ask(a.gateway, &req, |b| pcp::natpmp_map_response(b, a.internal_port)).await {
+                    Ok(r) if r.result == 0 => {
+                        if epoch.observe(r.epoch, now) || r.external_port != a.external_port {
+                            Kept::Lost
+                        } else {
+                            Kept::Held
+                        }
+                    }
+                    Ok(r) => Kept::Failed(format!("NAT-PMP result {}", r.result)),
+                    Err(e) => Kept::Failed(format!("NAT-PMP: {e}")),
+                };
+            }
+            // RFC 6886 §3.6: the external-address request carries the epoch; a reset means lost mappings.
+            match ask(a.gateway, &pcp::natpmp_address_request(), pcp::natpmp_address_response).await {
+                Ok((0, e, _)) => {
+                    if epoch.observe(e, now) { Kept::Lost } else { Kept::Held }
+                }
+                Ok((r, _, _)) => Kept::Failed(format!("NAT-PMP result {r}")),
+                Err(e) => Kept::Failed(format!("NAT-PMP: {e}")),
+            }
+        }
+    }
+}
+
+/// Delete the mapping from the router (disable, shutdown).
+pub async fn release(a: &Active) {
+    let done = match &a.held {
+        Held::Igd(gw) => gw.remove_port(TCP, a.external_port).await.map_err(|e| e.to_string()),
+        // RFC 6887 §15: lifetime 0 deletes.
+        Held::Pcp { nonce, .. } => pcp_map(a.gateway, a.local, *nonce, a.internal_port, a.external_port, 0)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        // RFC 6886 §3.4: lifetime 0 and suggested external port 0 delete.
+        Held::NatPmp { .. } => {
+            let req = pcp::natpmp_map_request(a.internal_port, 0, 0);
+            ask(a.gateway, &req, |b| pcp::natpmp_map_response(b, a.internal_port)).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    };
+    match done {
+        Ok(()) => tracing::info!(method = ?a.method, port = a.external_port, "mapping deleted from the router"),
+        Err(e) => tracing::warn!(method = ?a.method, port = a.external_port, error = %e, "could not delete the mapping"),
+    }
+}
+
+/// Parse `--remote-methods igd,pcp,natpmp` (order kept; unknown names refused).
+pub fn parse_methods(s: &str) -> Result<Vec<MappingMethod>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = match name {
+            "igd" | "upnp" => MappingMethod::UpnpIgd,
+            "pcp" => MappingMethod::Pcp,
+            "natpmp" | "nat-pmp" => MappingMethod::NatPmp,
+            other => return Err(format!("unknown mapping method {other:?} (use igd, pcp, natpmp)")),
+        };
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err("name at least one mapping method (igd, pcp, natpmp)".into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,393 @@
+//! Remote access: making this server reachable from the internet, and saying plainly whether it is.
+//!
+//! Owns: the mapping methods ([`mapping`]: UPnP IGD through igd-next, PCP and NAT-PMP through our own
+//! sans-IO core [`pcp`]), the manual port, the status machine ([`status`]), the server mapping view, STUN
+//! ([`stun`]), the reachability check and the `hearth reflector` service ([`reflector`]), and the task that
+//! follows `Settings.remote` ([`run`]).
+//! Must not touch: authentication or the access rule (auth room), stream pacing (stream room reads
+//! `upload_kbps`/`stream_kbps`), or the flash store (changes go through the state handle).
+//!
+//! The task persists `Settings.remote.last_mapping` coarsely: when a mapping is first made or changes
+//! (method, gateway, ports, external address), and when it is deleted; never per renewal. Runtime facts
+//! (status, router name, STUN answer) live in [`View`], published through [`Control`].
+
+pub mod fetch;
+pub mod mapping;
+pub mod pcp;
+pub mod reflector;
+pub mod router;
+pub mod status;
+pub mod stun;
+
+use crate::state::{Handle, Mapping, MappingMethod, State};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use mapping::{Active, Kept};
+use serde::Serialize;
+use status::{Findings, Lease, Reach, Reason, Status};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the task runs (from the serve command line).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The port we listen on: the internal port of every mapping, and the external port we ask for first.
+    pub internal_port: u16,
+    /// Methods in the order tried; default [`mapping::ORDER`].
+    pub methods: Vec<MappingMethod>,
+    /// How often to check that the router still holds the mapping (router restarts).
+    pub check_every: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { internal_port: 32400, methods: mapping::ORDER.to_vec(), check_every: Duration::from_secs(60) }
+    }
+}
+
+/// The seed's "server mapping" view.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServerMapping {
+    pub private_addr: Option<IpAddr>,
+    pub interface: Option<String>,
+    pub gateway: Option<IpAddr>,
+    /// IGD friendly name, or "PCP" / "NAT-PMP".
+    pub router: Option<String>,
+    /// What the router says its external address is.
+    pub router_external_addr: Option<IpAddr>,
+    /// What a STUN server saw.
+    pub public_addr_stun: Option<IpAddr>,
+    /// A mapping method answered.
+    pub server_router_up: bool,
+    /// STUN or the reflector answered; None = nothing to ask (no STUN servers, no reflector).
+    pub router_internet_up: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct View {
+    pub status: Status,
+    pub mapping: ServerMapping,
+    /// Milliseconds from the start of the attempt to its outcome.
+    pub attempt_ms: Option<u64>,
+    /// Attempts so far (tests and the page use it to see that a Retry ran).
+    pub attempts: u64,
+}
+
+/// Shared between the task and the API: the published view and the Retry button.
+#[derive(Clone)]
+pub struct Control {
+    view: Arc<watch::Sender<View>>,
+    retry: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        let (view, _) = watch::channel(View { status: Status::Disabled, mapping: Default::default(), attempt_ms: None, attempts: 0 });
+        let (retry, _) = watch::channel(0);
+        Control { view: Arc::new(view), retry: Arc::new(retry) }
+    }
+}
+
+impl Control {
+    pub fn view(&self) -> View {
+        self.view.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<View> {
+        self.view.subscribe()
+    }
+
+    /// Re-run the attempt now.
+    pub fn retry(&self) {
+        self.retry.send_modify(|n| *n += 1);
+    }
+
+    fn publish(&self, f: impl FnOnce(&mut View)) {
+        self.view.send_modify(f);
+    }
+}
+
+/// The subset of settings that decides what the task does; other changes (bitrates) do not re-map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Wanted {
+    claimed: bool,
+    enabled: bool,
+    safe_mode: bool,
+    manual_port: Option<u16>,
+    reflector_url: String,
+    stun_servers: Vec<String>,
+}
+
+impl Wanted {
+    fn of(s: &State) -> Wanted {
+        let r = &s.settings.remote;
+        Wanted {
+            claimed: s.is_claimed(),
+            enabled: r.enabled,
+            safe_mode: s.safe_mode.active,
+            manual_port: r.manual_port,
+            reflector_url: r.reflector_url.as_str().to_string(),
+            stun_servers: r.stun_servers.iter().map(|s| s.as_str().to_string()).collect(),
+        }
+    }
+}
+
+/// Follow `Settings.remote` until `stop` turns true; then delete any mapping and return.
+pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch::Receiver<bool>) {
+    let mut states = handle.subscribe();
+    let mut retries = control.retry.subscribe();
+    let mut active: Option<Active> = None;
+    loop {
+        let state = states.borrow_and_update().clone();
+        retries.borrow_and_update();
+        let wanted = Wanted::of(&state);
+        let machine = state.machine_identifier();
+        if !wanted.claimed || !wanted.enabled || wanted.safe_mode {
+            if let Some(a) = active.take() {
+                mapping::release(&a).await;
+            }
+            if state.settings.remote.last_mapping.is_some() && wanted.claimed {
+                persist(&handle, None).await;
+            }
+            let st = if wanted.claimed { Status::Disabled } else { Status::Unsuccessful { reason: Reason::NotClaimed } };
+            control.publish(|v| {
+                v.status = st;
+                v.mapping = ServerMapping::default();
+            });
+        } else {
+            let started = std::time::Instant::now();
+            control.publish(|v| {
+                v.status = Status::Mapping;
+                v.attempts += 1;
+            });
+            if let Some(a) = active.take() {
+                mapping::release(&a).await;
+            }
+            let preferred = state
+                .settings
+                .remote
+                .last_mapping
+                .as_ref()
+                .filter(|m| m.method != MappingMethod::Manual)
+                .map(|m| m.external_port)
+                .unwrap_or(cfg.internal_port);
+            let (findings, view_map, held) = attempt(&wanted, &cfg, preferred, &machine).await;
+            let st = status::judge(&findings);
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(status = ?st, ms, "remote access attempt finished");
+            if let (Status::Successful { .. }, Some(a)) = (&st, held.as_ref()) {
+                let m = Mapping {
+                    method: a.method,
+                    gateway: IpAddr::V4(a.gateway),
+                    external_addr: a.external_addr,
+                    external_port: a.external_port,
+                    internal_port: a.internal_port,
+                    lease_secs: a.lease_secs,
+                    obtained: crate::http::tls::unix_now() as u32,
+                };
+                let same = state.settings.remote.last_mapping.as_ref().is_some_and(|l| Mapping { obtained: l.obtained, ..m.clone() } == *l);
+                if !same {
+                    persist(&handle, Some(m)).await;
+                }
+            }
+            // A mapping we hold is kept even when the status is not Successful (double NAT, unreachable):
+            // Retry re-runs; Disable deletes it.
+            active = held;
+            control.publish(|v| {
+                v.status = st;
+                v.mapping = view_map;
+                v.attempt_ms = Some(ms);
+            });
+        }
+        // Wait for a reason to act again.
+        let half_life = active.as_ref().and_then(|a| (a.lease_secs > 0).then(|| Duration::from_secs(a.lease_secs as u64 / 2)));
+        let mut renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
+        let again = loop {
+            let (has, every, deadline) = (active.is_some(), cfg.check_every, renew_at);
+            let check = async move {
+                if has { tokio::time::sleep(every).await } else { std::future::pending::<()>().await }
+            };
+            let renew = async move {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                changed = states.changed() => {
+                    if changed.is_err() { break false; }
+                    let now = Wanted::of(&states.borrow());
+                    if now != wanted { break true; }
+                }
+                _ = retries.changed() => break true,
+                _ = stop.changed() => break false,
+                _ = renew => {
+                    let a = active.as_mut().expect("renew only with a mapping");
+                    match mapping::keep(a, true).await {
+                        Kept::Held => {
+                            tracing::debug!(port = a.external_port, "lease renewed");
+                            renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
+                        }
+                        other => {
+                            tracing::info!(outcome = ?other, "renewal failed; mapping again");
+                            break true;
+                        }
+                    }
+                }
+                _ = check => {
+                    let a = active.as_mut().expect("check only with a mapping");
+                    match mapping::keep(a, false).await {
+                        Kept::Held => {}
+                        other => {
+                            tracing::info!(outcome = ?other, method = ?a.method, "the router lost our mapping (restart?); mapping again");
+                            break true;
+                        }
+                    }
+                }
+            }
+        };
+        if !again {
+            break;
+        }
+    }
+    if let Some(a) = active.take() {
+        mapping::release(&a).await;
+    }
+}
+
+async fn persist(handle: &Handle, m: Option<Mapping>) {
+    let r = handle
+        .update(|s| {
+            s.settings.remote.last_mapping = m;
+            Ok::<_, core::convert::Infallible>(())
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not save the mapping");
+    }
+}
+
+/// One attempt: find the router, map (or take the manual port), ask STUN and the reflector.
+async fn attempt(
+    wanted: &Wanted,
+    cfg: &Config,
+    preferred: u16,
+    machine: &str,
+) -> (Findings, ServerMapping, Option<Active>) {
+    let mut view = ServerMapping::default();
+    let route = router::default_route();
+    let local = route.as_ref().and_then(|r| router::interface_address(&r.interface));
+    view.interface = route.as_ref().map(|r| r.interface.clone());
+    view.gateway = route.as_ref().map(|r| IpAddr::V4(r.gateway));
+    view.private_addr = local.map(IpAddr::V4);
+    let stun = async {
+        if wanted.stun_servers.is_empty() { None } else { stun_public(&wanted.stun_servers).await }
+    };
+    let mut router_external = None;
+    let (mapping, held) = match wanted.manual_port {
+        Some(port) => {
+            (Ok(Lease { method: MappingMethod::Manual, external_addr: None, external_port: port, lease_secs: None }), None)
+        }
+        None => match (route.as_ref(), local) {
+            (Some(r), Some(local)) => {
+                match mapping::map_any(&cfg.methods, r.gateway, local, cfg.internal_port, preferred).await {
+                    Ok(a) => (
+                        Ok(Lease {
+                            method: a.method,
+                            external_addr: a.external_addr,
+                            external_port: a.external_port,
+                            lease_secs: Some(a.lease_secs),
+                        }),
+                        Some(a),
+                    ),
+                    Err((reason, named)) => {
+                        router_external = named;
+                        (Err(reason), None)
+                    }
+                }
+            }
+            _ => (Err(Reason::NoRoute), None),
+        },
+    };
+    if let Some(a) = &held {
+        view.router = Some(a.router_name.clone());
+        view.router_external_addr = a.external_addr;
+        router_external = a.external_addr;
+        view.server_router_up = true;
+        view.gateway = Some(IpAddr::V4(a.gateway));
+    } else if let Err(Reason::Refused { method, .. }) = &mapping {
+        view.server_router_up = true;
+        view.router = Some(status::method_name(*method).to_string());
+        view.router_external_addr = router_external;
+    }
+    let stun_public = stun.await;
+    view.public_addr_stun = stun_public;
+    let reach = match (&mapping, wanted.reflector_url.is_empty()) {
+        (Ok(lease), false) => match reflector::ask(&wanted.reflector_url, lease.external_port, machine).await {
+            Ok(v) if v.reachable => Reach::Reached { seen_as: v.seen_as.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)) },
+            Ok(v) => Reach::Unreached {
+                how: format!(
+                    "the reflector at {} could not fetch /identity from {}:{} ({})",
+                    wanted.reflector_url,
+                    v.seen_as.map(|a| a.to_string()).unwrap_or_else(|| "our address".into()),
+                    lease.external_port,
+                    v.error.unwrap_or_default()
+                ),
+            },
+            Err(e) => Reach::Unreached { how: format!("the reflector could not be asked: {e}") },
+        },
+        _ => Reach::NotChecked,
+    };
+    let reflector_answered = match &reach {
+        Reach::Reached { .. } => Some(true),
+        Reach::Unreached { how } if how.starts_with("the reflector at") => Some(true),
+        _ => None,
+    };
+    view.router_internet_up = match (stun_public.is_some(), reflector_answered, wanted.stun_servers.is_empty() && wanted.reflector_url.is_empty()) {
+        (true, _, _) | (_, Some(true), _) => Some(true),
+        (_, _, true) => None,
+        _ => Some(false),
+    };
+    (Findings { mapping, router_external, stun_public, reach }, view, held)
+}
+
+/// Ask the configured STUN servers in turn; the first answer wins (RFC 5389 §7.2.1 retransmits, shortened).
+pub async fn stun_public(servers: &[String]) -> Option<IpAddr> {
+    for s in servers {
+        let Some((host, port)) = s.rsplit_once(':') else { continue };
+        let Ok(port) = port.parse::<u16>() else { continue };
+        let Ok(addr) = fetch::resolve(host.trim_matches(|c| c == '[' || c == ']'), port).await else { continue };
+        if let Some(a) = stun_ask(addr).await {
+            return Some(a.ip());
+        }
+        tracing::info!(server = %s, "no STUN answer");
+    }
+    None
+}
+
+async fn stun_ask(server: SocketAddr) -> Option<SocketAddr> {
+    let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
+    let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
+    sock.connect(server).await.ok()?;
+    let tid: [u8; 12] = crate::serve::random_id()[..12].try_into().ok()?;
+    let req = stun::binding_request(tid);
+    let mut buf = [0u8; 1500];
+    for wait in [500u64, 1000, 1500] {
+        let _ = sock.send(&req).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(wait);
+        while let Ok(got) = tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
+            match got {
+                Ok(n) => {
+                    if let Ok(a) = stun::parse_binding_response(&buf[..n], &tid) {
+                        return Some(a);
+                    }
+                }
+                Err(_) => {
+                    tokio::time::sleep_until(until).await;
+                    break;
+                }
+            }
+        }
+    }
+    None
+}

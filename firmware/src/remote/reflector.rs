@@ -1,0 +1,206 @@
+//! `hearth reflector`: a small public service that tells a server whether the internet can reach it, and the
+//! client side the server uses to ask it.
+//!
+//! Protocol: `POST /check` with `{"port": 32400, "machineIdentifier": "<32 hex>"}`. The reflector connects
+//! back to **the address the request came from** (never an address named in the request) on that port, sends
+//! `GET /identity` (`Accept: application/json`) and answers
+//! `{"reachable": bool, "address": "<source address>", "port": N, "error": "<why not>"}`.
+//!
+//! Bounds against abuse: only `/identity` is fetched, only from the caller's own address; 5 s for the
+//! whole fetch (connect included), 16 KiB of answer; at most [`CONCURRENCY`] checks at once (more get 503); callers
+//! from non-public addresses are refused unless started with `--allow-private-targets` (the lab).
+
+use super::fetch;
+use super::status::is_non_public;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+pub const CONCURRENCY: usize = 8;
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:32499";
+const FETCH_DEADLINE: Duration = Duration::from_secs(5);
+const IDENTITY_LIMIT: usize = 16 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub allow_private_targets: bool,
+}
+
+impl Config {
+    pub fn parse(args: Vec<OsString>) -> Result<Config, String> {
+        use lexopt::prelude::*;
+        let mut cfg = Config { listen: DEFAULT_LISTEN.parse().expect("valid"), allow_private_targets: false };
+        let mut p = lexopt::Parser::from_args(args);
+        let e = |e: lexopt::Error| e.to_string();
+        while let Some(arg) = p.next().map_err(e)? {
+            match arg {
+                Long("listen") => {
+                    let v = p.value().map_err(e)?.string().map_err(e)?;
+                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like 0.0.0.0:32499, not {v:?}"))?;
+                }
+                Long("allow-private-targets") => cfg.allow_private_targets = true,
+                other => return Err(other.unexpected().to_string()),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Run the reflector until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> std::process::ExitCode {
+    crate::serve::init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("hearth reflector: cannot listen on {}: {e}", cfg.listen);
+                return std::process::ExitCode::from(1);
+            }
+        };
+        tracing::info!(addr = %listener.local_addr().expect("addr"), private = cfg.allow_private_targets, "reflector listening");
+        let gate = Arc::new(Semaphore::new(CONCURRENCY));
+        let accept = async {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let gate = gate.clone();
+                let cfg = cfg.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let gate = gate.clone();
+                        let cfg = cfg.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &cfg, &gate).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(5))
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        };
+        tokio::select! {
+            _ = accept => {},
+            _ = crate::serve::wait_for_signal() => {},
+        }
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+fn reply(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(v.to_string())))
+        .expect("valid response")
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    cfg: &Config,
+    gate: &Semaphore,
+) -> Response<Full<Bytes>> {
+    let err = |s: StatusCode, m: &str| reply(s, serde_json::json!({ "error": m }));
+    if req.uri().path() != "/check" {
+        return err(StatusCode::NOT_FOUND, "This is a Hearth reflector: POST /check {\"port\": N, \"machineIdentifier\": \"...\"}.");
+    }
+    if req.method() != Method::POST {
+        return err(StatusCode::METHOD_NOT_ALLOWED, "Use POST /check.");
+    }
+    let ip = peer.ip().to_canonical();
+    if is_non_public(ip) && !cfg.allow_private_targets {
+        return err(StatusCode::FORBIDDEN, "This reflector only checks public addresses; yours is private.");
+    }
+    let Ok(_permit) = gate.try_acquire() else {
+        return err(StatusCode::SERVICE_UNAVAILABLE, "The reflector is busy; try again in a few seconds.");
+    };
+    let body = match tokio::time::timeout(Duration::from_secs(5), Limited::new(req.into_body(), 1024).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => return err(StatusCode::BAD_REQUEST, "Send a JSON body of at most 1 KiB."),
+    };
+    #[derive(serde::Deserialize)]
+    struct Ask {
+        port: u16,
+        #[serde(rename = "machineIdentifier")]
+        machine: String,
+    }
+    let Ok(ask) = serde_json::from_slice::<Ask>(&body) else {
+        return err(StatusCode::BAD_REQUEST, "The body must be {\"port\": 1-65535, \"machineIdentifier\": \"...\"}.");
+    };
+    if ask.port == 0 {
+        return err(StatusCode::BAD_REQUEST, "The port must be between 1 and 65535.");
+    }
+    let target = SocketAddr::new(ip, ask.port);
+    let outcome = fetch_identity(target).await;
+    let (reachable, error) = match outcome {
+        Ok(id) if id == ask.machine => (true, None),
+        Ok(id) => (false, Some(format!("another server answered there (machineIdentifier {id})"))),
+        Err(e) => (false, Some(e)),
+    };
+    tracing::info!(%target, reachable, "checked");
+    reply(
+        StatusCode::OK,
+        serde_json::json!({ "reachable": reachable, "address": ip.to_string(), "port": ask.port, "error": error }),
+    )
+}
+
+/// `GET /identity` at `target`; the machineIdentifier it names. (Connect and fetch share the 5 s deadline.)
+async fn fetch_identity(target: SocketAddr) -> Result<String, String> {
+    let host = target.to_string();
+    let (status, body) =
+        fetch::exchange(target, &host, Method::GET, "/identity", None, IDENTITY_LIMIT, FETCH_DEADLINE)
+            .await
+            .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{target} answered /identity with HTTP {}", status.as_u16()));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| format!("{target} did not answer /identity with JSON"))?;
+    v["MediaContainer"]["machineIdentifier"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{target} answered /identity without a machineIdentifier"))
+}
+
+/// What the reflector said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub reachable: bool,
+    pub seen_as: Option<std::net::IpAddr>,
+    pub error: Option<String>,
+}
+
+/// Ask the reflector at `url` to reach us on `port`. Err = the reflector itself could not be asked.
+pub async fn ask(url: &str, port: u16, machine: &str) -> Result<Verdict, String> {
+    let (host, rport, path) = fetch::split_url(url).map_err(|e| e.to_string())?;
+    let addr = fetch::resolve(&host, rport).await.map_err(|e| e.to_string())?;
+    let path = format!("{}/check", path.trim_end_matches('/'));
+    let body = serde_json::json!({ "port": port, "machineIdentifier": machine }).to_string();
+    let host_header = if rport == 80 { host.clone() } else { format!("{host}:{rport}") };
+    let (status, bytes) =
+        fetch::exchange(addr, &host_header, Method::POST, &path, Some(body), 16 * 1024, Duration::from_secs(12))
+            .await
+            .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| format!("the reflector at {url} did not answer JSON"))?;
+    if !status.is_success() {
+        let msg = v["error"].as_str().unwrap_or("no reason given");
+        return Err(format!("the reflector at {url} answered HTTP {}: {msg}", status.as_u16()));
+    }
+    Ok(Verdict {
+        reachable: v["reachable"].as_bool().unwrap_or(false),
+        seen_as: v["address"].as_str().and_then(|a| a.parse().ok()),
+        error: v["error"].as_str().map(str::to_string),
+    })
+}
