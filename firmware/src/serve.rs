@@ -197,10 +197,13 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
+    // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports.
+    let dlna = crate::dlna::spawn(handle.clone(), stop_tx.subscribe());
     wait_for_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dlna).await;
     handle.flush().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
     tracing::info!("state flushed; bye");

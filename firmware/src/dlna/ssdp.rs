@@ -78,6 +78,9 @@ pub fn parse_search(bytes: &[u8]) -> Option<Search> {
     let mx = match get("MX") {
         // §1.3.2: MX between 1 and 5; greater values are treated as 5. 0 or garbage: invalid.
         Some(v) => Some(v.parse::<u32>().ok().filter(|m| *m >= 1)?.min(5)),
+        // §1.3.2: MX is required in a multicast search; only a unicast search (HOST = the device) omits it.
+        // Without this check a multicast search without MX got every answer at once, with no spreading.
+        None if get("HOST").is_some_and(|h| h.starts_with("239.255.255.250")) => return None,
         None => None,
     };
     Some(Search { st, mx })
@@ -309,6 +312,7 @@ mod tests {
             b"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\n\r\n",
             b"\xff\xfe garbage",
             b"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n",
         ] {
             assert_eq!(parse_search(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
