@@ -189,7 +189,8 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Rece
         let (quit, quit_rx) = oneshot::channel();
         let ssdp = tokio::spawn(discovery.run(live.clone(), description::udn(&s.machine_id), quit_rx));
         tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        // Catalog generation and LAN networks are looked at twice a second (an atomic load and one getifaddrs).
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         let ended = loop {
             tokio::select! {
                 r = rx.changed() => {
