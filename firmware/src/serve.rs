@@ -197,8 +197,9 @@ async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx, stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
-    // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports.
-    let dlna = crate::dlna::spawn(handle.clone(), stop_tx.subscribe());
+    // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
+    // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host).
+    let dlna = crate::dlna::spawn(handle.clone(), cfg.listen.ip(), stop_tx.subscribe());
     wait_for_signal().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

@@ -115,7 +115,7 @@ fn count_arg(a: &Action, name: &str) -> Result<usize, Fault> {
     v.parse::<u32>().map(|n| n as usize).map_err(|_| Fault::InvalidArgs)
 }
 
-fn page<'a>(view: &View, all: Vec<&'a Node>, start: usize, count: usize, base: &str) -> (String, usize, usize) {
+fn page(view: &View, all: Vec<&Node>, start: usize, count: usize, base: &str) -> (String, usize, usize) {
     let total = all.len();
     let want = if count == 0 { MAX_RETURNED } else { count.min(MAX_RETURNED) };
     let slice: Vec<&Node> = all.into_iter().skip(start).take(want).collect();
@@ -182,7 +182,7 @@ fn track(n: &Node) -> u32 {
 }
 
 /// DIDL-Lite for these objects (CDS:1 §2.8; DLNA guidelines 7.3.x for res attributes).
-pub fn didl<'a>(view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str) -> String {
+pub fn didl<'a>(_view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str) -> String {
     let mut s = String::from(
         "<DIDL-Lite xmlns=\"urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
          xmlns:upnp=\"urn:schemas-upnp-org:metadata-1-0/upnp/\" xmlns:dlna=\"urn:schemas-dlna-org:metadata-1-0/\">",
@@ -200,7 +200,6 @@ pub fn didl<'a>(view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str) 
                     n.children.len(),
                     n.class
                 );
-                let _ = view;
             }
             Some(i) => {
                 let _ = write!(s, "<item id=\"{id}\" parentID=\"{parent}\" restricted=\"1\"><dc:title>{title}</dc:title>");

@@ -68,7 +68,12 @@ pub fn device(state: &State) -> String {
     )
 }
 
-fn scpd(actions: &[(&str, &[(&str, bool, &str)])], vars: &[(&str, &str, &[&str])]) -> String {
+/// (argument name, is output, related state variable).
+type Argument<'a> = (&'a str, bool, &'a str);
+/// (variable name, data type, allowed values).
+type Variable<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+fn scpd(actions: &[(&str, &[Argument])], vars: &[Variable]) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<scpd xmlns=\"urn:schemas-upnp-org:service-1-0\">\
          <specVersion><major>1</major><minor>0</minor></specVersion><actionList>",

@@ -23,6 +23,7 @@ pub struct Discovery {
     socket: UdpSocket,
     senders: Vec<(Ipv4Addr, UdpSocket)>,
     ifaces: Vec<Iface>,
+    scope: Option<Ipv4Addr>,
 }
 
 /// SO_REUSEADDR: another SSDP stack on the same host (a desktop's, MiniDLNA) may hold 1900 too; multicast
@@ -35,13 +36,13 @@ fn udp() -> std::io::Result<Socket> {
 }
 
 impl Discovery {
-    pub fn bind(port: u16) -> std::io::Result<Discovery> {
+    pub fn bind(port: u16, scope: Option<Ipv4Addr>) -> std::io::Result<Discovery> {
         let s = udp()?;
         s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))?;
         s.set_multicast_loop_v4(true)?;
         let socket = UdpSocket::from_std(s.into())?;
-        let mut d = Discovery { socket, senders: Vec::new(), ifaces: Vec::new() };
-        d.use_interfaces(lan::interfaces());
+        let mut d = Discovery { socket, senders: Vec::new(), ifaces: Vec::new(), scope };
+        d.use_interfaces(lan::interfaces_in(scope));
         Ok(d)
     }
 
@@ -82,6 +83,7 @@ impl Discovery {
 
     /// The interface address to put in LOCATION for an asker: the interface whose subnet holds it, else the
     /// address the kernel would send from (a connected UDP socket sends nothing).
+    /// None when that is not one of our interfaces (then the search is not ours to answer).
     fn iface_for(&self, from: IpAddr) -> Option<IpAddr> {
         if let Some(i) = self.ifaces.iter().find(|i| i.net.contains(from)) {
             return Some(IpAddr::V4(i.addr));
@@ -89,7 +91,7 @@ impl Discovery {
         let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
         probe.connect(SocketAddr::new(from, ssdp::PORT)).ok()?;
         let local = probe.local_addr().ok()?.ip();
-        if local.is_loopback() { self.ifaces.first().map(|i| IpAddr::V4(i.addr)).or(Some(local)) } else { Some(local) }
+        self.ifaces.iter().find(|i| IpAddr::V4(i.addr) == local).map(|i| IpAddr::V4(i.addr))
     }
 
     /// Announce until `quit` fires (or its sender is dropped), then say byebye on every interface.
@@ -122,7 +124,7 @@ impl Discovery {
                     engine.on_time(Instant::now());
                 }
                 _ = poll.tick() => {
-                    let now = lan::interfaces();
+                    let now = lan::interfaces_in(self.scope);
                     if now != self.ifaces {
                         tracing::info!(interfaces = ?now.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), "interfaces changed; announcing again");
                         engine.stop();

@@ -31,6 +31,15 @@ pub fn interfaces() -> Vec<Iface> {
     out
 }
 
+/// [`interfaces`], or only the one with this address (the server listens on one address; loopback has none).
+pub fn interfaces_in(scope: Option<Ipv4Addr>) -> Vec<Iface> {
+    let mut all = interfaces();
+    if let Some(a) = scope {
+        all.retain(|i| i.addr == a);
+    }
+    all
+}
+
 /// The LAN networks: the owner's list, or else the server's own subnets.
 pub fn networks(state: &State, ifaces: &[Iface]) -> Vec<Net> {
     if !state.settings.lan_networks.is_empty() {

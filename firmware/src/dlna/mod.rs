@@ -113,11 +113,12 @@ impl Builder {
 }
 
 /// Start DLNA with the stand-in folder walk as its catalog (serve.rs calls this). The lead replaces the walk by
-/// the library room's catalog here.
-pub fn spawn(state: Handle, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+/// the library room's catalog here. `listen` is the server's listen address: a specific address confines DLNA
+/// to the interface that has it (loopback: no SSDP at all); unspecified means every LAN interface.
+pub fn spawn(state: Handle, listen: IpAddr, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let walk = Arc::new(walk::FolderWalk::new());
     tokio::spawn(keep_walking(walk.clone(), state.clone(), stop.clone()));
-    tokio::spawn(run(state, walk, stop))
+    tokio::spawn(run(state, walk, listen, stop))
 }
 
 /// STAND-IN: walk again when libraries or folders change, and every minute.
@@ -138,7 +139,11 @@ async fn keep_walking(walk: Arc<walk::FolderWalk>, state: Handle, mut stop: watc
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
 /// `stop` turns true.
-pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, listen: IpAddr, mut stop: watch::Receiver<bool>) {
+    let scope = match listen {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    };
     let mut rx = state.subscribe();
     let mut retry = false;
     loop {
@@ -159,7 +164,7 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Rece
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let s = rx.borrow().clone();
-        let ifaces = lan::interfaces();
+        let ifaces = lan::interfaces_in(scope);
         let live = Arc::new(Live {
             state: state.clone(),
             view: RwLock::new(Arc::new(View::empty())),
@@ -168,7 +173,7 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Rece
         });
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*catalog, &s, true);
-        let listener = match bind_tcp().await {
+        let listener = match bind_tcp(scope).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(port = http::PORT, error = %e, "DLNA cannot listen; trying again in 5 s");
@@ -176,7 +181,7 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Rece
                 continue;
             }
         };
-        let discovery = match discovery::Discovery::bind(ssdp::PORT) {
+        let discovery = match discovery::Discovery::bind(ssdp::PORT, scope) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(port = ssdp::PORT, error = %e, "SSDP cannot bind; trying again in 5 s");
@@ -225,11 +230,12 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, mut stop: watch::Rece
     }
 }
 
-async fn bind_tcp() -> std::io::Result<tokio::net::TcpListener> {
+async fn bind_tcp(scope: Option<std::net::Ipv4Addr>) -> std::io::Result<tokio::net::TcpListener> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
-    s.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], http::PORT)).into())?;
+    let ip = scope.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    s.bind(&std::net::SocketAddr::from((ip, http::PORT)).into())?;
     s.listen(128)?;
     tokio::net::TcpListener::from_std(s.into())
 }
