@@ -5,6 +5,7 @@
   client.py discover [--timeout S] [--target IP]  print LOCATION of each MediaServer found by M-SEARCH; exit 1 if none
   client.py fetch LOCATION SHA256 OUT          description -> Browse down to the first item -> HEAD, Range, GET;
                                                compare bytes with SHA256; exit 1 on any mismatch
+  client.py first-url LOCATION                 print the res URL of the first item found
   client.py root LOCATION                      print the titles of the root's children (the libraries)
   client.py walk LOCATION                      browse the whole tree (pages of 100); print items and seconds
   client.py bench [--timeout S]                discover + walk the first server found; print JSON timings
@@ -181,6 +182,11 @@ async def main(argv):
         return 0 if locs else 1
     if cmd == "fetch":
         return await fetch(argv[2], argv[3], argv[4])
+    if cmd == "first-url":
+        _, svc = await cds(argv[2])
+        item = await first_item(svc)
+        print(item.find("d:res", NS).text if item is not None else "")
+        return 0
     if cmd == "root":
         _, svc = await cds(argv[2])
         didl, _, _ = await browse(svc, "0")
