@@ -268,12 +268,16 @@ pub async fn serve_until(
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
     let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
     let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
+    // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
+    // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host).
+    let dlna = crate::dlna::spawn(handle.clone(), listen.ip(), stop_tx.subscribe());
     stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     // The remote task deletes its mapping from the router before it returns.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), remote).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dlna).await;
     ctx.auth.flush_last_seen(&handle).await;
     handle.flush().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();

@@ -1,7 +1,301 @@
-//! DLNA media server: SSDP discovery, the device description, ContentDirectory and ConnectionManager.
+//! DLNA media server: SSDP discovery, the device description, ContentDirectory and ConnectionManager, and the
+//! media streams renderers play.
 //!
-//! Owns: the SSDP engine ([`ssdp`], sans-IO) and, as they land, its socket shell on UDP 1900 and the
-//! description/control endpoints on TCP 32469. Runs only while `State::dlna_effectively_on()`.
-//! Must not touch: accounts or tokens (DLNA has none: the access rule decides whether it runs at all).
+//! Owns: the SSDP engine ([`ssdp`], sans-IO) and its socket shell ([`discovery`]) on UDP 1900; the description,
+//! control and `res` endpoints on TCP 32469 ([`http`]); the SOAP parser ([`soap`]); the hierarchy ([`view`])
+//! built from the content interface ([`catalog`]); the stand-in folder walk ([`walk`], to be replaced by the
+//! library room's catalog). Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
+//! Must not touch: accounts or tokens (DLNA has none: [`admits`] decides who it answers), the flash store.
 
+pub mod catalog;
+pub mod content;
+pub mod description;
+pub mod discovery;
+pub mod http;
+pub mod lan;
+pub mod soap;
 pub mod ssdp;
+pub mod view;
+pub mod walk;
+
+use crate::state::{Handle, Library, Net, State};
+use catalog::Catalog;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use view::View;
+
+/// Which door a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// UDP 1900: searches.
+    Ssdp,
+    /// TCP 32469: description, control, media.
+    Http,
+}
+
+/// The DLNA access rule (DESIGN.md "The seeds' rules"): nothing while DLNA is not effectively on; SSDP answers
+/// LAN sources only; 32469 answers anyone while unsecured and LAN sources only once the owner re-enabled DLNA
+/// in the secured state. (The lead may fold this into the auth room's `decide` as a DLNA access class.)
+pub fn admits(state: &State, lan: &[Net], peer: IpAddr, via: Via) -> bool {
+    if !state.dlna_effectively_on() {
+        return false;
+    }
+    let is_lan = lan::is_lan(lan, peer);
+    match via {
+        Via::Ssdp => is_lan,
+        Via::Http => is_lan || !state.is_secured(),
+    }
+}
+
+/// The libraries DLNA shows: the owner's choice, all when the choice is empty.
+pub fn visible_libraries(state: &State) -> Vec<Library> {
+    let chosen = &state.settings.dlna.libraries;
+    state.libraries.iter().filter(|l| chosen.is_empty() || chosen.contains(&l.id)).cloned().collect()
+}
+
+/// What the running server shares between its tasks.
+pub struct Live {
+    pub state: Handle,
+    view: RwLock<Arc<View>>,
+    rule: RwLock<(Arc<State>, Vec<Net>)>,
+    /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
+    closed: AtomicBool,
+}
+
+impl Live {
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().unwrap().clone()
+    }
+
+    pub fn admits_http(&self, peer: IpAddr) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let r = self.rule.read().unwrap();
+        admits(&r.0, &r.1, peer, Via::Http)
+    }
+
+    pub fn admits_ssdp(&self, peer: IpAddr) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let r = self.rule.read().unwrap();
+        admits(&r.0, &r.1, peer, Via::Ssdp)
+    }
+}
+
+/// The view is rebuilt when the catalog's generation or the visible libraries change.
+struct Builder {
+    generation: u64,
+    libraries: Vec<Library>,
+    update_id: u32,
+}
+
+impl Builder {
+    fn refresh(&mut self, live: &Live, catalog: &dyn Catalog, state: &State, force: bool) {
+        let generation = catalog.generation();
+        let libraries = visible_libraries(state);
+        if !force && generation == self.generation && libraries == self.libraries {
+            return;
+        }
+        // SystemUpdateID only grows (CDS:1 §2.5.21); seconds keep it growing across restarts too.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+        self.update_id = now.max(self.update_id.wrapping_add(1));
+        self.generation = generation;
+        self.libraries = libraries;
+        let view = View::build(&self.libraries, catalog, self.update_id);
+        tracing::info!(items = view.item_count(), libraries = self.libraries.len(), update_id = self.update_id, "DLNA content view built");
+        *live.view.write().unwrap() = Arc::new(view);
+    }
+}
+
+/// Start DLNA with the stand-in folder walk as its catalog (serve.rs calls this). The lead replaces the walk by
+/// the library room's catalog here. `listen` is the server's listen address: a specific address confines DLNA
+/// to the interface that has it (loopback: no SSDP at all); unspecified means every LAN interface.
+pub fn spawn(state: Handle, listen: IpAddr, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    let walk = Arc::new(walk::FolderWalk::new());
+    tokio::spawn(keep_walking(walk.clone(), state.clone(), stop.clone()));
+    tokio::spawn(run(state, walk, listen, stop))
+}
+
+/// STAND-IN: walk again when libraries or folders change, and every minute.
+async fn keep_walking(walk: Arc<walk::FolderWalk>, state: Handle, mut stop: watch::Receiver<bool>) {
+    let mut rx = state.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        let s = rx.borrow_and_update().clone();
+        let w = walk.clone();
+        let _ = tokio::task::spawn_blocking(move || w.refresh(&s)).await;
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
+/// `stop` turns true.
+pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, listen: IpAddr, mut stop: watch::Receiver<bool>) {
+    let scope = match listen {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    };
+    let mut rx = state.subscribe();
+    let mut retry = false;
+    loop {
+        // Off: wait until it turns on.
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if rx.borrow_and_update().dlna_effectively_on() {
+                break;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = stop.changed() => {}
+            }
+        }
+        if retry {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let s = rx.borrow().clone();
+        let ifaces = lan::interfaces_in(scope);
+        let live = Arc::new(Live {
+            state: state.clone(),
+            view: RwLock::new(Arc::new(View::empty())),
+            rule: RwLock::new((s.clone(), lan::networks(&s, &ifaces))),
+            closed: AtomicBool::new(false),
+        });
+        let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
+        builder.refresh(&live, &*catalog, &s, true);
+        let listener = match bind_tcp(scope).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(port = http::PORT, error = %e, "DLNA cannot listen; trying again in 5 s");
+                retry = true;
+                continue;
+            }
+        };
+        let discovery = match discovery::Discovery::bind(ssdp::PORT, scope) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(port = ssdp::PORT, error = %e, "SSDP cannot bind; trying again in 5 s");
+                retry = true;
+                continue;
+            }
+        };
+        retry = false;
+        let server = tokio::spawn(http::serve(listener, live.clone()));
+        let (quit, quit_rx) = oneshot::channel();
+        let ssdp = tokio::spawn(discovery.run(live.clone(), description::udn(&s.machine_id), quit_rx));
+        tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
+        // Catalog generation and LAN networks are looked at twice a second (an atomic load and one getifaddrs).
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let ended = loop {
+            tokio::select! {
+                r = rx.changed() => {
+                    if r.is_err() {
+                        break true;
+                    }
+                    let s = rx.borrow_and_update().clone();
+                    if !s.dlna_effectively_on() {
+                        break false;
+                    }
+                    *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
+                    builder.refresh(&live, &*catalog, &s, false);
+                }
+                _ = tick.tick() => {
+                    let s = rx.borrow().clone();
+                    *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
+                    builder.refresh(&live, &*catalog, &s, false);
+                }
+                _ = stop.changed() => break true,
+            }
+        };
+        // Off: refuse at once, close 32469 and every open connection, then byebye and close 1900.
+        live.closed.store(true, Ordering::SeqCst);
+        server.abort();
+        let _ = server.await;
+        let _ = quit.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(3), ssdp).await;
+        tracing::info!(port = http::PORT, "DLNA off");
+        if ended {
+            return;
+        }
+    }
+}
+
+async fn bind_tcp(scope: Option<std::net::Ipv4Addr>) -> std::io::Result<tokio::net::TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    let ip = scope.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    s.bind(&std::net::SocketAddr::from((ip, http::PORT)).into())?;
+    s.listen(128)?;
+    tokio::net::TcpListener::from_std(s.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Account, Role, Secret};
+
+    fn member_with_pin(s: &mut State) {
+        let secret = Secret { salt: [0; 16], hash: [0; 16] };
+        s.accounts.push(Account { id: 9, role: Role::Member, name: "kid".try_into().unwrap(), password: None, pin: Some(secret), shares: Default::default(), created: 0 }).unwrap();
+    }
+
+    /// The rule for every (state, source, door).
+    #[test]
+    fn who_dlna_answers() {
+        let lan: Vec<Net> = vec!["192.168.1.0/24".parse().unwrap()];
+        let (near, far, lo): (IpAddr, IpAddr, IpAddr) = ("192.168.1.50".parse().unwrap(), "198.51.100.7".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let open = State::new([1; 16]);
+        let mut off = open.clone();
+        off.settings.dlna.enabled = false;
+        let mut secured = open.clone();
+        member_with_pin(&mut secured);
+        let mut reenabled = secured.clone();
+        reenabled.settings.dlna.reenabled_secured = true;
+        let mut safe = open.clone();
+        safe.safe_mode.active = true;
+        // (state, peer, via, expected)
+        let table: &[(&State, IpAddr, Via, bool)] = &[
+            (&open, near, Via::Ssdp, true),
+            (&open, far, Via::Ssdp, false),
+            (&open, near, Via::Http, true),
+            (&open, far, Via::Http, true),
+            (&open, lo, Via::Http, true),
+            (&off, near, Via::Ssdp, false),
+            (&off, near, Via::Http, false),
+            (&secured, near, Via::Ssdp, false),
+            (&secured, near, Via::Http, false),
+            (&secured, lo, Via::Http, false),
+            (&reenabled, near, Via::Ssdp, true),
+            (&reenabled, near, Via::Http, true),
+            (&reenabled, lo, Via::Http, true),
+            (&reenabled, far, Via::Http, false),
+            (&reenabled, far, Via::Ssdp, false),
+            (&safe, near, Via::Http, false),
+        ];
+        for (i, (s, peer, via, want)) in table.iter().enumerate() {
+            assert_eq!(admits(s, &lan, *peer, *via), *want, "row {i}: {peer} via {via:?}");
+        }
+    }
+
+    #[test]
+    fn dlna_libraries_default_to_all() {
+        let mut s = State::new([1; 16]);
+        for (id, name) in [(1, "A"), (2, "B")] {
+            s.libraries.push(Library { id, kind: crate::state::LibraryKind::Movies, name: name.try_into().unwrap() }).unwrap();
+        }
+        assert_eq!(visible_libraries(&s).len(), 2);
+        s.settings.dlna.libraries.push(2).unwrap();
+        assert_eq!(visible_libraries(&s).iter().map(|l| l.id).collect::<Vec<_>>(), [2]);
+    }
+}

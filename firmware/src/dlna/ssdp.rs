@@ -25,6 +25,8 @@ pub const MULTICAST_V4: [u8; 4] = [239, 255, 255, 250];
 pub const PORT: u16 = 1900;
 /// UDA 1.1 §1.2.2: max-age at least 1800 s.
 pub const MAX_AGE: Duration = Duration::from_secs(1800);
+/// Longest random delay before answering a multicast search (see `Engine::on_datagram`).
+pub const SPREAD_CAP: Duration = Duration::from_millis(300);
 /// Largest datagram we look at; real M-SEARCHes are a few hundred bytes.
 pub const MAX_DATAGRAM: usize = 2048;
 
@@ -78,6 +80,9 @@ pub fn parse_search(bytes: &[u8]) -> Option<Search> {
     let mx = match get("MX") {
         // §1.3.2: MX between 1 and 5; greater values are treated as 5. 0 or garbage: invalid.
         Some(v) => Some(v.parse::<u32>().ok().filter(|m| *m >= 1)?.min(5)),
+        // §1.3.2: MX is required in a multicast search; only a unicast search (HOST = the device) omits it.
+        // Without this check a multicast search without MX got every answer at once, with no spreading.
+        None if get("HOST").is_some_and(|h| h.starts_with("239.255.255.250")) => return None,
         None => None,
     };
     Some(Search { st, mx })
@@ -226,8 +231,11 @@ impl Engine {
         }
         let Some(search) = parse_search(bytes) else { return };
         let answers = matching(&self.udn, &search.st);
-        // §1.3.3: answer after a random delay between 0 and MX seconds; unicast searches at once.
-        let spread = search.mx.map(|mx| mx as u64 * 1000).unwrap_or(0);
+        // §1.3.3: answers SHOULD be delayed at random between 0 and MX seconds; unicast searches at once.
+        // We spread over at most SPREAD_CAP: a home LAN has a handful of devices, TVs list servers as the
+        // answers arrive, and scripts/bench-dlna measured the full MX spread as a 1 s median wait (MiniDLNA:
+        // 22 ms, it does not wait at all).
+        let spread = search.mx.map(|mx| (mx as u64 * 1000).min(SPREAD_CAP.as_millis() as u64)).unwrap_or(0);
         for (st, usn) in answers {
             let due = now + if spread > 0 { self.random(spread) } else { Duration::ZERO };
             let bytes = self.answer(iface, &st, &usn);
@@ -309,6 +317,7 @@ mod tests {
             b"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\n\r\n",
             b"\xff\xfe garbage",
             b"M-SEARCH * HTTP/1.1\r\nMAN: \"ssdp:discover\"\r\nMX: 1\r\nST: ssdp:all\r\n",
+            b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nST: ssdp:all\r\n\r\n",
         ] {
             assert_eq!(parse_search(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
@@ -359,7 +368,7 @@ mod tests {
         e.on_datagram(now, LAN, asker, SEARCH_ALL);
         assert!(drain(&mut e).is_empty(), "not before the random delay");
         let mut answers = Vec::new();
-        while let Some(t) = e.poll_timeout().filter(|t| *t <= now + Duration::from_secs(2)) {
+        while let Some(t) = e.poll_timeout().filter(|t| *t <= now + SPREAD_CAP) {
             e.on_time(t);
             answers.extend(drain(&mut e));
         }

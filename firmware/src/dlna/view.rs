@@ -1,0 +1,181 @@
+//! The hierarchy DLNA shows, built from flat catalog items for the libraries DLNA may show.
+//!
+//! ```text
+//! 0 (root)
+//! └─ L<library>                       object.container.storageFolder, one per DLNA library
+//!    ├─ Movies:       i<item>          object.item.videoItem.movie
+//!    ├─ Shows:        L<l>.s<show> → L<l>.s<show>.<season> → i<item> (episodes by number)
+//!    ├─ Music:        L<l>.a<artist> → L<l>.a<artist>.<album> → i<item> (tracks by number)
+//!    └─ Photos, other videos: L<l>.f<folder> ... → i<item> (the folders on disk)
+//! ```
+//! Ids of containers are derived from names (FNV-1a), of items from the catalog's stable item id, so they
+//! survive rebuilds as long as the names do.
+
+use super::catalog::{Catalog, Item, Kind};
+use super::walk::fnv1a;
+use crate::state::{Library, LibraryKind};
+use std::collections::HashMap;
+
+pub const ROOT: &str = "0";
+
+#[derive(Debug)]
+pub struct Node {
+    pub id: String,
+    /// "-1" for the root (ContentDirectory:1 §2.8.2).
+    pub parent: String,
+    pub title: String,
+    pub class: &'static str,
+    /// Default order key (season, episode or track number).
+    pub rank: u32,
+    pub children: Vec<usize>,
+    pub item: Option<Item>,
+}
+
+impl Node {
+    pub fn is_container(&self) -> bool {
+        self.item.is_none()
+    }
+}
+
+/// An immutable snapshot; rebuilt when the catalog or the DLNA library choice changes.
+#[derive(Debug)]
+pub struct View {
+    pub nodes: Vec<Node>,
+    index: HashMap<String, usize>,
+    items: HashMap<u64, usize>,
+    /// SystemUpdateID of this snapshot.
+    pub update_id: u32,
+}
+
+impl View {
+    pub fn empty() -> View {
+        View::build(&[], &NoItems, 0)
+    }
+
+    pub fn build(libraries: &[Library], catalog: &dyn Catalog, update_id: u32) -> View {
+        let mut v = View { nodes: Vec::new(), index: HashMap::new(), items: HashMap::new(), update_id };
+        let root = v.container(ROOT.into(), None, "Hearth".into(), "object.container", 0);
+        for (rank, lib) in libraries.iter().enumerate() {
+            // Libraries keep the owner's order.
+            let l = v.container(format!("L{}", lib.id), Some(root), lib.name.to_string(), "object.container.storageFolder", rank as u32);
+            for item in catalog.items(lib.id) {
+                let parent = match (&item.kind, lib.kind) {
+                    (Kind::Episode { show, season, .. }, _) => {
+                        let sid = format!("L{}.s{:x}", lib.id, fnv1a(show.as_bytes()));
+                        let s = v.container(sid.clone(), Some(l), show.clone(), "object.container.storageFolder", 0);
+                        let title = if *season == 0 { "Specials".to_string() } else { format!("Season {season}") };
+                        v.container(format!("{sid}.{season}"), Some(s), title, "object.container.storageFolder", *season as u32)
+                    }
+                    (Kind::Track { artist, album, .. }, _) => {
+                        let aid = format!("L{}.a{:x}", lib.id, fnv1a(artist.as_bytes()));
+                        let a = v.container(aid.clone(), Some(l), artist.clone(), "object.container.person.musicArtist", 0);
+                        let bid = format!("{aid}.{:x}", fnv1a(album.as_bytes()));
+                        v.container(bid, Some(a), album.clone(), "object.container.album.musicAlbum", 0)
+                    }
+                    (_, LibraryKind::Photos | LibraryKind::OtherVideos) => v.folder(lib.id, l, &item.folder),
+                    _ => l,
+                };
+                let rank = match &item.kind {
+                    Kind::Episode { episode, .. } => *episode as u32,
+                    Kind::Track { number, .. } => number.unwrap_or(u16::MAX) as u32,
+                    _ => 0,
+                };
+                let id = format!("i{:016x}", item.id);
+                if v.index.contains_key(&id) {
+                    continue;
+                }
+                let key = item.id;
+                let n = v.push(Node {
+                    id,
+                    parent: v.nodes[parent].id.clone(),
+                    title: item.title.clone(),
+                    class: item.class(),
+                    rank,
+                    children: Vec::new(),
+                    item: Some(item),
+                });
+                v.nodes[parent].children.push(n);
+                v.items.insert(key, n);
+            }
+        }
+        // Default order: containers before items, then by rank, then by title.
+        let keys: Vec<(bool, u32, String)> =
+            v.nodes.iter().map(|n| (!n.is_container(), n.rank, n.title.to_lowercase())).collect();
+        for n in &mut v.nodes {
+            n.children.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+        }
+        v
+    }
+
+    fn push(&mut self, node: Node) -> usize {
+        self.index.insert(node.id.clone(), self.nodes.len());
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn container(&mut self, id: String, parent: Option<usize>, title: String, class: &'static str, rank: u32) -> usize {
+        if let Some(i) = self.index.get(&id) {
+            return *i;
+        }
+        let parent_id = parent.map(|p| self.nodes[p].id.clone()).unwrap_or_else(|| "-1".into());
+        let n = self.push(Node { id, parent: parent_id, title, class, rank, children: Vec::new(), item: None });
+        if let Some(p) = parent {
+            self.nodes[p].children.push(n);
+        }
+        n
+    }
+
+    /// The container for a folder path below a library, creating its ancestors.
+    fn folder(&mut self, library: u8, top: usize, path: &str) -> usize {
+        let mut at = top;
+        let mut so_far = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            if !so_far.is_empty() {
+                so_far.push('/');
+            }
+            so_far.push_str(part);
+            let id = format!("L{library}.f{:x}", fnv1a(so_far.as_bytes()));
+            at = self.container(id, Some(at), part.to_string(), "object.container.storageFolder", 0);
+        }
+        at
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Node> {
+        self.index.get(id).map(|i| &self.nodes[*i])
+    }
+
+    pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Node> + 'a {
+        node.children.iter().map(|c| &self.nodes[*c])
+    }
+
+    /// Every node below `node`, depth first (Search scope).
+    pub fn descendants<'a>(&'a self, node: &'a Node) -> Vec<&'a Node> {
+        let mut out = Vec::new();
+        let mut stack: Vec<usize> = node.children.iter().rev().copied().collect();
+        while let Some(i) = stack.pop() {
+            let n = &self.nodes[i];
+            out.push(n);
+            stack.extend(n.children.iter().rev().copied());
+        }
+        out
+    }
+
+    /// An item by its catalog id (res URLs).
+    pub fn item(&self, id: u64) -> Option<&Item> {
+        self.items.get(&id).and_then(|i| self.nodes[*i].item.as_ref())
+    }
+
+    pub fn item_count(&self) -> usize {
+        self.items.len()
+    }
+}
+
+struct NoItems;
+impl Catalog for NoItems {
+    fn generation(&self) -> u64 {
+        0
+    }
+    fn items(&self, _: u8) -> Vec<Item> {
+        Vec::new()
+    }
+}
