@@ -13,7 +13,9 @@ pub mod api;
 pub mod conn;
 pub mod rewind;
 pub mod routes;
+pub mod system_api;
 pub mod tls;
+pub mod web;
 
 use crate::state::Handle;
 use bytes::Bytes;

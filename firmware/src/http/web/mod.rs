@@ -1,0 +1,136 @@
+//! The setup page: one HTML file, one stylesheet and one script, compiled into the binary and served at `/web/`.
+//!
+//! Owns: the page's bytes (`index.html`, `app.css`, `app.js` beside this file: plain HTML, CSS and JavaScript,
+//! no build step, no external fetches), the security headers they are served with, and the redirect of a
+//! browser asking for `/` to `/web/`.
+//! Must not touch: any data. The page is Public; everything it shows comes from the `/api/v1/` routes, which
+//! enforce access themselves. Nothing here reads the state.
+//!
+//! Budget: the three files together stay under [`BUDGET`] bytes (a test asserts it).
+
+use super::routes::Call;
+use super::{Body, full};
+use hyper::{Method, Request, Response, StatusCode, header};
+
+pub const INDEX_HTML: &str = include_str!("index.html");
+pub const APP_CSS: &str = include_str!("app.css");
+pub const APP_JS: &str = include_str!("app.js");
+
+/// The whole page, all files, must stay under 64 KiB (issue 7).
+pub const BUDGET: usize = 64 * 1024;
+
+/// Content-Security-Policy of every page file: only our own origin, no inline script or style, no framing
+/// (CSP Level 3 `frame-ancestors`), no plugins, no `<base>` rewriting, forms post only to us.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn asset(ctype: &'static str, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        // For browsers older than frame-ancestors.
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        // The page changes with the firmware; a cached copy must be revalidated.
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(full(body))
+        .expect("valid response")
+}
+
+/// `GET /web/`.
+pub async fn index(_call: Call) -> Response<Body> {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /web/app.css`.
+pub async fn css(_call: Call) -> Response<Body> {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// `GET /web/app.js`.
+pub async fn js(_call: Call) -> Response<Body> {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// `GET /web`: to the page's canonical address (relative URLs in the page resolve against `/web/`).
+pub async fn slashless(_call: Call) -> Response<Body> {
+    redirect("/web/")
+}
+
+fn redirect(to: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, to)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(super::empty())
+        .expect("valid response")
+}
+
+/// A browser opening `http://box:32400/` wants the setup page; API clients asking for `/` (the Plex
+/// MediaContainer) send `Accept: */*`, `application/json` or `application/xml` and never `text/html`.
+/// Called by dispatch before routing, so it holds whatever the route table says about `/`.
+pub fn browser_root<B>(req: &Request<B>) -> Option<Response<Body>> {
+    if req.uri().path() != "/" || !(req.method() == Method::GET || req.method() == Method::HEAD) {
+        return None;
+    }
+    let accept = req.headers().get(header::ACCEPT)?.to_str().ok()?;
+    wants_html(accept).then(|| redirect("/web/"))
+}
+
+/// True when an Accept header (RFC 9110 §12.5.1) names `text/html` with a non-zero quality.
+pub fn wants_html(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let kind = parts.next().unwrap_or("").trim();
+        if !kind.eq_ignore_ascii_case("text/html") {
+            return false;
+        }
+        !parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")).is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_fits_its_budget() {
+        let total = INDEX_HTML.len() + APP_CSS.len() + APP_JS.len();
+        assert!(total < BUDGET, "the setup page is {total} bytes; the budget is {BUDGET}");
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        // The only absolute URLs allowed: the SVG namespace name, the IPv6 check's URL parse, and hint text.
+        let allowed = ["http://www.w3.org/2000/svg", "'http://['", "http://<server address>"];
+        for (name, text) in [("index.html", INDEX_HTML), ("app.css", APP_CSS), ("app.js", APP_JS)] {
+            let text = allowed.iter().fold(text.to_string(), |t, a| t.replace(a, ""));
+            for bad in ["http://", "https://", "//cdn", "@import", "<script>", " style=\"", "onclick=", "eval(", "innerHTML"] {
+                assert!(!text.contains(bad), "{name} contains {bad:?}");
+            }
+        }
+        assert!(INDEX_HTML.contains("src=\"app.js\"") && INDEX_HTML.contains("href=\"app.css\""));
+    }
+
+    #[test]
+    fn browsers_are_sent_to_the_page_and_api_clients_are_not() {
+        let chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(chrome) && wants_html(firefox));
+        for api in ["*/*", "application/json", "application/xml", "text/xml", "", "text/html;q=0", "text/htmlx"] {
+            assert!(!wants_html(api), "{api:?}");
+        }
+        let req = |path: &str, accept: &str| Request::get(path).header(header::ACCEPT, accept).body(()).unwrap();
+        let r = browser_root(&req("/", chrome)).expect("redirect");
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[header::LOCATION], "/web/");
+        assert!(browser_root(&req("/", "application/json")).is_none());
+        assert!(browser_root(&req("/identity", chrome)).is_none());
+        assert!(browser_root(&Request::get("/").body(()).unwrap()).is_none());
+        assert!(browser_root(&Request::post("/").header(header::ACCEPT, chrome).body(()).unwrap()).is_none());
+    }
+}
