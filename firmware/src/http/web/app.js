@@ -30,7 +30,7 @@ function h(tag, attrs, ...kids) {
     else if (k in e && typeof v !== 'string') e[k] = v;
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of kids.flat()) if (c != null && c !== false) e.append(c.nodeType ? c : String(c));
+  for (const c of kids.flat(9)) if (c != null && c !== false) e.append(c.nodeType ? c : String(c));
   return e;
 }
 const p = (t, cls) => h('p', { class: cls }, t);
@@ -91,12 +91,15 @@ function saveDrafts() {
 function restoreDrafts() {
   const d = JSON.parse(S.getItem('hearth.drafts') || 'null');
   if (!d || d.hash !== location.hash) return;
-  S.removeItem('hearth.drafts');
+  let n = 0;
   for (const [id, v] of Object.entries(d.vals)) {
     const e = document.getElementById(id);
     if (!e || e.disabled) continue;
     if (e.type === 'checkbox') e.checked = v; else e.value = v;
+    n++;
   }
+  // Kept until the screen they belong to is back (the sign-in screen in between has none of these fields).
+  if (n) S.removeItem('hearth.drafts');
 }
 
 // ---- forms ---------------------------------------------------------------------------------------------
@@ -205,7 +208,7 @@ const facts = pairs => h('dl', { class: 'facts' }, pairs.filter(Boolean).map(([k
 function later(fn, ms) { const t = setInterval(fn, ms); timers.push(t); }
 function show(title, ...nodes) {
   const main = $('#main');
-  main.replaceChildren(h('h2', { id: 'title', tabindex: '-1' }, title), ...nodes);
+  main.replaceChildren(h('h2', { id: 'title', tabindex: '-1' }, title), ...nodes.flat(9).filter(n => n != null && n !== false));
   document.title = title + ' \u2014 Hearth';
   restoreDrafts();
   if (document.activeElement === document.body || !main.contains(document.activeElement)) $('#title').focus({ preventScroll: true });
@@ -564,12 +567,14 @@ async function dlna() {
   const [d, lib] = await Promise.all([need('settings/dlna'), need('libraries')]);
   const libs = lib.missing ? null : lib.libraries;
   const slot = h('div', { id: 'dlna-warning' });
-  const sw = h('input', { type: 'checkbox', id: 'dlna-on', checked: d.enabled, 'aria-describedby': 'dlna-state dlna-on-err' });
+  // Securing the server turned DLNA off (the owner's switch stays, the acknowledgement is cleared): show it off.
+  const offBySecuring = d.enabled && d.secured && !d.warning_acknowledged, on = d.enabled && !offBySecuring;
+  const sw = h('input', { type: 'checkbox', id: 'dlna-on', checked: on, 'aria-describedby': 'dlna-state dlna-on-err' });
   const err = errEl('dlna-on-err');
   async function put(b) {
     const r = await api('PUT', 'settings/dlna', b);
     if (r.status === 409 && b.enabled && !b.acknowledge_warning) return warn(r.msg);
-    if (!r.ok) { err.textContent = r.msg; sw.checked = d.enabled; return; }
+    if (!r.ok) { err.textContent = r.msg; sw.checked = on; return; }
     route();
   }
   function warn(text) {
@@ -586,7 +591,8 @@ async function dlna() {
     if (sw.checked && d.secured && !d.warning_acknowledged) return warn(d.warning);
     put({ enabled: sw.checked });
   });
-  const state = d.effectively_on ? 'DLNA is on: TVs and players on your network can find this server.' : d.enabled ? 'DLNA is switched on but not running.' : 'DLNA is off.';
+  const state = d.effectively_on ? 'DLNA is on: TVs and players on your network can find this server.'
+    : offBySecuring ? 'DLNA is off: it turned off when the server became secured.' : d.enabled ? 'DLNA is switched on but not running (safe mode keeps it off).' : 'DLNA is off.';
   show('DLNA',
     h('div', { class: 'field check' }, sw, h('label', { for: 'dlna-on' }, 'Enable the DLNA server'), err),
     h('p', { id: 'dlna-state', class: d.effectively_on ? 'ok' : 'mut' }, state),
