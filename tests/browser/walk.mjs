@@ -67,10 +67,35 @@ try {
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(r.headers.get('referrer-policy'), 'no-referrer');
 
+  const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+  // ---- claim from outside the LAN: a second server and a chromium in the WAN namespace (see run) ----
+  if (process.env.WAN_NS) {
+    step('claim from elsewhere is refused with the server\'s reason');
+    const wanData = join(tmp, 'wan-data'), wanProfile = join(tmp, 'wan-profile');
+    mkdirSync(wanData); mkdirSync(wanProfile);
+    const wan = spawn(BIN, ['serve', '--listen', `${process.env.WAN_HOST}:${port}`, '--data-dir', wanData], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+    try {
+      const wctx = await chromium.launchPersistentContext(wanProfile, { executablePath: process.env.WAN_CHROMIUM, headless: true, viewport: { width: 1280, height: 700 }, args: FLAGS });
+      try {
+        const wp = wctx.pages()[0] || await wctx.newPage();
+        for (let t = 0; ; t++) {
+          try { await wp.goto(`http://${process.env.WAN_HOST}:${port}/`); break; } catch (e) { if (t > 100) throw e; await new Promise(r => setTimeout(r, 100)); }
+        }
+        await wp.locator('#claim-refused').waitFor();
+        const said = await wp.locator('#claim-refused').innerText();
+        assert.match(said, /local network/);
+        assert.equal(await wp.locator('#claim').count(), 0, 'no claim form from outside');
+        const f = join(SHOTS, '00-claim-refused-from-wan.png'); await wp.screenshot({ path: f, fullPage: true }); shots.push(f);
+      } finally { await wctx.close(); }
+    } finally { wan.kill('SIGTERM'); }
+  } else {
+    console.log('claim from elsewhere: skipped (needs root and iproute2 for the namespace)');
+  }
+
   // ---- the browser ----
   const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 860 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 860 }, args: FLAGS,
   });
   browser = ctx;
   page = ctx.pages()[0] || await ctx.newPage();
@@ -78,7 +103,8 @@ try {
   page.on('console', m => { if (/Content Security Policy|Refused to/.test(m.text())) problems.push('console: ' + m.text()); });
   const shot = async name => { const f = join(SHOTS, name + '.png'); await page.screenshot({ path: f, fullPage: true }); shots.push(f); };
   const text = sel => page.locator(sel).innerText();
-  const go = async hash => { await page.evaluate(h => { location.hash = h; }, hash); await page.locator('#title').waitFor(); };
+  // The page marks <main data-screen=...> once a screen has its data and is drawn.
+  const go = async hash => { await page.evaluate(h => { location.hash = h; }, hash); await page.locator(`#main[data-screen="${hash.slice(1)}"]`).waitFor(); };
 
   // ---- first paint and weight, on the first visit (unclaimed) ----
   step('first visit: weight and first paint');
@@ -273,8 +299,9 @@ try {
   await page.locator('#pin').focus();
   await page.keyboard.type('2468');
   await page.keyboard.press('Enter');
-  await page.waitForFunction(() => location.hash === '#me');
-  assert.match(await text('#who'), /Kim \(member\)/);
+  await page.locator('#who', { hasText: 'Kim (member)' }).waitFor();
+  await page.locator('#title', { hasText: 'Your account' }).waitFor();
+  assert.equal(new URL(page.url()).hash, '#me');
   assert.equal(await page.isVisible('#nav'), false, 'a member sees no owner settings');
   await shot('13-member');
   await page.setViewportSize({ width: 390, height: 844 });

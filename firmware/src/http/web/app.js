@@ -245,7 +245,8 @@ async function route() {
   if (!screens[name]) name = me.role === 'owner' ? 'libraries' : 'me';
   if (location.hash !== '#' + name) { history.replaceState(null, '', '#' + name); }
   chrome();
-  try { await screens[name](() => mine === seq); }
+  delete $('#main').dataset.screen;
+  try { await screens[name](() => mine === seq); if (mine === seq) $('#main').dataset.screen = name; }
   catch (e) { if (!handleFatal(e)) show('Something went wrong', p(e.message, 'err')); }
 }
 
