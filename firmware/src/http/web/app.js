@@ -392,7 +392,8 @@ const folderCheck = v => !v.startsWith('/') ? 'Write the full path of a folder o
 function progressText(pr) {
   if (!pr) return '';
   if (pr.running) return 'Scanning: ' + pr.files_seen + ' files seen' + (pr.files_per_second ? ', ' + pr.files_per_second.toFixed(0) + ' files/s' : '') + (pr.estimate_seconds ? ', about ' + dur(pr.estimate_seconds) + ' left' : '');
-  return pr.scans ? 'Scan finished: ' + pr.files_seen + ' files in ' + (pr.last_scan_ms / 1000).toFixed(1) + ' s.' : 'Not scanned yet.';
+  const probs = pr.problems && pr.problems.length ? ' Problems: ' + pr.problems.join('; ') : '';
+  return (pr.scans ? 'Scan finished: ' + pr.files_seen + ' files in ' + (pr.last_scan_ms / 1000).toFixed(1) + ' s.' : 'Not scanned yet.') + probs;
 }
 async function libraries(live) {
   const d = await need('libraries');
