@@ -55,13 +55,13 @@ impl BlockDevice {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a block device or a regular file"));
         };
         let erase = erase_size.unwrap_or(sector);
-        if erase == 0 || erase % sector != 0 {
+        if erase == 0 || !erase.is_multiple_of(sector) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("the erase size {erase} must be a multiple of the {sector}-byte sector"),
             ));
         }
-        if offset % sector as u64 != 0 {
+        if !offset.is_multiple_of(sector as u64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("the store offset {offset} is not a multiple of the {sector}-byte sector"),
@@ -82,7 +82,7 @@ impl BlockDevice {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "access past the end of the store area"));
         }
         let ws = self.geometry.write_size as u64;
-        if aligned && (offset % ws != 0 || len % ws != 0) {
+        if aligned && (!offset.is_multiple_of(ws) || !len.is_multiple_of(ws)) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "block write not sector-aligned"));
         }
         Ok(())
@@ -103,7 +103,7 @@ impl Flash for BlockDevice {
     }
     fn erase(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let es = self.geometry.erase_size as u64;
-        if offset % es != 0 || len % es != 0 {
+        if !offset.is_multiple_of(es) || !len.is_multiple_of(es) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "erase not aligned to erase blocks"));
         }
         self.check(offset, len, true)?;

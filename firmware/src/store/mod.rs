@@ -250,7 +250,7 @@ fn layout(g: Geometry) -> Result<(u64, u64, u64), StoreError> {
     if erase == 0 || g.write_size == 0 {
         return bad(format!("erase size {} and write size {} must not be 0", g.erase_size, g.write_size));
     }
-    if erase % unit != 0 || unit > u16::MAX as u64 {
+    if !erase.is_multiple_of(unit) || unit > u16::MAX as u64 {
         return bad(format!("erase size {erase} is not a multiple of the write unit {unit}"));
     }
     let slot_len = g.size / erase / 2 * erase;
@@ -273,18 +273,18 @@ impl<F: Flash> Store<F> {
         let images = [store.read_slot(0)?, store.read_slot(1)?];
         let scans = [scan_slot(&images[0], store.unit), scan_slot(&images[1], store.unit)];
         for (i, s) in scans.iter().enumerate() {
-            if let Some(h) = s.header {
-                if h.unit as u64 != store.unit || h.slot_len as u64 != store.slot_len {
-                    return Err(StoreError::Geometry(format!(
-                        "slot {} was written with {}-byte slots and {}-byte records alignment, but this flash \
-                         gives {}-byte slots and {}-byte alignment: open it with the sizes it was made with",
-                        slot_name(i),
-                        h.slot_len,
-                        h.unit,
-                        store.slot_len,
-                        store.unit
-                    )));
-                }
+            if let Some(h) = s.header
+                && (h.unit as u64 != store.unit || h.slot_len as u64 != store.slot_len)
+            {
+                return Err(StoreError::Geometry(format!(
+                    "slot {} was written with {}-byte slots and {}-byte record alignment, but this flash \
+                     gives {}-byte slots and {}-byte alignment: open it with the sizes it was made with",
+                    slot_name(i),
+                    h.slot_len,
+                    h.unit,
+                    store.slot_len,
+                    store.unit
+                )));
             }
         }
         if scans[0].erased && scans[1].erased {
@@ -453,6 +453,16 @@ impl<F: Flash> Store<F> {
         };
         store.refresh_blocks(0)?;
         store.refresh_blocks(1)?;
+        let need = first_record(unit) + RecordHeader::footprint(MAX_PAYLOAD, unit);
+        for slot in 0..2 {
+            if store.capacity(slot) < need {
+                return Err(StoreError::Geometry(format!(
+                    "slot {} has only {} good bytes after skipping bad blocks; it must hold {need}",
+                    slot_name(slot),
+                    store.capacity(slot)
+                )));
+            }
+        }
         store.tail = Some(first_record(unit));
         Ok(store)
     }

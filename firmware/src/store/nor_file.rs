@@ -41,7 +41,7 @@ impl NorFile {
         }
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let size = file.metadata()?.len();
-        if size % erase_size as u64 != 0 {
+        if !size.is_multiple_of(erase_size as u64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the flash file is {size} bytes, not a whole number of {erase_size}-byte erase blocks"),
@@ -77,7 +77,7 @@ impl Flash for NorFile {
     }
     fn erase(&mut self, offset: u64, len: u64) -> io::Result<()> {
         let es = self.geometry.erase_size as u64;
-        if offset % es != 0 || len % es != 0 {
+        if !offset.is_multiple_of(es) || !len.is_multiple_of(es) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "erase not aligned to erase blocks"));
         }
         self.check(offset, len)?;

@@ -231,16 +231,16 @@ impl Flash for SimFlash {
             }
             Semantics::Block => {
                 let ws = c.geometry.write_size as usize;
-                if o % ws != 0 || data.len() % ws != 0 {
+                if !o.is_multiple_of(ws) || !data.len().is_multiple_of(ws) {
                     return Err(io::Error::new(io::ErrorKind::InvalidInput, "block write not sector-aligned"));
                 }
                 let n = c.spend(false, data.len() as u64) as usize;
                 let whole = n / ws * ws;
                 c.image[o..o + whole].copy_from_slice(&data[..whole]);
                 if n < data.len() {
-                    for i in whole..whole + ws {
+                    for (i, d) in data.iter().enumerate().skip(whole).take(ws) {
                         if c.next() & 1 == 0 {
-                            c.image[o + i] = data[i];
+                            c.image[o + i] = *d;
                         }
                     }
                     c.off = true;
@@ -255,7 +255,7 @@ impl Flash for SimFlash {
         let mut c = self.chip.lock().unwrap();
         c.check(offset, len)?;
         let es = c.geometry.erase_size as u64;
-        if offset % es != 0 || len % es != 0 {
+        if !offset.is_multiple_of(es) || !len.is_multiple_of(es) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "erase not block-aligned"));
         }
         if c.fail_writes {

@@ -1,8 +1,8 @@
 //! Proofs for the store: power cuts at every interesting byte of every write in seeded random update
 //! sequences, bit flips, foreign content, damage, geometry, and the backends on real files.
 //!
-//! `HEARTH_SOAK=N` runs N sequences per semantics with *every* cut point (0..=bytes of the update) instead of
-//! the sampled set; `HEARTH_SOAK=1` means 2000.
+//! `HEARTH_SOAK=N` runs N sequences per semantics with *every* cut point (0..=bytes of the update, erases
+//! included) instead of the sampled set; `HEARTH_SOAK=1` means 20 sequences (about an hour per semantics).
 
 use super::sim::{Semantics, SimFlash};
 use super::*;
@@ -190,7 +190,7 @@ fn run_sequence(seed: u64, sem: Semantics, geometry: (u64, u32, u32), updates: u
 fn soak() -> Option<u64> {
     let v = std::env::var("HEARTH_SOAK").ok()?;
     match v.parse::<u64>() {
-        Ok(1) | Err(_) => Some(2000),
+        Ok(1) | Err(_) => Some(20),
         Ok(n) => Some(n),
     }
 }
@@ -340,7 +340,7 @@ fn foreign_content_is_refused_untouched_until_format() {
     ];
     for image in samples {
         let flash = SimFlash::with_image(Semantics::Nor, image.clone(), 4096, 1);
-        let err = Store::open(flash.clone()).err().expect("foreign content must be refused");
+        let err = Store::open(flash.clone()).expect_err("foreign content must be refused");
         assert!(matches!(err, StoreError::NotAStore), "{err}");
         assert!(err.to_string().contains("--format"), "the message says how to proceed: {err}");
         assert_eq!(flash.image(), image, "refusing must not change a byte");
@@ -453,6 +453,14 @@ fn bad_blocks_are_skipped() {
     assert!(flash.image()[4096..8192].iter().all(|b| *b == 0), "the bad block was touched");
     let (_, opened) = Store::open(flash.fork()).unwrap();
     assert!(matches!(opened, Opened::Found(l) if l.payload == last));
+
+    // Too many bad blocks for a slot to hold the largest record: refused with a reason, not a panic.
+    let worn = SimFlash::new(Semantics::Nor, 48 * 1024, 4096, 1);
+    for b in 6..12u64 {
+        worn.mark_bad(b * 4096);
+    }
+    let err = Store::open(worn).err().unwrap();
+    assert!(matches!(err, StoreError::Geometry(ref m) if m.contains("slot B") && m.contains("bad blocks")), "{err}");
 }
 
 #[test]
@@ -558,4 +566,28 @@ fn figures() {
         );
         assert_eq!(st.records_written, 1000);
     }
+}
+
+/// Seeds for the fuzz target (firmware/fuzz): real store images, so the fuzzer mutates valid slot and record
+/// headers instead of having to forge CRCs. Writes only when `HEARTH_FUZZ_SEEDS=<dir>` is set (scripts/fuzz-store).
+#[test]
+fn fuzz_seeds() {
+    let Some(dir) = std::env::var_os("HEARTH_FUZZ_SEEDS") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut n = 0;
+    for (sem, selector, write) in [(Semantics::Nor, 0u8, 1u32), (Semantics::Block, 1, 512)] {
+        for updates in [1usize, 3, 12] {
+            let (flash, _) = filled(sem, (40 * 1024, 4096, write), updates, updates as u64);
+            let img = flash.image();
+            let used = img.iter().rposition(|b| *b != 0xFF).map_or(0, |p| p + 1);
+            // Short seeds (slot A only, trailing erased bytes dropped) unless slot B is in use.
+            let keep = if used > 20 * 1024 { img.len() } else { used };
+            let mut seed = vec![selector];
+            seed.extend_from_slice(&img[..keep]);
+            std::fs::write(dir.join(format!("store-{sem:?}-{updates}")), seed).unwrap();
+            n += 1;
+        }
+    }
+    println!("wrote {n} fuzz seeds to {}", dir.display());
 }
