@@ -96,6 +96,14 @@ fn browsers_get_the_page_with_its_guards_and_api_clients_do_not() {
         total += body.len();
     }
     assert!(total < 64 * 1024, "the page is {total} bytes");
+
+    // A browser revalidating its cached copy gets 304 and no body while the firmware is the same.
+    let (_, head, _) = srv.call("GET", "/web/app.js", &[], None);
+    let etag = head.lines().find_map(|l| l.strip_prefix("etag: ")).expect("an ETag").to_string();
+    let (st, _, body) = srv.call("GET", "/web/app.js", &[("If-None-Match", &etag)], None);
+    assert_eq!((st, body.len()), (304, 0));
+    let (st, _, _) = srv.call("GET", "/web/app.js", &[("If-None-Match", "\"0000000000000000\"")], None);
+    assert_eq!(st, 200);
 }
 
 #[test]

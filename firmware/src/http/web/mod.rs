@@ -24,33 +24,59 @@ pub const BUDGET: usize = 64 * 1024;
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-fn asset(ctype: &'static str, body: &'static str) -> Response<Body> {
+/// FNV-1a (64-bit) of a file, at compile time: the file's entity tag changes exactly when its bytes do.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+const TAGS: [u64; 3] = [fnv1a(INDEX_HTML.as_bytes()), fnv1a(APP_CSS.as_bytes()), fnv1a(APP_JS.as_bytes())];
+
+/// RFC 9110 §13.1.2: `If-None-Match` names our current tag (or `*`) → 304 without the body.
+fn not_modified(headers: &hyper::HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+fn asset(call: &Call, ctype: &'static str, body: &'static str, tag: u64) -> Response<Body> {
+    let etag = format!("\"{tag:016x}\"");
+    let fresh = not_modified(call.req.headers(), &etag);
     Response::builder()
+        .status(if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK })
+        .header(header::ETAG, etag)
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONTENT_SECURITY_POLICY, CSP)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::REFERRER_POLICY, "no-referrer")
         // For browsers older than frame-ancestors.
         .header(header::X_FRAME_OPTIONS, "DENY")
-        // The page changes with the firmware; a cached copy must be revalidated.
+        // The page changes with the firmware; a cached copy is revalidated (ETag, 304).
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(full(body))
+        .body(if fresh { super::empty() } else { full(body) })
         .expect("valid response")
 }
 
 /// `GET /web/`.
-pub async fn index(_call: Call) -> Response<Body> {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+pub async fn index(call: Call) -> Response<Body> {
+    asset(&call, "text/html; charset=utf-8", INDEX_HTML, TAGS[0])
 }
 
 /// `GET /web/app.css`.
-pub async fn css(_call: Call) -> Response<Body> {
-    asset("text/css; charset=utf-8", APP_CSS)
+pub async fn css(call: Call) -> Response<Body> {
+    asset(&call, "text/css; charset=utf-8", APP_CSS, TAGS[1])
 }
 
 /// `GET /web/app.js`.
-pub async fn js(_call: Call) -> Response<Body> {
-    asset("text/javascript; charset=utf-8", APP_JS)
+pub async fn js(call: Call) -> Response<Body> {
+    asset(&call, "text/javascript; charset=utf-8", APP_JS, TAGS[2])
 }
 
 /// `GET /web`: to the page's canonical address (relative URLs in the page resolve against `/web/`).
@@ -114,6 +140,17 @@ mod tests {
             }
         }
         assert!(INDEX_HTML.contains("src=\"app.js\"") && INDEX_HTML.contains("href=\"app.css\""));
+    }
+
+    #[test]
+    fn entity_tags_follow_the_bytes_and_revalidate() {
+        assert_ne!(TAGS[0], TAGS[1]);
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
+        let mut h = hyper::HeaderMap::new();
+        assert!(!not_modified(&h, "\"00ff\""));
+        h.insert(header::IF_NONE_MATCH, "\"0001\", W/\"00ff\"".parse().unwrap());
+        assert!(not_modified(&h, "\"00ff\""));
+        assert!(!not_modified(&h, "\"0002\""));
     }
 
     #[test]
