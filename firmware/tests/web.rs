@@ -33,7 +33,8 @@ impl Server {
 
     /// One request; answers (status, lower-cased head, body).
     fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String, String) {
-        let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) { "" } else { "Host: x\r\n" };
+        let mut raw = format!("{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n");
         for (k, v) in headers {
             raw += &format!("{k}: {v}\r\n");
         }
@@ -134,6 +135,47 @@ fn system_status_is_for_the_owner_and_tells_the_truth() {
         assert!(v.get(absent).is_none(), "{absent} has no source in this build: {v}");
     }
 
+    // Secure connections and the certificate: Hearth made its own at the claim.
+    let auth = [("X-Plex-Token", token.as_str())];
+    let mut cert = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, _, body) = srv.call("GET", "/api/v1/settings/tls", &auth, None);
+        cert = serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        if !cert["certificate"].is_null() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(cert["secure_connections"], "preferred", "{cert}");
+    assert_eq!(cert["certificate"]["custom"], false, "{cert}");
+    assert_eq!(cert["certificate"]["sha256"].as_str().unwrap().len(), 32 * 3 - 1, "{cert}");
+    let (st, _, body) = srv.call("PUT", "/api/v1/settings/tls", &auth, Some(r#"{"secure_connections":"sometimes"}"#));
+    assert_eq!(st, 400, "{body}");
+    let (st, _, body) = srv.call("PUT", "/api/v1/settings/tls", &auth, Some(r#"{"certificate_pem":"x"}"#));
+    assert!(st == 400 && body.contains("together"), "{body}");
+    let key = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0IGtleSBtYXRlcmlhbA==\n-----END PRIVATE KEY-----\n";
+    let bad = serde_json::json!({"certificate_pem": "-----BEGIN CERTIFICATE-----\nbm8=\n-----END CERTIFICATE-----\n", "key_pem": key});
+    let (st, _, body) = srv.call("PUT", "/api/v1/settings/tls", &auth, Some(&bad.to_string()));
+    assert_eq!(st, 400, "{body}");
+    assert!(!body.contains("c2VjcmV0"), "the key is never echoed: {body}");
+    let (_, _, after) = srv.call("GET", "/api/v1/settings/tls", &auth, None);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&after).unwrap(), cert, "a refusal changes nothing");
+    // Required: plain HTTP is refused from then on (browsers would be sent to https://).
+    let (st, _, body) = srv.call("PUT", "/api/v1/settings/tls", &auth, Some(r#"{"secure_connections":"required"}"#));
+    assert_eq!(st, 200, "{body}");
+    let (st, _, body) = srv.call("GET", "/api/v1/settings/tls", &auth, None);
+    assert!(st == 403 && body.contains("secure connections"), "{st} {body}");
+    let (st, head, _) = srv.call("GET", "/web/", &[("Host", "box:32400"), ("Accept", CHROME_ACCEPT)], None);
+    assert!(st == 301 && head.contains("location: https://box:32400/web/"), "{head}");
+}
+
+#[test]
+fn system_status_is_refused_to_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let claim = r#"{"name":"Ada","password":"hearth by the fire"}"#;
+    let (_, _, body) = srv.call("POST", "/api/v1/claim", &[("X-Plex-Client-Identifier", "t1")], Some(claim));
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
     // A member (not the owner) is refused.
     let (st, _, body) =
         srv.call("POST", "/api/v1/members", &[("X-Plex-Token", &token)], Some(r#"{"name":"Kim","pin":"2468"}"#));

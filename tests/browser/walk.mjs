@@ -4,8 +4,8 @@
 // Env: HEARTH_BIN (the binary), SHOTS (screenshot folder), WAN_NS (optional: a network namespace whose
 // address is outside the server's subnets, created by ./run; used for the "claim from elsewhere" screen).
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -290,6 +290,30 @@ try {
   const netNow = (await apiGet('settings/network', ownerToken)).data;
   assert.deepEqual(netNow.lan_networks, ['127.0.0.0/8', '10.20.0.0/16']);
   assert.match(netNow.trusted_proxies.join(), /^10\.20\.0\.9(\/32)?$/);
+  // The certificate: Hearth's own after the claim; refusals in words; the owner's own; back to Hearth's.
+  await page.locator('#certificate', { hasText: 'Made by Hearth' }).waitFor();
+  await page.fill('#cert-pem', 'hello');
+  await page.fill('#cert-key', 'world');
+  await page.click('#cert-submit');
+  assert.match(await text('#cert-pem-err'), /BEGIN CERTIFICATE/);
+  await page.fill('#cert-pem', '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n');
+  await page.fill('#cert-key', '-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n');
+  await page.click('#cert-submit');
+  await page.locator('#cert-error', { hasText: /cannot be used/ }).waitFor();
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=hearth.test', '-days', '30',
+    '-keyout', join(tmp, 'key.pem'), '-out', join(tmp, 'cert.pem')], { stdio: 'ignore' });
+  await page.fill('#cert-pem', readFileSync(join(tmp, 'cert.pem'), 'utf8'));
+  await page.fill('#cert-key', readFileSync(join(tmp, 'key.pem'), 'utf8'));
+  await page.click('#cert-submit');
+  await page.locator('#certificate', { hasText: 'Installed by you' }).waitFor();
+  const ownFp = execFileSync('openssl', ['x509', '-in', join(tmp, 'cert.pem'), '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).split('=')[1].trim();
+  assert.equal(await text('#certificate .token'), ownFp, 'the page shows the installed certificate\'s fingerprint');
+  await shot('04-network-certificate');
+  await page.getByRole('button', { name: 'Go back to the self-signed certificate' }).click();
+  for (let t = 0; !/Made by Hearth/.test(await text('#certificate').catch(() => '')); t++) {
+    assert.ok(t < 50, 'a new self-signed certificate appears');
+    await new Promise(r => setTimeout(r, 100)); await go('#system'); await go('#network');
+  }
   await go('#devices');
   const myRow = page.locator('tr[data-device]').filter({ has: page.locator('label', { hasText: 'this browser' }) });
   await myRow.locator('input').fill('Kitchen laptop');

@@ -15,6 +15,7 @@ pub mod rewind;
 pub mod routes;
 pub mod system_api;
 pub mod tls;
+pub mod tls_api;
 pub mod web;
 
 use crate::state::Handle;

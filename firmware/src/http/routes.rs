@@ -89,6 +89,8 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/settings/network", Access::Owner, acct::set_network_settings),
     route!(GET "/api/v1/settings/dlna", Access::Owner, acct::dlna_settings),
     route!(PUT "/api/v1/settings/dlna", Access::Owner, acct::set_dlna_settings),
+    route!(GET "/api/v1/settings/tls", Access::Owner, super::tls_api::get),
+    route!(PUT "/api/v1/settings/tls", Access::Owner, super::tls_api::put),
     route!(GET "/api/v1/system", Access::Owner, super::system_api::system),
     // The setup page (issue 7): public files; its data comes from the routes above.
     route!(GET "/web", Access::Public, super::web::slashless),

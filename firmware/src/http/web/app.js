@@ -560,8 +560,33 @@ async function network() {
     const r = await api('PUT', 'settings/network', b); if (!r.ok) return r.msg;
     f.querySelector('#net-error').textContent = ''; route();
   });
-  show('Network', f, h('h3', null, 'Secure connections and certificate'), tls.missing ? notYet('Secure connections and certificate settings')
-    : facts([['Secure connections', tls.secure_connections], ['Certificate', tls.certificate || '']]));
+  show('Network', f, h('h3', null, 'Secure connections and certificate'), tls.missing ? notYet('Secure connections and certificate settings') : tlsPart(tls));
+}
+function tlsPart(t) {
+  const c = t.certificate;
+  const day = s => new Date(s * 1000).toLocaleDateString();
+  const mode = form('tls', [{ id: 'tls-mode', label: 'Secure connections', type: 'select', value: t.secure_connections,
+    options: [['required', 'Required'], ['preferred', 'Preferred'], ['disabled', 'Disabled']],
+    hint: 'Required: plain http:// is refused (browsers are sent to https://). Preferred: both work. Disabled: https:// is not offered.' }],
+  'Save', async f => {
+    const m = val(f, 'tls-mode');
+    const r = await api('PUT', 'settings/tls', { secure_connections: m }); if (!r.ok) return r.msg;
+    // Follow the setting ourselves: the next plain request would be refused, or https would stop answering.
+    if (m === 'required' && location.protocol === 'http:') location.href = 'https://' + location.host + '/web/#network';
+    else if (m === 'disabled' && location.protocol === 'https:') location.href = 'http://' + location.host + '/web/#network';
+    else route();
+  });
+  return [mode,
+    h('div', { id: 'certificate' }, c ? facts([['Certificate', c.custom ? 'Installed by you' : 'Made by Hearth (self-signed; browsers warn once)'],
+      ['Valid', day(c.not_before) + ' to ' + day(c.not_after)], ['SHA-256', h('span', { class: 'token' }, c.sha256 || '?')]]) : p('No certificate yet.', 'mut')),
+    c && c.custom ? action('Go back to the self-signed certificate', async () => { const r = await api('PUT', 'settings/tls', { use_self_signed: true }); if (!r.ok) return r.msg; route(); }, 'quiet') : null,
+    h('h3', null, 'Install your own certificate'),
+    form('cert', [
+      { id: 'cert-pem', label: 'Certificate chain (PEM, leaf first)', type: 'textarea', rows: 5, required: true, check: v => /-----BEGIN CERTIFICATE-----/.test(v) ? '' : 'Paste the PEM text, starting with -----BEGIN CERTIFICATE-----.' },
+      { id: 'cert-key', label: 'Private key (PEM)', type: 'textarea', rows: 5, required: true, secret: true, check: v => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(v) ? '' : 'Paste the PEM key, starting with -----BEGIN PRIVATE KEY----- (or EC/RSA PRIVATE KEY).' },
+    ], 'Install certificate', async f => {
+      const r = await api('PUT', 'settings/tls', { certificate_pem: val(f, 'cert-pem'), key_pem: val(f, 'cert-key') }); if (!r.ok) return r.msg; route();
+    })];
 }
 
 // ---- DLNA ----------------------------------------------------------------------------------------------
