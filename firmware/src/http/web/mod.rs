@@ -131,8 +131,17 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_from_elsewhere() {
-        // The only absolute URLs allowed: the SVG namespace name, the IPv6 check's URL parse, and hint text.
-        let allowed = ["http://www.w3.org/2000/svg", "'http://['", "http://<server address>"];
+        // The only absolute URLs allowed: the SVG namespace name, the IPv6 check's URL parse, hint text, and the
+        // same host over the other scheme when the owner changes "Secure connections".
+        let allowed = [
+            "http://www.w3.org/2000/svg",
+            "'http://['",
+            "http://<server address>",
+            "'https://' + location.host",
+            "'http://' + location.host",
+            "https://)",
+            "plain http://",
+        ];
         for (name, text) in [("index.html", INDEX_HTML), ("app.css", APP_CSS), ("app.js", APP_JS)] {
             let text = allowed.iter().fold(text.to_string(), |t, a| t.replace(a, ""));
             for bad in ["http://", "https://", "//cdn", "@import", "<script>", " style=\"", "onclick=", "eval(", "innerHTML"] {
