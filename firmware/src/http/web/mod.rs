@@ -141,6 +141,7 @@ mod tests {
             "'http://' + location.host",
             "https://)",
             "plain http://",
+            "Disabled: https://",
         ];
         for (name, text) in [("index.html", INDEX_HTML), ("app.css", APP_CSS), ("app.js", APP_JS)] {
             let text = allowed.iter().fold(text.to_string(), |t, a| t.replace(a, ""));
