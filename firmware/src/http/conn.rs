@@ -239,6 +239,12 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
             return insecure_refused(&req, format);
         }
     }
+    // --- setup page: a browser asking for `/` goes to /web/ (API clients asking for `/` fall through to the
+    // route table and get the MediaContainer). Before routing, so it does not depend on who declares `/`.
+    if let Some(r) = super::web::browser_root(&req) {
+        return r;
+    }
+    // --- end setup page
     let (route, params) = match routes::find(req.method(), req.uri().path()) {
         Ok(found) => found,
         Err(Miss::NotFound) => {

@@ -16,7 +16,10 @@ pub mod plex;
 pub mod remote;
 pub mod rewind;
 pub mod routes;
+pub mod system_api;
 pub mod tls;
+pub mod tls_api;
+pub mod web;
 
 use crate::state::Handle;
 use bytes::Bytes;

@@ -181,21 +181,9 @@ fn section_type(kind: LibraryKind) -> &'static str {
     }
 }
 
-/// `GET /`: the server's MediaContainer; a browser gets the web page instead.
+/// `GET /`: the server's MediaContainer. (A browser asking for `/` was sent to /web/ by the dispatcher, before
+/// the access rule.)
 pub async fn root(call: Call) -> Response<Body> {
-    let html = call
-        .req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    if html {
-        return Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, "/web/")
-            .body(full("The setup page is at /web/\n"))
-            .expect("valid response");
-    }
     let s = call.ctx.state.snapshot();
     let name = if s.settings.friendly_name.is_empty() {
         nix::unistd::gethostname()

@@ -127,6 +127,14 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/v1/remote/enable", Access::Owner, super::remote::enable),
     route!(POST "/api/v1/remote/retry", Access::Owner, super::remote::retry),
     route!(POST "/api/v1/remote/disable", Access::Owner, super::remote::disable),
+    route!(GET "/api/v1/settings/tls", Access::Owner, super::tls_api::get),
+    route!(PUT "/api/v1/settings/tls", Access::Owner, super::tls_api::put),
+    route!(GET "/api/v1/system", Access::Owner, super::system_api::system),
+    // The setup page (issue 7): public files; its data comes from the routes above.
+    route!(GET "/web", Access::Public, super::web::slashless),
+    route!(GET "/web/", Access::Public, super::web::index),
+    route!(GET "/web/app.css", Access::Public, super::web::css),
+    route!(GET "/web/app.js", Access::Public, super::web::js),
 ];
 
 /// Why [`admit`] refused a request.

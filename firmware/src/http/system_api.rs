@@ -1,0 +1,49 @@
+//! `GET /api/v1/system` (Owner): what the setup page's System screen shows — version, uptime, flash store
+//! health, the last reset reasons and safe mode.
+//!
+//! Owns: the JSON shape of that answer. Reads only what exists: `Ctx::started`, `Handle::store_stats()`,
+//! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`. Watchdog state, recent log lines and
+//! egress counters have no source in this build; they are left out of the answer (not invented), and the page
+//! says "not available on this server yet" for them. Whoever adds a source adds the field here.
+//! Must not touch: the state (read-only snapshot).
+
+use super::routes::Call;
+use super::{Body, json};
+use crate::state::ResetReason;
+use hyper::Response;
+use serde_json::json;
+
+fn reason_name(r: ResetReason) -> &'static str {
+    match r {
+        ResetReason::PowerLoss => "power_loss",
+        ResetReason::Watchdog => "watchdog",
+        ResetReason::Clean => "clean",
+        ResetReason::Crash => "crash",
+    }
+}
+
+/// `GET /api/v1/system`.
+pub async fn system(call: Call) -> Response<Body> {
+    let s = call.ctx.state.snapshot();
+    let st = call.ctx.state.store_stats();
+    // Newest first, as the page lists them.
+    let resets: Vec<_> =
+        s.resets.iter().rev().map(|r| json!({ "reason": reason_name(r.reason), "at": r.at })).collect();
+    json(&json!({
+        "version": crate::VERSION,
+        "uptime_seconds": call.ctx.started.elapsed().as_secs(),
+        "recovered_from_damage": call.ctx.recovered_from_damage,
+        "safe_mode": { "active": s.safe_mode.active, "since": s.safe_mode.since },
+        "resets": resets,
+        "store": {
+            "seq": st.seq,
+            "active_slot": st.active_slot,
+            "generation": st.generation,
+            "records_written": st.records_written,
+            "bytes_written": st.bytes_written,
+            "erases": st.erases,
+            "slot_switches": st.slot_switches,
+            "skipped_at_open": st.skipped_at_open,
+        },
+    }))
+}

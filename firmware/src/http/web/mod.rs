@@ -1,0 +1,183 @@
+//! The setup page: one HTML file, one stylesheet and one script, compiled into the binary and served at `/web/`.
+//!
+//! Owns: the page's bytes (`index.html`, `app.css`, `app.js` beside this file: plain HTML, CSS and JavaScript,
+//! no build step, no external fetches), the security headers they are served with, and the redirect of a
+//! browser asking for `/` to `/web/`.
+//! Must not touch: any data. The page is Public; everything it shows comes from the `/api/v1/` routes, which
+//! enforce access themselves. Nothing here reads the state.
+//!
+//! Budget: the three files together stay under [`BUDGET`] bytes (a test asserts it).
+
+use super::routes::Call;
+use super::{Body, full};
+use hyper::{Method, Request, Response, StatusCode, header};
+
+pub const INDEX_HTML: &str = include_str!("index.html");
+pub const APP_CSS: &str = include_str!("app.css");
+pub const APP_JS: &str = include_str!("app.js");
+
+/// The whole page, all files, must stay under 64 KiB (issue 7).
+pub const BUDGET: usize = 64 * 1024;
+
+/// Content-Security-Policy of every page file: only our own origin, no inline script or style, no framing
+/// (CSP Level 3 `frame-ancestors`), no plugins, no `<base>` rewriting, forms post only to us.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// FNV-1a (64-bit) of a file, at compile time: the file's entity tag changes exactly when its bytes do.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+const TAGS: [u64; 3] = [fnv1a(INDEX_HTML.as_bytes()), fnv1a(APP_CSS.as_bytes()), fnv1a(APP_JS.as_bytes())];
+
+/// RFC 9110 §13.1.2: `If-None-Match` names our current tag (or `*`) → 304 without the body.
+fn not_modified(headers: &hyper::HeaderMap, etag: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|t| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
+    })
+}
+
+fn asset(call: &Call, ctype: &'static str, body: &'static str, tag: u64) -> Response<Body> {
+    let etag = format!("\"{tag:016x}\"");
+    let fresh = not_modified(call.req.headers(), &etag);
+    Response::builder()
+        .status(if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK })
+        .header(header::ETAG, etag)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        // For browsers older than frame-ancestors.
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        // The page changes with the firmware; a cached copy is revalidated (ETag, 304).
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(if fresh { super::empty() } else { full(body) })
+        .expect("valid response")
+}
+
+/// `GET /web/`.
+pub async fn index(call: Call) -> Response<Body> {
+    asset(&call, "text/html; charset=utf-8", INDEX_HTML, TAGS[0])
+}
+
+/// `GET /web/app.css`.
+pub async fn css(call: Call) -> Response<Body> {
+    asset(&call, "text/css; charset=utf-8", APP_CSS, TAGS[1])
+}
+
+/// `GET /web/app.js`.
+pub async fn js(call: Call) -> Response<Body> {
+    asset(&call, "text/javascript; charset=utf-8", APP_JS, TAGS[2])
+}
+
+/// `GET /web`: to the page's canonical address (relative URLs in the page resolve against `/web/`).
+pub async fn slashless(_call: Call) -> Response<Body> {
+    redirect("/web/")
+}
+
+fn redirect(to: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, to)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(super::empty())
+        .expect("valid response")
+}
+
+/// A browser opening `http://box:32400/` wants the setup page; API clients asking for `/` (the Plex
+/// MediaContainer) send `Accept: */*`, `application/json` or `application/xml` and never `text/html`.
+/// Called by dispatch before routing, so it holds whatever the route table says about `/`.
+pub fn browser_root<B>(req: &Request<B>) -> Option<Response<Body>> {
+    if req.uri().path() != "/" || !(req.method() == Method::GET || req.method() == Method::HEAD) {
+        return None;
+    }
+    let accept = req.headers().get(header::ACCEPT)?.to_str().ok()?;
+    wants_html(accept).then(|| redirect("/web/"))
+}
+
+/// True when an Accept header (RFC 9110 §12.5.1) names `text/html` with a non-zero quality.
+pub fn wants_html(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let kind = parts.next().unwrap_or("").trim();
+        if !kind.eq_ignore_ascii_case("text/html") {
+            return false;
+        }
+        !parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")).is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_fits_its_budget() {
+        let total = INDEX_HTML.len() + APP_CSS.len() + APP_JS.len();
+        assert!(total < BUDGET, "the setup page is {total} bytes; the budget is {BUDGET}");
+    }
+
+    #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        // The only absolute URLs allowed: the SVG namespace name, the IPv6 check's URL parse, hint text, and the
+        // same host over the other scheme when the owner changes "Secure connections".
+        let allowed = [
+            "http://www.w3.org/2000/svg",
+            "'http://['",
+            "http://<server address>",
+            "'https://' + location.host",
+            "'http://' + location.host",
+            "https://)",
+            "plain http://",
+            "Disabled: https://",
+        ];
+        for (name, text) in [("index.html", INDEX_HTML), ("app.css", APP_CSS), ("app.js", APP_JS)] {
+            let text = allowed.iter().fold(text.to_string(), |t, a| t.replace(a, ""));
+            for bad in ["http://", "https://", "//cdn", "@import", "<script>", " style=\"", "onclick=", "eval(", "innerHTML"] {
+                assert!(!text.contains(bad), "{name} contains {bad:?}");
+            }
+        }
+        assert!(INDEX_HTML.contains("src=\"app.js\"") && INDEX_HTML.contains("href=\"app.css\""));
+    }
+
+    #[test]
+    fn entity_tags_follow_the_bytes_and_revalidate() {
+        assert_ne!(TAGS[0], TAGS[1]);
+        assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
+        let mut h = hyper::HeaderMap::new();
+        assert!(!not_modified(&h, "\"00ff\""));
+        h.insert(header::IF_NONE_MATCH, "\"0001\", W/\"00ff\"".parse().unwrap());
+        assert!(not_modified(&h, "\"00ff\""));
+        assert!(!not_modified(&h, "\"0002\""));
+    }
+
+    #[test]
+    fn browsers_are_sent_to_the_page_and_api_clients_are_not() {
+        let chrome = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(chrome) && wants_html(firefox));
+        for api in ["*/*", "application/json", "application/xml", "text/xml", "", "text/html;q=0", "text/htmlx"] {
+            assert!(!wants_html(api), "{api:?}");
+        }
+        let req = |path: &str, accept: &str| Request::get(path).header(header::ACCEPT, accept).body(()).unwrap();
+        let r = browser_root(&req("/", chrome)).expect("redirect");
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()[header::LOCATION], "/web/");
+        assert!(browser_root(&req("/", "application/json")).is_none());
+        assert!(browser_root(&req("/identity", chrome)).is_none());
+        assert!(browser_root(&Request::get("/").body(()).unwrap()).is_none());
+        assert!(browser_root(&Request::post("/").header(header::ACCEPT, chrome).body(()).unwrap()).is_none());
+    }
+}
