@@ -293,7 +293,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
 
     // `hearth serve` on a host: no watchdog runs, and the screen says so instead of inventing one.
     assert_eq!(v["watchdog"]["Device"], "none", "{v}");
-    assert!(v["watchdog"]["Watchdog"].as_str().unwrap().contains("not running"), "{v}");
+    assert!(v["watchdog"]["State"].as_str().unwrap().contains("not running"), "{v}");
 }
 
 #[test]

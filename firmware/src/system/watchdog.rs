@@ -125,7 +125,7 @@ pub fn facts() -> Vec<(String, String)> {
         None => vec![
             ("Device".into(), "none".into()),
             (
-                "Watchdog".into(),
+                "State".into(),
                 "not running: `hearth serve` on a host has no watchdog; init mode on a board runs it".into(),
             ),
         ],
