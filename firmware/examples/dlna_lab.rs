@@ -95,7 +95,7 @@ fn main() {
             handle.rewrite().await.expect("first state write");
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let dlna = hearth::dlna::spawn(handle.clone(), cfg.listen.ip(), stop_rx);
+        let dlna = hearth::dlna::spawn(handle.clone(), cfg.listen.ip(), Default::default(), stop_rx);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {

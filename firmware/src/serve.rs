@@ -98,6 +98,8 @@ pub fn init_logging() {
 }
 
 /// As [`init_logging`]; `ansi: false` for a serial console that shows escape codes as text (init mode).
+/// Besides stderr, every event that passes the filter is kept in the recent log (system::journal) for the
+/// System screen.
 pub fn init_logging_to(ansi: bool) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -107,6 +109,12 @@ pub fn init_logging_to(ansi: bool) {
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let _ = tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(|| crate::system::journal::RECENT.writer())
+                .with_target(false)
+                .with_ansi(false),
+        )
         .with(filter)
         .try_init();
 }
@@ -270,7 +278,7 @@ pub async fn serve_until(
     let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
     // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
     // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host).
-    let dlna = crate::dlna::spawn(handle.clone(), listen.ip(), stop_tx.subscribe());
+    let dlna = crate::dlna::spawn(handle.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe());
     stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

@@ -267,9 +267,25 @@ try {
   const version = (await apiGet('server')).data.version;
   assert.match(await text('main dl >> nth=0'), new RegExp(version.replace(/\./g, '\\.')));
   assert.match(await text('main'), /Healthy: the newest record was read at start/);
+  // The live parts: the watchdog's facts (under `hearth serve` on a host no watchdog runs, and the screen says
+  // so), the recent log, and the egress graph drawn from the server's counters every 2 s. A film fetched over
+  // loopback (LAN) shows up as a LAN rate above zero.
+  assert.equal(await page.locator('main [data-na]').count(), 0, 'every part of the system screen has its source');
+  assert.match(await text('main'), /not running: `hearth serve` on a host has no watchdog/);
+  // RUST_LOG=warn: the log may still be empty here (the screen says so); it is read below, after a failed sign-in.
+  assert.ok(await page.locator('#log').count() === 1 || /Nothing logged since start at this log level/.test(await text('main')));
+  await page.locator('#egress svg').waitFor({ timeout: 10000 });
+  const tok = await page.evaluate(() => sessionStorage.getItem('hearth.token'));
+  const plex = async path => (await fetch(base + path, { headers: { Accept: 'application/json', 'X-Plex-Token': tok } })).json();
+  const section = (await plex('/library/sections')).MediaContainer.Directory[0].key;
+  const part = (await plex(`/library/sections/${section}/all`)).MediaContainer.Metadata[0].Media[0].Part[0].key;
+  const film = await fetch(base + part, { headers: { 'X-Plex-Token': tok } });
+  assert.equal(film.status, 200);
+  const filmBytes = (await film.arrayBuffer()).byteLength;
+  await page.waitForFunction(() => /LAN [1-9]/.test(document.querySelector('#egress svg title')?.textContent || ''), null, { timeout: 10000 });
+  console.log('egress graph: a', filmBytes, 'byte film over loopback drawn as', await page.locator('#egress svg title').textContent());
   await shot('09-system');
-  // The egress graph has no server source yet (the screen says so); its drawing code is checked here with
-  // hand-made rates so it is not shipped unseen: three lines, scaled to the largest rate.
+  // The graph's drawing code is also checked with hand-made rates: three lines, scaled to the largest rate.
   const drawn = await page.evaluate(() => {
     const svg = graph([[0, 0, 0], [2e6, 1e6, 5e5], [4e6, 1e6, 0]]);
     return { lines: svg.querySelectorAll('polyline').length, title: svg.querySelector('title').textContent, top: svg.querySelectorAll('text')[2].textContent };
@@ -360,6 +376,12 @@ try {
   await page.click('#signin-submit');
   await page.waitForFunction(() => location.hash === '#home' && document.querySelector('#addfr-name'));
   assert.equal(await page.inputValue('#addfr-name'), 'Robin', 'the typed name survived the sign-in');
+  // The failed sign-in is in the System screen's recent log with its source address; the password is not.
+  await go('#system');
+  const log = await text('#log');
+  assert.match(log, /WARN failed sign-in attempt source=127\.0\.0\.1/);
+  assert.ok(!log.includes('wrong password here') && !log.includes('hearth by the fire'), log);
+  await shot('11-system-log');
 
   // ---- the member signs in with the PIN ----
   step('member with PIN');

@@ -427,12 +427,19 @@ async fn media(stream: &mut TcpStream, req: &Request, live: &Live, name: &str, h
     if head || len == 0 {
         return Ok(keep);
     }
-    send_file(stream, &file, start, len).await?;
+    send_file(stream, &file, start, len, live.egress.counter(crate::stream::pace::Class::Lan)).await?;
     Ok(keep)
 }
 
-/// Body bytes with sendfile(2), waiting for writability between calls (the socket is non-blocking).
-async fn send_file(stream: &TcpStream, file: &std::fs::File, start: u64, len: u64) -> std::io::Result<()> {
+/// Body bytes with sendfile(2), waiting for writability between calls (the socket is non-blocking). `sent`
+/// grows by what each call sent (the LAN egress counter).
+async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    sent_bytes: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
     // sendfile64: a 64-bit offset on 32-bit ARM too (files over 2 GiB).
     let mut offset = start as i64;
     let mut left = len;
@@ -444,7 +451,10 @@ async fn send_file(stream: &TcpStream, file: &std::fs::File, start: u64, len: u6
         });
         match sent {
             Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file got shorter while sending")),
-            Ok(n) => left -= n as u64,
+            Ok(n) => {
+                left -= n as u64;
+                sent_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }

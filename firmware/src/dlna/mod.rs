@@ -63,6 +63,8 @@ pub struct Live {
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
+    /// The server's egress counters (stream room): media bytes sent on 32469 count as LAN.
+    pub egress: Arc<crate::stream::Egress>,
 }
 
 impl Live {
@@ -115,10 +117,15 @@ impl Builder {
 /// Start DLNA with the stand-in folder walk as its catalog (serve.rs calls this). The lead replaces the walk by
 /// the library room's catalog here. `listen` is the server's listen address: a specific address confines DLNA
 /// to the interface that has it (loopback: no SSDP at all); unspecified means every LAN interface.
-pub fn spawn(state: Handle, listen: IpAddr, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    state: Handle,
+    listen: IpAddr,
+    egress: Arc<crate::stream::Egress>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let walk = Arc::new(walk::FolderWalk::new());
     tokio::spawn(keep_walking(walk.clone(), state.clone(), stop.clone()));
-    tokio::spawn(run(state, walk, listen, stop))
+    tokio::spawn(run(state, walk, listen, egress, stop))
 }
 
 /// STAND-IN: walk again when libraries or folders change, and every minute.
@@ -139,7 +146,13 @@ async fn keep_walking(walk: Arc<walk::FolderWalk>, state: Handle, mut stop: watc
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
 /// `stop` turns true.
-pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, listen: IpAddr, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    state: Handle,
+    catalog: Arc<dyn Catalog>,
+    listen: IpAddr,
+    egress: Arc<crate::stream::Egress>,
+    mut stop: watch::Receiver<bool>,
+) {
     let scope = match listen {
         IpAddr::V4(a) if !a.is_unspecified() => Some(a),
         _ => None,
@@ -170,6 +183,7 @@ pub async fn run(state: Handle, catalog: Arc<dyn Catalog>, listen: IpAddr, mut s
             view: RwLock::new(Arc::new(View::empty())),
             rule: RwLock::new((s.clone(), lan::networks(&s, &ifaces))),
             closed: AtomicBool::new(false),
+            egress: egress.clone(),
         });
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*catalog, &s, true);

@@ -2,14 +2,16 @@
 //! health, the last reset reasons and safe mode.
 //!
 //! Owns: the JSON shape of that answer. Reads only what exists: `Ctx::started`, `Handle::store_stats()`,
-//! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`. Watchdog state, recent log lines and
-//! egress counters have no source in this build; they are left out of the answer (not invented), and the page
-//! says "not available on this server yet" for them. Whoever adds a source adds the field here.
+//! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`; `watchdog` from the system room's
+//! published watch (`system::watchdog::facts`: label → value, shown as facts; on a host it says no watchdog
+//! runs), `log` from the recent log (`system::journal::RECENT`, oldest first, newest last), `egress` from the
+//! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start).
 //! Must not touch: the state (read-only snapshot).
 
 use super::routes::Call;
 use super::{Body, json};
 use crate::state::ResetReason;
+use crate::stream::pace::Class;
 use hyper::Response;
 use serde_json::json;
 
@@ -29,6 +31,9 @@ pub async fn system(call: Call) -> Response<Body> {
     // Newest first, as the page lists them.
     let resets: Vec<_> =
         s.resets.iter().rev().map(|r| json!({ "reason": reason_name(r.reason), "at": r.at })).collect();
+    let watchdog: serde_json::Map<String, serde_json::Value> =
+        crate::system::watchdog::facts().into_iter().map(|(k, v)| (k, v.into())).collect();
+    let egress = &call.ctx.streams.egress;
     json(&json!({
         "version": crate::VERSION,
         "uptime_seconds": call.ctx.started.elapsed().as_secs(),
@@ -44,6 +49,13 @@ pub async fn system(call: Call) -> Response<Body> {
             "erases": st.erases,
             "slot_switches": st.slot_switches,
             "skipped_at_open": st.skipped_at_open,
+        },
+        "watchdog": watchdog,
+        "log": crate::system::journal::RECENT.lines(),
+        "egress": {
+            "lan_bytes": egress.bytes(Class::Lan),
+            "remote_stream_bytes": egress.bytes(Class::RemoteStream),
+            "remote_download_bytes": egress.bytes(Class::RemoteDownload),
         },
     }))
 }

@@ -4,7 +4,8 @@
 //!
 //! Owns: Range and conditional requests ([`range`], sans-IO, RFC 9110), response heads for media, the
 //! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes, the
-//! LAN/WAN guess ([`origin`], replaceable), and the zero-copy / copied byte counters.
+//! LAN/WAN guess ([`origin`], replaceable), the zero-copy / copied byte counters, and the egress counters per
+//! bandwidth class ([`Egress`], shown by the setup page's graph; DLNA's 32469 streams add theirs as LAN).
 //! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
 //! the access rule (callers pass who may see what; see [`viewer`]).
 //!
@@ -32,9 +33,40 @@ pub const CHUNK: u64 = 1024 * 1024;
 /// A client that accepts no bytes for this long is dropped.
 pub const STALL: Duration = Duration::from_secs(60);
 
+/// Body bytes sent since start, per bandwidth class: what `GET /api/v1/system` reports as `egress`.
+/// Counted after each successful send (sendfile call or hyper frame), so bytes a client never took are not
+/// counted. Relaxed atomics: one `fetch_add` per chunk, no lock on the stream path.
+#[derive(Debug, Default)]
+pub struct Egress {
+    lan: AtomicU64,
+    remote_stream: AtomicU64,
+    remote_download: AtomicU64,
+}
+
+impl Egress {
+    pub fn add(&self, class: Class, n: u64) {
+        self.counter(class).fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn bytes(&self, class: Class) -> u64 {
+        self.counter(class).load(Ordering::Relaxed)
+    }
+
+    /// The counter of one class, for a send loop that adds as it goes.
+    pub fn counter(&self, class: Class) -> &AtomicU64 {
+        match class {
+            Class::Lan => &self.lan,
+            Class::RemoteStream => &self.remote_stream,
+            Class::RemoteDownload => &self.remote_download,
+        }
+    }
+}
+
 /// Counters and the pacer, shared by every stream.
 pub struct Streams {
     pub pacer: Arc<Pacer>,
+    /// Egress per class; shared with DLNA's stream server (serve.rs hands it over).
+    pub egress: Arc<Egress>,
     pub zero_copy_bytes: AtomicU64,
     pub copied_bytes: AtomicU64,
     pub active: AtomicU64,
@@ -45,6 +77,7 @@ impl Streams {
     pub fn new() -> Arc<Streams> {
         Arc::new(Streams {
             pacer: Pacer::new(),
+            egress: Default::default(),
             zero_copy_bytes: AtomicU64::new(0),
             copied_bytes: AtomicU64::new(0),
             active: AtomicU64::new(0),
@@ -436,15 +469,8 @@ pub async fn serve(
     };
     ctx.streams.active.fetch_add(1, Ordering::Relaxed);
     let mut lease = ctx.streams.pacer.lease(prepared.class);
-    let sent = send_file(
-        stream,
-        &file,
-        start,
-        len,
-        &mut lease,
-        &ctx.streams.zero_copy_bytes,
-    )
-    .await;
+    let counters = [&ctx.streams.zero_copy_bytes, ctx.streams.egress.counter(prepared.class)];
+    let sent = send_file(stream, &file, start, len, &mut lease, &counters).await;
     ctx.streams.active.fetch_sub(1, Ordering::Relaxed);
     match sent {
         Ok(()) if keep_alive => Next::KeepAlive,
@@ -469,14 +495,15 @@ pub enum SendError {
     Io(#[from] std::io::Error),
 }
 
-/// sendfile(2) `len` bytes from `start`, paced by `lease`, in calls of at most [`CHUNK`].
+/// sendfile(2) `len` bytes from `start`, paced by `lease`, in calls of at most [`CHUNK`]. Each of `counters`
+/// grows by the bytes each call sent.
 pub async fn send_file(
     stream: &TcpStream,
     file: &std::fs::File,
     start: u64,
     len: u64,
     lease: &mut Lease,
-    counter: &AtomicU64,
+    counters: &[&AtomicU64],
 ) -> Result<(), SendError> {
     let mut offset = start as i64;
     let mut left = len;
@@ -500,7 +527,9 @@ pub async fn send_file(
             Ok(0) => return Err(SendError::Truncated),
             Ok(n) => {
                 left -= n as u64;
-                counter.fetch_add(n as u64, Ordering::Relaxed);
+                for c in counters {
+                    c.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 lease.refund(grant - n as u64);
                 // sendfile(2) queues references to page-cache pages: if the file shrank under bytes already
                 // queued, those bytes are no longer the file's. Check after every call and abort.
@@ -551,6 +580,7 @@ pub struct FileBody {
     streams: Arc<Streams>,
     buf: Vec<u8>,
     lease: Lease,
+    class: Class,
     wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -573,6 +603,7 @@ impl FileBody {
             streams,
             buf: vec![0; 64 * 1024],
             lease,
+            class,
             wait: None,
         })
     }
@@ -634,6 +665,9 @@ impl hyper::body::Body for FileBody {
                 this.streams
                     .copied_bytes
                     .fetch_add(n as u64, Ordering::Relaxed);
+                // Counted when hyper takes the frame; a frame lost with a dropped connection is counted too
+                // (at most 64 KiB per stream).
+                this.streams.egress.add(this.class, n as u64);
                 Poll::Ready(Some(Ok(hyper::body::Frame::data(
                     bytes::Bytes::copy_from_slice(rb.filled()),
                 ))))

@@ -704,6 +704,7 @@ async function system(live) {
   const up = h('dd', { id: 'uptime' }, dur(d.uptime_seconds));
   const st = d.store;
   const graphBox = h('div', { id: 'egress' }, 'egress' in d ? p('Measuring\u2026', 'mut') : notYet('The egress graph'));
+  const logBox = !('log' in d) ? notYet('The recent log') : d.log.length ? h('pre', { class: 'log', id: 'log' }, d.log.join('\n')) : p('Nothing logged since start at this log level.', 'mut');
   show('System',
     h('dl', { class: 'facts' }, h('dt', null, 'Version'), h('dd', null, d.version), h('dt', null, 'Uptime'), up,
       h('dt', null, 'Safe mode'), h('dd', { class: d.safe_mode.active ? 'bad' : null }, d.safe_mode.active ? 'On since ' + when(d.safe_mode.since) + ': remote access and DLNA stay off.' : 'Off')),
@@ -713,8 +714,9 @@ async function system(live) {
     d.recovered_from_damage ? p('At start neither flash slot held a valid record: the server runs on defaults. Settings made since then are stored normally.', 'bad') : p('Healthy: the newest record was read at start.', 'ok'),
     facts([['Record sequence', st.seq], ['Active slot', st.active_slot + ' (generation ' + st.generation + ')'], ['Written since start', st.records_written + ' records, ' + st.bytes_written + ' bytes'],
       ['Erases since start', st.erases], ['Damaged records skipped at start', st.skipped_at_open]]),
-    h('h3', null, 'Recent log'), 'log' in d ? h('pre', { class: 'log' }, d.log.join('\n')) : notYet('The recent log'),
+    h('h3', null, 'Recent log'), logBox,
     h('h3', null, 'Egress'), graphBox);
+  logBox.scrollTop = logBox.scrollHeight; // newest last: show the newest
   let last = null; const samples = [];
   later(async () => {
     if (!live()) return;
