@@ -1,8 +1,9 @@
-//! The DLNA lab server: the state handle and the DLNA task exactly as `hearth serve` starts them, plus state
-//! changes read from standard input, one command a line (for tests/dlna/run; the branch has no API for them):
+//! The DLNA lab server: the state handle, the library catalog and the DLNA task as `hearth serve` starts them,
+//! plus state changes read from standard input, one command a line (for tests/dlna/run):
 //!
 //! ```text
 //! library <Movies|Shows|Music|Photos|OtherVideos> <name> <absolute folder>   add a library with one folder
+//!                             (and queue its scan, as the library API does)
 //! secure                      add a Home member "kid" with a PIN (the server becomes secured)
 //! reenable                    the owner turns DLNA back on while secured (warning acknowledged)
 //! dlna-libraries <id,...>     the libraries DLNA shows ("" = all)
@@ -10,12 +11,13 @@
 //! Each command prints `ok <detail>` or `error <message>`. EOF or SIGTERM stops the server (byebye, flush).
 //! When the real API lands, [`change`] is the one function to switch to HTTP calls.
 
+use hearth::library::Catalog;
 use hearth::serve::{Config, open_data};
 use hearth::state::{Account, Folder, Handle, Library, LibraryKind, Role, Secret, State, StateError, bounded, push};
 use std::io::BufRead;
 
 /// Apply one command through the library API (the state handle: validated, persisted, published).
-async fn change(handle: &Handle, line: &str) -> Result<String, String> {
+async fn change(handle: &Handle, catalog: &Catalog, line: &str) -> Result<String, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let r = match words.as_slice() {
         ["library", kind, name, path] => {
@@ -28,14 +30,17 @@ async fn change(handle: &Handle, line: &str) -> Result<String, String> {
                 other => return Err(format!("unknown library kind {other:?}")),
             };
             let (name, path) = (name.to_string(), path.to_string());
-            handle
+            let id = handle
                 .update(move |s: &mut State| {
                     let id = s.free_library_id()?;
                     push("libraries", &mut s.libraries, Library { id, kind, name: bounded("name", &name)? })?;
                     push("folders", &mut s.folders, Folder { library: id, path: bounded("path", &path)? })?;
-                    Ok::<_, StateError>(format!("library {id}"))
+                    Ok::<_, StateError>(id)
                 })
                 .await
+                .map_err(|e| e.to_string())?;
+            catalog.refresh(id);
+            Ok(format!("library {id}"))
         }
         ["secure"] => {
             handle
@@ -95,7 +100,10 @@ fn main() {
             handle.rewrite().await.expect("first state write");
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let dlna = hearth::dlna::spawn(handle.clone(), cfg.listen.ip(), Default::default(), stop_rx);
+        // The catalog as `http::Ctx::new` opens it: index file in the data folder, scanner, watcher.
+        let catalog = Catalog::open(&cfg.data_dir, handle.clone());
+        catalog.start();
+        let dlna = hearth::dlna::spawn(handle.clone(), catalog.clone(), cfg.listen.ip(), Default::default(), stop_rx);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -111,7 +119,7 @@ fn main() {
             tokio::select! {
                 line = rx.recv() => match line {
                     Some(l) if l.trim().is_empty() => {}
-                    Some(l) => match change(&handle, l.trim()).await {
+                    Some(l) => match change(&handle, &catalog, l.trim()).await {
                         Ok(detail) => println!("ok {detail}"),
                         Err(e) => println!("error {e}"),
                     },

@@ -277,8 +277,8 @@ pub async fn serve_until(
     let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
     let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
     // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
-    // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host).
-    let dlna = crate::dlna::spawn(handle.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe());
+    // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
+    let dlna = crate::dlna::spawn(handle.clone(), ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe());
     stop.await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

@@ -3,7 +3,7 @@
 
   client.py listen SECONDS                     count NOTIFY alive/byebye seen on the group
   client.py discover [--timeout S] [--target IP]  print LOCATION of each MediaServer found by M-SEARCH; exit 1 if none
-  client.py fetch LOCATION SHA256 OUT          description -> Browse down to the first item -> HEAD, Range, GET;
+  client.py fetch LOCATION SHA256 OUT [DUR]    description -> Browse down to the first item -> HEAD, Range, GET;
                                                compare bytes with SHA256; exit 1 on any mismatch
   client.py first-url LOCATION                 print the res URL of the first item found
   client.py root LOCATION                      print the titles of the root's children (the libraries)
@@ -101,7 +101,7 @@ async def first_item(svc, oid="0", depth=0):
     return None
 
 
-async def fetch(location, sha, out):
+async def fetch(location, sha, out, duration=None):
     device, svc = await cds(location)
     print(f"description: {device.friendly_name!r} udn={device.udn} manufacturer={device.manufacturer!r}")
     item = await first_item(svc)
@@ -110,7 +110,9 @@ async def fetch(location, sha, out):
     res = item.find("d:res", NS)
     url, pinfo, size = res.text, res.get("protocolInfo"), int(res.get("size"))
     print(f"item: {item.find('dc:title', NS).text!r} class={item.find('upnp:class', NS).text} size={size}")
-    print(f"protocolInfo: {pinfo}")
+    print(f"protocolInfo: {pinfo} duration={res.get('duration')}")
+    if duration is not None and res.get("duration") != duration:
+        print(f"the res duration is {res.get('duration')!r}, not {duration!r}"); return 1
     async with aiohttp.ClientSession() as s:
         # Many TVs send HEAD first, asking for the DLNA content features.
         async with s.head(url, headers={"getcontentFeatures.dlna.org": "1", "transferMode.dlna.org": "Streaming"}) as r:
@@ -181,7 +183,7 @@ async def main(argv):
             print(l)
         return 0 if locs else 1
     if cmd == "fetch":
-        return await fetch(argv[2], argv[3], argv[4])
+        return await fetch(argv[2], argv[3], argv[4], argv[5] if len(argv) > 5 else None)
     if cmd == "first-url":
         _, svc = await cds(argv[2])
         item = await first_item(svc)

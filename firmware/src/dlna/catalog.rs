@@ -1,7 +1,7 @@
 //! The content interface between DLNA and whatever knows the media: plain items, no hierarchy.
 //!
 //! DLNA asks a [`Catalog`] for the items of one library at a time and arranges them itself (see [`super::view`]).
-//! Until the lead binds it to the library room's catalog, [`super::walk::FolderWalk`] is the stand-in.
+//! The library room's catalog implements it ([`super::library`]).
 
 use crate::state::LibraryId;
 use std::path::PathBuf;
@@ -108,7 +108,7 @@ pub fn mime_of(ext: &str) -> Option<&'static str> {
 }
 
 /// DLNA.ORG_PN where the MIME type alone decides it (DLNA guidelines, media format profiles). Video profiles
-/// depend on codecs and levels the stand-in does not probe, so they are left out (renderers then go by MIME).
+/// depend on codecs, levels and resolutions the catalog does not probe, so they are left out (renderers then go by MIME).
 pub fn dlna_profile(mime: &str, resolution: Option<(u32, u32)>) -> Option<&'static str> {
     match mime {
         "audio/mpeg" => Some("MP3"),
@@ -140,4 +140,9 @@ pub fn content_features(mime: &str, resolution: Option<(u32, u32)>) -> String {
 
 pub fn protocol_info(mime: &str, resolution: Option<(u32, u32)>) -> String {
     format!("http-get:*:{mime}:{}", content_features(mime, resolution))
+}
+
+/// FNV-1a 64: container ids from names (not for anything secret).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
 }

@@ -3,8 +3,8 @@
 //!
 //! Owns: the SSDP engine ([`ssdp`], sans-IO) and its socket shell ([`discovery`]) on UDP 1900; the description,
 //! control and `res` endpoints on TCP 32469 ([`http`]); the SOAP parser ([`soap`]); the hierarchy ([`view`])
-//! built from the content interface ([`catalog`]); the stand-in folder walk ([`walk`], to be replaced by the
-//! library room's catalog). Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
+//! built from the content interface ([`catalog`]), which the library room's catalog implements ([`library`]).
+//! Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
 //! Must not touch: accounts or tokens (DLNA has none: [`admits`] decides who it answers), the flash store.
 
 pub mod catalog;
@@ -13,10 +13,10 @@ pub mod description;
 pub mod discovery;
 pub mod http;
 pub mod lan;
+pub mod library;
 pub mod soap;
 pub mod ssdp;
 pub mod view;
-pub mod walk;
 
 use crate::state::{Handle, Library, Net, State};
 use catalog::Catalog;
@@ -114,34 +114,18 @@ impl Builder {
     }
 }
 
-/// Start DLNA with the stand-in folder walk as its catalog (serve.rs calls this). The lead replaces the walk by
-/// the library room's catalog here. `listen` is the server's listen address: a specific address confines DLNA
-/// to the interface that has it (loopback: no SSDP at all); unspecified means every LAN interface.
+/// Start DLNA over the library room's catalog (serve.rs calls this with the HTTP context's catalog, so DLNA and
+/// the Plex API show the same items with the same ids). `listen` is the server's listen address: a specific
+/// address confines DLNA to the interface that has it (loopback: no SSDP at all); unspecified means every LAN
+/// interface. Bytes DLNA streams are counted in `egress` (as LAN).
 pub fn spawn(
     state: Handle,
+    catalog: Arc<crate::library::Catalog>,
     listen: IpAddr,
     egress: Arc<crate::stream::Egress>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let walk = Arc::new(walk::FolderWalk::new());
-    tokio::spawn(keep_walking(walk.clone(), state.clone(), stop.clone()));
-    tokio::spawn(run(state, walk, listen, egress, stop))
-}
-
-/// STAND-IN: walk again when libraries or folders change, and every minute.
-async fn keep_walking(walk: Arc<walk::FolderWalk>, state: Handle, mut stop: watch::Receiver<bool>) {
-    let mut rx = state.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        let s = rx.borrow_and_update().clone();
-        let w = walk.clone();
-        let _ = tokio::task::spawn_blocking(move || w.refresh(&s)).await;
-        tokio::select! {
-            r = rx.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-    }
+    tokio::spawn(run(state, catalog, listen, egress, stop))
 }
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or

@@ -11,8 +11,7 @@
 //! Ids of containers are derived from names (FNV-1a), of items from the catalog's stable item id, so they
 //! survive rebuilds as long as the names do.
 
-use super::catalog::{Catalog, Item, Kind};
-use super::walk::fnv1a;
+use super::catalog::{Catalog, Item, Kind, fnv1a};
 use crate::state::{Library, LibraryKind};
 use std::collections::HashMap;
 

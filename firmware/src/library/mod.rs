@@ -241,6 +241,8 @@ pub struct Catalog {
     queue: Mutex<Option<std::sync::mpsc::Sender<LibraryId>>>,
     pending: Mutex<BTreeSet<LibraryId>>,
     watcher: Mutex<Option<watch::Watcher>>,
+    /// Bumped whenever any item is added, removed or changed (DLNA's SystemUpdateID follows it).
+    generation: AtomicU64,
 }
 
 impl Catalog {
@@ -266,6 +268,7 @@ impl Catalog {
             queue: Mutex::new(None),
             pending: Mutex::new(BTreeSet::new()),
             watcher: Mutex::new(None),
+            generation: AtomicU64::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -324,6 +327,9 @@ impl Catalog {
             sh.groups.retain(|_, g| live.contains(&g.library));
             before != sh.items.len() + sh.groups.len()
         };
+        if changed {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         self.progress
             .lock()
             .unwrap()
@@ -340,12 +346,7 @@ impl Catalog {
             self.retain_libraries(&s);
             return;
         };
-        let roots: Vec<PathBuf> = s
-            .folders
-            .iter()
-            .filter(|f| f.library == id)
-            .map(|f| PathBuf::from(f.path.as_str()))
-            .collect();
+        let roots = roots_of(&s, id);
         let progress = self.progress_of(id);
         progress.running.store(true, Ordering::SeqCst);
         progress.seen.store(0, Ordering::Relaxed);
@@ -465,6 +466,23 @@ impl Catalog {
             .retain(|iid, i| i.library != id || keep.contains(iid));
         sh.groups
             .retain(|gid, g| g.library != id || keep.contains(gid));
+        let held: Vec<&Item> = sh.items.values().filter(|i| i.library == id).collect();
+        let changed =
+            held.len() != old.len() || held.iter().any(|i| old.get(&i.path) != Some(*i));
+        if changed {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Changes whenever any item of any library is added, removed or changed (not on scans that find
+    /// everything as it was).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The state handle the catalog follows (libraries and their folders).
+    pub fn state(&self) -> &Handle {
+        &self.state
     }
 
     fn save(&self) {
@@ -660,6 +678,15 @@ fn release_free_memory() {
     unsafe {
         nix::libc::malloc_trim(0);
     }
+}
+
+/// The folders of one library, as the state lists them.
+pub fn roots_of(s: &State, id: LibraryId) -> Vec<PathBuf> {
+    s.folders
+        .iter()
+        .filter(|f| f.library == id)
+        .map(|f| PathBuf::from(f.path.as_str()))
+        .collect()
 }
 
 fn stem(path: &[u8]) -> &[u8] {

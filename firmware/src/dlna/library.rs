@@ -1,0 +1,168 @@
+//! The library room's catalog as DLNA's content: [`crate::library::Catalog`] implements [`Catalog`], so DLNA
+//! shows exactly the items the Plex API shows, with the same ids, the probed durations, and the catalog's
+//! generation as its change signal.
+//!
+//! Mapping: id = the library item id (the Plex part URL carries the same number); Movies → [`Kind::Movie`];
+//! Shows → [`Kind::Episode`] with the catalog's show group name and numbers; Music → [`Kind::Track`] from the
+//! `Artist/Album/NN Title.ext` folders (the catalog keeps no tags); Photos → [`Kind::Photo`]; other videos →
+//! [`Kind::Video`]. MIME types come from the container the catalog recognised (magic bytes), not the name.
+//! Resolutions stay unknown: the catalog's probe reads durations and codecs only.
+
+use super::catalog::{Catalog, Item, Kind, mime_of};
+use crate::library::{self, ItemId, kind::Media};
+use crate::state::{LibraryId, LibraryKind};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+impl Catalog for library::Catalog {
+    fn generation(&self) -> u64 {
+        library::Catalog::generation(self)
+    }
+
+    fn items(&self, library: LibraryId) -> Vec<Item> {
+        let s = self.state().snapshot();
+        let Some(lib) = s.libraries.iter().find(|l| l.id == library) else { return Vec::new() };
+        let roots = library::roots_of(&s, library);
+        let shows: HashMap<ItemId, Box<str>> = self.shows(library).into_iter().map(|g| (g.id, g.show)).collect();
+        library::Catalog::items(self, library).iter().map(|i| item(i, lib.kind, &roots, &shows)).collect()
+    }
+}
+
+/// One catalog item as DLNA sees it. `roots` are the library's folders (for the folder views), `shows` the
+/// names of its show groups.
+pub fn item(i: &library::Item, kind: LibraryKind, roots: &[PathBuf], shows: &HashMap<ItemId, Box<str>>) -> Item {
+    let path = i.path().to_path_buf();
+    let folder = folder_of(&path, roots);
+    let title = i.title.to_string();
+    let (title, kind) = match (kind, i.media, i.episode) {
+        (_, Media::Video, Some(e)) => {
+            let show = shows.get(&e.show).map(|s| s.to_string()).unwrap_or_else(|| "Unknown show".into());
+            (title, Kind::Episode { show, season: e.season_no, episode: e.episode_no })
+        }
+        (_, Media::Audio, _) => track(&path, &folder),
+        (_, Media::Photo, _) => (title, Kind::Photo),
+        (LibraryKind::Movies, Media::Video, None) => (title, Kind::Movie),
+        (_, Media::Video, None) => (title, Kind::Video),
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    Item {
+        id: i.id as u64,
+        library: i.library,
+        folder,
+        title,
+        kind,
+        size: i.size,
+        modified: i.mtime_secs().max(0) as u64,
+        mime: mime(i.media, &i.container, ext),
+        duration: i.duration_ms.map(Duration::from_millis),
+        resolution: None,
+        path,
+    }
+}
+
+/// The file's folder relative to the library folder it lies under (the longest that matches), `/`-separated.
+fn folder_of(path: &Path, roots: &[PathBuf]) -> String {
+    let parent = path.parent().unwrap_or(Path::new(""));
+    roots
+        .iter()
+        .filter_map(|r| parent.strip_prefix(r).ok())
+        .min_by_key(|rel| rel.components().count())
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Artist and album from the first two folders, the track number from leading digits of the name.
+fn track(path: &Path, folder: &str) -> (String, Kind) {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut parts = folder.split('/').filter(|p| !p.is_empty());
+    let artist = parts.next().map(str::to_string).unwrap_or_else(|| "Unknown artist".into());
+    let album = parts.next().map(str::to_string).unwrap_or_else(|| "Unknown album".into());
+    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, rest) = match stem[..digits].parse::<u16>() {
+        Ok(n) if digits <= 3 => (Some(n), stem[digits..].trim_start_matches([' ', '-', '.', '_'])),
+        _ => (None, stem.as_str()),
+    };
+    let title = if rest.is_empty() { stem.clone() } else { rest.to_string() };
+    (title, Kind::Track { artist, album, number })
+}
+
+/// MIME type of a recognised container (names from `library::kind`), by extension when the container is one
+/// DLNA has no type for.
+fn mime(media: Media, container: &str, ext: &str) -> &'static str {
+    match (media, container) {
+        (Media::Audio, "mp4") => "audio/mp4",
+        (_, "mp4") => "video/mp4",
+        (_, "mov") => "video/quicktime",
+        (_, "mkv") => "video/x-matroska",
+        (_, "webm") => "video/webm",
+        (_, "avi") => "video/x-msvideo",
+        (_, "mpegts") => "video/mp2t",
+        (_, "mpeg") => "video/mpeg",
+        (_, "mp3") => "audio/mpeg",
+        (_, "flac") => "audio/flac",
+        (_, "ogg") => "audio/ogg",
+        (_, "wav") => "audio/wav",
+        (_, "jpeg") => "image/jpeg",
+        (_, "png") => "image/png",
+        (_, "gif") => "image/gif",
+        (_, "webp") => "image/webp",
+        (_, "heic") => "image/heic",
+        (m, _) => mime_of(ext).unwrap_or(match m {
+            Media::Video => "video/mpeg",
+            Media::Audio => "audio/mpeg",
+            Media::Photo => "image/jpeg",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::{Episode, Item as LibItem};
+
+    fn lib_item(id: ItemId, path: &str, media: Media, container: &str, episode: Option<Episode>) -> LibItem {
+        LibItem {
+            id,
+            library: 1,
+            path: path.as_bytes().into(),
+            size: 10,
+            mtime_ns: 1_700_000_000_500_000_000,
+            media,
+            container: container.into(),
+            title: "Name".into(),
+            year: None,
+            episode,
+            duration_ms: Some(1500),
+            video_codec: None,
+            audio_codec: None,
+            added: 0,
+        }
+    }
+
+    #[test]
+    fn catalog_items_keep_ids_durations_and_get_dlna_kinds() {
+        let roots = [PathBuf::from("/m/tv"), PathBuf::from("/m/tv/extra")];
+        let shows: HashMap<ItemId, Box<str>> = [(7, "Lost".into())].into();
+        let ep = Episode { show: 7, season: 8, season_no: 1, episode_no: 2 };
+        let e = item(&lib_item(42, "/m/tv/extra/Lost/S1/Lost.S01E02.mkv", Media::Video, "mkv", Some(ep)), LibraryKind::Shows, &roots, &shows);
+        assert_eq!(e.id, 42);
+        assert_eq!(e.kind, Kind::Episode { show: "Lost".into(), season: 1, episode: 2 });
+        assert_eq!(e.folder, "Lost/S1", "relative to the innermost library folder");
+        assert_eq!((e.mime, e.duration, e.modified), ("video/x-matroska", Some(Duration::from_millis(1500)), 1_700_000_000));
+
+        let roots = [PathBuf::from("/m/music")];
+        let t = item(&lib_item(3, "/m/music/Radiohead/OK Computer/07 - Karma Police.m4a", Media::Audio, "mp4", None), LibraryKind::Music, &roots, &HashMap::new());
+        assert_eq!(t.title, "Karma Police");
+        assert_eq!(t.kind, Kind::Track { artist: "Radiohead".into(), album: "OK Computer".into(), number: Some(7) });
+        assert_eq!(t.mime, "audio/mp4", "an MP4 audio file is audio");
+
+        // A Matroska file called .mp4 is served as what the catalog found it to be.
+        let m = item(&lib_item(4, "/m/films/x.mp4", Media::Video, "mkv", None), LibraryKind::Movies, &[PathBuf::from("/m/films")], &HashMap::new());
+        assert_eq!((m.kind, m.mime, m.folder.as_str()), (Kind::Movie, "video/x-matroska", ""));
+        let v = item(&lib_item(5, "/m/home/2024/a.ts", Media::Video, "mpegts", None), LibraryKind::OtherVideos, &[PathBuf::from("/m/home")], &HashMap::new());
+        assert_eq!((v.kind, v.mime, v.folder.as_str()), (Kind::Video, "video/mp2t", "2024"));
+        let p = item(&lib_item(6, "/m/pics/a.jpg", Media::Photo, "jpeg", None), LibraryKind::Photos, &[PathBuf::from("/m/pics")], &HashMap::new());
+        assert_eq!((p.kind, p.mime), (Kind::Photo, "image/jpeg"));
+    }
+}
