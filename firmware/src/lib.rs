@@ -13,6 +13,7 @@
 
 pub mod dlna;
 pub mod auth;
+pub mod calendar;
 pub mod http;
 pub mod library;
 pub mod remote;
