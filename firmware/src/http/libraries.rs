@@ -95,6 +95,15 @@ fn library_json(ctx: &Ctx, l: &Library) -> serde_json::Value {
     })
 }
 
+/// Start a scan of library `id` (new or with a new folder) and answer 201 with the library.
+fn scanning(ctx: &Ctx, id: u8) -> Response<Body> {
+    ctx.library.refresh(id);
+    match ctx.state.snapshot().libraries.iter().find(|l| l.id == id) {
+        Some(l) => created(library_json(ctx, l)),
+        None => bad(StatusCode::NOT_FOUND, "That library was deleted meanwhile."),
+    }
+}
+
 fn created(v: serde_json::Value) -> Response<Body> {
     let mut r = json(&v);
     *r.status_mut() = StatusCode::CREATED;
@@ -172,15 +181,7 @@ pub async fn create(call: Call) -> Response<Body> {
         Err(UpdateError::Rejected(e)) => return state_error(UpdateError::<StateError>::Invalid(e)),
         Err(e) => return state_error(e),
     };
-    ctx.library.refresh(id);
-    let s = ctx.state.snapshot();
-    let l = s
-        .libraries
-        .iter()
-        .find(|l| l.id == id)
-        .cloned()
-        .expect("just created");
-    created(library_json(&ctx, &l))
+    scanning(&ctx, id)
 }
 
 fn lib_id(ctx: &Ctx, params: &Params) -> Result<u8, Response<Body>> {
@@ -270,15 +271,7 @@ pub async fn add_folder(call: Call) -> Response<Body> {
         Err(UpdateError::Rejected(e)) => return state_error(UpdateError::<StateError>::Invalid(e)),
         Err(e) => return state_error(e),
     }
-    ctx.library.refresh(id);
-    let s = ctx.state.snapshot();
-    let l = s
-        .libraries
-        .iter()
-        .find(|l| l.id == id)
-        .cloned()
-        .expect("exists");
-    created(library_json(&ctx, &l))
+    scanning(&ctx, id)
 }
 
 /// `DELETE /api/v1/libraries/{id}/folders` `{"path"}`: the folder's items leave with the next scan.
