@@ -70,6 +70,12 @@
 //! A power cut during the very first record after a format leaves a Hearth store with a torn record and no
 //! valid one: that opens as `Damaged` (defaults, recovery flag) although nothing had been committed yet.
 //!
+//! A cut while [`Store::format`] erases a foreign or zeroed area leaves neither a store nor erased flash: it
+//! opens as `NotAStore` and needs `--format` again.
+//!
+//! Wear: a switch erases the whole other slot, so each erase block is erased once per two slot switches;
+//! the `figures` test prints erases per 1,000 updates.
+//!
 //! Known limits: a flipped bit in the *header* of an older record hides the records after it in the same
 //! slot (the scan does not resync, see [`record::scan_slot`]); the store then opens to the newest record
 //! before the flip. NAND: the first page of a record is programmed after its later pages, which SLC NAND
@@ -540,7 +546,8 @@ impl<F: Flash> Store<F> {
             self.flash.erase(b, self.erase)?;
             self.stats.erases += 1;
         }
-        Ok(())
+        // Block devices erase by writing 0xFF through the cache: make it durable before the slot header.
+        self.flash.sync()
     }
 
     fn write_slot_header(&mut self, slot: usize, generation: u32) -> io::Result<()> {
