@@ -103,7 +103,8 @@ fn main() {
         // The catalog as `http::Ctx::new` opens it: index file in the data folder, scanner, watcher.
         let catalog = Catalog::open(&cfg.data_dir, handle.clone());
         catalog.start();
-        let dlna = hearth::dlna::spawn(handle.clone(), catalog.clone(), cfg.listen.ip(), Default::default(), stop_rx);
+        let beat = hearth::system::watchdog::Heartbeats::default().register("DLNA");
+        let dlna = hearth::dlna::spawn(handle.clone(), catalog.clone(), cfg.listen.ip(), Default::default(), stop_rx, beat);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {

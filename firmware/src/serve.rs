@@ -5,7 +5,8 @@
 //! Must not touch: protocol details (the http, dlna and remote rooms) or the record format (store room).
 
 use crate::http;
-use crate::state::{self, Handle, State};
+use crate::state::{self, Handle, Run, State};
+use crate::system::{reset, watchdog};
 use crate::store::{Flash, NorFile, Opened, Store, StoreError};
 use crate::system::PowerSwitch;
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:32400";
 pub const DEFAULT_FLASH_SIZE: u64 = 128 * 1024;
@@ -126,6 +128,8 @@ pub struct Opening {
     pub recovered_from_damage: bool,
     /// A new, migrated or recovered state that is not yet on flash in this build's encoding.
     pub needs_write: bool,
+    /// The store held a record: there was a previous run whose end can be judged (reset reasons).
+    pub previous_run: bool,
     /// Held while the data folder is in use: `hearth recover` and a second server cannot open it meanwhile.
     /// The data folder's lock (host mode); None in init mode, where Hearth is the only process.
     pub lock: Option<nix::fcntl::Flock<std::fs::File>>,
@@ -183,23 +187,23 @@ pub fn open_state<F: Flash + 'static>(
         }
         other => other.map_err(store_err)?,
     };
-    let (state, fresh, damaged) = match opened {
+    let (state, fresh, damaged, found) = match opened {
         Opened::Found(rec) => {
             let s = state::decode(rec.schema, &rec.payload)
                 .map_err(|source| OpenError::State { path: path.clone(), source })?;
             if rec.schema != state::SCHEMA_VERSION {
                 tracing::info!(from = rec.schema, to = state::SCHEMA_VERSION, "migrated the stored state");
             }
-            (s, rec.schema != state::SCHEMA_VERSION, false)
+            (s, rec.schema != state::SCHEMA_VERSION, false, true)
         }
-        Opened::Blank => (State::new(random_id()), true, false),
+        Opened::Blank => (State::new(random_id()), true, false, false),
         Opened::Damaged => {
             tracing::error!(path = %path.display(), "no valid state record on flash; starting from defaults");
-            (State::new(random_id()), true, true)
+            (State::new(random_id()), true, true, false)
         }
     };
     let handle = Handle::start(store, state);
-    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh, lock: None })
+    Ok(Opening { handle, recovered_from_damage: damaged, needs_write: fresh, previous_run: found, lock: None })
 }
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {
@@ -232,7 +236,43 @@ pub fn run(cfg: Config) -> ExitCode {
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, ..Default::default() };
-    serve_until(cfg.listen, cfg.data_dir, opening, None, remote, wait_for_signal()).await
+    serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), wait_for_signal()).await
+}
+
+/// How long a heartbeat may stay quiet on a host without systemd's `WATCHDOG_USEC` before it is reported
+/// (half of this; nothing resets a host, the log and the System screen say which part stopped).
+pub const HOST_WATCHDOG: Duration = Duration::from_secs(20);
+
+/// The watchdog side of a run (issue 9): what the petting thread pets, its timeout, what the driver's boot
+/// status said about the last reset, and the safe-mode rule. Init mode fills it from the board file;
+/// `hearth serve` uses [`Supervision::host`].
+pub struct Supervision {
+    pub pets: watchdog::Pets,
+    /// The watchdog's timeout as the driver (or systemd) has it; heartbeats are stale after half of it.
+    pub timeout: Duration,
+    /// WDIOC_GETBOOTSTATUS said WDIOF_CARDRESET.
+    pub card_reset: bool,
+    pub rule: reset::Rule,
+    /// Test images only (feature `test-hooks`): the runtime canary stops this many seconds after start.
+    pub stall_after: Option<u64>,
+    /// Print boot milestones on the console (init mode).
+    pub milestones: bool,
+}
+
+impl Supervision {
+    /// `hearth serve` on a host: no device; systemd's watchdog when `NOTIFY_SOCKET` and `WATCHDOG_USEC` say so.
+    pub fn host() -> Supervision {
+        let notify = watchdog::Notify::from_env();
+        let timeout = notify.as_ref().and_then(|n| n.watchdog).unwrap_or(HOST_WATCHDOG);
+        Supervision {
+            pets: watchdog::Pets { device: Err("`hearth serve` on a host does not use /dev/watchdog".into()), notify },
+            timeout,
+            card_reset: false,
+            rule: reset::Rule::default(),
+            stall_after: None,
+            milestones: false,
+        }
+    }
 }
 
 /// Serve on `listen` until `stop` resolves, then stop accepting and flush the store. `power` lets the API ask
@@ -244,16 +284,35 @@ pub async fn serve_until(
     opening: Opening,
     power: Option<PowerSwitch>,
     remote: crate::remote::Config,
+    sup: Supervision,
     stop: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
     let handle = opening.handle.clone();
-    if opening.needs_write
-        && let Err(e) = handle.rewrite().await
-    {
-        eprintln!("hearth: the state could not be written to flash: {e}");
-        handle.shutdown();
-        return ExitCode::from(1);
+    // One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
+    // migrated or recovered state in this build's encoding).
+    let (card_reset, previous, rule) = (sup.card_reset, opening.previous_run, sup.rule);
+    let started = handle
+        .update(|s| Ok::<_, core::convert::Infallible>(reset::start(s, card_reset, previous, crate::auth::now(), rule)))
+        .await;
+    match started {
+        Ok(st) => {
+            if let Some(reason) = st.reason {
+                tracing::info!(reason = reset::name(reason), "the previous run ended: {}", reset::sentence(reason));
+            }
+            if st.entered_safe_mode {
+                tracing::warn!(resets = rule.watchdog_resets, minutes = rule.within_minutes,
+                    "safe mode: too many watchdog resets; remote access and DLNA stay off until the owner clears it");
+            } else if handle.snapshot().safe_mode.active {
+                tracing::warn!("safe mode is still on; remote access and DLNA stay off until the owner clears it");
+            }
+        }
+        Err(e) => {
+            eprintln!("hearth: the state could not be written to flash: {e}");
+            handle.shutdown();
+            return ExitCode::from(1);
+        }
     }
+    crash_marker(&handle);
     crate::auth::recover::apply_file(&handle, &data_dir).await;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -264,8 +323,32 @@ pub async fn serve_until(
         }
     };
     let local = listener.local_addr().expect("local addr");
+
+    // The watchdog (DESIGN.md "Runtime shape"): its own OS thread pets while every heartbeat is fresh.
+    let beats = watchdog::Heartbeats::default();
+    let canary = beats.register("runtime canary");
+    let listener_beat = beats.register("listener");
+    let store_beat = beats.register("store writer");
+    let remote_beat = beats.register("remote access");
+    let dlna_beat = beats.register("DLNA");
+    let watcher_beat = beats.register("library watcher");
+    {
+        let b = store_beat.clone();
+        handle.set_heartbeat(move || b.bump());
+    }
+    let notify = sup.pets.notify.clone();
+    let wd_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let marker = handle.clone();
+    let wd_thread = watchdog::spawn(sup.pets, beats, sup.timeout, wd_stop.clone(), move |starving| {
+        // Not waiting: the stalled part may be the store writer. See system::reset.
+        let _ = marker.update_detached(|s| s.run = if starving { Run::Starving } else { Run::Running });
+    });
+    let canary_task = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.milestones));
+    let probe_task = tokio::spawn(listener_probe(local.port(), listener_beat.clone(), (sup.timeout / 4).max(Duration::from_millis(500)), sup.milestones));
+
     let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
     ctx.power = power;
+    ctx.library.set_heartbeat(watcher_beat.clone());
     let ctx = Arc::new(ctx);
     crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
     let s = handle.snapshot();
@@ -275,22 +358,113 @@ pub async fn serve_until(
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
     let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
-    let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe()));
+    let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe(), remote_beat.clone()));
     // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
     // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
-    let dlna = crate::dlna::spawn(handle.clone(), ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe());
+    let dlna = crate::dlna::spawn(handle.clone(), ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe(), dlna_beat.clone());
+    if let Some(n) = &notify {
+        n.send("READY=1");
+    }
     stop.await;
     tracing::info!("stopping");
+    if let Some(n) = &notify {
+        n.send("STOPPING=1");
+    }
+    // The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
+    // runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
+    probe_task.abort();
+    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat] {
+        b.rest();
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
     // The remote task deletes its mapping from the router before it returns.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), remote).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dlna).await;
     ctx.auth.flush_last_seen(&handle).await;
+    // The clean-stop marker: the next start reads "clean".
+    if let Err(e) = handle.update(|s| Ok::<_, core::convert::Infallible>(s.run = Run::Stopped)).await {
+        tracing::error!(error = %e, "the clean-stop marker could not be written; the next start will call this a power loss");
+    }
     handle.flush().await;
+    store_beat.rest();
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
+    canary_task.abort();
+    wd_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The thread writes the magic close, so the watchdog does not reset the board while it reboots.
+    tokio::task::spawn_blocking(move || wd_thread.join()).await.ok();
     tracing::info!("state flushed; bye");
     ExitCode::SUCCESS
+}
+
+/// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it.
+async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>, milestones: bool) {
+    let stall_after = if cfg!(feature = "test-hooks") { stall_after } else { None };
+    let started = std::time::Instant::now();
+    loop {
+        if stall_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
+            if milestones {
+                crate::system::init::milestone("test hook: runtime canary stalled");
+            }
+            tracing::warn!("test hook: runtime canary stalled");
+            std::future::pending::<()>().await;
+        }
+        beat.bump();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The listener's heartbeat: a request to our own `/health` over loopback, as a client would make it.
+/// The first answer is the "serving" boot milestone.
+async fn listener_probe(port: u16, beat: watchdog::Beat, period: Duration, milestones: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut first = true;
+    loop {
+        let probe = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).await?;
+            Ok::<bool, std::io::Error>(&head[9..12] == b"200")
+        };
+        if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
+            beat.bump();
+            if first {
+                if milestones {
+                    crate::system::init::milestone("serving");
+                }
+                first = false;
+            }
+        }
+        tokio::time::sleep(if first { Duration::from_millis(10) } else { period }).await;
+    }
+}
+
+/// The state a panic marks as crashed (the newest `serve_until` of this process).
+static CRASH_MARK: std::sync::Mutex<Option<Handle>> = std::sync::Mutex::new(None);
+
+/// Install (once per process) a panic hook that writes the `Crashed` marker before the process goes down,
+/// waiting at most 2 s for the store writer, so the next start names the reason "crash".
+fn crash_marker(handle: &Handle) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    *CRASH_MARK.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let Some(h) = CRASH_MARK.try_lock().ok().and_then(|g| g.clone()) else { return };
+            if let Some(mut written) = h.update_detached(|s| s.run = Run::Crashed) {
+                let until = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < until {
+                    match written.try_recv() {
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(10)),
+                        _ => break,
+                    }
+                }
+            }
+        }));
+    });
 }
 
 pub async fn wait_for_signal() {

@@ -61,7 +61,8 @@ async fn start(claimed: bool) -> Box_ {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(http::serve(listener, ctx.clone(), stop_rx.clone()));
     let cfg = remote::Config { internal_port: addr.port(), check_every: Duration::from_secs(1), ..Default::default() };
-    tokio::spawn(remote::run(handle.clone(), ctx.remote.clone(), cfg, stop_rx));
+    let beat = hearth::system::watchdog::Heartbeats::default().register("remote access");
+    tokio::spawn(remote::run(handle.clone(), ctx.remote.clone(), cfg, stop_rx, beat));
     Box_ { addr, handle, ctx, _dir: dir, _stop: stop }
 }
 

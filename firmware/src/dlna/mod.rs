@@ -19,6 +19,7 @@ pub mod ssdp;
 pub mod view;
 
 use crate::state::{Handle, Library, Net, State};
+use crate::system::watchdog::Beat;
 use catalog::Catalog;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,18 +125,21 @@ pub fn spawn(
     listen: IpAddr,
     egress: Arc<crate::stream::Egress>,
     stop: watch::Receiver<bool>,
+    beat: Beat,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(state, catalog, listen, egress, stop))
+    tokio::spawn(run(state, catalog, listen, egress, stop, beat))
 }
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
-/// `stop` turns true.
+/// `stop` turns true. `beat` (the watchdog's DLNA heartbeat) is bumped by the on-loop's tick while DLNA is on
+/// and rests while it is off.
 pub async fn run(
     state: Handle,
     catalog: Arc<dyn Catalog>,
     listen: IpAddr,
     egress: Arc<crate::stream::Egress>,
     mut stop: watch::Receiver<bool>,
+    beat: Beat,
 ) {
     let scope = match listen {
         IpAddr::V4(a) if !a.is_unspecified() => Some(a),
@@ -145,6 +149,7 @@ pub async fn run(
     let mut retry = false;
     loop {
         // Off: wait until it turns on.
+        beat.rest();
         loop {
             if *stop.borrow() {
                 return;
@@ -194,6 +199,7 @@ pub async fn run(
         tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
         // Catalog generation and LAN networks are looked at twice a second (an atomic load and one getifaddrs).
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        beat.bump();
         let ended = loop {
             tokio::select! {
                 r = rx.changed() => {
@@ -208,6 +214,7 @@ pub async fn run(
                     builder.refresh(&live, &*catalog, &s, false);
                 }
                 _ = tick.tick() => {
+                    beat.bump();
                     let s = rx.borrow().clone();
                     *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
                     builder.refresh(&live, &*catalog, &s, false);
@@ -223,6 +230,7 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(3), ssdp).await;
         tracing::info!(port = http::PORT, "DLNA off");
         if ended {
+            beat.rest();
             return;
         }
     }

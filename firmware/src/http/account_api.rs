@@ -193,6 +193,7 @@ pub async fn server(call: Call) -> Response<Body> {
         "dlna_effectively_on": s.dlna_effectively_on(),
         "remote_access_enabled": s.settings.remote.enabled,
         "recovered_from_damage": call.ctx.recovered_from_damage,
+        "safe_mode": s.safe_mode.active,
         "your_origin": lan_word(call.origin.lan),
     })))
 }

@@ -1,5 +1,5 @@
 //! `GET /api/v1/system` (Owner): what the setup page's System screen shows — version, uptime, flash store
-//! health, the last reset reasons and safe mode.
+//! health, the last reset reasons and safe mode; `DELETE /api/v1/system/safe-mode` (Owner) clears safe mode.
 //!
 //! Owns: the JSON shape of that answer. Reads only what exists: `Ctx::started`, `Handle::store_stats()`,
 //! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`; `watchdog` from the system room's
@@ -10,19 +10,10 @@
 
 use super::routes::Call;
 use super::{Body, json};
-use crate::state::ResetReason;
+use crate::system::reset::name as reason_name;
 use crate::stream::pace::Class;
 use hyper::Response;
 use serde_json::json;
-
-fn reason_name(r: ResetReason) -> &'static str {
-    match r {
-        ResetReason::PowerLoss => "power_loss",
-        ResetReason::Watchdog => "watchdog",
-        ResetReason::Clean => "clean",
-        ResetReason::Crash => "crash",
-    }
-}
 
 /// `GET /api/v1/system`.
 pub async fn system(call: Call) -> Response<Body> {
@@ -58,4 +49,20 @@ pub async fn system(call: Call) -> Response<Body> {
             "remote_download_bytes": egress.bytes(Class::RemoteDownload),
         },
     }))
+}
+
+/// `DELETE /api/v1/system/safe-mode`: the owner has read why the box entered safe mode and turns remote access
+/// and DLNA back on (each as its own switch says). Answers the new safe-mode object; clearing when it is off
+/// is not an error (nothing changes).
+pub async fn clear_safe_mode(call: Call) -> Response<Body> {
+    let was = call.ctx.state.snapshot().safe_mode.active;
+    match call.ctx.state.update(|s| Ok::<_, core::convert::Infallible>(crate::system::reset::clear_safe_mode(s))).await {
+        Ok(()) => {
+            if was {
+                tracing::info!("safe mode cleared by the owner");
+            }
+            json(&json!({ "safe_mode": { "active": false, "since": 0 }, "was_active": was }))
+        }
+        Err(e) => super::error(hyper::StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), call.format),
+    }
 }

@@ -286,6 +286,15 @@ impl Catalog {
         catalog
     }
 
+    /// The watchdog's library-watcher heartbeat: bumped by the watcher's coalescer thread; resting when
+    /// inotify is unavailable (changes are then picked up by refresh only, as the log says).
+    pub fn set_heartbeat(&self, beat: crate::system::watchdog::Beat) {
+        match self.watcher.lock().unwrap().as_ref() {
+            Some(w) => w.set_heartbeat(beat),
+            None => beat.rest(),
+        }
+    }
+
     /// Start the watcher and scan every library once. Needs a tokio runtime (the watcher's coalescer).
     pub fn start(self: &Arc<Self>) {
         match watch::Watcher::start(Arc::downgrade(self)) {

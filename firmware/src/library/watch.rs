@@ -3,6 +3,7 @@
 
 use super::Catalog;
 use crate::state::LibraryId;
+use crate::system::watchdog::Beat;
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ type Dirty = Arc<Mutex<HashMap<LibraryId, (Instant, Instant)>>>;
 pub struct Watcher {
     watches: Watches,
     owners: Arc<Mutex<HashMap<WatchDescriptor, LibraryId>>>,
+    /// The watchdog's library-watcher heartbeat, bumped by the coalescer on each round (every 200 ms).
+    beat: Arc<Mutex<Option<Beat>>>,
 }
 
 impl Watcher {
@@ -62,14 +65,22 @@ impl Watcher {
                     }
                 })?;
         }
+        let beat: Arc<Mutex<Option<Beat>>> = Arc::default();
+        let bump = beat.clone();
         std::thread::Builder::new()
             .name("coalescer".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(200));
                     let Some(catalog) = catalog.upgrade() else {
+                        if let Some(b) = bump.lock().unwrap().as_ref() {
+                            b.rest();
+                        }
                         return;
                     };
+                    if let Some(b) = bump.lock().unwrap().as_ref() {
+                        b.bump();
+                    }
                     let now = Instant::now();
                     let due: Vec<LibraryId> = {
                         let mut d = dirty.lock().unwrap();
@@ -91,7 +102,12 @@ impl Watcher {
                     }
                 }
             })?;
-        Ok(Watcher { watches, owners })
+        Ok(Watcher { watches, owners, beat })
+    }
+
+    /// Report liveness to the watchdog through `beat` from now on.
+    pub fn set_heartbeat(&self, beat: Beat) {
+        *self.beat.lock().unwrap() = Some(beat);
     }
 
     /// Watch these directories for library `lib` (adding a directory twice is harmless).

@@ -20,6 +20,7 @@ pub mod status;
 pub mod stun;
 
 use crate::state::{Handle, Mapping, MappingMethod, State};
+use crate::system::watchdog::Beat;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use mapping::{Active, Kept};
 use serde::Serialize;
@@ -133,7 +134,10 @@ impl Wanted {
 }
 
 /// Follow `Settings.remote` until `stop` turns true; then delete any mapping and return.
-pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch::Receiver<bool>) {
+///
+/// `beat` is the remote-access heartbeat of the watchdog: bumped every second while the loop waits, and while
+/// a mapping attempt, renewal or check runs for at most [`HUNG`] (they are bounded by their own timeouts).
+pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch::Receiver<bool>, beat: Beat) {
     let mut states = handle.subscribe();
     let mut retries = control.retry.subscribe();
     let mut active: Option<Active> = None;
@@ -144,12 +148,18 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
         let machine = state.machine_identifier();
         if !wanted.claimed || !wanted.enabled || wanted.safe_mode {
             if let Some(a) = active.take() {
-                mapping::release(&a).await;
+                beat.during(HUNG, mapping::release(&a)).await;
             }
             if state.settings.remote.last_mapping.is_some() && wanted.claimed {
                 persist(&handle, None).await;
             }
-            let st = if wanted.claimed { Status::Disabled } else { Status::Unsuccessful { reason: Reason::NotClaimed } };
+            let st = if !wanted.claimed {
+                Status::Unsuccessful { reason: Reason::NotClaimed }
+            } else if wanted.enabled && wanted.safe_mode {
+                Status::Unsuccessful { reason: Reason::SafeMode }
+            } else {
+                Status::Disabled
+            };
             control.publish(|v| {
                 v.status = st;
                 v.mapping = ServerMapping::default();
@@ -161,7 +171,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                 v.attempts += 1;
             });
             if let Some(a) = active.take() {
-                mapping::release(&a).await;
+                beat.during(HUNG, mapping::release(&a)).await;
             }
             let preferred = state
                 .settings
@@ -171,7 +181,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                 .filter(|m| m.method != MappingMethod::Manual)
                 .map(|m| m.external_port)
                 .unwrap_or(cfg.internal_port);
-            let (findings, view_map, held) = attempt(&wanted, &cfg, preferred, &machine).await;
+            let (findings, view_map, held) = beat.during(HUNG, attempt(&wanted, &cfg, preferred, &machine)).await;
             let st = status::judge(&findings);
             let ms = started.elapsed().as_millis() as u64;
             tracing::info!(status = ?st, ms, "remote access attempt finished");
@@ -202,10 +212,12 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
         // Wait for a reason to act again.
         let half_life = active.as_ref().and_then(|a| (a.lease_secs > 0).then(|| Duration::from_secs(a.lease_secs as u64 / 2)));
         let mut renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
+        let mut check_at = tokio::time::Instant::now() + cfg.check_every;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         let again = loop {
-            let (has, every, deadline) = (active.is_some(), cfg.check_every, renew_at);
+            let (has, deadline) = (active.is_some(), renew_at);
             let check = async move {
-                if has { tokio::time::sleep(every).await } else { std::future::pending::<()>().await }
+                if has { tokio::time::sleep_until(check_at).await } else { std::future::pending::<()>().await }
             };
             let renew = async move {
                 match deadline {
@@ -221,9 +233,10 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                 }
                 _ = retries.changed() => break true,
                 _ = stop.changed() => break false,
+                _ = tick.tick() => beat.bump(),
                 _ = renew => {
                     let a = active.as_mut().expect("renew only with a mapping");
-                    match mapping::keep(a, true).await {
+                    match beat.during(HUNG, mapping::keep(a, true)).await {
                         Kept::Held => {
                             tracing::debug!(port = a.external_port, "lease renewed");
                             renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
@@ -235,8 +248,9 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                     }
                 }
                 _ = check => {
+                    check_at = tokio::time::Instant::now() + cfg.check_every;
                     let a = active.as_mut().expect("check only with a mapping");
-                    match mapping::keep(a, false).await {
+                    match beat.during(HUNG, mapping::keep(a, false)).await {
                         Kept::Held => {}
                         other => {
                             tracing::info!(outcome = ?other, method = ?a.method, "the router lost our mapping (restart?); mapping again");
@@ -253,7 +267,12 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     if let Some(a) = active.take() {
         mapping::release(&a).await;
     }
+    beat.rest();
 }
+
+/// Longest a mapping attempt, renewal, check or release may keep the remote heartbeat fresh. The slowest
+/// legitimate one (no gateway: UPnP search, then PCP and NAT-PMP retransmissions) takes about 7 s.
+pub const HUNG: Duration = Duration::from_secs(60);
 
 async fn persist(handle: &Handle, m: Option<Mapping>) {
     let r = handle

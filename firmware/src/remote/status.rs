@@ -51,6 +51,8 @@ pub enum Status {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     NotClaimed,
+    /// Safe mode is on (too many watchdog resets): remote access stays off until the owner clears it.
+    SafeMode,
     /// No default route or no LAN address: there is no router to ask.
     NoRoute,
     NoGateway {
@@ -81,6 +83,10 @@ impl Reason {
                  turn on remote access."
                     .into()
             }
+            Reason::SafeMode => "Safe mode is on: the watchdog had to restart this server several times in a short \
+                                 while, so remote access stays off. Read why on the System screen and leave safe \
+                                 mode there to turn it back on."
+                .into(),
             Reason::NoRoute => "This server has no default route, so there is no router to ask. Check its network \
                                 cable and that your router gives it an address (DHCP)."
                 .into(),
@@ -128,6 +134,7 @@ impl Reason {
     pub fn kind(&self) -> &'static str {
         match self {
             Reason::NotClaimed => "not_claimed",
+            Reason::SafeMode => "safe_mode",
             Reason::NoRoute => "no_route",
             Reason::NoGateway { .. } => "no_gateway",
             Reason::Refused { .. } => "refused",

@@ -42,6 +42,9 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Answers once a queued change is on flash (or failed).
+pub type Written = oneshot::Receiver<Result<(), String>>;
+
 struct Inner {
     /// The newest accepted state (published or still being written). Guarded so updates apply in order.
     head: Mutex<(Arc<State>, u64)>,
@@ -50,6 +53,8 @@ struct Inner {
     queue: Mutex<Option<mpsc::Sender<Msg>>>,
     stats: Mutex<Stats>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The store writer's watchdog heartbeat (see [`Handle::set_heartbeat`]).
+    heartbeat: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// Cheap to clone; all clones share one state and one writer.
@@ -71,6 +76,7 @@ impl Handle {
             queue: Mutex::new(Some(tx)),
             stats: Mutex::new(store.stats()),
             writer: Mutex::new(None),
+            heartbeat: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
         let thread = std::thread::Builder::new()
@@ -109,10 +115,74 @@ impl Handle {
         change: impl FnOnce(&mut State) -> Result<T, E>,
         always: bool,
     ) -> Result<T, UpdateError<E>> {
-        // Everything under the head lock happens before the first await: a std MutexGuard that is (or may be)
+        let (rx, value) = self.enqueue(change, always, true)?;
+        let Some(rx) = rx else {
+            self.flush().await;
+            return Ok(value);
+        };
+        match rx.await {
+            Ok(Ok(())) => Ok(value),
+            Ok(Err(e)) => Err(UpdateError::Store(e)),
+            Err(_) => Err(UpdateError::Store("the store writer stopped".into())),
+        }
+    }
+
+    /// Queue a change and return at once, without waiting for the writer: for the watchdog thread and the
+    /// panic hook, which must not block on the part they may be reporting. The receiver answers once the
+    /// record is on flash (poll it with `try_recv`); None when nothing changed or the change was refused.
+    pub fn update_detached(&self, change: impl FnOnce(&mut State)) -> Option<Written> {
+        match self.enqueue(
+            |s| {
+                change(s);
+                Ok::<(), core::convert::Infallible>(())
+            },
+            false,
+            false,
+        ) {
+            Ok((rx, ())) => rx,
+            Err(e) => {
+                tracing::error!(error = %e, "a detached state change was refused");
+                None
+            }
+        }
+    }
+
+    /// Call `bump` from the store-writer thread at least every second while it is healthy (its watchdog
+    /// heartbeat). A write that hangs in the flash driver stops the bumps.
+    pub fn set_heartbeat(&self, bump: impl Fn() + Send + Sync + 'static) {
+        *self.inner.heartbeat.lock().unwrap() = Some(Box::new(bump));
+    }
+
+    #[allow(clippy::type_complexity)]
+    /// `patient: false` (detached changes) gives up after about 100 ms when the head lock is held — by the very
+    /// thread that panicked inside an update, perhaps — instead of waiting for ever.
+    fn enqueue<T, E>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, E>,
+        always: bool,
+        patient: bool,
+    ) -> Result<(Option<Written>, T), UpdateError<E>> {
+        // Everything under the head lock happens here, synchronously: a std MutexGuard that is (or may be)
         // alive across an await makes the future !Send, and then `update` cannot be called from spawned tasks.
-        let (rx, value) = {
-            let mut head = self.inner.head.lock().unwrap();
+        Ok({
+            let mut head = if patient {
+                self.inner.head.lock().unwrap_or_else(|p| p.into_inner())
+            } else {
+                let mut tries = 0;
+                loop {
+                    match self.inner.head.try_lock() {
+                        Ok(g) => break g,
+                        Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+                        Err(std::sync::TryLockError::WouldBlock) if tries < 100 => {
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        Err(std::sync::TryLockError::WouldBlock) => {
+                            return Err(UpdateError::Store("the state is locked by a stuck change".into()));
+                        }
+                    }
+                }
+            };
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
             if !always && next == *head.0 {
@@ -135,16 +205,7 @@ impl Handle {
                 head.1 = epoch;
                 (Some(rx), value)
             }
-        };
-        let Some(rx) = rx else {
-            self.flush().await;
-            return Ok(value);
-        };
-        match rx.await {
-            Ok(Ok(())) => Ok(value),
-            Ok(Err(e)) => Err(UpdateError::Store(e)),
-            Err(_) => Err(UpdateError::Store("the store writer stopped".into())),
-        }
+        })
     }
 
     /// Write the newest state again even though nothing changed (a new, migrated or recovered state).
@@ -171,7 +232,22 @@ impl Handle {
 }
 
 fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sync::Weak<Inner>) {
-    while let Ok(first) = rx.recv() {
+    let beat = |inner: &Inner| {
+        if let Some(b) = inner.heartbeat.lock().unwrap().as_ref() {
+            b();
+        }
+    };
+    loop {
+        let first = match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(i) = inner.upgrade() {
+                    beat(&i);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         // Take everything that queued up while we were busy: one record for the whole burst.
         let mut jobs = Vec::new();
         let mut flushes = Vec::new();
@@ -216,6 +292,7 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
         for f in flushes {
             let _ = f.send(());
         }
+        beat(&inner);
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod handle;
 pub mod v1;
+pub mod v2;
 
 use core::net::IpAddr;
 use heapless::{String, Vec};
@@ -23,7 +24,7 @@ pub use handle::{Handle, UpdateError};
 
 /// Version of the encoding written by this build. Bump it, keep the old shape in a `vN` module and add a
 /// migration in [`decode`] whenever a field is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u16 = 2;
+pub const SCHEMA_VERSION: u16 = 3;
 
 /// Largest encoded state the store must hold. The full-bounds test proves the schema fits.
 pub const MAX_RECORD: usize = 16 * 1024;
@@ -326,6 +327,22 @@ pub struct Reset {
     pub at: Time,
 }
 
+/// The clean-stop marker (issue 9): how the running Hearth stands, so the next start can tell why the last run
+/// ended. Set to `Running` at start and to `Stopped` by a clean stop; found as `Running` at the next start it
+/// means the run ended without one (power cut, or the process was killed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Run {
+    /// Stopped cleanly (reboot, power-off, SIGTERM), or never ran.
+    #[default]
+    Stopped,
+    Running,
+    /// The watchdog thread stopped petting because a heartbeat went stale: a watchdog reset is due. Written
+    /// without waiting (the stalled part may be the store writer itself, then the next start reads `Running`).
+    Starving,
+    /// Hearth panicked; written by the panic hook as it goes down.
+    Crashed,
+}
+
 /// Safe mode: too many watchdog resets in a short time. Remote access and DLNA stay off until cleared.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafeMode {
@@ -350,6 +367,8 @@ pub struct State {
     pub safe_mode: SafeMode,
     /// Next id for accounts, devices, tokens and libraries (never reused).
     pub next_id: u16,
+    /// The clean-stop marker (schema 3).
+    pub run: Run,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -393,6 +412,7 @@ impl State {
             resets: Vec::new(),
             safe_mode: SafeMode::default(),
             next_id: 1,
+            run: Run::Stopped,
         }
     }
 
@@ -532,7 +552,8 @@ pub fn decode(schema: u16, payload: &[u8]) -> Result<State, StateError> {
     let err = |e: postcard::Error| StateError::Decode { schema, reason: e.to_string() };
     match schema {
         SCHEMA_VERSION => postcard::from_bytes::<State>(payload).map_err(err),
-        1 => postcard::from_bytes::<v1::State>(payload).map(v1::migrate).map_err(err),
+        2 => postcard::from_bytes::<v2::State>(payload).map(v2::migrate).map_err(err),
+        1 => postcard::from_bytes::<v1::State>(payload).map(v1::migrate).map(v2::migrate).map_err(err),
         _ => Err(StateError::Decode { schema, reason: "written by a newer Hearth; update the firmware".into() }),
     }
 }

@@ -107,6 +107,7 @@ pub(crate) fn full_state() -> State {
         st.record_reset(ResetReason::Watchdog, u32::MAX);
     }
     st.safe_mode = SafeMode { active: true, since: u32::MAX };
+    st.run = Run::Crashed;
     st
 }
 
@@ -245,4 +246,27 @@ fn nets_parse_and_match() {
     let v6: Net = "fd00::/8".parse().unwrap();
     assert!(v6.contains("fd12::1".parse().unwrap()));
     assert_eq!(v6.to_string(), "fd00::/8");
+}
+
+#[test]
+fn migrates_version_2_records_with_the_run_marker_stopped() {
+    let mut full = full_state();
+    full.run = Run::Running;
+    let old = v2::State {
+        machine_id: full.machine_id,
+        accounts: full.accounts.clone(),
+        devices: full.devices.clone(),
+        api_tokens: full.api_tokens.clone(),
+        settings: full.settings.clone(),
+        tls: full.tls.clone(),
+        libraries: full.libraries.clone(),
+        folders: full.folders.clone(),
+        resets: full.resets.clone(),
+        safe_mode: full.safe_mode.clone(),
+        next_id: full.next_id,
+    };
+    let bytes = postcard::to_allocvec(&old).unwrap();
+    assert!(decode(SCHEMA_VERSION, &bytes).is_err(), "version 2 bytes are not read as version 3");
+    let new = decode(2, &bytes).unwrap();
+    assert_eq!(new, State { run: Run::Stopped, ..full }, "everything kept; the marker says stopped");
 }

@@ -1,6 +1,6 @@
 //! Schema version 1, kept only to migrate records written by it.
 //!
-//! Differences from version 2:
+//! Differences from version 2 (migrated to 2, then to the current one by [`super::v2::migrate`]):
 //! - `Remote` had `upload_mbps: u16` (whole Mbit/s) and no per-stream bitrate limit; version 2 stores both
 //!   caps in kbit/s (`upload_kbps`, `stream_kbps`) so a slow uplink like 0.5 Mbit/s can be expressed.
 //! - There was no safe mode (version 2 adds `State::safe_mode`).
@@ -51,9 +51,9 @@ pub struct State {
 }
 
 /// Version 1 → version 2: Mbit/s become kbit/s, no per-stream limit yet, safe mode off.
-pub fn migrate(old: State) -> super::State {
+pub fn migrate(old: State) -> super::v2::State {
     let s = old.settings;
-    super::State {
+    super::v2::State {
         machine_id: old.machine_id,
         accounts: old.accounts,
         devices: old.devices,

@@ -18,8 +18,6 @@
 use super::board::{BOARD_PATH, Board};
 use super::net::{self, Lease};
 use super::{PowerAction, PowerSwitch, watchdog};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use nix::mount::{MsFlags, mount};
 use std::ffi::CString;
 use std::net::SocketAddr;
@@ -150,36 +148,39 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     milestone("media mounted");
     let _ = std::fs::create_dir_all(DATA_DIR);
 
-    // The watchdog (DESIGN.md "Runtime shape"): its own OS thread pets while every heartbeat is fresh.
-    let heartbeats = watchdog::Heartbeats::default();
-    let device = match watchdog::Device::open(&board.watchdog.device, board.watchdog.timeout_secs) {
-        Ok(d) => {
+    // The watchdog: opened here (its boot status tells whether it caused the last reset); serve runs the
+    // petting thread and the heartbeats.
+    let device = watchdog::Device::open(&board.watchdog.device, board.watchdog.timeout_secs)
+        .inspect(|d| {
             tracing::info!(device = %board.watchdog.device, asked = board.watchdog.timeout_secs,
                 timeout_secs = d.timeout_secs, boot_status = d.boot_status, "watchdog armed");
-            Some(d)
-        }
-        Err(e) => {
+        })
+        .map_err(|e| {
             tracing::error!(device = %board.watchdog.device, error = %e,
                 "watchdog device missing or refused the timeout; running without a watchdog");
-            None
-        }
+            format!("{} could not be used: {e}", board.watchdog.device)
+        });
+    let card_reset = device.as_ref().is_ok_and(|d| d.boot_status & watchdog::WDIOF_CARDRESET != 0);
+    let timeout = Duration::from_secs(u64::from(device.as_ref().map_or(board.watchdog.timeout_secs, |d| d.timeout_secs)));
+    let sup = crate::serve::Supervision {
+        pets: watchdog::Pets { device, notify: None },
+        timeout,
+        card_reset,
+        rule: super::reset::Rule {
+            watchdog_resets: board.safe_mode.watchdog_resets,
+            within_minutes: board.safe_mode.within_minutes,
+        },
+        stall_after: opts.test_stall_after,
+        milestones: true,
     };
-    let wd_timeout = Duration::from_secs(u64::from(device.as_ref().map_or(board.watchdog.timeout_secs, |d| d.timeout_secs)));
-    let canary = heartbeats.register("runtime canary");
-    let listener_beat = heartbeats.register("listener");
-    let wd_stop = Arc::new(AtomicBool::new(false));
-    let wd_thread = watchdog::spawn(device, heartbeats, wd_timeout, wd_stop.clone());
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let (switch, mut requests) = PowerSwitch::new();
     let listen: SocketAddr = LISTEN.parse().expect("listen address");
     let signals = switch.clone();
-    let stall_after = if cfg!(feature = "test-hooks") { opts.test_stall_after } else { None };
     let code = rt.block_on(async move {
         tokio::spawn(reap_children());
         tokio::spawn(power_signals(signals));
-        tokio::spawn(runtime_canary(canary, stall_after));
-        tokio::spawn(listener_probe(listen.port(), listener_beat, (wd_timeout / 4).max(Duration::from_millis(500))));
         tokio::spawn(async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             if let Some((rss, hwm)) = memory_kib() {
@@ -189,11 +190,9 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         let stop = async {
             let _ = requests.wait_for(Option::is_some).await;
         };
-        let code = crate::serve::serve_until(listen, DATA_DIR.into(), opening, Some(switch), Default::default(), stop).await;
+        let code = crate::serve::serve_until(listen, DATA_DIR.into(), opening, Some(switch), Default::default(), sup, stop).await;
         (code, *requests.borrow())
     });
-    wd_stop.store(true, Ordering::Relaxed);
-    let _ = wd_thread.join();
     let (code, action) = code;
     rt.shutdown_timeout(Duration::from_secs(2));
     if code != ExitCode::SUCCESS {
@@ -324,44 +323,6 @@ fn mount_media(board: &Board) {
     match mount(Some(m.device.as_str()), m.mount.as_str(), Some(m.fs.as_str()), flags, None::<&str>) {
         Ok(()) => tracing::info!(device = %m.device, at = %m.mount, fs = %m.fs, "media disk mounted"),
         Err(e) => tracing::error!(device = %m.device, fs = %m.fs, error = %e, "media disk not mounted"),
-    }
-}
-
-/// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it.
-async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>) {
-    let started = std::time::Instant::now();
-    loop {
-        if stall_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
-            milestone("test hook: runtime canary stalled");
-            std::future::pending::<()>().await;
-        }
-        beat.bump();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// The listener's heartbeat: a request to our own `/health` over loopback, as a client would make it.
-/// The first answer is the "serving" boot milestone.
-async fn listener_probe(port: u16, beat: watchdog::Beat, period: Duration) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut first = true;
-    loop {
-        let probe = async {
-            let mut s = tokio::net::TcpStream::connect(addr).await?;
-            s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
-            let mut head = [0u8; 12];
-            s.read_exact(&mut head).await?;
-            Ok::<bool, std::io::Error>(&head[9..12] == b"200")
-        };
-        if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
-            beat.bump();
-            if first {
-                milestone("serving");
-                first = false;
-            }
-        }
-        tokio::time::sleep(if first { Duration::from_millis(10) } else { period }).await;
     }
 }
 

@@ -3,7 +3,8 @@
 //! Owns: board profiles ([`board`]), the init sequence ([`init`]: mounts, kernel modules, hostname, reboot),
 //! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
 //! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`], which also
-//! publishes what it knows for the System screen), the recent log lines ([`journal`]), and power requests
+//! publishes what it knows for the System screen), reset reasons and safe mode ([`reset`]), the recent log
+//! lines ([`journal`]), and power requests
 //! ([`PowerSwitch`]).
 //! Must not touch: the record format (store room), the schema (state room), or protocol details of HTTP.
 
@@ -12,6 +13,7 @@ pub mod flash;
 pub mod init;
 pub mod journal;
 pub mod net;
+pub mod reset;
 pub mod watchdog;
 
 use serde::{Deserialize, Serialize};

@@ -1,19 +1,22 @@
-//! The hardware watchdog and the heartbeats it guards (issue 9, first part).
+//! The hardware watchdog and the heartbeats it guards (issue 9).
 //!
 //! One OS thread pets `/dev/watchdog` (WDIOC_KEEPALIVE) and never blocks on what it watches: each subsystem
 //! bumps its [`Beat`] and the thread pets only while every registered beat is fresher than `stale_after`.
 //! A clean stop writes the magic close character 'V' (Documentation/watchdog/watchdog-api.rst, "Magic Close").
-//! On a board without a watchdog device the same checks run and a stale beat is logged by name.
+//! On a host without a watchdog device (`hearth serve`) the same thread and checks run and a stale beat is
+//! logged by name; with `NOTIFY_SOCKET` and `WATCHDOG_USEC` set (a systemd unit with `WatchdogSec=`) it sends
+//! `WATCHDOG=1` where it would pet (sd_notify(3), sd_watchdog_enabled(3)), so systemd restarts a hung Hearth.
+//! A beat whose subsystem is off on purpose rests ([`Beat::rest`]) and is not checked until it bumps again.
+//! When the thread stops petting it calls back (init and serve write the `Starving` marker into the state
+//! without waiting, so the next start can name the watchdog as the reason; see [`super::reset`]).
 //!
-//! What the thread knows is published once per process as a [`Watch`] ([`published`], a `OnceLock` owned by
-//! this room): the device (or none), the timeout, whether the last check petted, and each heartbeat's age.
-//! `GET /api/v1/system` reads it through [`facts`]. Under `hearth serve` on a host no watchdog thread runs
-//! (only init mode starts one), and [`facts`] says exactly that.
+//! What the thread knows is published as a [`Watch`] ([`published`], owned by this room): the device (or why there is none), the timeout, whether the last check petted, and each
+//! heartbeat's age. `GET /api/v1/system` reads it through [`facts`].
 
 use nix::libc::c_int;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 // <linux/watchdog.h>: WATCHDOG_IOCTL_BASE 'W'.
@@ -33,10 +36,17 @@ pub struct Beat {
     epoch: Instant,
 }
 
+/// `last_ms` of a beat whose subsystem is deliberately off (DLNA switched off, remote access disabled).
+const RESTING: u64 = u64::MAX;
+
 impl Beat {
     pub fn bump(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64 + 1;
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+    /// The subsystem is off on purpose: not checked until the next [`Beat::bump`].
+    pub fn rest(&self) {
+        self.last_ms.store(RESTING, Ordering::Relaxed);
     }
     pub fn name(&self) -> &'static str {
         self.name
@@ -48,6 +58,36 @@ impl Beat {
 pub struct Heartbeats {
     epoch: Instant,
     beats: Arc<std::sync::Mutex<Vec<Beat>>>,
+}
+
+impl Beat {
+    /// Run `work` (a bounded piece of a subsystem's loop, like a UPnP search) and keep the beat fresh while
+    /// it runs, but only for `limit`: work that takes longer than any legitimate run counts as hung.
+    pub async fn during<F: std::future::Future>(&self, limit: Duration, work: F) -> F::Output {
+        let started = Instant::now();
+        let mut work = std::pin::pin!(work);
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                out = &mut work => {
+                    self.bump();
+                    return out;
+                }
+                _ = tick.tick() => if started.elapsed() < limit {
+                    self.bump();
+                },
+            }
+        }
+    }
+}
+
+/// How long ago a beat was bumped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Age {
+    NeverStarted,
+    /// Off on purpose (see [`Beat::rest`]).
+    Resting,
+    Ago(Duration),
 }
 
 /// Why the thread did not pet.
@@ -78,6 +118,9 @@ impl Heartbeats {
             if last == 0 {
                 return Err(Stale::NeverStarted(b.name));
             }
+            if last == RESTING {
+                continue;
+            }
             let age = Duration::from_millis(now_ms.saturating_sub(last - 1));
             if age > stale_after {
                 return Err(Stale::Late { name: b.name, age });
@@ -86,15 +129,19 @@ impl Heartbeats {
         Ok(())
     }
 
-    /// Each beat's name and age at `now` (None: never started), in registration order.
-    pub fn ages(&self, now: Instant) -> Vec<(&'static str, Option<Duration>)> {
+    /// Each beat's name and age at `now`, in registration order.
+    pub fn ages(&self, now: Instant) -> Vec<(&'static str, Age)> {
         let now_ms = now.duration_since(self.epoch).as_millis() as u64;
         let beats = self.beats.lock().unwrap();
         beats
             .iter()
             .map(|b| {
-                let last = b.last_ms.load(Ordering::Relaxed);
-                (b.name, (last != 0).then(|| Duration::from_millis(now_ms.saturating_sub(last - 1))))
+                let age = match b.last_ms.load(Ordering::Relaxed) {
+                    0 => Age::NeverStarted,
+                    RESTING => Age::Resting,
+                    last => Age::Ago(Duration::from_millis(now_ms.saturating_sub(last - 1))),
+                };
+                (b.name, age)
             })
             .collect()
     }
@@ -102,8 +149,10 @@ impl Heartbeats {
 
 /// What the watchdog thread knows, readable from anywhere (the System screen).
 pub struct Watch {
-    /// The device's path, None when there is no device (missing, or it refused the timeout).
-    device: Option<String>,
+    /// The device's path, or why there is none (missing, or it refused the timeout).
+    device: Result<String, String>,
+    /// The systemd watchdog is spoken too (`NOTIFY_SOCKET` with `WATCHDOG_USEC`).
+    systemd: bool,
     timeout: Duration,
     stale_after: Duration,
     beats: Heartbeats,
@@ -111,58 +160,108 @@ pub struct Watch {
     petting: AtomicBool,
 }
 
-static PUBLISHED: OnceLock<Arc<Watch>> = OnceLock::new();
+static PUBLISHED: Mutex<Option<Arc<Watch>>> = Mutex::new(None);
 
-/// The watchdog of this process, once [`spawn`] started it.
+/// The watchdog of this process: the newest [`spawn`] (tests run several servers in one process).
 pub fn published() -> Option<Arc<Watch>> {
-    PUBLISHED.get().cloned()
+    PUBLISHED.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// The System screen's watchdog facts (label → value, as `GET /api/v1/system` answers them).
 pub fn facts() -> Vec<(String, String)> {
     match published() {
         Some(w) => w.facts(Instant::now()),
-        None => vec![
-            ("Device".into(), "none".into()),
-            (
-                "State".into(),
-                "not running: `hearth serve` on a host has no watchdog; init mode on a board runs it".into(),
-            ),
-        ],
+        None => vec![("Device".into(), "none".into()), ("State".into(), "not running".into())],
     }
 }
 
 impl Watch {
-    pub fn new(device: Option<String>, timeout: Duration, beats: Heartbeats) -> Watch {
-        Watch { device, timeout, stale_after: timeout / 2, beats, petting: AtomicBool::new(false) }
-    }
-
     /// Labels and values: "Device", "Timeout", "Petting", and "Heartbeat: NAME" with its age, "stale" past
-    /// half the timeout, or "never started".
+    /// half the timeout, "off" while its subsystem is off on purpose, or "never started".
     pub fn facts(&self, now: Instant) -> Vec<(String, String)> {
         let petting = self.petting.load(Ordering::Relaxed);
+        let has_device = self.device.is_ok();
         let mut out = vec![
-            ("Device".to_string(), self.device.clone().unwrap_or_else(|| "none".into())),
+            ("Device".to_string(), match &self.device {
+                Ok(path) => path.clone(),
+                Err(why) => format!("none: {why}"),
+            }),
             ("Timeout".to_string(), format!("{} s", self.timeout.as_secs())),
             (
                 "Petting".to_string(),
-                match (&self.device, petting) {
-                    (None, true) => "no device; every heartbeat is fresh".into(),
-                    (None, false) => "no device; a heartbeat is stale or never started".into(),
-                    (Some(_), true) => "yes".into(),
-                    (Some(_), false) => "no: a heartbeat is stale, the board resets when the timeout runs out".into(),
+                match (has_device || self.systemd, petting) {
+                    (false, true) => "no device; every heartbeat is fresh".into(),
+                    (false, false) => "no device; a heartbeat is stale or never started".into(),
+                    (true, true) => "yes".into(),
+                    (true, false) => "no: a heartbeat is stale, the board resets when the timeout runs out".into(),
                 },
             ),
         ];
+        if self.systemd {
+            out.push(("systemd".to_string(), "WATCHDOG=1 sent to NOTIFY_SOCKET while petting".to_string()));
+        }
         for (name, age) in self.beats.ages(now) {
             let v = match age {
-                None => "never started".to_string(),
-                Some(a) if a > self.stale_after => format!("stale ({:.1} s ago)", a.as_secs_f64()),
-                Some(a) => format!("{:.1} s ago", a.as_secs_f64()),
+                Age::NeverStarted => "never started".to_string(),
+                Age::Resting => "off (not checked)".to_string(),
+                Age::Ago(a) if a > self.stale_after => format!("stale ({:.1} s ago)", a.as_secs_f64()),
+                Age::Ago(a) => format!("{:.1} s ago", a.as_secs_f64()),
             };
             out.push((format!("Heartbeat: {name}"), v));
         }
         out
+    }
+}
+
+/// The systemd service notification socket (sd_notify(3)): `READY=1`, `WATCHDOG=1`, `STOPPING=1` as
+/// datagrams to `NOTIFY_SOCKET` (a path, or an abstract name when it starts with '@').
+#[derive(Clone)]
+pub struct Notify {
+    socket: Arc<std::os::unix::net::UnixDatagram>,
+    to: std::os::unix::net::SocketAddr,
+    /// `WATCHDOG_USEC` (when `WATCHDOG_PID` is unset or ours): systemd expects `WATCHDOG=1` within this.
+    pub watchdog: Option<Duration>,
+}
+
+impl Notify {
+    /// From the environment systemd sets; None without `NOTIFY_SOCKET` or when it cannot be used (logged).
+    pub fn from_env() -> Option<Notify> {
+        let path = std::env::var_os("NOTIFY_SOCKET")?;
+        let to = {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = path.as_bytes();
+            if let Some(name) = bytes.strip_prefix(b"@") {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(name)
+            } else {
+                std::os::unix::net::SocketAddr::from_pathname(&path)
+            }
+        };
+        let made = to.and_then(|to| Ok((std::os::unix::net::UnixDatagram::unbound()?, to)));
+        let (socket, to) = match made {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "NOTIFY_SOCKET is set but unusable; not speaking to systemd");
+                return None;
+            }
+        };
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_none_or(|p| p == std::process::id());
+        let watchdog = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|u| u.parse::<u64>().ok())
+            .filter(|&u| ours && u > 0)
+            .map(Duration::from_micros);
+        Some(Notify { socket: Arc::new(socket), to, watchdog })
+    }
+
+    /// Send one notification; failures are logged once per message kind, never fatal.
+    pub fn send(&self, msg: &str) {
+        if let Err(e) = self.socket.send_to_addr(msg.as_bytes(), &self.to) {
+            tracing::warn!(error = %e, msg, "sd_notify failed");
+        }
     }
 }
 
@@ -206,11 +305,42 @@ impl Device {
     }
 }
 
-/// Run the petting thread until `stop` is set. `device` None: checks run and report only. The first call in a
-/// process publishes its [`Watch`] (see [`published`]).
-pub fn spawn(device: Option<Device>, beats: Heartbeats, timeout: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    let watch = Arc::new(Watch::new(device.as_ref().map(|d| d.path.clone()), timeout, beats.clone()));
-    let _ = PUBLISHED.set(watch.clone());
+/// What the petting thread pets.
+pub struct Pets {
+    /// The board's device, or why there is none (shown on the System screen).
+    pub device: Result<Device, String>,
+    /// The systemd watchdog (`hearth serve` under a unit with `WatchdogSec=`).
+    pub notify: Option<Notify>,
+}
+
+/// Run the petting thread until `stop` is set. Without a device and systemd the checks run and report only.
+/// `starving(true)` is called (from this thread, so it must not block) when it stops petting because a beat is
+/// stale, `starving(false)` when every beat is fresh again. The first call in a process publishes its [`Watch`]
+/// (see [`published`]).
+pub fn spawn(
+    pets: Pets,
+    beats: Heartbeats,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    starving: impl Fn(bool) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let Pets { device, notify } = pets;
+    let (device, shown) = match device {
+        Ok(d) => {
+            let path = d.path.clone();
+            (Some(d), Ok(path))
+        }
+        Err(why) => (None, Err(why)),
+    };
+    let watch = Arc::new(Watch {
+        device: shown,
+        systemd: notify.as_ref().is_some_and(|n| n.watchdog.is_some()),
+        timeout,
+        stale_after: timeout / 2,
+        beats: beats.clone(),
+        petting: AtomicBool::new(false),
+    });
+    *PUBLISHED.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch.clone());
     std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
@@ -223,17 +353,25 @@ pub fn spawn(device: Option<Device>, beats: Heartbeats, timeout: Duration, stop:
                 watch.petting.store(checked.is_ok(), Ordering::Relaxed);
                 match checked {
                     Ok(()) => {
-                        reported = false;
+                        if reported {
+                            tracing::warn!("every heartbeat is fresh again; petting the watchdog");
+                            starving(false);
+                            reported = false;
+                        }
                         if let Some(d) = &device
                             && let Err(e) = d.keepalive()
                         {
                             watch.petting.store(false, Ordering::Relaxed);
                             tracing::error!(error = %e, "WDIOC_KEEPALIVE failed");
                         }
+                        if let Some(n) = notify.as_ref().filter(|n| n.watchdog.is_some()) {
+                            n.send("WATCHDOG=1");
+                        }
                     }
                     // Subsystems get `stale_after` to send their first beat before one is reported.
                     Err(s) if !reported && started.elapsed() > stale_after => {
                         tracing::error!(stale = ?s, "a subsystem stopped its heartbeat; not petting the watchdog");
+                        starving(true);
                         reported = true;
                     }
                     Err(_) => {}
@@ -270,26 +408,65 @@ mod tests {
     fn the_system_screen_sees_each_heartbeat_and_whether_the_thread_pets() {
         let hb = Heartbeats::default();
         let fresh = hb.register("listener");
-        hb.register("runtime canary");
+        let never = hb.register("runtime canary");
         fresh.bump();
         // Without a device the thread still checks; the facts say there is nothing to pet.
         let stop = Arc::new(AtomicBool::new(false));
-        let t = spawn(None, hb.clone(), Duration::from_secs(1), stop.clone());
+        let (tx, starving) = std::sync::mpsc::channel();
+        let pets = Pets { device: Err("no /dev/watchdog in tests".into()), notify: None };
+        let t = spawn(pets, hb.clone(), Duration::from_secs(1), stop.clone(), move |on| {
+            let _ = tx.send(on);
+        });
         let w = published().expect("spawn publishes its watch");
         std::thread::sleep(Duration::from_millis(100));
         let facts = w.facts(Instant::now());
         let get = |k: &str| facts.iter().find(|(l, _)| l == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        assert_eq!(get("Device"), "none");
+        assert_eq!(get("Device"), "none: no /dev/watchdog in tests", "the page says why there is no device");
         assert_eq!(get("Timeout"), "1 s");
         assert_eq!(get("Petting"), "no device; a heartbeat is stale or never started", "{facts:?}");
         assert!(get("Heartbeat: listener").ends_with(" s ago") && !get("Heartbeat: listener").starts_with("stale"), "{facts:?}");
         assert_eq!(get("Heartbeat: runtime canary"), "never started");
         let labels = |f: Vec<(String, String)>| f.into_iter().map(|(l, _)| l).collect::<Vec<_>>();
         assert_eq!(labels(super::facts()), labels(facts.clone()), "the API reads the published watch");
+        // After the grace of half the timeout the never-started beat is reported: the thread says it starves...
+        assert_eq!(starving.recv_timeout(Duration::from_secs(3)), Ok(true));
+        // ...and when every beat is fresh again (or off on purpose) it says so and pets again.
+        hb.register("DLNA").rest();
+        fresh.bump();
+        never.bump();
+        assert_eq!(starving.recv_timeout(Duration::from_secs(3)), Ok(false));
+        assert_eq!(w.facts(Instant::now()).iter().find(|(l, _)| l == "Heartbeat: DLNA").map(|(_, v)| v.as_str()),
+            Some("off (not checked)"));
         stop.store(true, Ordering::Relaxed);
         t.join().unwrap();
         // Half the timeout later the listener's beat is stale.
-        let later = w.facts(Instant::now() + Duration::from_millis(700));
+        let later = w.facts(Instant::now() + Duration::from_millis(1200));
         assert!(later.iter().any(|(l, v)| l == "Heartbeat: listener" && v.starts_with("stale")), "{later:?}");
+    }
+
+    #[test]
+    fn speaks_the_systemd_notify_protocol() {
+        let dir = std::env::temp_dir().join(format!("hearth-notify-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("notify");
+        let _ = std::fs::remove_file(&path);
+        let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        systemd.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        // SAFETY: this test is the only one that reads or writes these variables.
+        unsafe {
+            std::env::set_var("NOTIFY_SOCKET", &path);
+            std::env::set_var("WATCHDOG_USEC", "2000000");
+        }
+        let n = Notify::from_env().expect("NOTIFY_SOCKET is set");
+        unsafe {
+            std::env::remove_var("NOTIFY_SOCKET");
+            std::env::remove_var("WATCHDOG_USEC");
+        }
+        assert_eq!(n.watchdog, Some(Duration::from_secs(2)));
+        n.send("READY=1");
+        let mut buf = [0u8; 64];
+        let len = systemd.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -237,7 +237,8 @@ const screens = { libraries, home, devices, network, dlna, remote, system, profi
 async function route() {
   timers.forEach(clearInterval); timers = [];
   const mine = ++seq;
-  banner(server && server.recovered_from_damage ? 'The flash store had no valid record at start: Hearth is running on defaults. See System.' : '');
+  banner(server && server.recovered_from_damage ? 'The flash store had no valid record at start: Hearth is running on defaults. See System.'
+    : server && server.safe_mode && me && me.role === 'owner' ? 'Safe mode: the watchdog had to restart this box several times in a short while, so remote access and DLNA are off. See System for why, and to turn them back on.' : '');
   if (!server || !server.claimed) return claim();
   if (!me) return signIn();
   let name = location.hash.slice(1);
@@ -707,7 +708,10 @@ async function system(live) {
   const logBox = !('log' in d) ? notYet('The recent log') : d.log.length ? h('pre', { class: 'log', id: 'log' }, d.log.join('\n')) : p('Nothing logged since start at this log level.', 'mut');
   show('System',
     h('dl', { class: 'facts' }, h('dt', null, 'Version'), h('dd', null, d.version), h('dt', null, 'Uptime'), up,
-      h('dt', null, 'Safe mode'), h('dd', { class: d.safe_mode.active ? 'bad' : null }, d.safe_mode.active ? 'On since ' + when(d.safe_mode.since) + ': remote access and DLNA stay off.' : 'Off')),
+      h('dt', null, 'Safe mode'), h('dd', { id: 'safe-mode', class: d.safe_mode.active ? 'bad' : null }, d.safe_mode.active ? 'On since ' + when(d.safe_mode.since) + ': remote access and DLNA stay off.' : 'Off')),
+    d.safe_mode.active ? h('div', { class: 'row', id: 'safe-mode-box' },
+      p('The watchdog reset this box ' + d.resets.filter(r => r.reason === 'watchdog').length + ' times recently (see Last resets below): a part of Hearth stopped responding each time. Remote access and DLNA were turned off in case one of them is the cause. Leaving safe mode turns each back on as its own switch says; if the resets come back, safe mode returns.', 'bad'),
+      action('Leave safe mode', async () => { const r = await api('DELETE', 'system/safe-mode'); if (!r.ok) return r.msg; if (server) server.safe_mode = false; route(); })) : null,
     h('h3', null, 'Watchdog'), 'watchdog' in d ? facts(Object.entries(d.watchdog).map(([k, v]) => [k, String(v)])) : notYet('Watchdog state'),
     h('h3', null, 'Last resets'), d.resets.length ? h('ul', { id: 'resets' }, d.resets.map(r => h('li', null, (REASONS[r.reason] || r.reason) + ', ' + when(r.at)))) : p('No resets recorded.', 'mut'),
     h('h3', null, 'Flash store'),

@@ -1,0 +1,44 @@
+//! Schema version 2, kept only to migrate records written by it.
+//!
+//! Difference from version 3: there was no clean-stop marker (`State::run`). A version 2 record migrates with
+//! `Run::Stopped`, so the first start of a version 3 Hearth records no reason it cannot know.
+
+use super::{
+    Account, ApiToken, Device, Folder, Library, Reset, Run, SafeMode, Settings, Tls, MAX_ACCOUNTS, MAX_API_TOKENS,
+    MAX_DEVICES, MAX_FOLDERS, MAX_LIBRARIES, MAX_RESETS,
+};
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub machine_id: [u8; 16],
+    pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    pub devices: Vec<Device, MAX_DEVICES>,
+    pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    pub settings: Settings,
+    pub tls: Option<Tls>,
+    pub libraries: Vec<Library, MAX_LIBRARIES>,
+    pub folders: Vec<Folder, MAX_FOLDERS>,
+    pub resets: Vec<Reset, MAX_RESETS>,
+    pub safe_mode: SafeMode,
+    pub next_id: u16,
+}
+
+/// Version 2 → version 3: everything kept, the run marker says "stopped".
+pub fn migrate(old: State) -> super::State {
+    super::State {
+        machine_id: old.machine_id,
+        accounts: old.accounts,
+        devices: old.devices,
+        api_tokens: old.api_tokens,
+        settings: old.settings,
+        tls: old.tls,
+        libraries: old.libraries,
+        folders: old.folders,
+        resets: old.resets,
+        safe_mode: old.safe_mode,
+        next_id: old.next_id,
+        run: Run::Stopped,
+    }
+}
