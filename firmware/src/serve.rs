@@ -255,6 +255,8 @@ pub struct Supervision {
     pub rule: reset::Rule,
     /// Test images only (feature `test-hooks`): the runtime canary stops this many seconds after start.
     pub stall_after: Option<u64>,
+    /// Test images only: the runtime canary panics this many seconds after start (the crash marker's proof).
+    pub panic_after: Option<u64>,
     /// Print boot milestones on the console (init mode).
     pub milestones: bool,
 }
@@ -270,6 +272,7 @@ impl Supervision {
             card_reset: false,
             rule: reset::Rule::default(),
             stall_after: None,
+            panic_after: None,
             milestones: false,
         }
     }
@@ -297,7 +300,7 @@ pub async fn serve_until(
     match started {
         Ok(st) => {
             if let Some(reason) = st.reason {
-                tracing::info!(reason = reset::name(reason), "the previous run ended: {}", reset::sentence(reason));
+                tracing::info!(reason = %reset::name(reason), "the previous run ended: {}", reset::sentence(reason));
             }
             if st.entered_safe_mode {
                 tracing::warn!(resets = rule.watchdog_resets, minutes = rule.within_minutes,
@@ -343,7 +346,7 @@ pub async fn serve_until(
         // Not waiting: the stalled part may be the store writer. See system::reset.
         let _ = marker.update_detached(|s| s.run = if starving { Run::Starving } else { Run::Running });
     });
-    let canary_task = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.milestones));
+    let canary_task = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.panic_after, sup.milestones));
     let probe_task = tokio::spawn(listener_probe(local.port(), listener_beat.clone(), (sup.timeout / 4).max(Duration::from_millis(500)), sup.milestones));
 
     let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
@@ -397,11 +400,15 @@ pub async fn serve_until(
     ExitCode::SUCCESS
 }
 
-/// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it.
-async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>, milestones: bool) {
-    let stall_after = if cfg!(feature = "test-hooks") { stall_after } else { None };
+/// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it;
+/// `panic_after` (test images only) panics.
+async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>, panic_after: Option<u64>, milestones: bool) {
+    let (stall_after, panic_after) = if cfg!(feature = "test-hooks") { (stall_after, panic_after) } else { (None, None) };
     let started = std::time::Instant::now();
     loop {
+        if panic_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
+            panic!("test hook: panic as asked by hearth.test.panic_after");
+        }
         if stall_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
             if milestones {
                 crate::system::init::milestone("test hook: runtime canary stalled");

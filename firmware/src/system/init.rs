@@ -45,6 +45,8 @@ pub struct Options {
     /// Test images only (feature `test-hooks`): stop the runtime canary heartbeat this many seconds after
     /// serving starts, to prove the watchdog resets the board.
     pub test_stall_after: Option<u64>,
+    /// Test images only: panic this many seconds after serving starts, to prove the crash marker.
+    pub test_panic_after: Option<u64>,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
                 "hearth.board" => o.board = Some(v.to_string()),
                 "hearth.dhcp" => o.no_dhcp = matches!(v, "0" | "no" | "false" | "off"),
                 "hearth.test.stall_after" => o.test_stall_after = v.parse().ok(),
+                "hearth.test.panic_after" => o.test_panic_after = v.parse().ok(),
                 _ => {}
             }
         }
@@ -171,6 +174,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
             within_minutes: board.safe_mode.within_minutes,
         },
         stall_after: opts.test_stall_after,
+        panic_after: opts.test_panic_after,
         milestones: true,
     };
 
