@@ -386,7 +386,10 @@ pub async fn serve_until(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dlna).await;
     ctx.auth.flush_last_seen(&handle).await;
     // The clean-stop marker: the next start reads "clean".
-    if let Err(e) = handle.update(|s| Ok::<_, core::convert::Infallible>(s.run = Run::Stopped)).await {
+    if let Err(e) = handle.update(|s| {
+        s.run = Run::Stopped;
+        Ok::<_, core::convert::Infallible>(())
+    }).await {
         tracing::error!(error = %e, "the clean-stop marker could not be written; the next start will call this a power loss");
     }
     handle.flush().await;

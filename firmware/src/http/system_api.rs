@@ -56,7 +56,10 @@ pub async fn system(call: Call) -> Response<Body> {
 /// is not an error (nothing changes).
 pub async fn clear_safe_mode(call: Call) -> Response<Body> {
     let was = call.ctx.state.snapshot().safe_mode.active;
-    match call.ctx.state.update(|s| Ok::<_, core::convert::Infallible>(crate::system::reset::clear_safe_mode(s))).await {
+    match call.ctx.state.update(|s| {
+        crate::system::reset::clear_safe_mode(s);
+        Ok::<_, core::convert::Infallible>(())
+    }).await {
         Ok(()) => {
             if was {
                 tracing::info!("safe mode cleared by the owner");

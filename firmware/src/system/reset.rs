@@ -56,7 +56,7 @@ pub struct Started {
 /// for a blank or damaged store. `now` is the wall clock in Unix seconds.
 pub fn start(state: &mut State, card_reset: bool, had_previous_run: bool, now: Time, rule: Rule) -> Started {
     let now = if now >= CLOCK_FLOOR { now } else { 0 };
-    let reason = had_previous_run.then(|| match (card_reset, state.run) {
+    let reason = had_previous_run.then_some(match (card_reset, state.run) {
         (true, _) | (false, Run::Starving) => ResetReason::Watchdog,
         (false, Run::Running) => ResetReason::PowerLoss,
         (false, Run::Crashed) => ResetReason::Crash,
