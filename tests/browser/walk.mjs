@@ -7,11 +7,13 @@ import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import net from 'node:net';
 import assert from 'node:assert/strict';
 
 const BIN = process.env.HEARTH_BIN;
+// Gives a stopped server's data folder a watchdog history (firmware/examples/watchdog_history.rs).
+const HISTORY = join(dirname(BIN), 'examples', 'watchdog_history');
 const SHOTS = process.env.SHOTS;
 assert.ok(BIN && SHOTS, 'HEARTH_BIN and SHOTS must be set (use tests/browser/run)');
 mkdirSync(SHOTS, { recursive: true });
@@ -267,11 +269,12 @@ try {
   const version = (await apiGet('server')).data.version;
   assert.match(await text('main dl >> nth=0'), new RegExp(version.replace(/\./g, '\\.')));
   assert.match(await text('main'), /Healthy: the newest record was read at start/);
-  // The live parts: the watchdog's facts (under `hearth serve` on a host no watchdog runs, and the screen says
-  // so), the recent log, and the egress graph drawn from the server's counters every 2 s. A film fetched over
-  // loopback (LAN) shows up as a LAN rate above zero.
+  // The live parts: the watchdog's facts (under `hearth serve` on a host the heartbeat checks run without a
+  // device, and the screen says why), the recent log, and the egress graph drawn from the server's counters
+  // every 2 s. A film fetched over loopback (LAN) shows up as a LAN rate above zero.
   assert.equal(await page.locator('main [data-na]').count(), 0, 'every part of the system screen has its source');
-  assert.match(await text('main'), /not running: `hearth serve` on a host has no watchdog/);
+  assert.match(await text('main'), /none: `hearth serve` on a host does not use \/dev\/watchdog/);
+  assert.match(await text('main'), /Heartbeat: store writer/);
   // RUST_LOG=warn: the log may still be empty here (the screen says so); it is read below, after a failed sign-in.
   assert.ok(await page.locator('#log').count() === 1 || /Nothing logged since start at this log level/.test(await text('main')));
   await page.locator('#egress svg').waitFor({ timeout: 10000 });
@@ -382,6 +385,26 @@ try {
   assert.match(log, /WARN failed sign-in attempt source=127\.0\.0\.1/);
   assert.ok(!log.includes('wrong password here') && !log.includes('hearth by the fire'), log);
   await shot('11-system-log');
+
+  // ---- safe mode (issue 9): the watchdog reset the box three times within 15 minutes ----
+  step('safe mode');
+  await stopServer();
+  execFileSync(HISTORY, [dataDir, '2']); // two earlier watchdog resets; the run that just ended starved its watchdog
+  await startServer();
+  await page.reload();
+  await page.locator('#banner', { hasText: /Safe mode: the watchdog had to restart this box/ }).waitFor();
+  await go('#system');
+  assert.match(await text('#safe-mode'), /On since .*remote access and DLNA stay off/);
+  assert.match(await text('#safe-mode-box'), /The watchdog reset this box 3 times recently/);
+  assert.match(await text('#resets'), /^Watchdog reset, .*\n?Watchdog reset, .*\n?Watchdog reset, /);
+  await shot('14-safe-mode');
+  await go('#dlna');
+  assert.match(await text('main'), /safe mode keeps it off/);
+  await go('#system');
+  await page.getByRole('button', { name: 'Leave safe mode' }).click();
+  await page.locator('#safe-mode', { hasText: /^Off$/ }).waitFor();
+  assert.ok(await page.locator('#banner').isHidden(), 'the banner goes when safe mode is cleared');
+  assert.equal((await apiGet('server')).data.safe_mode, false);
 
   // ---- the member signs in with the PIN ----
   step('member with PIN');

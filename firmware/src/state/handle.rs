@@ -151,6 +151,11 @@ impl Handle {
     /// heartbeat). A write that hangs in the flash driver stops the bumps.
     pub fn set_heartbeat(&self, bump: impl Fn() + Send + Sync + 'static) {
         *self.inner.heartbeat.lock().unwrap() = Some(Box::new(bump));
+        // A round through the writer bumps at once (proving the thread runs), not a second later.
+        let (tx, _) = oneshot::channel();
+        if let Some(q) = self.inner.queue.lock().unwrap().as_ref() {
+            let _ = q.send(Msg::Flush(tx));
+        }
     }
 
     #[allow(clippy::type_complexity)]

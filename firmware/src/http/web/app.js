@@ -713,7 +713,7 @@ async function system(live) {
       p('The watchdog reset this box ' + d.resets.filter(r => r.reason === 'watchdog').length + ' times recently (see Last resets below): a part of Hearth stopped responding each time. Remote access and DLNA were turned off in case one of them is the cause. Leaving safe mode turns each back on as its own switch says; if the resets come back, safe mode returns.', 'bad'),
       action('Leave safe mode', async () => { const r = await api('DELETE', 'system/safe-mode'); if (!r.ok) return r.msg; if (server) server.safe_mode = false; route(); })) : null,
     h('h3', null, 'Watchdog'), 'watchdog' in d ? facts(Object.entries(d.watchdog).map(([k, v]) => [k, String(v)])) : notYet('Watchdog state'),
-    h('h3', null, 'Last resets'), d.resets.length ? h('ul', { id: 'resets' }, d.resets.map(r => h('li', null, (REASONS[r.reason] || r.reason) + ', ' + when(r.at)))) : p('No resets recorded.', 'mut'),
+    h('h3', null, 'Last resets'), d.resets.length ? h('ul', { id: 'resets' }, d.resets.map(r => h('li', null, (REASONS[r.reason] || r.reason) + ', ' + (r.at ? when(r.at) : 'time unknown (the clock was not set)')))) : p('No resets recorded.', 'mut'),
     h('h3', null, 'Flash store'),
     d.recovered_from_damage ? p('At start neither flash slot held a valid record: the server runs on defaults. Settings made since then are stored normally.', 'bad') : p('Healthy: the newest record was read at start.', 'ok'),
     facts([['Record sequence', st.seq], ['Active slot', st.active_slot + ' (generation ' + st.generation + ')'], ['Written since start', st.records_written + ' records, ' + st.bytes_written + ' bytes'],
