@@ -4,80 +4,25 @@
 use hearth::state::{self, ResetReason, Run};
 use hearth::store::{NorFile, Opened, Store};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: String,
+mod common;
+use common::Server;
+
+fn call(s: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let auth: Vec<(&str, &str)> = token.map(|t| ("X-Plex-Token", t)).into_iter().collect();
+    s.json(method, path, &auth, (!body.is_empty()).then_some(body))
 }
 
-impl Server {
-    fn start(data: &Path, env: &[(&str, &str)]) -> Server {
-        let addr = format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["serve", "--listen", &addr, "--data-dir"])
-            .arg(data)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hearth");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "hearth did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, addr }
-    }
-
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-        let auth = token.map(|t| format!("X-Plex-Token: {t}\r\n")).unwrap_or_default();
-        let raw = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nContent-Type: application/json\r\n\
-             {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        s.write_all(raw.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn system(&self, token: &str) -> Value {
-        let (st, v) = self.call("GET", "/api/v1/system", Some(token), "");
-        assert_eq!(st, 200, "{v}");
-        v
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
-    }
-
-    fn stop(mut self) {
-        self.signal(nix::sys::signal::SIGTERM);
-        assert!(self.child.wait().unwrap().success(), "a clean stop exits 0");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
+fn system(s: &Server, token: &str) -> Value {
+    let (st, v) = call(s, "GET", "/api/v1/system", Some(token), "");
+    assert_eq!(st, 200, "{v}");
+    v
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn stop(s: Server) {
+    assert_eq!(s.stop().0, 0, "a clean stop exits 0");
 }
 
 fn reasons(system: &Value) -> Vec<String> {
@@ -85,7 +30,7 @@ fn reasons(system: &Value) -> Vec<String> {
 }
 
 fn claim(s: &Server) -> String {
-    let (st, v) = s.call("POST", "/api/v1/claim", None, r#"{"name":"Owner","password":"a long owner secret"}"#);
+    let (st, v) = call(s, "POST", "/api/v1/claim", None, r#"{"name":"Owner","password":"a long owner secret"}"#);
     assert_eq!(st, 201, "{v}");
     v["token"].as_str().unwrap().to_string()
 }
@@ -107,29 +52,29 @@ fn now() -> u32 {
 #[test]
 fn each_start_names_why_the_last_run_ended() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
+    let s = Server::start(dir.path());
     let token = claim(&s);
-    assert_eq!(reasons(&s.system(&token)), Vec::<String>::new(), "a new box has no previous run");
-    s.stop();
+    assert_eq!(reasons(&system(&s, &token)), Vec::<String>::new(), "a new box has no previous run");
+    stop(s);
 
-    let s = Server::start(dir.path(), &[]);
-    assert_eq!(reasons(&s.system(&token)), ["clean"], "SIGTERM is a clean stop");
-    let at = s.system(&token)["resets"][0]["at"].as_u64().unwrap() as i64;
+    let s = Server::start(dir.path());
+    assert_eq!(reasons(&system(&s, &token)), ["clean"], "SIGTERM is a clean stop");
+    let at = system(&s, &token)["resets"][0]["at"].as_u64().unwrap() as i64;
     assert!((at - now() as i64).abs() < 60, "the reset has the time of this start ({at})");
     s.kill();
 
-    let s = Server::start(dir.path(), &[]);
-    assert_eq!(reasons(&s.system(&token)), ["power_loss", "clean"], "SIGKILL: no clean-stop marker; newest first");
+    let s = Server::start(dir.path());
+    assert_eq!(reasons(&system(&s, &token)), ["power_loss", "clean"], "SIGKILL: no clean-stop marker; newest first");
     s.kill();
 
     // A run that panicked wrote its marker in the panic hook; a run whose watchdog starved wrote "starving".
     edit_state(dir.path(), |st| st.run = Run::Crashed);
-    let s = Server::start(dir.path(), &[]);
-    assert_eq!(reasons(&s.system(&token))[0], "crash");
+    let s = Server::start(dir.path());
+    assert_eq!(reasons(&system(&s, &token))[0], "crash");
     s.kill();
     edit_state(dir.path(), |st| st.run = Run::Starving);
-    let s = Server::start(dir.path(), &[]);
-    let sys = s.system(&token);
+    let s = Server::start(dir.path());
+    let sys = system(&s, &token);
     assert_eq!(reasons(&sys), ["watchdog", "crash", "power_loss", "clean"]);
     assert_eq!(sys["safe_mode"]["active"], false, "one watchdog reset is not safe mode");
     let wd = sys["watchdog"].as_object().unwrap();
@@ -137,28 +82,28 @@ fn each_start_names_why_the_last_run_ended() {
         assert!(wd.contains_key(&format!("Heartbeat: {beat}")), "the System screen lists the {beat} heartbeat: {wd:?}");
     }
     assert!(wd["Device"].as_str().unwrap().starts_with("none: "), "on a host the page says why there is no device");
-    s.stop();
+    stop(s);
 
     // Eight are kept.
     for _ in 0..5 {
-        Server::start(dir.path(), &[]).kill();
+        Server::start(dir.path()).kill();
     }
-    let s = Server::start(dir.path(), &[]);
-    let r = reasons(&s.system(&token));
+    let s = Server::start(dir.path());
+    let r = reasons(&system(&s, &token));
     assert_eq!(r.len(), 8);
     assert_eq!(r[..5], ["power_loss"; 5]);
     assert_eq!(r[5..], ["clean", "watchdog", "crash"], "the oldest dropped, newest first");
-    s.stop();
+    stop(s);
 }
 
 #[test]
 fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_clears_it() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
+    let s = Server::start(dir.path());
     let token = claim(&s);
-    let (st, v) = s.call("GET", "/api/v1/server", None, "");
+    let (st, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!((st, &v["dlna_effectively_on"], &v["safe_mode"]), (200, &Value::Bool(true), &Value::Bool(false)));
-    s.stop();
+    stop(s);
     // Two watchdog resets 10 and 4 minutes ago; the run that just ended starved its watchdog: the third.
     let t = now();
     edit_state(dir.path(), |st| {
@@ -166,17 +111,17 @@ fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_
         st.record_reset(ResetReason::Watchdog, t - 240);
         st.run = Run::Starving;
     });
-    let s = Server::start(dir.path(), &[]);
-    let sys = s.system(&token);
+    let s = Server::start(dir.path());
+    let sys = system(&s, &token);
     assert_eq!(sys["safe_mode"]["active"], true, "{sys}");
-    let (_, v) = s.call("GET", "/api/v1/server", None, "");
+    let (_, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!(v["safe_mode"], true, "the page's banner reads this");
     assert_eq!(v["dlna_effectively_on"], false, "DLNA is off in safe mode");
-    let (st, _) = s.call("POST", "/api/v1/remote/enable", Some(&token), "");
+    let (st, _) = call(&s, "POST", "/api/v1/remote/enable", Some(&token), "");
     assert_eq!(st, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        let (_, v) = s.call("GET", "/api/v1/remote", Some(&token), "");
+        let (_, v) = call(&s, "GET", "/api/v1/remote", Some(&token), "");
         if v["status"]["reason"]["kind"] == "safe_mode" || Instant::now() > deadline {
             break v["status"].clone();
         }
@@ -184,21 +129,21 @@ fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_
     };
     assert_eq!(status["state"], "unsuccessful", "remote access does not start in safe mode: {status}");
     assert!(status["reason"]["sentence"].as_str().unwrap().contains("Safe mode is on"), "{status}");
-    s.stop();
+    stop(s);
 
     // Still on after a clean restart: only the owner clears it.
-    let s = Server::start(dir.path(), &[]);
-    assert_eq!(s.system(&token)["safe_mode"]["active"], true);
-    let (st, _) = s.call("DELETE", "/api/v1/system/safe-mode", None, "");
+    let s = Server::start(dir.path());
+    assert_eq!(system(&s, &token)["safe_mode"]["active"], true);
+    let (st, _) = call(&s, "DELETE", "/api/v1/system/safe-mode", None, "");
     assert!(st == 401 || st == 403, "only the owner clears safe mode ({st})");
-    let (st, v) = s.call("DELETE", "/api/v1/system/safe-mode", Some(&token), "");
+    let (st, v) = call(&s, "DELETE", "/api/v1/system/safe-mode", Some(&token), "");
     assert_eq!((st, &v["was_active"]), (200, &Value::Bool(true)), "{v}");
-    let (_, v) = s.call("GET", "/api/v1/server", None, "");
+    let (_, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!((&v["safe_mode"], &v["dlna_effectively_on"]), (&Value::Bool(false), &Value::Bool(true)), "DLNA follows its switch again");
-    s.stop();
-    let s = Server::start(dir.path(), &[]);
-    assert_eq!(s.system(&token)["safe_mode"]["active"], false, "cleared for good");
-    s.stop();
+    stop(s);
+    let s = Server::start(dir.path());
+    assert_eq!(system(&s, &token)["safe_mode"]["active"], false, "cleared for good");
+    stop(s);
 }
 
 #[test]
@@ -208,7 +153,7 @@ fn speaks_the_systemd_watchdog_protocol_when_run_by_systemd() {
     let systemd = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
     systemd.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let data = dir.path().join("data");
-    let s = Server::start(&data, &[("NOTIFY_SOCKET", sock.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    let s = Server::start_with(&data, &[], &[("NOTIFY_SOCKET", sock.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -227,11 +172,6 @@ fn speaks_the_systemd_watchdog_protocol_when_run_by_systemd() {
         stopping = &buf[..n] == b"STOPPING=1";
     }
     assert!(stopping, "a clean stop says STOPPING=1");
-    s.stop_wait();
-}
-
-impl Server {
-    fn stop_wait(mut self) {
-        assert!(self.child.wait().unwrap().success());
-    }
+    let mut child = s;
+    assert!(child.child.wait().unwrap().success());
 }

@@ -2,68 +2,21 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    addr: String,
+mod common;
+use common::Server;
+
+/// Send `raw` as it is; the status and the whole answer as text.
+fn request(s: &Server, raw: &str) -> (u16, String) {
+    let (status, head, body) = s.raw(raw.as_bytes());
+    (status, head + &String::from_utf8_lossy(&body))
 }
 
-impl Server {
-    fn start(data: &Path) -> Server {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["serve", "--listen", &addr, "--data-dir"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hearth");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "hearth did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        request(&self.addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
-    }
-
-    /// SIGTERM and wait; returns the exit status and everything printed on stdout.
-    fn stop(mut self) -> (i32, String) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
-        let status = self.child.wait().unwrap();
-        let mut out = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        (status.code().unwrap_or(-1), out)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn request(addr: &str, raw: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text)
+fn get(s: &Server, path: &str) -> (u16, String) {
+    request(s, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 }
 
 fn machine_id(body: &str) -> String {
@@ -80,7 +33,7 @@ fn identity_is_stable_across_restarts_and_stop_is_clean() {
     let dir = tempdir();
     let data = dir.path().join("data");
     let first = Server::start(&data);
-    let (status, body) = first.get("/identity");
+    let (status, body) = get(&first, "/identity");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<MediaContainer") && body.contains("version=\""), "{body}");
     let id = machine_id(&body);
@@ -91,23 +44,22 @@ fn identity_is_stable_across_restarts_and_stop_is_clean() {
     assert!(data.join("flash.img").exists());
 
     let second = Server::start(&data);
-    assert_eq!(machine_id(&second.get("/identity").1), id, "machineIdentifier kept in the flash store");
+    assert_eq!(machine_id(&get(&second, "/identity").1), id, "machineIdentifier kept in the flash store");
 }
 
 #[test]
 fn unknown_paths_and_methods_get_a_message() {
     let dir = tempdir();
     let s = Server::start(&dir.path().join("d"));
-    let (status, body) = s.get("/no/such/thing");
+    let (status, body) = get(&s, "/no/such/thing");
     assert_eq!(status, 404);
     assert!(body.contains("There is no GET /no/such/thing on this server."), "{body}");
-    let (status, body) = request(
-        &s.addr,
+    let (status, body) = request(&s,
         "DELETE /identity HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
     assert!(body.contains("\"message\":\"DELETE is not allowed here; use GET.\""), "{body}");
-    let (status, body) = request(&s.addr, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, body) = request(&s, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 }
@@ -117,14 +69,14 @@ fn oversized_and_garbage_heads_are_refused_without_disturbing_others() {
     let dir = tempdir();
     let s = Server::start(&dir.path().join("d"));
     let huge = format!("GET /identity HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
-    let (status, body) = request(&s.addr, &huge);
+    let (status, body) = request(&s, &huge);
     assert_eq!(status, 431, "{body}");
-    let (status, _) = request(&s.addr, "\x01\x02 nonsense\r\n\r\n");
+    let (status, _) = request(&s, "\x01\x02 nonsense\r\n\r\n");
     assert_eq!(status, 400);
     // A client that sends half a head and stalls does not block anyone else.
     let mut slow = TcpStream::connect(&s.addr).unwrap();
     slow.write_all(b"GET /identity HTTP/1.1\r\nHo").unwrap();
-    assert_eq!(s.get("/identity").0, 200);
+    assert_eq!(get(&s, "/identity").0, 200);
     // ...and is cut off after the head timeout (10 s).
     slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let t = Instant::now();
@@ -152,22 +104,8 @@ fn foreign_flash_file_is_refused_until_format() {
     assert!(std::fs::read(&flash).unwrap().iter().all(|b| *b == 0x42), "nothing was erased");
 
     // With --format it starts, on a fresh state.
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--format", "--listen", &addr, "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let s = Server { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&s.addr).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(s.get("/identity").0, 200);
+    let s = Server::start_with(&data, &["--format"], &[]);
+    assert_eq!(get(&s, "/identity").0, 200);
 }
 
 #[test]

@@ -1,0 +1,117 @@
+//! What the integration tests share: the built `hearth serve` as a child process on 127.0.0.1 with its own data
+//! folder, as a user runs it, and one-shot HTTP/1.1 requests to it (`Connection: close`, read to the end).
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub port: u16,
+    pub data: PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for one test at a time per port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// `hearth serve --listen 127.0.0.1:PORT --data-dir DATA` with `RUST_LOG=warn`; waits until it listens.
+    pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[], &[])
+    }
+
+    /// As [`Server::start`], with more serve options (e.g. `--format`) and environment (e.g. `NOTIFY_SOCKET`).
+    pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["serve", "--listen", &addr])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hearth");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "hearth did not start listening on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, addr, port, data: data.to_owned() }
+    }
+
+    /// Send `raw` as it is; answers (status, head, body bytes).
+    pub fn raw(&self, raw: &[u8]) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(raw).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
+        let head = String::from_utf8_lossy(&out[..split]).into_owned();
+        let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, head, out[split..].to_vec())
+    }
+
+    /// One request with `headers` (a `Host` is added unless given) and an optional JSON body; answers (status,
+    /// lower-cased head, body as text).
+    pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String, String) {
+        let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) { "" } else { "Host: 127.0.0.1\r\n" };
+        let mut raw = format!("{method} {path} HTTP/1.1\r\n{host}Connection: close\r\n");
+        for (k, v) in headers {
+            raw += &format!("{k}: {v}\r\n");
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() || method != "GET" {
+            raw += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+        }
+        raw += "\r\n";
+        raw += body;
+        let (status, head, body) = self.raw(raw.as_bytes());
+        (status, head.to_ascii_lowercase(), String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// [`Server::call`] as an API client: `Accept: application/json`; the body parsed (Null when not JSON).
+    pub fn json(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, Value) {
+        let mut h = vec![("Accept", "application/json")];
+        h.extend_from_slice(headers);
+        let (status, _, text) = self.call(method, path, &h, body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+
+    /// SIGTERM and wait (the clean stop flushes the store); the exit status and everything printed on stdout.
+    pub fn stop(mut self) -> (i32, String) {
+        self.signal(nix::sys::signal::SIGTERM);
+        let status = self.child.wait().unwrap();
+        let mut out = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        (status.code().unwrap_or(-1), out)
+    }
+
+    /// SIGKILL: the process ends without its clean stop, like a power cut.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
