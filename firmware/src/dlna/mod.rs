@@ -21,9 +21,9 @@ pub mod view;
 use crate::state::{Handle, Library, Net, State};
 use catalog::Catalog;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use view::View;
 
@@ -56,10 +56,20 @@ pub fn visible_libraries(state: &State) -> Vec<Library> {
     state.libraries.iter().filter(|l| chosen.is_empty() || chosen.contains(&l.id)).cloned().collect()
 }
 
+/// A content view nobody asked for in this long is dropped (rebuilt on the next request): an idle server does
+/// not hold a second copy of the catalog.
+pub const VIEW_IDLE: Duration = Duration::from_secs(60);
+
 /// What the running server shares between its tasks.
 pub struct Live {
     pub state: Handle,
-    view: RwLock<Arc<View>>,
+    /// The content view, built on the first request after a change or an idle spell.
+    view: Mutex<Option<Arc<View>>>,
+    catalog: Arc<dyn Catalog>,
+    /// The libraries DLNA shows and the SystemUpdateID, as the builder last saw them.
+    shown: RwLock<Vec<Library>>,
+    update_id: AtomicU32,
+    last_asked: Mutex<Instant>,
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
@@ -68,8 +78,27 @@ pub struct Live {
 }
 
 impl Live {
+    /// The content view, built now if there is none.
     pub fn view(&self) -> Arc<View> {
-        self.view.read().unwrap().clone()
+        let mut slot = self.view.lock().unwrap();
+        *self.last_asked.lock().unwrap() = Instant::now();
+        if let Some(v) = &*slot {
+            return v.clone();
+        }
+        let libraries = self.shown.read().unwrap().clone();
+        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)));
+        tracing::info!(items = view.item_count(), libraries = libraries.len(), update_id = view.update_id, "DLNA content view built");
+        *slot = Some(view.clone());
+        view
+    }
+
+    /// Drop the view if nobody asked for it in `idle`.
+    fn forget_if_idle(&self, idle: Duration) {
+        let mut slot = self.view.lock().unwrap();
+        if slot.is_some() && self.last_asked.lock().unwrap().elapsed() >= idle {
+            *slot = None;
+            tracing::debug!("DLNA content view dropped while idle");
+        }
     }
 
     pub fn admits_http(&self, peer: IpAddr) -> bool {
@@ -89,7 +118,7 @@ impl Live {
     }
 }
 
-/// The view is rebuilt when the catalog's generation or the visible libraries change.
+/// The view is rebuilt (on the next request) when the catalog's generation or the visible libraries change.
 struct Builder {
     generation: u64,
     libraries: Vec<Library>,
@@ -108,9 +137,10 @@ impl Builder {
         self.update_id = now.max(self.update_id.wrapping_add(1));
         self.generation = generation;
         self.libraries = libraries;
-        let view = View::build(&self.libraries, catalog, self.update_id);
-        tracing::info!(items = view.item_count(), libraries = self.libraries.len(), update_id = self.update_id, "DLNA content view built");
-        *live.view.write().unwrap() = Arc::new(view);
+        let mut slot = live.view.lock().unwrap();
+        *live.shown.write().unwrap() = self.libraries.clone();
+        live.update_id.store(self.update_id, Ordering::SeqCst);
+        *slot = None;
     }
 }
 
@@ -164,7 +194,11 @@ pub async fn run(
         let ifaces = lan::interfaces_in(scope);
         let live = Arc::new(Live {
             state: state.clone(),
-            view: RwLock::new(Arc::new(View::empty())),
+            view: Mutex::new(None),
+            catalog: catalog.clone(),
+            shown: RwLock::new(Vec::new()),
+            update_id: AtomicU32::new(0),
+            last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((s.clone(), lan::networks(&s, &ifaces))),
             closed: AtomicBool::new(false),
             egress: egress.clone(),
@@ -211,6 +245,7 @@ pub async fn run(
                     let s = rx.borrow().clone();
                     *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
                     builder.refresh(&live, &*catalog, &s, false);
+                    live.forget_if_idle(VIEW_IDLE);
                 }
                 _ = stop.changed() => break true,
             }
