@@ -1,6 +1,6 @@
 //! Streams: media bytes to clients. The fast path answers part requests (`GET`/`HEAD
-//! /library/parts/{id}/...`) on the raw connection with sendfile(2); the hyper path (connections that began
-//! with an API request) copies, correctly, through [`Prepared`] and [`FileBody`].
+//! /library/parts/{id}/...`) on the raw connection with sendfile(2); the hyper path (TLS connections, and plain
+//! connections hyper kept after a chunked request) copies, correctly, through [`Prepared`] and [`FileBody`].
 //!
 //! Owns: Range and conditional requests ([`range`], sans-IO, RFC 9110), response heads for media, the
 //! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes, the
