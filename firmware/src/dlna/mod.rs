@@ -331,4 +331,71 @@ mod tests {
         s.settings.dlna.libraries.push(2).unwrap();
         assert_eq!(visible_libraries(&s).iter().map(|l| l.id).collect::<Vec<_>>(), [2]);
     }
+
+    /// Items of library 1, changeable, with a generation that follows them.
+    struct Shelf(Mutex<Vec<catalog::Item>>, std::sync::atomic::AtomicU64);
+    impl Catalog for Shelf {
+        fn generation(&self) -> u64 {
+            self.1.load(Ordering::SeqCst)
+        }
+        fn items(&self, library: u8) -> Vec<catalog::Item> {
+            self.0.lock().unwrap().iter().filter(|i| i.library == library).cloned().collect()
+        }
+    }
+
+    fn film(id: u64) -> catalog::Item {
+        catalog::Item {
+            id,
+            library: 1,
+            path: format!("/m/{id}.mp4").into(),
+            folder: String::new(),
+            title: format!("Film {id}"),
+            kind: catalog::Kind::Movie,
+            size: 1,
+            modified: 0,
+            mime: "video/mp4",
+            duration: None,
+            resolution: None,
+        }
+    }
+
+    /// The view is built when asked for, follows catalog changes (with a new SystemUpdateID), and after an
+    /// idle drop comes back with the same items and the same SystemUpdateID (a TV sees no change).
+    #[test]
+    fn content_view_is_built_on_demand_and_survives_idle_drops() {
+        let t = tempfile::tempdir().unwrap();
+        let flash = crate::store::NorFile::open_or_create(&t.path().join("flash.img"), 64 * 1024, 4096).unwrap();
+        let mut s = State::new([1; 16]);
+        s.libraries.push(Library { id: 1, kind: crate::state::LibraryKind::Movies, name: "Films".try_into().unwrap() }).unwrap();
+        let handle = Handle::start(crate::store::Store::format(flash).unwrap(), s.clone());
+        let shelf = Arc::new(Shelf(Mutex::new(vec![film(1)]), 1.into()));
+        let live = Live {
+            state: handle.clone(),
+            view: Mutex::new(None),
+            catalog: shelf.clone(),
+            shown: RwLock::new(Vec::new()),
+            update_id: AtomicU32::new(0),
+            last_asked: Mutex::new(Instant::now()),
+            rule: RwLock::new((Arc::new(s.clone()), Vec::new())),
+            closed: AtomicBool::new(false),
+            egress: Default::default(),
+        };
+        let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
+        builder.refresh(&live, &*shelf, &s, true);
+        let first = live.view();
+        assert!(first.item(1).is_some() && first.item(2).is_none());
+
+        shelf.0.lock().unwrap().push(film(2));
+        shelf.1.store(2, Ordering::SeqCst);
+        builder.refresh(&live, &*shelf, &s, false);
+        let second = live.view();
+        assert!(second.item(2).is_some());
+        assert!(second.update_id > first.update_id);
+
+        live.forget_if_idle(Duration::ZERO);
+        assert!(live.view.lock().unwrap().is_none());
+        let again = live.view();
+        assert_eq!((again.item_count(), again.update_id), (2, second.update_id));
+        handle.shutdown();
+    }
 }
