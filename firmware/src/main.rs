@@ -29,6 +29,7 @@ reflector options:
 ";
 
 fn main() -> ExitCode {
+    one_allocator_arena();
     if std::process::id() == 1 {
         // The kernel started us as /init: init mode, whatever argv says (the kernel passes its own words).
         return hearth::system::init::run(None);
@@ -100,4 +101,17 @@ fn init(argv: Vec<OsString>) -> Result<ExitCode, String> {
         };
     }
     Ok(hearth::system::init::run(board))
+}
+
+/// Host builds on glibc: by default every thread that allocates gets its own malloc arena, and the scanner
+/// thread's arena keeps the scan's freed memory in fragments that malloc_trim cannot return (10,000 items:
+/// 3.5 MiB of heap instead of 2; with two arenas still about one start in six). One arena (each thread keeps
+/// its own small-block cache in front of it) is plenty for a server that waits on sockets. (The firmware's
+/// musl has no arenas.)
+fn one_allocator_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
 }

@@ -22,9 +22,9 @@ use crate::state::{Handle, Library, Net, State};
 use crate::system::watchdog::Beat;
 use catalog::Catalog;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use view::View;
 
@@ -57,10 +57,20 @@ pub fn visible_libraries(state: &State) -> Vec<Library> {
     state.libraries.iter().filter(|l| chosen.is_empty() || chosen.contains(&l.id)).cloned().collect()
 }
 
+/// A content view nobody asked for in this long is dropped (rebuilt on the next request): an idle server does
+/// not hold a second copy of the catalog.
+pub const VIEW_IDLE: Duration = Duration::from_secs(60);
+
 /// What the running server shares between its tasks.
 pub struct Live {
     pub state: Handle,
-    view: RwLock<Arc<View>>,
+    /// The content view, built on the first request after a change or an idle spell.
+    view: Mutex<Option<Arc<View>>>,
+    catalog: Arc<dyn Catalog>,
+    /// The libraries DLNA shows and the SystemUpdateID, as the builder last saw them.
+    shown: RwLock<Vec<Library>>,
+    update_id: AtomicU32,
+    last_asked: Mutex<Instant>,
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
@@ -69,8 +79,27 @@ pub struct Live {
 }
 
 impl Live {
+    /// The content view, built now if there is none.
     pub fn view(&self) -> Arc<View> {
-        self.view.read().unwrap().clone()
+        let mut slot = self.view.lock().unwrap();
+        *self.last_asked.lock().unwrap() = Instant::now();
+        if let Some(v) = &*slot {
+            return v.clone();
+        }
+        let libraries = self.shown.read().unwrap().clone();
+        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)));
+        tracing::info!(items = view.item_count(), libraries = libraries.len(), update_id = view.update_id, "DLNA content view built");
+        *slot = Some(view.clone());
+        view
+    }
+
+    /// Drop the view if nobody asked for it in `idle`.
+    fn forget_if_idle(&self, idle: Duration) {
+        let mut slot = self.view.lock().unwrap();
+        if slot.is_some() && self.last_asked.lock().unwrap().elapsed() >= idle {
+            *slot = None;
+            tracing::debug!("DLNA content view dropped while idle");
+        }
     }
 
     pub fn admits_http(&self, peer: IpAddr) -> bool {
@@ -90,7 +119,7 @@ impl Live {
     }
 }
 
-/// The view is rebuilt when the catalog's generation or the visible libraries change.
+/// The view is rebuilt (on the next request) when the catalog's generation or the visible libraries change.
 struct Builder {
     generation: u64,
     libraries: Vec<Library>,
@@ -109,9 +138,10 @@ impl Builder {
         self.update_id = now.max(self.update_id.wrapping_add(1));
         self.generation = generation;
         self.libraries = libraries;
-        let view = View::build(&self.libraries, catalog, self.update_id);
-        tracing::info!(items = view.item_count(), libraries = self.libraries.len(), update_id = self.update_id, "DLNA content view built");
-        *live.view.write().unwrap() = Arc::new(view);
+        let mut slot = live.view.lock().unwrap();
+        *live.shown.write().unwrap() = self.libraries.clone();
+        live.update_id.store(self.update_id, Ordering::SeqCst);
+        *slot = None;
     }
 }
 
@@ -169,7 +199,11 @@ pub async fn run(
         let ifaces = lan::interfaces_in(scope);
         let live = Arc::new(Live {
             state: state.clone(),
-            view: RwLock::new(Arc::new(View::empty())),
+            view: Mutex::new(None),
+            catalog: catalog.clone(),
+            shown: RwLock::new(Vec::new()),
+            update_id: AtomicU32::new(0),
+            last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((s.clone(), lan::networks(&s, &ifaces))),
             closed: AtomicBool::new(false),
             egress: egress.clone(),
@@ -218,6 +252,7 @@ pub async fn run(
                     let s = rx.borrow().clone();
                     *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
                     builder.refresh(&live, &*catalog, &s, false);
+                    live.forget_if_idle(VIEW_IDLE);
                 }
                 _ = stop.changed() => break true,
             }
@@ -303,5 +338,72 @@ mod tests {
         assert_eq!(visible_libraries(&s).len(), 2);
         s.settings.dlna.libraries.push(2).unwrap();
         assert_eq!(visible_libraries(&s).iter().map(|l| l.id).collect::<Vec<_>>(), [2]);
+    }
+
+    /// Items of library 1, changeable, with a generation that follows them.
+    struct Shelf(Mutex<Vec<catalog::Item>>, std::sync::atomic::AtomicU64);
+    impl Catalog for Shelf {
+        fn generation(&self) -> u64 {
+            self.1.load(Ordering::SeqCst)
+        }
+        fn items(&self, library: u8) -> Vec<catalog::Item> {
+            self.0.lock().unwrap().iter().filter(|i| i.library == library).cloned().collect()
+        }
+    }
+
+    fn film(id: u64) -> catalog::Item {
+        catalog::Item {
+            id,
+            library: 1,
+            path: format!("/m/{id}.mp4").into(),
+            folder: String::new(),
+            title: format!("Film {id}"),
+            kind: catalog::Kind::Movie,
+            size: 1,
+            modified: 0,
+            mime: "video/mp4",
+            duration: None,
+            resolution: None,
+        }
+    }
+
+    /// The view is built when asked for, follows catalog changes (with a new SystemUpdateID), and after an
+    /// idle drop comes back with the same items and the same SystemUpdateID (a TV sees no change).
+    #[test]
+    fn content_view_is_built_on_demand_and_survives_idle_drops() {
+        let t = tempfile::tempdir().unwrap();
+        let flash = crate::store::NorFile::open_or_create(&t.path().join("flash.img"), 64 * 1024, 4096).unwrap();
+        let mut s = State::new([1; 16]);
+        s.libraries.push(Library { id: 1, kind: crate::state::LibraryKind::Movies, name: "Films".try_into().unwrap() }).unwrap();
+        let handle = Handle::start(crate::store::Store::format(flash).unwrap(), s.clone());
+        let shelf = Arc::new(Shelf(Mutex::new(vec![film(1)]), 1.into()));
+        let live = Live {
+            state: handle.clone(),
+            view: Mutex::new(None),
+            catalog: shelf.clone(),
+            shown: RwLock::new(Vec::new()),
+            update_id: AtomicU32::new(0),
+            last_asked: Mutex::new(Instant::now()),
+            rule: RwLock::new((Arc::new(s.clone()), Vec::new())),
+            closed: AtomicBool::new(false),
+            egress: Default::default(),
+        };
+        let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
+        builder.refresh(&live, &*shelf, &s, true);
+        let first = live.view();
+        assert!(first.item(1).is_some() && first.item(2).is_none());
+
+        shelf.0.lock().unwrap().push(film(2));
+        shelf.1.store(2, Ordering::SeqCst);
+        builder.refresh(&live, &*shelf, &s, false);
+        let second = live.view();
+        assert!(second.item(2).is_some());
+        assert!(second.update_id > first.update_id);
+
+        live.forget_if_idle(Duration::ZERO);
+        assert!(live.view.lock().unwrap().is_none());
+        let again = live.view();
+        assert_eq!((again.item_count(), again.update_id), (2, second.update_id));
+        handle.shutdown();
     }
 }

@@ -47,10 +47,6 @@ pub struct View {
 }
 
 impl View {
-    pub fn empty() -> View {
-        View::build(&[], &NoItems, 0)
-    }
-
     pub fn build(libraries: &[Library], catalog: &dyn Catalog, update_id: u32) -> View {
         let mut v = View { nodes: Vec::new(), index: HashMap::new(), items: HashMap::new(), update_id };
         let root = v.container(ROOT.into(), None, "Hearth".into(), "object.container", 0);
@@ -166,15 +162,5 @@ impl View {
 
     pub fn item_count(&self) -> usize {
         self.items.len()
-    }
-}
-
-struct NoItems;
-impl Catalog for NoItems {
-    fn generation(&self) -> u64 {
-        0
-    }
-    fn items(&self, _: u8) -> Vec<Item> {
-        Vec::new()
     }
 }

@@ -1,5 +1,6 @@
 //! Accepting connections and handing each request to the right engine.
 
+use super::exchange::{Exchange, Framing, head_facts};
 use super::rewind::Rewind;
 use super::routes::{self, Access, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
@@ -98,8 +99,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
-/// A plain-TCP session: request heads are read here; part GET/HEAD go to the stream fast path (sendfile) and
-/// come back for the next head on keep-alive; the first other request hands the connection to hyper.
+/// A plain-TCP session: every request head is read here; part GET/HEAD go to the stream fast path (sendfile),
+/// any other request to hyper for that one exchange ([`Exchange`]), and both come back for the next head on
+/// keep-alive. A request whose body this loop cannot delimit (chunked, upgrade) hands the rest of the
+/// connection to hyper.
 async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
@@ -108,7 +111,15 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             None => return linger_close(stream).await,
         };
         // Stream fast path (stream room): part GET/HEAD answered here with sendfile(2).
-        let Some(req) = crate::stream::fast_path_request(&buf[..head_len]) else { break };
+        let Some(req) = crate::stream::fast_path_request(&buf[..head_len]) else {
+            let facts = head_facts(&buf[..head_len]);
+            let Framing::Length(body) = facts.framing else { break };
+            match one_exchange(&mut stream, &mut buf, head_len, body, peer, &ctx).await {
+                Some(true) if facts.keep_alive => continue,
+                Some(_) => return linger_close(stream).await,
+                None => return,
+            }
+        };
         let state = ctx.state.snapshot();
         if state.settings.secure_connections == SecureConnections::Required {
             let _ = stream.write_all(&plain_refusal(403, REQUIRED_TLS)).await;
@@ -136,6 +147,53 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
     hyper_session(stream, buf, peer, ctx, false).await
 }
+
+/// Serve one non-stream request with hyper: the head and `body` bytes of body, no more. Some(true) when the
+/// connection can carry another request, Some(false) when it should close after a linger, None when it is
+/// already broken.
+async fn one_exchange(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head_len: usize,
+    body: u64,
+    peer: SocketAddr,
+    ctx: &Arc<Ctx>,
+) -> Option<bool> {
+    let total = (head_len as u64).saturating_add(body);
+    let pre = buf.split_to(buf.len().min(usize::try_from(total).unwrap_or(usize::MAX))).freeze();
+    let body_left = total - pre.len() as u64;
+    let mut exchange = Exchange::new(pre, body_left, stream);
+    let ctx = ctx.clone();
+    let svc = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(dispatch(ctx, peer, false, req).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        // The end of this exchange's bytes is not the client going away: finish the answer.
+        .half_close(true)
+        .max_buf_size(MAX_HEAD.max(8192))
+        .serve_connection(TokioIo::new(&mut exchange), svc)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "request ended with an error");
+        return None;
+    }
+    if exchange.response_closes() {
+        return Some(false);
+    }
+    // A body the handler answered without reading must not be taken for the next request: read it away
+    // (a small one, quickly) or close.
+    if !exchange.request_consumed() {
+        let skipped = tokio::time::timeout(HEAD_TIMEOUT, exchange.skip_body(UNREAD_BODY_LIMIT)).await;
+        return Some(matches!(skipped, Ok(Ok(true))));
+    }
+    Some(true)
+}
+
+/// Largest request body left unread by a handler that is read away to keep the connection.
+const UNREAD_BODY_LIMIT: u64 = 64 * 1024;
 
 /// A TLS session: the first head is read here (for its limits), then hyper serves it. Parts are copied.
 async fn tls_session<S>(mut io: S, peer: SocketAddr, ctx: Arc<Ctx>)

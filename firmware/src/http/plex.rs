@@ -640,8 +640,8 @@ pub async fn all_leaves(call: Call) -> Response<Body> {
     container(call.format, root)
 }
 
-/// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection: copied (the fast path takes this request
-/// whenever it is the first on its connection).
+/// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection (TLS, or a plain connection hyper kept after a
+/// chunked request): copied. On plain connections the fast path takes every other part request.
 pub async fn part(call: Call) -> Response<Body> {
     use http_body_util::BodyExt;
     let h = call.req.headers();

@@ -22,12 +22,14 @@ pub mod kind;
 pub mod name;
 pub mod probe;
 pub mod scan;
+mod shelves;
 pub mod watch;
 
 use crate::state::{AccountId, Handle, LibraryId, LibraryKind, Role, State};
 use kind::Media;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use shelves::Shelves;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -225,13 +227,6 @@ pub fn visible(state: &State, account: Option<AccountId>) -> Visible {
     }
 }
 
-#[derive(Default)]
-struct Shelves {
-    items: BTreeMap<ItemId, Item>,
-    groups: BTreeMap<ItemId, Group>,
-    next_id: u32,
-}
-
 /// The catalog: every library's items, the scanner queue and the watcher. Cheap to share (`Arc`).
 pub struct Catalog {
     shelves: RwLock<Shelves>,
@@ -255,11 +250,8 @@ impl Catalog {
             }
             Index { next_id: 1, ..Index::default() }
         });
-        let shelves = Shelves {
-            items: index.items.into_iter().map(|i| (i.id, i)).collect(),
-            groups: index.groups.into_iter().map(|g| (g.id, g)).collect(),
-            next_id: index.next_id.max(1),
-        };
+        let shelves = Shelves::from_items(index.items, index.groups, index.next_id.max(1));
+        release_free_memory();
         let catalog = Arc::new(Catalog {
             shelves: RwLock::new(shelves),
             progress: Mutex::new(HashMap::new()),
@@ -331,10 +323,12 @@ impl Catalog {
         let live: BTreeSet<LibraryId> = s.libraries.iter().map(|l| l.id).collect();
         let changed = {
             let mut sh = self.shelves.write().unwrap();
-            let before = sh.items.len() + sh.groups.len();
-            sh.items.retain(|_, i| live.contains(&i.library));
-            sh.groups.retain(|_, g| live.contains(&g.library));
-            before != sh.items.len() + sh.groups.len()
+            let before = sh.records().len() + sh.groups.len();
+            let mut next = sh.carry(|r| live.contains(&r.library));
+            next.groups.retain(|g| live.contains(&g.library));
+            next.finish();
+            *sh = next;
+            before != sh.records().len() + sh.groups.len()
         };
         if changed {
             self.generation.fetch_add(1, Ordering::SeqCst);
@@ -363,10 +357,13 @@ impl Catalog {
         let started = Instant::now();
         let old: HashMap<Box<[u8]>, Item> = {
             let sh = self.shelves.read().unwrap();
-            sh.items
-                .values()
-                .filter(|i| i.library == id)
-                .map(|i| (i.path.clone(), i.clone()))
+            sh.records()
+                .iter()
+                .filter(|r| r.library == id)
+                .map(|r| {
+                    let i = sh.view(r);
+                    (i.path.clone(), i)
+                })
                 .collect()
         };
         let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen);
@@ -401,7 +398,10 @@ impl Catalog {
         unreadable: &[PathBuf],
     ) {
         let now = unix_now();
-        let mut sh = self.shelves.write().unwrap();
+        let mut shelves = self.shelves.write().unwrap();
+        // The other libraries' items as they are; this library's from the scan (and the unreadable folders).
+        let mut next = shelves.carry(|r| r.library != id);
+        let sh = &mut next;
         let mut keep: BTreeSet<ItemId> = BTreeSet::new();
         for f in files {
             let (item_id, added) = match old.get(&f.path) {
@@ -414,8 +414,8 @@ impl Catalog {
                     Some(e) => e,
                     None => (parent_name(&f.path), 0, 0),
                 };
-                let show_id = sh.group(id, &show, None, 0);
-                let season_id = sh.group(id, &show, Some(season_no), show_id);
+                let show_id = sh.make_group(id, &show, None, 0);
+                let season_id = sh.make_group(id, &show, Some(season_no), show_id);
                 keep.insert(show_id);
                 keep.insert(season_id);
                 Some(Episode {
@@ -436,9 +436,7 @@ impl Catalog {
             } else {
                 parsed.title
             };
-            sh.items.insert(
-                item_id,
-                Item {
+            sh.push(&Item {
                     id: item_id,
                     library: id,
                     path: f.path,
@@ -457,27 +455,32 @@ impl Catalog {
                     video_codec: f.probed.video_codec.map(Into::into),
                     audio_codec: f.probed.audio_codec.map(Into::into),
                     added,
-                },
-            );
+                });
             keep.insert(item_id);
         }
         // Items under folders that could not be read this time stay (ids and all) until they can be.
         for o in old.values() {
             if !keep.contains(&o.id) && unreadable.iter().any(|u| o.path().starts_with(u)) {
                 keep.insert(o.id);
+                sh.push(o);
                 if let Some(e) = o.episode {
                     keep.insert(e.show);
                     keep.insert(e.season);
                 }
             }
         }
-        sh.items
-            .retain(|iid, i| i.library != id || keep.contains(iid));
         sh.groups
-            .retain(|gid, g| g.library != id || keep.contains(gid));
-        let held: Vec<&Item> = sh.items.values().filter(|i| i.library == id).collect();
+            .retain(|g| g.library != id || keep.contains(&g.id));
+        next.finish();
+        let held: Vec<Item> = next
+            .records()
+            .iter()
+            .filter(|r| r.library == id)
+            .map(|r| next.view(r))
+            .collect();
         let changed =
-            held.len() != old.len() || held.iter().any(|i| old.get(&i.path) != Some(*i));
+            held.len() != old.len() || held.iter().any(|i| old.get(&i.path) != Some(i));
+        *shelves = next;
         if changed {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
@@ -497,15 +500,10 @@ impl Catalog {
     fn save(&self) {
         let bytes = {
             let sh = self.shelves.read().unwrap();
-            let index = IndexRef {
-                next_id: sh.next_id,
-                items: sh.items.values().collect(),
-                groups: sh.groups.values().collect(),
-            };
-            let mut out = Vec::with_capacity(64 + sh.items.len() * 128);
+            let mut out = Vec::with_capacity(64 + sh.records().len() * 128);
             out.extend_from_slice(INDEX_MAGIC);
             out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-            match postcard::to_allocvec(&index) {
+            match postcard::to_allocvec(&sh.index()) {
                 Ok(p) => out.extend_from_slice(&p),
                 Err(e) => {
                     tracing::error!(error = %e, "library index could not be encoded");
@@ -523,10 +521,10 @@ impl Catalog {
     pub fn items(&self, library: LibraryId) -> Vec<Item> {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Item> = sh
-            .items
-            .values()
-            .filter(|i| i.library == library)
-            .cloned()
+            .records()
+            .iter()
+            .filter(|r| r.library == library)
+            .map(|r| sh.view(r))
             .collect();
         v.sort_by(|a, b| {
             a.title
@@ -541,18 +539,19 @@ impl Catalog {
         self.shelves
             .read()
             .unwrap()
-            .items
-            .values()
-            .filter(|i| i.library == library)
+            .records()
+            .iter()
+            .filter(|r| r.library == library)
             .count()
     }
 
     pub fn item(&self, id: ItemId) -> Option<Item> {
-        self.shelves.read().unwrap().items.get(&id).cloned()
+        let sh = self.shelves.read().unwrap();
+        sh.record(id).map(|r| sh.view(r))
     }
 
     pub fn group(&self, id: ItemId) -> Option<Group> {
-        self.shelves.read().unwrap().groups.get(&id).cloned()
+        self.shelves.read().unwrap().group(id).cloned()
     }
 
     /// Shows of a library, in name order.
@@ -560,7 +559,7 @@ impl Catalog {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Group> = sh
             .groups
-            .values()
+            .iter()
             .filter(|g| g.library == library && g.season.is_none())
             .cloned()
             .collect();
@@ -573,7 +572,7 @@ impl Catalog {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Group> = sh
             .groups
-            .values()
+            .iter()
             .filter(|g| g.season.is_some() && g.parent == show)
             .cloned()
             .collect();
@@ -585,13 +584,13 @@ impl Catalog {
     pub fn episodes(&self, group: ItemId) -> Vec<Item> {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Item> = sh
-            .items
-            .values()
-            .filter(|i| {
-                i.episode
+            .records()
+            .iter()
+            .filter(|r| {
+                r.episode()
                     .is_some_and(|e| e.season == group || e.show == group)
             })
-            .cloned()
+            .map(|r| sh.view(r))
             .collect();
         v.sort_by_key(|i| i.episode.map(|e| (e.season_no, e.episode_no, i.id)));
         v
@@ -600,60 +599,14 @@ impl Catalog {
     /// Count of episodes under a group.
     pub fn leaf_count(&self, group: ItemId) -> usize {
         let sh = self.shelves.read().unwrap();
-        sh.items
-            .values()
-            .filter(|i| {
-                i.episode
+        sh.records()
+            .iter()
+            .filter(|r| {
+                r.episode()
                     .is_some_and(|e| e.season == group || e.show == group)
             })
             .count()
     }
-}
-
-impl Shelves {
-    fn allocate(&mut self) -> ItemId {
-        let id = self.next_id;
-        self.next_id = self.next_id.saturating_add(1);
-        id
-    }
-
-    /// The id of a show (season None) or season, made on first sight.
-    fn group(
-        &mut self,
-        library: LibraryId,
-        show: &str,
-        season: Option<u16>,
-        parent: ItemId,
-    ) -> ItemId {
-        let key = show.to_lowercase();
-        if let Some(g) = self
-            .groups
-            .values()
-            .find(|g| g.library == library && g.season == season && g.show.to_lowercase() == key)
-        {
-            return g.id;
-        }
-        let id = self.allocate();
-        let parent = if season.is_none() { id } else { parent };
-        self.groups.insert(
-            id,
-            Group {
-                id,
-                library,
-                show: show.into(),
-                season,
-                parent,
-            },
-        );
-        id
-    }
-}
-
-#[derive(Serialize)]
-struct IndexRef<'a> {
-    next_id: u32,
-    items: Vec<&'a Item>,
-    groups: Vec<&'a Group>,
 }
 
 fn read_index(path: &Path) -> Result<Index, String> {

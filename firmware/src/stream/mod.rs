@@ -1,6 +1,6 @@
 //! Streams: media bytes to clients. The fast path answers part requests (`GET`/`HEAD
-//! /library/parts/{id}/...`) on the raw connection with sendfile(2); the hyper path (connections that began
-//! with an API request) copies, correctly, through [`Prepared`] and [`FileBody`].
+//! /library/parts/{id}/...`) on the raw connection with sendfile(2); the hyper path (TLS connections, and plain
+//! connections hyper kept after a chunked request) copies, correctly, through [`Prepared`] and [`FileBody`].
 //!
 //! Owns: Range and conditional requests ([`range`], sans-IO, RFC 9110), response heads for media, the
 //! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes, the
@@ -25,11 +25,12 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// Largest sendfile(2) call; keeps one connection from holding a worker for long.
-pub const CHUNK: u64 = 1024 * 1024;
+/// Largest sendfile(2) call; keeps one connection from holding a worker for long. nginx's default
+/// `sendfile_max_chunk` (2m): a loopback socket takes about this much per writable wakeup.
+pub const CHUNK: u64 = 2 * 1024 * 1024;
 /// A client that accepts no bytes for this long is dropped.
 pub const STALL: Duration = Duration::from_secs(60);
 
@@ -254,13 +255,9 @@ pub fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
     else {
         return not_found("There is no media part with that id.");
     };
-    let file = match open_regular(&item) {
+    let (file, meta) = match open_regular(&item) {
         Ok(f) => f,
         Err(_) => return not_found("That file is gone from its folder; refresh the library."),
-    };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(_) => return not_found("That file cannot be read."),
     };
     let size = meta.len();
     let v = Validators::new(
@@ -340,12 +337,13 @@ impl Prepared {
     }
 }
 
-fn open_regular(item: &Item) -> std::io::Result<std::fs::File> {
+fn open_regular(item: &Item) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     let f = std::fs::File::open(item.path())?;
-    if !f.metadata()?.is_file() {
+    let meta = f.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    Ok(f)
+    Ok((f, meta))
 }
 
 pub fn content_type(container: &str) -> &'static str {
@@ -457,7 +455,7 @@ pub async fn serve(
     {
         out.extend_from_slice(t.as_bytes());
     }
-    if stream.write_all(&out).await.is_err() {
+    if send_head(stream, &out, prepared.body.is_some()).await.is_err() {
         return Next::Close;
     }
     let Some((file, start, len)) = prepared.body else {
@@ -485,6 +483,33 @@ pub async fn serve(
     }
 }
 
+/// Write a response head. When a body follows, MSG_MORE holds the head back so it leaves in the same packet as
+/// the body's first bytes (what nginx gets from TCP_CORK), not in a packet of its own.
+async fn send_head(stream: &TcpStream, head: &[u8], body_follows: bool) -> std::io::Result<()> {
+    use nix::libc::{MSG_MORE, MSG_NOSIGNAL};
+    let flags = if body_follows {
+        MSG_MORE | MSG_NOSIGNAL
+    } else {
+        MSG_NOSIGNAL
+    };
+    let socket = socket2::SockRef::from(stream);
+    let mut at = 0;
+    while at < head.len() {
+        let sent = stream.try_io(Interest::WRITABLE, || socket.send_with_flags(&head[at..], flags));
+        match sent {
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(STALL, stream.writable()).await {
+                    Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+                    Ok(r) => r?,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("the file got shorter while it was being sent")]
@@ -509,19 +534,29 @@ pub async fn send_file(
     let mut left = len;
     while left > 0 {
         let grant = lease.take(left.min(CHUNK)).await;
-        match tokio::time::timeout(STALL, stream.writable()).await {
-            Err(_) => return Err(SendError::Stalled(STALL)),
-            Ok(r) => r?,
-        }
-        let result = stream.try_io(Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile(
-                stream.as_fd(),
-                file.as_fd(),
-                Some(&mut offset),
-                grant as usize,
-            )
-            .map_err(std::io::Error::from)
-        });
+        // Send while the socket is known writable (try_io makes no syscall when it is not); wait for
+        // writability, with the stall limit, only when it is not.
+        let result = loop {
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                nix::sys::sendfile::sendfile(
+                    stream.as_fd(),
+                    file.as_fd(),
+                    Some(&mut offset),
+                    grant as usize,
+                )
+                .map_err(std::io::Error::from)
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match tokio::time::timeout(STALL, stream.writable()).await {
+                        Err(_) => break Err(SendError::Stalled(STALL)),
+                        Ok(Err(e)) => break Err(e.into()),
+                        Ok(Ok(())) => {}
+                    }
+                }
+                other => break other.map_err(SendError::from),
+            }
+        };
         match result {
             // sendfile returns 0 only at end of file: the file is shorter than the length we promised.
             Ok(0) => return Err(SendError::Truncated),
@@ -541,8 +576,10 @@ pub async fn send_file(
                     return Err(SendError::Truncated);
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lease.refund(grant),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                lease.refund(grant);
+                return Err(e);
+            }
         }
     }
     Ok(())
