@@ -13,11 +13,6 @@ use std::time::{Duration, Instant};
 mod common;
 use common::Server;
 
-/// SIGTERM and wait: the clean stop flushes last-seen times and the store.
-fn stop_cleanly(srv: Server) {
-    let (code, _) = srv.stop();
-    assert_eq!(code, 0, "hearth exited with {code}");
-}
 
 /// One HTTP/1.1 request by port (for threads that do not hold the server): the status and the body text.
 fn http_raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> (u16, String) {
@@ -108,7 +103,7 @@ fn claim_is_refused_from_outside_the_lan() {
     let (st, v) = srv.json("PUT", "/api/v1/settings/network", &auth, Some(r#"{"lan_networks":["10.0.0.0/33"]}"#));
     assert_eq!(st, 400, "{v}");
     assert_eq!(srv.json("GET", "/api/v1/settings/network", &auth, None).1["lan_networks"], json!(["10.0.0.0/8"]));
-    stop_cleanly(srv);
+    srv.stop_cleanly();
 }
 
 #[test]
@@ -190,7 +185,7 @@ fn accounts_home_revocation_restart_and_recovery() {
     assert!(msg(&v).contains("Sign in again"), "{v}");
 
     // Restart: accounts, tokens and revocations survive.
-    stop_cleanly(srv);
+    srv.stop_cleanly();
     let srv = Server::start(dir.path());
     assert_eq!(srv.json("GET", "/api/v1/me", &[("X-Plex-Token", &owner)], None).0, 200);
     assert_eq!(srv.json("GET", "/api/v1/me", &[("X-Plex-Token", &kid_token)], None).0, 200);
@@ -218,7 +213,7 @@ fn accounts_home_revocation_restart_and_recovery() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use"), "{}", String::from_utf8_lossy(&out.stderr));
-    stop_cleanly(srv);
+    srv.stop_cleanly();
     // ...and with the server stopped: new password, no PIN, owner devices signed out, nothing else touched.
     let mut rec = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["recover", "--password-stdin", "--data-dir"])
@@ -239,7 +234,7 @@ fn accounts_home_revocation_restart_and_recovery() {
     let owner = tok(v["token"].as_str().unwrap());
     let (_, v) = srv.json("GET", "/api/v1/members", &[("X-Plex-Token", &owner)], None);
     assert_eq!(v["accounts"].as_array().unwrap().len(), 1, "{v}");
-    stop_cleanly(srv);
+    srv.stop_cleanly();
 
     // The recovery file: applied at the next start, then deleted.
     let file = dir.path().join("recover-owner");
@@ -249,7 +244,7 @@ fn accounts_home_revocation_restart_and_recovery() {
     assert_eq!(srv.json("GET", "/api/v1/me", &[("X-Plex-Token", &owner)], None).0, 401);
     let (st, _) = srv.json("POST", "/api/v1/sign-in", &[], Some(&json!({"name": "Ada", "password": "from the file 42"}).to_string()));
     assert_eq!(st, 200);
-    stop_cleanly(srv);
+    srv.stop_cleanly();
 }
 
 fn percentiles(mut v: Vec<f64>) -> String {
@@ -313,7 +308,7 @@ fn flood() {
     println!("sign-in flood: {ATTACKERS} concurrent wrong-password clients for ~10 s; answers by status: {total:?}");
     println!("/identity latency, quiet:        {}", percentiles(quiet));
     println!("/identity latency, under flood:  {}", percentiles(busy));
-    stop_cleanly(srv);
+    srv.stop_cleanly();
 }
 
 #[test]
@@ -397,5 +392,5 @@ fn friends_api_tokens_and_lockout() {
     assert_eq!(http_raw(srv.port, "POST", "/api/v1/sign-in", &[attacker], Some(right.as_bytes())).0, 429);
     // ...while the owner at home is not locked out.
     assert_eq!(http_raw(srv.port, "POST", "/api/v1/sign-in", &[], Some(right.as_bytes())).0, 200);
-    stop_cleanly(srv);
+    srv.stop_cleanly();
 }

@@ -168,6 +168,16 @@ fn fake_mp4(path: &Path, len: usize) -> Vec<u8> {
     v
 }
 
+/// Create the movie library `name` over `folder` through the owner API and wait for its first scan to list
+/// `want_items` items; the creation answer.
+fn add_movies(addr: &str, name: &str, folder: &Path, want_items: u64) -> serde_json::Value {
+    let body = format!(r#"{{"name":"{name}","kind":"movies","folders":["{}"]}}"#, folder.display());
+    let (c, v) = send_json(addr, "POST", "/api/v1/libraries", &body);
+    assert_eq!(c, 201, "{v}");
+    wait_scanned(addr, v["id"].as_u64().unwrap(), want_items);
+    v
+}
+
 fn wait_scanned(addr: &str, lib: u64, want_items: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -229,18 +239,8 @@ fn lab() -> Lab {
     std::fs::write(media.join("Not A Film.mkv"), b"plain text pretending").unwrap();
     let server = start();
     let a = &server.addr;
-    let (c, v) = send_json(
-        a,
-        "POST",
-        "/api/v1/libraries",
-        &format!(
-            r#"{{"name":"Films","kind":"movies","folders":["{}"]}}"#,
-            media.display()
-        ),
-    );
-    assert_eq!(c, 201, "{v}");
+    let v = add_movies(a, "Films", &media, 2);
     assert_eq!(v["id"], 1);
-    wait_scanned(a, 1, 2);
     let list = items(a, 1);
     let film = list
         .iter()
@@ -633,17 +633,7 @@ fn remote_streams_are_capped_and_downloads_yield() {
     fake_mp4(&media.join("Long.Film.2001.mp4"), 64 << 20);
     let server = start();
     let a = &server.addr;
-    let (c, _) = send_json(
-        a,
-        "POST",
-        "/api/v1/libraries",
-        &format!(
-            r#"{{"name":"F","kind":"movies","folders":["{}"]}}"#,
-            media.display()
-        ),
-    );
-    assert_eq!(c, 201);
-    wait_scanned(a, 1, 1);
+    add_movies(a, "F", &media, 1);
     let k = part_key(&items(a, 1)[0]);
     // Loopback counts as remote once the LAN is declared elsewhere. 8 Mbit/s upload, 2 Mbit/s per stream.
     let (c, v) = send_json(
@@ -711,17 +701,7 @@ fn watcher_picks_up_new_and_removed_files_without_refresh() {
     fake_mp4(&media.join("First.2001.mp4"), 100);
     let server = start();
     let a = &server.addr;
-    let (c, _) = send_json(
-        a,
-        "POST",
-        "/api/v1/libraries",
-        &format!(
-            r#"{{"name":"F","kind":"movies","folders":["{}"]}}"#,
-            media.display()
-        ),
-    );
-    assert_eq!(c, 201);
-    wait_scanned(a, 1, 1);
+    add_movies(a, "F", &media, 1);
     let first_id = items(a, 1)[0]["ratingKey"].as_u64().unwrap();
     // A new file in a new subfolder, and nothing else: inotify must notice.
     fake_mp4(&media.join("new/Second.2002.mp4"), 100);

@@ -15,25 +15,10 @@ fn call(s: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -
     s.json(method, path, &auth, (!body.is_empty()).then_some(body))
 }
 
-fn system(s: &Server, token: &str) -> Value {
-    let (st, v) = call(s, "GET", "/api/v1/system", Some(token), "");
-    assert_eq!(st, 200, "{v}");
-    v
-}
-
-fn stop(s: Server) {
-    assert_eq!(s.stop().0, 0, "a clean stop exits 0");
-}
-
 fn reasons(system: &Value) -> Vec<String> {
     system["resets"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap().to_string()).collect()
 }
 
-fn claim(s: &Server) -> String {
-    let (st, v) = call(s, "POST", "/api/v1/claim", None, r#"{"name":"Owner","password":"a long owner secret"}"#);
-    assert_eq!(st, 201, "{v}");
-    v["token"].as_str().unwrap().to_string()
-}
 
 /// Edit the stored state of a stopped server the way an earlier run would have left it.
 fn edit_state(data: &Path, change: impl FnOnce(&mut state::State)) {
@@ -53,28 +38,28 @@ fn now() -> u32 {
 fn each_start_names_why_the_last_run_ended() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let token = claim(&s);
-    assert_eq!(reasons(&system(&s, &token)), Vec::<String>::new(), "a new box has no previous run");
-    stop(s);
+    let token = s.claim("Owner", "a long owner secret");
+    assert_eq!(reasons(&s.system(&token)), Vec::<String>::new(), "a new box has no previous run");
+    s.stop_cleanly();
 
     let s = Server::start(dir.path());
-    assert_eq!(reasons(&system(&s, &token)), ["clean"], "SIGTERM is a clean stop");
-    let at = system(&s, &token)["resets"][0]["at"].as_u64().unwrap() as i64;
+    assert_eq!(reasons(&s.system(&token)), ["clean"], "SIGTERM is a clean stop");
+    let at = s.system(&token)["resets"][0]["at"].as_u64().unwrap() as i64;
     assert!((at - now() as i64).abs() < 60, "the reset has the time of this start ({at})");
     s.kill();
 
     let s = Server::start(dir.path());
-    assert_eq!(reasons(&system(&s, &token)), ["power_loss", "clean"], "SIGKILL: no clean-stop marker; newest first");
+    assert_eq!(reasons(&s.system(&token)), ["power_loss", "clean"], "SIGKILL: no clean-stop marker; newest first");
     s.kill();
 
     // A run that panicked wrote its marker in the panic hook; a run whose watchdog starved wrote "starving".
     edit_state(dir.path(), |st| st.run = Run::Crashed);
     let s = Server::start(dir.path());
-    assert_eq!(reasons(&system(&s, &token))[0], "crash");
+    assert_eq!(reasons(&s.system(&token))[0], "crash");
     s.kill();
     edit_state(dir.path(), |st| st.run = Run::Starving);
     let s = Server::start(dir.path());
-    let sys = system(&s, &token);
+    let sys = s.system(&token);
     assert_eq!(reasons(&sys), ["watchdog", "crash", "power_loss", "clean"]);
     assert_eq!(sys["safe_mode"]["active"], false, "one watchdog reset is not safe mode");
     let wd = sys["watchdog"].as_object().unwrap();
@@ -82,28 +67,28 @@ fn each_start_names_why_the_last_run_ended() {
         assert!(wd.contains_key(&format!("Heartbeat: {beat}")), "the System screen lists the {beat} heartbeat: {wd:?}");
     }
     assert!(wd["Device"].as_str().unwrap().starts_with("none: "), "on a host the page says why there is no device");
-    stop(s);
+    s.stop_cleanly();
 
     // Eight are kept.
     for _ in 0..5 {
         Server::start(dir.path()).kill();
     }
     let s = Server::start(dir.path());
-    let r = reasons(&system(&s, &token));
+    let r = reasons(&s.system(&token));
     assert_eq!(r.len(), 8);
     assert_eq!(r[..5], ["power_loss"; 5]);
     assert_eq!(r[5..], ["clean", "watchdog", "crash"], "the oldest dropped, newest first");
-    stop(s);
+    s.stop_cleanly();
 }
 
 #[test]
 fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_clears_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path());
-    let token = claim(&s);
+    let token = s.claim("Owner", "a long owner secret");
     let (st, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!((st, &v["dlna_effectively_on"], &v["safe_mode"]), (200, &Value::Bool(true), &Value::Bool(false)));
-    stop(s);
+    s.stop_cleanly();
     // Two watchdog resets 10 and 4 minutes ago; the run that just ended starved its watchdog: the third.
     let t = now();
     edit_state(dir.path(), |st| {
@@ -112,7 +97,7 @@ fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_
         st.run = Run::Starving;
     });
     let s = Server::start(dir.path());
-    let sys = system(&s, &token);
+    let sys = s.system(&token);
     assert_eq!(sys["safe_mode"]["active"], true, "{sys}");
     let (_, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!(v["safe_mode"], true, "the page's banner reads this");
@@ -129,21 +114,21 @@ fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_
     };
     assert_eq!(status["state"], "unsuccessful", "remote access does not start in safe mode: {status}");
     assert!(status["reason"]["sentence"].as_str().unwrap().contains("Safe mode is on"), "{status}");
-    stop(s);
+    s.stop_cleanly();
 
     // Still on after a clean restart: only the owner clears it.
     let s = Server::start(dir.path());
-    assert_eq!(system(&s, &token)["safe_mode"]["active"], true);
+    assert_eq!(s.system(&token)["safe_mode"]["active"], true);
     let (st, _) = call(&s, "DELETE", "/api/v1/system/safe-mode", None, "");
     assert!(st == 401 || st == 403, "only the owner clears safe mode ({st})");
     let (st, v) = call(&s, "DELETE", "/api/v1/system/safe-mode", Some(&token), "");
     assert_eq!((st, &v["was_active"]), (200, &Value::Bool(true)), "{v}");
     let (_, v) = call(&s, "GET", "/api/v1/server", None, "");
     assert_eq!((&v["safe_mode"], &v["dlna_effectively_on"]), (&Value::Bool(false), &Value::Bool(true)), "DLNA follows its switch again");
-    stop(s);
+    s.stop_cleanly();
     let s = Server::start(dir.path());
-    assert_eq!(system(&s, &token)["safe_mode"]["active"], false, "cleared for good");
-    stop(s);
+    assert_eq!(s.system(&token)["safe_mode"]["active"], false, "cleared for good");
+    s.stop_cleanly();
 }
 
 #[test]

@@ -60,10 +60,7 @@ fn system_status_is_for_the_owner_and_tells_the_truth() {
     // Before the claim nothing private answers.
     assert_eq!(srv.call("GET", "/api/v1/system", &[], None).0, 403);
 
-    let claim = r#"{"name":"Ada","password":"hearth by the fire"}"#;
-    let (st, _, body) = srv.call("POST", "/api/v1/claim", &[("X-Plex-Client-Identifier", "t1")], Some(claim));
-    assert_eq!(st, 201, "{body}");
-    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
+    let token = srv.claim("Ada", "hearth by the fire");
 
     assert_eq!(srv.call("GET", "/api/v1/system", &[], None).0, 401, "no token after the claim");
     let (st, _, body) = srv.call("GET", "/api/v1/system", &[("X-Plex-Token", &token)], None);
@@ -141,14 +138,8 @@ fn get_bytes(srv: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8
     (status, out[end..].to_vec())
 }
 
-fn system(srv: &Server, token: &str) -> serde_json::Value {
-    let (st, _, body) = srv.call("GET", "/api/v1/system", &[("X-Plex-Token", token)], None);
-    assert_eq!(st, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
 fn egress(srv: &Server, token: &str) -> [u64; 3] {
-    let v = system(srv, token);
+    let v = srv.system(token);
     ["lan_bytes", "remote_stream_bytes", "remote_download_bytes"].map(|k| v["egress"][k].as_u64().expect(k))
 }
 
@@ -172,10 +163,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
     let size = film.len() as u64;
     let srv = Server::start(&dir.path().join("data"));
     let password = "hearth by the fire";
-    let claim = format!(r#"{{"name":"Ada","password":"{password}"}}"#);
-    let (st, _, body) = srv.call("POST", "/api/v1/claim", &[("X-Plex-Client-Identifier", "t1")], Some(&claim));
-    assert_eq!(st, 201, "{body}");
-    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
+    let token = srv.claim("Ada", password);
     let auth = [("X-Plex-Token", token.as_str()), ("Accept", "application/json")];
 
     // Nothing has been streamed yet.
@@ -229,7 +217,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
     let wrong = "not the password at all";
     let (st, _, _) = srv.call("POST", "/api/v1/sign-in", &[("X-Plex-Client-Identifier", "t9")], Some(&format!(r#"{{"name":"Ada","password":"{wrong}"}}"#)));
     assert_eq!(st, 401);
-    let v = system(&srv, &token);
+    let v = srv.system(&token);
     let log: Vec<&str> = v["log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     let failed = log.iter().find(|l| l.contains("failed sign-in attempt")).unwrap_or_else(|| panic!("{log:#?}"));
     assert!(failed.contains("WARN") && failed.contains("127.0.0.1"), "{failed}");
@@ -247,9 +235,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
 fn system_status_is_refused_to_members() {
     let dir = tempfile::tempdir().unwrap();
     let srv = Server::start(dir.path());
-    let claim = r#"{"name":"Ada","password":"hearth by the fire"}"#;
-    let (_, _, body) = srv.call("POST", "/api/v1/claim", &[("X-Plex-Client-Identifier", "t1")], Some(claim));
-    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
+    let token = srv.claim("Ada", "hearth by the fire");
     // A member (not the owner) is refused.
     let (st, _, body) =
         srv.call("POST", "/api/v1/members", &[("X-Plex-Token", &token)], Some(r#"{"name":"Kim","pin":"2468"}"#));

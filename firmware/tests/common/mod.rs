@@ -89,6 +89,21 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Claim the server as owner `name` from this (loopback, so LAN) client; the owner's token.
+    pub fn claim(&self, name: &str, password: &str) -> String {
+        let body = serde_json::json!({ "name": name, "password": password }).to_string();
+        let (st, v) = self.json("POST", "/api/v1/claim", &[("X-Plex-Client-Identifier", "t1")], Some(&body));
+        assert_eq!(st, 201, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /api/v1/system` as the owner (must answer 200).
+    pub fn system(&self, token: &str) -> Value {
+        let (st, v) = self.json("GET", "/api/v1/system", &[("X-Plex-Token", token)], None);
+        assert_eq!(st, 200, "{v}");
+        v
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
     }
@@ -100,6 +115,12 @@ impl Server {
         let mut out = String::new();
         self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
         (status.code().unwrap_or(-1), out)
+    }
+
+    /// [`Server::stop`], which must exit 0.
+    pub fn stop_cleanly(self) {
+        let (code, _) = self.stop();
+        assert_eq!(code, 0, "hearth exited with {code}");
     }
 
     /// SIGKILL: the process ends without its clean stop, like a power cut.
