@@ -3,8 +3,9 @@
 //! generation as its change signal.
 //!
 //! Mapping: id = the library item id (the Plex part URL carries the same number); Movies → [`Kind::Movie`];
-//! Shows → [`Kind::Episode`] with the catalog's show group name and numbers; Music → [`Kind::Track`] from the
-//! `Artist/Album/NN Title.ext` folders (the catalog keeps no tags); Photos → [`Kind::Photo`]; other videos →
+//! Shows → [`Kind::Episode`] with the catalog's show group name and numbers; Music → [`Kind::Track`] with the
+//! catalog's artist and album (tags, else folders) and track number, or from the `Artist/Album/NN Title.ext`
+//! folders for an item the catalog has not grouped; Photos → [`Kind::Photo`]; other videos →
 //! [`Kind::Video`]. MIME types come from the container the catalog recognised (magic bytes), not the name.
 //! Resolutions stay unknown: the catalog's probe reads durations and codecs only.
 
@@ -24,13 +25,15 @@ impl Catalog for library::Catalog {
         let s = self.state().snapshot();
         let Some(lib) = s.libraries.iter().find(|l| l.id == library) else { return Vec::new() };
         let roots = library::roots_of(&s, library);
-        let shows: HashMap<ItemId, Box<str>> = self.shows(library).into_iter().map(|g| (g.id, g.show)).collect();
+        // Show and artist names, and album titles, by group id.
+        let mut shows: HashMap<ItemId, Box<str>> = self.shows(library).into_iter().map(|g| (g.id, g.show)).collect();
+        shows.extend(self.albums(library, None).into_iter().filter_map(|g| Some((g.id, g.album?))));
         library::Catalog::items(self, library).iter().map(|i| item(i, lib.kind, &roots, &shows)).collect()
     }
 }
 
 /// One catalog item as DLNA sees it. `roots` are the library's folders (for the folder views), `shows` the
-/// names of its show groups.
+/// names of its show and artist groups and the titles of its albums.
 pub fn item(i: &library::Item, kind: LibraryKind, roots: &[PathBuf], shows: &HashMap<ItemId, Box<str>>) -> Item {
     let path = i.path().to_path_buf();
     let folder = folder_of(&path, roots);
@@ -40,7 +43,16 @@ pub fn item(i: &library::Item, kind: LibraryKind, roots: &[PathBuf], shows: &Has
             let show = shows.get(&e.show).map(|s| s.to_string()).unwrap_or_else(|| "Unknown show".into());
             (title, Kind::Episode { show, season: e.season_no, episode: e.episode_no })
         }
-        (_, Media::Audio, _) => track(&path, &folder),
+        (_, Media::Audio, Some(e)) => {
+            let name = |id| shows.get(&id).map(|s| s.to_string());
+            let kind = Kind::Track {
+                artist: name(e.show).unwrap_or_else(|| "Unknown artist".into()),
+                album: name(e.season).unwrap_or_else(|| "Unknown album".into()),
+                number: (e.episode_no > 0).then_some(e.episode_no),
+            };
+            (title, kind)
+        }
+        (_, Media::Audio, None) => track(&path, &folder),
         (_, Media::Photo, _) => (title, Kind::Photo),
         (LibraryKind::Movies, Media::Video, None) => (title, Kind::Movie),
         (_, Media::Video, None) => (title, Kind::Video),
@@ -156,6 +168,12 @@ mod tests {
         assert_eq!(t.title, "Karma Police");
         assert_eq!(t.kind, Kind::Track { artist: "Radiohead".into(), album: "OK Computer".into(), number: Some(7) });
         assert_eq!(t.mime, "audio/mp4", "an MP4 audio file is audio");
+        // A track the catalog grouped (from its tags) shows the catalog's artist, album, number and title, not
+        // what its folders say.
+        let names: HashMap<ItemId, Box<str>> = [(20, "Portishead".into()), (21, "Dummy".into())].into();
+        let tagged = Episode { show: 20, season: 21, season_no: 1, episode_no: 3 };
+        let t = item(&lib_item(6, "/m/music/misc/track3.mp3", Media::Audio, "mp3", Some(tagged)), LibraryKind::Music, &roots, &names);
+        assert_eq!((t.title.as_str(), t.kind), ("Name", Kind::Track { artist: "Portishead".into(), album: "Dummy".into(), number: Some(3) }));
 
         // A Matroska file called .mp4 is served as what the catalog found it to be.
         let m = item(&lib_item(4, "/m/films/x.mp4", Media::Video, "mkv", None), LibraryKind::Movies, &[PathBuf::from("/m/films")], &HashMap::new());

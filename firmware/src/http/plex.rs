@@ -1,6 +1,7 @@
 //! The Plex-compatible client API (DESIGN.md "APIs"): the subset python-plexapi needs to list sections, list
 //! and read items and download parts. XML MediaContainer by default, JSON with `Accept: application/json`.
-//! What Hearth does not build (artists/albums, photo albums, cancel refresh) answers 501 with a message.
+//! Music is artist → album → track (Plex types 8, 9, 10). What Hearth does not build (photo albums, cancel
+//! refresh) answers 501 with a message.
 
 // Handlers return ready error responses through `Result`; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
@@ -339,6 +340,20 @@ pub async fn section_all(call: Call) -> Response<Body> {
             }
             v
         }
+        (LibraryKind::Music, 8) => call
+            .ctx
+            .library
+            .shows(lib.id)
+            .iter()
+            .map(|g| group_node(&call, &lib, g))
+            .collect(),
+        (LibraryKind::Music, 9) => call
+            .ctx
+            .library
+            .albums(lib.id, None)
+            .iter()
+            .map(|g| group_node(&call, &lib, g))
+            .collect(),
         (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => call
             .ctx
             .library
@@ -346,13 +361,6 @@ pub async fn section_all(call: Call) -> Response<Body> {
             .iter()
             .map(|i| item_node(&call, &lib, i))
             .collect(),
-        (LibraryKind::Music, 8 | 9) => {
-            return error(
-                StatusCode::NOT_IMPLEMENTED,
-                "Hearth lists music as tracks only (type=10); artists and albums are not built yet.",
-                call.format,
-            );
-        }
         (LibraryKind::Photos, 14) => {
             return error(
                 StatusCode::NOT_IMPLEMENTED,
@@ -466,7 +474,27 @@ fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
         .opt("duration", i.duration_ms)
         .a("addedAt", i.added as u64)
         .a("updatedAt", mtime);
-    if let Some(e) = i.episode {
+    if let Some(e) = i.episode
+        && i.media == Media::Audio
+    {
+        // A track: parent = album (parentIndex = disc), grandparent = artist.
+        let album = call.ctx.library.group(e.season);
+        n = n
+            .a("index", e.episode_no as u64)
+            .a("parentIndex", e.season_no as u64)
+            .a("parentRatingKey", e.season as u64)
+            .a("parentKey", format!("/library/metadata/{}", e.season))
+            .a(
+                "parentTitle",
+                album.as_ref().and_then(|g| g.album.as_deref()).unwrap_or_default(),
+            )
+            .a("grandparentRatingKey", e.show as u64)
+            .a("grandparentKey", format!("/library/metadata/{}", e.show))
+            .a(
+                "grandparentTitle",
+                album.map(|g| g.show.to_string()).unwrap_or_default(),
+            );
+    } else if let Some(e) = i.episode {
         let show = call.ctx.library.group(e.show);
         n = n
             .a("index", e.episode_no as u64)
@@ -495,6 +523,20 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
         .a("librarySectionKey", format!("/library/sections/{}", lib.id))
         .a("leafCount", leaves)
         .a("viewedLeafCount", 0u64);
+    if let Some(title) = g.album.as_deref() {
+        return n
+            .a("type", "album")
+            .a("title", title)
+            .a("parentRatingKey", g.parent as u64)
+            .a("parentKey", format!("/library/metadata/{}", g.parent))
+            .a("parentTitle", &*g.show);
+    }
+    if lib.kind == LibraryKind::Music {
+        return n
+            .a("type", "artist")
+            .a("title", &*g.show)
+            .a("childCount", call.ctx.library.albums(lib.id, Some(g.id)).len() as u64);
+    }
     match g.season {
         None => n
             .a("type", "show")
@@ -560,7 +602,8 @@ pub async fn metadata(call: Call) -> Response<Body> {
     container(call.format, root)
 }
 
-/// `GET /library/metadata/{id}/children`: a show's seasons, a season's episodes.
+/// `GET /library/metadata/{id}/children`: a show's seasons, a season's episodes, an artist's albums, an
+/// album's tracks.
 pub async fn children(call: Call) -> Response<Body> {
     let (lib, found) = match find_metadata(&call) {
         Ok(f) => f,
@@ -569,11 +612,26 @@ pub async fn children(call: Call) -> Response<Body> {
     let Err(g) = found else {
         return error(
             StatusCode::NOT_FOUND,
-            "That item has no children; only shows and seasons do.",
+            "That item has no children; only shows, seasons, artists and albums do.",
             call.format,
         );
     };
+    let artist = lib.kind == LibraryKind::Music && g.is_top();
     let kids: Vec<Node> = match g.season {
+        None if artist => call
+            .ctx
+            .library
+            .albums(lib.id, Some(g.id))
+            .iter()
+            .map(|a| group_node(&call, &lib, a))
+            .collect(),
+        None if g.album.is_some() => call
+            .ctx
+            .library
+            .episodes(g.id)
+            .iter()
+            .map(|i| item_node(&call, &lib, i))
+            .collect(),
         None => call
             .ctx
             .library
@@ -594,12 +652,14 @@ pub async fn children(call: Call) -> Response<Body> {
         .a("librarySectionID", lib.id as u64)
         .a("key", g.id as u64)
         .a("title1", &*g.show)
+        .opt("title2", g.album.as_deref())
         .a(
             "viewGroup",
-            if g.season.is_none() {
-                "season"
-            } else {
-                "episode"
+            match (artist, g.album.is_some(), g.season.is_none()) {
+                (true, _, _) => "album",
+                (_, true, _) => "track",
+                (_, _, true) => "season",
+                _ => "episode",
             },
         );
     for k in kids {
@@ -608,7 +668,8 @@ pub async fn children(call: Call) -> Response<Body> {
     container(call.format, root)
 }
 
-/// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season).
+/// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season), every track of an artist (or
+/// album).
 pub async fn all_leaves(call: Call) -> Response<Body> {
     let (lib, found) = match find_metadata(&call) {
         Ok(f) => f,
@@ -617,7 +678,7 @@ pub async fn all_leaves(call: Call) -> Response<Body> {
     let Err(g) = found else {
         return error(
             StatusCode::NOT_FOUND,
-            "That item has no episodes; only shows and seasons do.",
+            "That item has no episodes or tracks; only shows, seasons, artists and albums do.",
             call.format,
         );
     };
@@ -633,7 +694,10 @@ pub async fn all_leaves(call: Call) -> Response<Body> {
         .a("librarySectionID", lib.id as u64)
         .a("key", g.id as u64)
         .a("title1", &*g.show)
-        .a("viewGroup", "episode");
+        .a(
+            "viewGroup",
+            if lib.kind == LibraryKind::Music { "track" } else { "episode" },
+        );
     for k in kids {
         root = root.kid(k);
     }

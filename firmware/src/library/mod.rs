@@ -1,7 +1,8 @@
 //! Libraries: the scanner, the catalog of items, the index file, the watcher and the media kinds.
 //!
 //! Owns: what is in each library (items with stable ids, titles, sizes, containers, durations, codecs), the
-//! show and season groupings, scan progress, the index file `library-index.bin` in the data folder, and the
+//! show and season groupings, the artist and album groupings of music (from the tags, else from the folders:
+//! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
 //! inotify watcher. Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
@@ -14,6 +15,9 @@
 //! offset 4  version u16 little-endian (INDEX_VERSION)
 //! offset 6  postcard(Index { next_id: u32, items: Vec<Item>, groups: Vec<Group> })
 //! ```
+//!
+//! Version 1 had no `Group::album`; it is read into version 2 with `album: None` (same ids), and the next scan
+//! of a music library reads the tags of its tracks once.
 //!
 //! Ids: every item, show and season has a u32 id that never changes while its path (or show name and
 //! season number) stays; ids are never reused. A damaged or missing index means new ids for everything.
@@ -39,7 +43,7 @@ use std::time::{Instant, SystemTime};
 
 pub const INDEX_FILE: &str = "library-index.bin";
 pub const INDEX_MAGIC: &[u8; 4] = b"HIDX";
-pub const INDEX_VERSION: u16 = 1;
+pub const INDEX_VERSION: u16 = 2;
 const OFFSET_VERSION: usize = 4;
 const OFFSET_PAYLOAD: usize = 6;
 
@@ -59,7 +63,8 @@ pub struct Item {
     pub container: Box<str>,
     pub title: Box<str>,
     pub year: Option<u16>,
-    /// Show and season group ids, season and episode numbers.
+    /// Show and season group ids, season and episode numbers; for a music track: artist and album group
+    /// ids, disc and track numbers.
     pub episode: Option<Episode>,
     pub duration_ms: Option<u64>,
     pub video_codec: Option<Box<str>>,
@@ -92,16 +97,26 @@ impl Item {
     }
 }
 
-/// A show or a season of one, in a Shows library.
+/// A show or a season of one (Shows library), or an artist or an album of one (Music library).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     pub id: ItemId,
     pub library: LibraryId,
+    /// The show's name (show, season) or the artist's name (artist, album).
     pub show: Box<str>,
-    /// None for the show itself, Some(n) for season n.
+    /// None for the show itself, Some(n) for season n. None for artists and albums.
     pub season: Option<u16>,
-    /// The show's id (for a season; its own id for a show).
+    /// The show's or artist's id (for a season or album; its own id for a show or artist).
     pub parent: ItemId,
+    /// The album's title: Some for an album, None for everything else.
+    pub album: Option<Box<str>>,
+}
+
+impl Group {
+    /// A show or an artist: the top of its library's tree.
+    pub fn is_top(&self) -> bool {
+        self.season.is_none() && self.album.is_none()
+    }
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -109,6 +124,23 @@ struct Index {
     next_id: u32,
     items: Vec<Item>,
     groups: Vec<Group>,
+}
+
+/// Index version 1: groups without `album`.
+#[derive(Deserialize)]
+struct IndexV1 {
+    next_id: u32,
+    items: Vec<Item>,
+    groups: Vec<GroupV1>,
+}
+
+#[derive(Deserialize)]
+struct GroupV1 {
+    id: ItemId,
+    library: LibraryId,
+    show: Box<str>,
+    season: Option<u16>,
+    parent: ItemId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -368,7 +400,7 @@ impl Catalog {
         };
         let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen);
         let found = outcome.files.len();
-        self.apply(id, lib.kind, outcome.files, &old, &outcome.unreadable);
+        self.apply(id, lib.kind, &roots, outcome.files, &old, &outcome.unreadable);
         drop(old);
         self.save();
         release_free_memory();
@@ -393,6 +425,7 @@ impl Catalog {
         &self,
         id: LibraryId,
         kind: LibraryKind,
+        roots: &[PathBuf],
         files: Vec<scan::Found>,
         old: &HashMap<Box<[u8]>, Item>,
         unreadable: &[PathBuf],
@@ -408,6 +441,29 @@ impl Catalog {
                 Some(o) => (o.id, o.added),
                 None => (sh.allocate(), now),
             };
+            if kind == LibraryKind::Music {
+                let track = music_track(sh, id, roots, &f, old.get(&f.path));
+                keep.insert(track.episode.show);
+                keep.insert(track.episode.season);
+                keep.insert(item_id);
+                sh.push(&Item {
+                    id: item_id,
+                    library: id,
+                    path: f.path,
+                    size: f.size,
+                    mtime_ns: f.mtime_ns,
+                    media: f.media,
+                    container: f.container.into(),
+                    title: track.title.into(),
+                    year: track.year,
+                    episode: Some(track.episode),
+                    duration_ms: f.probed.duration_ms,
+                    video_codec: f.probed.video_codec.map(Into::into),
+                    audio_codec: f.probed.audio_codec.map(Into::into),
+                    added,
+                });
+                continue;
+            }
             let parsed = name::parse(stem(&f.path));
             let episode = if kind == LibraryKind::Shows {
                 let (show, season_no, episode_no) = match parsed.episode.clone() {
@@ -554,16 +610,37 @@ impl Catalog {
         self.shelves.read().unwrap().group(id).cloned()
     }
 
-    /// Shows of a library, in name order.
+    /// Shows (or artists) of a library, in name order.
     pub fn shows(&self, library: LibraryId) -> Vec<Group> {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Group> = sh
             .groups
             .iter()
-            .filter(|g| g.library == library && g.season.is_none())
+            .filter(|g| g.library == library && g.is_top())
             .cloned()
             .collect();
         v.sort_by_key(|a| a.show.to_lowercase());
+        v
+    }
+
+    /// Albums of an artist (or, with `None`, of the whole library `library`), by artist and title.
+    pub fn albums(&self, library: LibraryId, artist: Option<ItemId>) -> Vec<Group> {
+        let sh = self.shelves.read().unwrap();
+        let mut v: Vec<Group> = sh
+            .groups
+            .iter()
+            .filter(|g| {
+                g.library == library && g.album.is_some() && artist.is_none_or(|a| g.parent == a)
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|g| {
+            (
+                g.show.to_lowercase(),
+                g.album.as_deref().unwrap_or_default().to_lowercase(),
+                g.id,
+            )
+        });
         v
     }
 
@@ -580,7 +657,8 @@ impl Catalog {
         v
     }
 
-    /// Episodes of a season (or of a whole show), in order.
+    /// Episodes of a season (or of a whole show), in order; tracks of an album (or of an artist) by disc and
+    /// track number.
     pub fn episodes(&self, group: ItemId) -> Vec<Item> {
         let sh = self.shelves.read().unwrap();
         let mut v: Vec<Item> = sh
@@ -615,10 +693,29 @@ fn read_index(path: &Path) -> Result<Index, String> {
         return Err("not a Hearth library index".into());
     }
     let version = u16::from_le_bytes([bytes[OFFSET_VERSION], bytes[OFFSET_VERSION + 1]]);
-    if version != INDEX_VERSION {
-        return Err(format!("index version {version} is not {INDEX_VERSION}"));
+    match version {
+        INDEX_VERSION => postcard::from_bytes(&bytes[OFFSET_PAYLOAD..]).map_err(|e| e.to_string()),
+        1 => {
+            let v1: IndexV1 = postcard::from_bytes(&bytes[OFFSET_PAYLOAD..]).map_err(|e| e.to_string())?;
+            Ok(Index {
+                next_id: v1.next_id,
+                items: v1.items,
+                groups: v1
+                    .groups
+                    .into_iter()
+                    .map(|g| Group {
+                        id: g.id,
+                        library: g.library,
+                        show: g.show,
+                        season: g.season,
+                        parent: g.parent,
+                        album: None,
+                    })
+                    .collect(),
+            })
+        }
+        _ => Err(format!("index version {version} is newer than this Hearth ({INDEX_VERSION})")),
     }
-    postcard::from_bytes(&bytes[OFFSET_PAYLOAD..]).map_err(|e| e.to_string())
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -657,6 +754,71 @@ fn stem(path: &[u8]) -> &[u8] {
         Some(0) | None => name,
         Some(dot) => &name[..dot],
     }
+}
+
+/// A music track as the shelves keep it.
+struct Track {
+    title: String,
+    year: Option<u16>,
+    episode: Episode,
+}
+
+/// Artist, album, disc, track and title of one audio file: an unchanged file keeps what its item had; a
+/// probed one takes its tags, and the folders and file name fill what the tags leave out (`Artist/Album/`,
+/// a `CD2` or `Disc 2` folder, `01 - Title`). The artist and album groups are made on first sight.
+fn music_track(
+    sh: &mut Shelves,
+    library: LibraryId,
+    roots: &[PathBuf],
+    f: &scan::Found,
+    old: Option<&Item>,
+) -> Track {
+    if f.reused
+        && let Some(o) = old
+        && let Some(e) = o.episode
+        && sh.group(e.show).is_some()
+        && sh.group(e.season).is_some()
+    {
+        return Track {
+            title: o.title.to_string(),
+            year: o.year,
+            episode: e,
+        };
+    }
+    let tags = f.probed.tags.clone().unwrap_or_default();
+    let named = name::track(stem(&f.path));
+    let folders = name::music_folders(&folders_below_root(roots, &f.path));
+    let artist = tags.artist.or(folders.artist).unwrap_or_else(|| "Unknown Artist".into());
+    let album = tags.album.or(folders.album).unwrap_or_else(|| "Unknown Album".into());
+    let artist_id = sh.make_group(library, &artist, None, 0);
+    let album_id = sh.make_album(library, &artist, &album, artist_id);
+    Track {
+        title: tags.title.unwrap_or(named.title),
+        year: tags.year,
+        episode: Episode {
+            show: artist_id,
+            season: album_id,
+            season_no: tags.disc.or(named.disc).or(folders.disc).unwrap_or(1),
+            episode_no: tags.track.or(named.track).unwrap_or(0),
+        },
+    }
+}
+
+/// The folder names between the library folder that holds `path` and the file, outermost first.
+fn folders_below_root(roots: &[PathBuf], path: &[u8]) -> Vec<String> {
+    let p = Path::new(OsStr::from_bytes(path));
+    let Some(dir) = p.parent() else { return Vec::new() };
+    let below = roots
+        .iter()
+        .filter_map(|r| dir.strip_prefix(r).ok())
+        .min_by_key(|rest| rest.components().count());
+    below
+        .map(|rest| {
+            rest.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parent_name(path: &[u8]) -> String {

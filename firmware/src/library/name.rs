@@ -1,8 +1,9 @@
 //! Titles from file names (sans-IO).
 //!
 //! Shows: `Show.Name.S01E02.720p.mkv`, `Show Name - s1e2`, `Show_Name_1x02`, `Show.Name.S01.E02`. Movies and
-//! other videos: `Movie.Name.2010.1080p.mkv` or `Movie Name (2010).mp4` → title and year. Separators `.` and
-//! `_` become spaces. Names that are not UTF-8 are shown with U+FFFD in place of the broken bytes.
+//! other videos: `Movie.Name.2010.1080p.mkv` or `Movie Name (2010).mp4` → title and year. Music (what the tags
+//! leave out): `01 - Title`, `01. Title`, `1-03 Title` (disc 1, track 3) and folders `Artist/Album/` with an
+//! optional `CD2` or `Disc 2` folder below the album. Separators `.` and `_` become spaces. Names that are not UTF-8 are shown with U+FFFD in place of the broken bytes.
 
 /// What a file name says about its item.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -165,9 +166,119 @@ fn split_year(s: &str) -> (String, Option<u16>) {
     (out.join(" "), None)
 }
 
+/// What a music file's name says.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TrackName {
+    pub title: String,
+    pub track: Option<u16>,
+    pub disc: Option<u16>,
+}
+
+/// `01 - Title`, `01. Title`, `01 Title`, `1-03 Title`; a name without a leading number is all title.
+pub fn track(stem: &[u8]) -> TrackName {
+    let text = String::from_utf8_lossy(stem);
+    let clean: String = text.chars().map(|c| if c == '_' { ' ' } else { c }).collect();
+    let b = clean.as_bytes();
+    let lead = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut disc = None;
+    let mut track = None;
+    let mut at = 0;
+    if (1..=3).contains(&lead) {
+        let first: u16 = clean[..lead].parse().unwrap_or(0);
+        // `1-03 Title`: a one-digit disc, a dash, the track number.
+        let second = b[lead..].first() == Some(&b'-') && {
+            let n = b[lead + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            lead == 1 && (2..=3).contains(&n) && b.get(lead + 1 + n).is_some_and(|c| !c.is_ascii_alphanumeric())
+        };
+        if second {
+            let n = b[lead + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            disc = Some(first);
+            track = clean[lead + 1..lead + 1 + n].parse().ok();
+            at = lead + 1 + n;
+        } else if b.get(lead).is_none_or(|c| !c.is_ascii_alphanumeric()) {
+            track = Some(first);
+            at = lead;
+        }
+    }
+    let rest = clean[at..].trim_start_matches(|c: char| c == '.' || c == '-' || c == ' ');
+    let title = tidy(rest);
+    TrackName {
+        title: if title.is_empty() { tidy(&clean) } else { title },
+        track: track.filter(|t| *t > 0),
+        disc: disc.filter(|d| *d > 0),
+    }
+}
+
+/// What the folders between the library folder and a music file say.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MusicFolders {
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub disc: Option<u16>,
+}
+
+/// `[.., Artist, Album]` or `[.., Artist, Album, CD2]`; one folder is the album; none says nothing.
+pub fn music_folders(dirs: &[String]) -> MusicFolders {
+    let mut dirs: Vec<&str> = dirs.iter().map(|d| d.trim()).filter(|d| !d.is_empty()).collect();
+    let disc = dirs.last().and_then(|d| disc_folder(d));
+    if disc.is_some() {
+        dirs.pop();
+    }
+    let album = dirs.pop().map(str::to_string);
+    let artist = dirs.pop().map(str::to_string);
+    MusicFolders { artist, album, disc }
+}
+
+/// `CD2`, `CD 2`, `Disc 2`, `Disk02` → 2.
+fn disc_folder(name: &str) -> Option<u16> {
+    let l = name.to_ascii_lowercase();
+    let rest = ["disc", "disk", "cd"].iter().find_map(|p| l.strip_prefix(p))?;
+    let n = rest.trim_start_matches([' ', '_', '-', '.']);
+    (!n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+        .filter(|d| *d > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn track_numbers_and_titles_from_file_names() {
+        let t = |s: &str| {
+            let n = track(s.as_bytes());
+            (n.disc, n.track, n.title)
+        };
+        assert_eq!(t("01 - Song One"), (None, Some(1), "Song One".into()));
+        assert_eq!(t("07. Seventh Song"), (None, Some(7), "Seventh Song".into()));
+        assert_eq!(t("12 Twelve"), (None, Some(12), "Twelve".into()));
+        assert_eq!(t("1-03 Third of Disc One"), (Some(1), Some(3), "Third of Disc One".into()));
+        assert_eq!(t("03_under_scores"), (None, Some(3), "under scores".into()));
+        // A name that starts with a word, a year or a number that is the title keeps it.
+        assert_eq!(t("Song Without Number"), (None, None, "Song Without Number".into()));
+        assert_eq!(t("1999"), (None, None, "1999".into()));
+        assert_eq!(t("99 Luftballons"), (None, Some(99), "Luftballons".into()));
+        assert_eq!(t("42"), (None, Some(42), "42".into()));
+        assert_eq!(t("7th Heaven"), (None, None, "7th Heaven".into()));
+    }
+
+    #[test]
+    fn artist_album_and_disc_from_folders() {
+        let f = |d: &[&str]| music_folders(&d.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let want = |a: Option<&str>, b: Option<&str>, d: Option<u16>| MusicFolders {
+            artist: a.map(Into::into),
+            album: b.map(Into::into),
+            disc: d,
+        };
+        assert_eq!(f(&["The Band", "First Album"]), want(Some("The Band"), Some("First Album"), None));
+        assert_eq!(f(&["Rock", "The Band", "First Album", "CD2"]), want(Some("The Band"), Some("First Album"), Some(2)));
+        assert_eq!(f(&["The Band", "Live", "Disc 1"]), want(Some("The Band"), Some("Live"), Some(1)));
+        assert_eq!(f(&["Loose Album"]), want(None, Some("Loose Album"), None));
+        assert_eq!(f(&[]), want(None, None, None));
+        // "CDs" or "Discography" are names, not disc numbers.
+        assert_eq!(f(&["The Band", "Discography"]), want(Some("The Band"), Some("Discography"), None));
+    }
 
     fn ep(s: &str) -> Option<(String, u16, u16)> {
         parse(s.as_bytes()).episode

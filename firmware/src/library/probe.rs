@@ -1,6 +1,8 @@
 //! Duration and codecs from container headers: MP4 through the `mp4` crate (reads boxes, seeks over `mdat`),
 //! Matroska/WebM through `matroska-demuxer` (reads the EBML header, SeekHead, Info and Tracks; never a Cluster).
-//! Only headers are read, never whole files.
+//! Audio (MP3, FLAC, Ogg, M4A, WAV) through `lofty`: the tags (ID3v2/ID3v1/APE, Vorbis comments, MP4 `ilst`,
+//! RIFF INFO) and the stream properties (MP3: the first frame and its Xing/VBRI header; FLAC: STREAMINFO),
+//! never the audio frames. Only headers are read, never whole files.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -10,13 +12,28 @@ pub struct Probed {
     pub duration_ms: Option<u64>,
     pub video_codec: Option<String>,
     pub audio_codec: Option<String>,
+    /// What an audio file's tags say (None: not audio, no tags, or not read this scan).
+    pub tags: Option<Tags>,
+}
+
+/// A track's tags, as the music shelves use them. Empty strings are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    pub title: Option<String>,
+    /// The album artist when the file names one (so a compilation stays one album), else the track artist.
+    pub artist: Option<String>,
+    pub album: Option<String>,
+    pub track: Option<u16>,
+    pub disc: Option<u16>,
+    pub year: Option<u16>,
 }
 
 /// Read what the container's headers say. Failures give an empty [`Probed`] (the file is still listed).
-pub fn probe(file: File, size: u64, container: &str) -> Probed {
-    let got = match container {
-        "mp4" | "mov" => mp4_headers(file, size),
-        "mkv" | "webm" => matroska_headers(file),
+pub fn probe(file: File, size: u64, container: &str, media: super::kind::Media) -> Probed {
+    let got = match (media, container) {
+        (super::kind::Media::Audio, _) => audio_headers(file, container),
+        (_, "mp4" | "mov") => mp4_headers(file, size),
+        (_, "mkv" | "webm") => matroska_headers(file),
         _ => None,
     };
     got.unwrap_or_default()
@@ -57,6 +74,79 @@ fn mp4_codec(fourcc: &str) -> String {
         other => return other.trim().to_ascii_lowercase(),
     }
     .into()
+}
+
+/// An audio file's tags and properties (`container` as [`super::kind`] names it; M4A is "mp4").
+fn audio_headers(file: File, container: &str) -> Option<Probed> {
+    let file_type = match container {
+        "mp3" => lofty::file::FileType::Mpeg,
+        "flac" => lofty::file::FileType::Flac,
+        "wav" => lofty::file::FileType::Wav,
+        "m4a" | "mp4" => lofty::file::FileType::Mp4,
+        // Ogg: Vorbis, Opus or Speex; the probe tells from the first page.
+        _ => return audio_guessed(file),
+    };
+    let tagged = lofty::probe::Probe::new(BufReader::with_capacity(16 * 1024, file))
+        .set_file_type(file_type)
+        .options(audio_options())
+        .read()
+        .ok()?;
+    Some(from_tagged(&tagged))
+}
+
+fn audio_guessed(file: File) -> Option<Probed> {
+    let tagged = lofty::probe::Probe::new(BufReader::with_capacity(16 * 1024, file))
+        .guess_file_type()
+        .ok()?
+        .options(audio_options())
+        .read()
+        .ok()?;
+    Some(from_tagged(&tagged))
+}
+
+fn audio_options() -> lofty::config::ParseOptions {
+    // Cover art is not kept; a relaxed parse takes what it can from a damaged tag instead of nothing.
+    lofty::config::ParseOptions::new()
+        .read_cover_art(false)
+        .parsing_mode(lofty::config::ParsingMode::Relaxed)
+}
+
+fn from_tagged(tagged: &lofty::file::TaggedFile) -> Probed {
+    use lofty::prelude::*;
+    let props = tagged.properties();
+    let ms = props.duration().as_millis() as u64;
+    let codec = match tagged.file_type() {
+        lofty::file::FileType::Mpeg => "mp3",
+        lofty::file::FileType::Flac => "flac",
+        lofty::file::FileType::Vorbis => "vorbis",
+        lofty::file::FileType::Opus => "opus",
+        lofty::file::FileType::Wav => "pcm",
+        lofty::file::FileType::Mp4 => "aac",
+        _ => "unknown",
+    };
+    let tags = tagged.primary_tag().or_else(|| tagged.first_tag()).map(|t| {
+        let text = |v: Option<std::borrow::Cow<'_, str>>| {
+            v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        };
+        let album_artist = t
+            .get_string(ItemKey::AlbumArtist)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        Tags {
+            title: text(t.title()),
+            artist: album_artist.or_else(|| text(t.artist())),
+            album: text(t.album()),
+            track: t.track().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0),
+            disc: t.disk().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0),
+            year: t.date().map(|d| d.year).filter(|y| *y > 0),
+        }
+    });
+    Probed {
+        duration_ms: (ms > 0).then_some(ms),
+        video_codec: None,
+        audio_codec: Some(codec.into()),
+        tags: tags.filter(|t| *t != Tags::default()),
+    }
 }
 
 fn matroska_headers(file: File) -> Option<Probed> {

@@ -24,6 +24,8 @@ pub struct Found {
     pub media: Media,
     pub container: &'static str,
     pub probed: Probed,
+    /// Unchanged since the last scan (same size and mtime): not probed again.
+    pub reused: bool,
 }
 
 #[derive(Default)]
@@ -114,9 +116,12 @@ pub fn scan(
                 }
                 let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+                // Unchanged files keep what the last probe found. Audio items without artist and album (an
+                // index written before Hearth kept music shelves) are read again, once.
                 if let Some(o) = old.get(&bytes)
                     && o.size == meta.len()
                     && o.mtime_ns == mtime_ns
+                    && (o.media != Media::Audio || o.episode.is_some())
                 {
                     out.files.push(Found {
                         path: bytes,
@@ -128,7 +133,10 @@ pub fn scan(
                             duration_ms: o.duration_ms,
                             video_codec: o.video_codec.as_deref().map(Into::into),
                             audio_codec: o.audio_codec.as_deref().map(Into::into),
+                            // Not read again: the catalog keeps the item's artist, album and title.
+                            tags: None,
                         },
+                        reused: true,
                     });
                     continue;
                 }
@@ -167,7 +175,7 @@ fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Op
     if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).is_err() {
         return None;
     }
-    let probed = probe::probe(f, size, container);
+    let probed = probe::probe(f, size, container, media);
     Some(Found {
         path: Box::new([]),
         size,
@@ -175,6 +183,7 @@ fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Op
         media,
         container,
         probed,
+        reused: false,
     })
 }
 

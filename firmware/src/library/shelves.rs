@@ -239,7 +239,7 @@ impl Shelves {
         id
     }
 
-    /// The id of a show (season None) or season, made on first sight.
+    /// The id of a show or artist (season None) or of a season, made on first sight.
     pub fn make_group(
         &mut self,
         library: LibraryId,
@@ -251,7 +251,12 @@ impl Shelves {
         if let Some(g) = self
             .groups
             .iter()
-            .find(|g| g.library == library && g.season == season && g.show.to_lowercase() == key)
+            .find(|g| {
+                g.library == library
+                    && g.album.is_none()
+                    && g.season == season
+                    && g.show.to_lowercase() == key
+            })
         {
             return g.id;
         }
@@ -264,6 +269,36 @@ impl Shelves {
             show: show.into(),
             season,
             parent,
+            album: None,
+        });
+        id
+    }
+
+    /// The id of an album of the artist `artist` (group id), made on first sight. Albums of the same title by
+    /// other artists are other albums.
+    pub fn make_album(
+        &mut self,
+        library: LibraryId,
+        artist_name: &str,
+        title: &str,
+        artist: ItemId,
+    ) -> ItemId {
+        let key = title.to_lowercase();
+        if let Some(g) = self.groups.iter().find(|g| {
+            g.library == library
+                && g.parent == artist
+                && g.album.as_deref().is_some_and(|a| a.to_lowercase() == key)
+        }) {
+            return g.id;
+        }
+        let id = self.allocate();
+        self.groups.push(Group {
+            id,
+            library,
+            show: artist_name.into(),
+            season: None,
+            parent: artist,
+            album: Some(title.into()),
         });
         id
     }
@@ -347,8 +382,8 @@ mod tests {
         items[3].episode = Some(Episode { show: 10, season: 11, season_no: 1, episode_no: 2 });
         items[3].duration_ms = Some(0);
         let groups = vec![
-            Group { id: 10, library: 2, show: "The Show".into(), season: None, parent: 10 },
-            Group { id: 11, library: 2, show: "The Show".into(), season: Some(1), parent: 10 },
+            Group { id: 10, library: 2, show: "The Show".into(), season: None, parent: 10, album: None },
+            Group { id: 11, library: 2, show: "The Show".into(), season: Some(1), parent: 10, album: None },
         ];
         let sh = Shelves::from_items(items.clone(), groups.clone(), 13);
         let mut by_id = items.clone();
