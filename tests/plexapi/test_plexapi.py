@@ -4,8 +4,10 @@ Usage: python test_plexapi.py PATH/TO/hearth
 Starts Hearth on 127.0.0.1 with a temporary data folder and a generated media tree (real MP4 and Matroska
 files made by ffmpeg), creates libraries through the owner API, then with plexapi: connects with
 PlexServer(url, token), lists sections, lists every item of each section, reads metadata (duration, codecs),
-downloads parts and compares the bytes, walks show -> season -> episode, and triggers a refresh that picks up
-a new file. Prints the bytes sent zero-copy vs copied and checks that every downloaded part byte went
+downloads parts and compares the bytes, walks show -> season -> episode and artist -> album -> track (MP3,
+FLAC and M4A files tagged by ffmpeg, and untagged ones named only by their folders) and photo album -> photo
+(one album per folder), and triggers a refresh
+that picks up a new file. Prints the bytes sent zero-copy vs copied and checks that every downloaded part byte went
 zero-copy (plexapi's keep-alive connections start with API requests). Exit status 0 only if every check passed.
 """
 
@@ -52,6 +54,18 @@ def ffmpeg(out, seconds, video, audio):
         check=True)
 
 
+def ffmpeg_audio(out, seconds, codec, tags):
+    """An audio file with these tags (ffmpeg writes ID3v2 for MP3, Vorbis comments for FLAC, ilst for M4A)."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    meta = []
+    for k, v in tags.items():
+        meta += ["-metadata", f"{k}={v}"]
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=duration={seconds}",
+         "-map_metadata", "-1", "-c:a", codec, *meta, out],
+        check=True)
+
+
 def wait_scanned(base, lib, items):
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -76,6 +90,22 @@ def main():
     ffmpeg(os.path.join(tv, "The Show", "The.Show.S01E01.mkv"), 1, "libx264", "aac")
     ffmpeg(os.path.join(tv, "The Show", "The.Show.S01E02.mp4"), 1, "libx264", "aac")
     ffmpeg(os.path.join(tv, "The Show", "The Show 2x01.mkv"), 1, "libx264", "aac")
+    music = os.path.join(media, "music")
+    # Tagged files in a folder that says nothing: artist, album, title and number come from the tags.
+    ffmpeg_audio(os.path.join(music, "incoming", "t1.mp3"), 2, "libmp3lame",
+                 {"title": "Sour Times", "artist": "Portishead", "album": "Dummy", "track": "2", "date": "1994"})
+    ffmpeg_audio(os.path.join(music, "incoming", "t2.flac"), 3, "flac",
+                 {"title": "Wandering Star", "artist": "Portishead", "album": "Dummy", "track": "3/11"})
+    ffmpeg_audio(os.path.join(music, "incoming", "t3.m4a"), 1, "aac",
+                 {"title": "Mysterons", "artist": "Portishead", "album": "Dummy", "track": "1"})
+    # Untagged: Artist/Album/NN - Title.
+    ffmpeg_audio(os.path.join(music, "The Band", "First Album", "01 - Opening.flac"), 1, "flac", {})
+    ffmpeg_audio(os.path.join(music, "The Band", "First Album", "02 - Closing.mp3"), 1, "libmp3lame", {})
+    photos = os.path.join(media, "photos")
+    for rel in ("2024/Summer/beach.jpg", "2024/Summer/dunes.jpg", "Family/cake.jpg", "loose.jpg"):
+        os.makedirs(os.path.dirname(os.path.join(photos, rel)), exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48",
+                        "-frames:v", "1", os.path.join(photos, rel)], check=True)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -88,8 +118,12 @@ def main():
         TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
         api(base, "POST", "/api/v1/libraries", {"name": "Films", "kind": "movies", "folders": [films]})
         api(base, "POST", "/api/v1/libraries", {"name": "TV", "kind": "shows", "folders": [tv]})
+        api(base, "POST", "/api/v1/libraries", {"name": "Music", "kind": "music", "folders": [music]})
+        api(base, "POST", "/api/v1/libraries", {"name": "Photos", "kind": "photos", "folders": [photos]})
         wait_scanned(base, 1, 2)
         wait_scanned(base, 2, 3)
+        wait_scanned(base, 3, 5)
+        wait_scanned(base, 4, 4)
 
         # A wrong token is refused before anything is listed.
         try:
@@ -102,8 +136,9 @@ def main():
             urllib.request.Request(base + "/identity", headers={"Accept": "application/json"})).read())
         assert plex.machineIdentifier == ident["MediaContainer"]["machineIdentifier"], plex.machineIdentifier
         sections = {s.title: s for s in plex.library.sections()}
-        assert set(sections) == {"Films", "TV"}, sections
+        assert set(sections) == {"Films", "TV", "Music", "Photos"}, sections
         assert sections["Films"].type == "movie" and sections["TV"].type == "show"
+        assert sections["Music"].type == "artist"
         assert sections["Films"].locations == [films], sections["Films"].locations
 
         movies = sections["Films"].all()
@@ -144,6 +179,48 @@ def main():
         with open(p, "rb") as a, open(os.path.join(tv, "The Show", "The.Show.S01E02.mp4"), "rb") as b:
             assert a.read() == b.read(), "episode bytes differ"
 
+        # Music: artist -> album -> track, as plexapi walks it.
+        artists = sections["Music"].all()
+        assert [a.title for a in artists] == ["Portishead", "The Band"], [a.title for a in artists]
+        assert [a.TYPE for a in artists] == ["artist", "artist"]
+        dummy = artists[0].albums()
+        assert [a.title for a in dummy] == ["Dummy"], [a.title for a in dummy]
+        assert dummy[0].parentTitle == "Portishead"
+        tracks = dummy[0].tracks()
+        got = [(t.index, t.title, t.parentTitle, t.grandparentTitle) for t in tracks]
+        assert got == [(1, "Mysterons", "Dummy", "Portishead"), (2, "Sour Times", "Dummy", "Portishead"),
+                       (3, "Wandering Star", "Dummy", "Portishead")], got
+        codecs = [t.media[0].audioCodec for t in tracks]
+        assert codecs == ["aac", "mp3", "flac"], codecs
+        for t, secs in zip(tracks, (1, 2, 3)):
+            assert t.duration and abs(t.duration - secs * 1000) < 200, (t.title, t.duration)
+        assert [t.title for t in artists[1].tracks()] == ["Opening", "Closing"], "allLeaves of an artist"
+        band = artists[1].albums()
+        assert [(a.title, a.leafCount) for a in band] == [("First Album", 2)], [(a.title, a.leafCount) for a in band]
+        all_albums = sections["Music"].albums()
+        assert sorted(a.title for a in all_albums) == ["Dummy", "First Album"], [a.title for a in all_albums]
+        assert len(sections["Music"].searchTracks()) == 5
+        song = plex.fetchItem(tracks[2].ratingKey)
+        assert song.album().title == "Dummy" and song.artist().title == "Portishead"
+        out = os.path.join(work, "dl-track")
+        os.makedirs(out)
+        p = song.download(savepath=out)[0]
+        with open(p, "rb") as a, open(os.path.join(music, "incoming", "t2.flac"), "rb") as b:
+            assert a.read() == b.read(), "track bytes differ"
+
+        # Photos: one album per folder below the library folder.
+        albums = sections["Photos"].all()
+        assert [a.title for a in albums] == ["2024/Summer", "Family"], [a.title for a in albums]
+        assert [p.title for p in albums[0].photos()] == ["beach", "dunes"], [p.title for p in albums[0].photos()]
+        assert sorted(p.title for p in sections["Photos"].searchPhotos()) == ["beach", "cake", "dunes", "loose"]
+        cake = albums[1].photos()[0]
+        assert cake.parentTitle == "Family", cake.parentTitle
+        out = os.path.join(work, "dl-photo")
+        os.makedirs(out)
+        p = plex.fetchItem(cake.ratingKey).download(savepath=out)[0]
+        with open(p, "rb") as a, open(os.path.join(photos, "Family", "cake.jpg"), "rb") as b:
+            assert a.read() == b.read(), "photo bytes differ"
+
         # Refresh picks up a new file (the watcher may be faster; either way the item must appear).
         shutil.copy(os.path.join(films, "Big.Buck.Bunny.2008.mp4"), os.path.join(films, "Sintel.2010.mp4"))
         sections["Films"].update()
@@ -158,25 +235,31 @@ def main():
         again = {m.title: m.ratingKey for m in plex.library.sectionByID(1).all()}
         assert again["Big Buck Bunny"] == next(m.ratingKey for m in movies if m.title == "Big Buck Bunny")
 
-        # What Hearth does not build says so instead of answering wrongly.
-        try:
-            plex.query("/library/sections/1/refresh", method=plex._session.delete)
-            raise AssertionError("cancel refresh should be 501")
-        except Exception as e:  # plexapi raises BadRequest/NotFound etc. with the status in the text
-            assert "501" in str(e), e
+        # Filters Hearth honours narrow the list; plexapi reads the section's filter Meta to build them.
+        assert [m.title for m in sections["Films"].search(title="metro")] == ["Metropolis"]
+        assert [t.title for t in sections["Music"].searchTracks(filters={"album.id": dummy[0].ratingKey})] == \
+            ["Mysterons", "Sour Times", "Wandering Star"]
 
-        try:
-            sections["Films"].search(title="Metropolis")
-            raise AssertionError("a title filter should be 501, not the whole list")
-        except Exception as e:
-            assert "501" in str(e), e
+        # What Hearth does not build says so instead of answering wrongly.
+        def status_of(call):
+            try:
+                call()
+            except Exception as e:  # plexapi raises BadRequest/NotFound etc. with the status in the text
+                return str(e)
+            return "no error"
+        said = status_of(lambda: plex.query("/library/sections/1/refresh", method=plex._session.delete))
+        assert said.startswith("(501)"), "cancel refresh should be 501: " + said
+        said = status_of(lambda: plex.query("/library/sections/1/all?year=1927"))
+        assert said.startswith("(501)") and "cannot filter" in said, "an unknown filter should be 501: " + said
 
         stats = api(base, "GET", "/api/v1/streams")
         print(f"plexapi: OK; bytes zero-copy {stats['zeroCopyBytes']}, copied {stats['copiedBytes']}")
         # plexapi's session reuses connections that began with API requests; its part downloads must still
-        # go out by sendfile (every byte of the three downloaded parts, none copied).
+        # go out by sendfile (every byte of the five downloaded parts, none copied).
         downloaded = sum(os.path.getsize(os.path.join(films, f)) for f in on_disk.values()) + \
-            os.path.getsize(os.path.join(tv, "The Show", "The.Show.S01E02.mp4"))
+            os.path.getsize(os.path.join(tv, "The Show", "The.Show.S01E02.mp4")) + \
+            os.path.getsize(os.path.join(music, "incoming", "t2.flac")) + \
+            os.path.getsize(os.path.join(photos, "Family", "cake.jpg"))
         assert stats["copiedBytes"] == 0, stats
         assert stats["zeroCopyBytes"] == downloaded, (stats, downloaded)
         return 0

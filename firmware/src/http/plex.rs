@@ -1,7 +1,8 @@
 //! The Plex-compatible client API (DESIGN.md "APIs"): the subset python-plexapi needs to list sections, list
 //! and read items and download parts. XML MediaContainer by default, JSON with `Accept: application/json`.
-//! Music is artist → album → track (Plex types 8, 9, 10). What Hearth does not build (photo albums, cancel
-//! refresh) answers 501 with a message.
+//! Music is artist → album → track (Plex types 8, 9, 10); photos are albums (one per folder, type 14) of
+//! photos (type 13). What Hearth does not build (cancel refresh, filters other than title and ids) answers
+//! 501 with a message.
 
 // Handlers return ready error responses through `Result`; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
@@ -286,6 +287,15 @@ fn find_section(call: &Call) -> Result<Library, Response<Body>> {
 
 /// `GET /library/sections/{id}/all`.
 pub async fn section_all(call: Call) -> Response<Body> {
+    section_list(call, None)
+}
+
+/// `GET /library/sections/{id}/albums`: a music section's albums (what `type=9` lists).
+pub async fn section_albums(call: Call) -> Response<Body> {
+    section_list(call, Some(9))
+}
+
+fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
     let lib = match find_section(&call) {
         Ok(l) => l,
         Err(r) => return r,
@@ -296,78 +306,41 @@ pub async fn section_all(call: Call) -> Response<Body> {
         LibraryKind::Music => 8,
         LibraryKind::Photos => 14,
     };
-    let ty = query(&call, "type")
-        .and_then(|t| t.parse::<u32>().ok())
+    let ty = forced
+        .or_else(|| query(&call, "type").and_then(|t| t.parse::<u32>().ok()))
         .unwrap_or(default);
+    let filter = match Filter::parse(call.req.uri().query().unwrap_or("")) {
+        Ok(f) => f,
+        Err(why) => return error(StatusCode::NOT_IMPLEMENTED, &why, call.format),
+    };
+    let items = |v: Vec<Item>| -> Vec<Node> {
+        v.iter().filter(|i| filter.item(i)).map(|i| item_node(&call, &lib, i)).collect()
+    };
+    let groups = |v: Vec<Group>| -> Vec<Node> {
+        v.iter().filter(|g| filter.group(g)).map(|g| group_node(&call, &lib, g)).collect()
+    };
     let lib_nodes: Vec<Node> = match (lib.kind, ty) {
-        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => call
-            .ctx
-            .library
-            .items(lib.id)
-            .iter()
-            .map(|i| item_node(&call, &lib, i))
-            .collect(),
-        (LibraryKind::Shows, 2) => call
-            .ctx
-            .library
-            .shows(lib.id)
-            .iter()
-            .map(|g| group_node(&call, &lib, g))
-            .collect(),
-        (LibraryKind::Shows, 3) => {
-            let mut v = Vec::new();
-            for show in call.ctx.library.shows(lib.id) {
-                v.extend(
-                    call.ctx
-                        .library
-                        .seasons(show.id)
-                        .iter()
-                        .map(|g| group_node(&call, &lib, g)),
-                );
-            }
-            v
-        }
-        (LibraryKind::Shows, 4) => {
-            let mut v = Vec::new();
-            for show in call.ctx.library.shows(lib.id) {
-                v.extend(
-                    call.ctx
-                        .library
-                        .episodes(show.id)
-                        .iter()
-                        .map(|i| item_node(&call, &lib, i)),
-                );
-            }
-            v
-        }
-        (LibraryKind::Music, 8) => call
-            .ctx
-            .library
-            .shows(lib.id)
-            .iter()
-            .map(|g| group_node(&call, &lib, g))
-            .collect(),
-        (LibraryKind::Music, 9) => call
-            .ctx
-            .library
-            .albums(lib.id, None)
-            .iter()
-            .map(|g| group_node(&call, &lib, g))
-            .collect(),
-        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => call
-            .ctx
-            .library
-            .items(lib.id)
-            .iter()
-            .map(|i| item_node(&call, &lib, i))
-            .collect(),
-        (LibraryKind::Photos, 14) => {
-            return error(
-                StatusCode::NOT_IMPLEMENTED,
-                "Hearth lists photos one by one (type=13); photo albums are not built yet.",
-                call.format,
-            );
-        }
+        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Shows, 2) | (LibraryKind::Music, 8) => groups(call.ctx.library.shows(lib.id)),
+        (LibraryKind::Shows, 3) => groups(
+            call.ctx
+                .library
+                .shows(lib.id)
+                .iter()
+                .flat_map(|show| call.ctx.library.seasons(show.id))
+                .collect(),
+        ),
+        (LibraryKind::Shows, 4) => items(
+            call.ctx
+                .library
+                .shows(lib.id)
+                .iter()
+                .flat_map(|show| call.ctx.library.episodes(show.id))
+                .collect(),
+        ),
+        (LibraryKind::Music, 9) => groups(call.ctx.library.albums(lib.id, None)),
+        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Photos, 14) => groups(call.ctx.library.albums(lib.id, None)),
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -389,6 +362,134 @@ pub async fn section_all(call: Call) -> Response<Body> {
     for n in page {
         root = root.kid(n);
     }
+    if query(&call, "includeMeta").as_deref() == Some("1") {
+        root = root.kid(meta(&lib, ty));
+    }
+    container(call.format, root)
+}
+
+/// The filters `/library/sections/{id}/all` honours. Anything else that would narrow the list is refused
+/// (501) rather than ignored, so a client never takes the whole list for a filtered one.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Filter {
+    /// `title=` (Plex's "contains", case-insensitive).
+    title: Option<String>,
+    /// `artist.id=` (albums and tracks of an artist), `album.id=` (tracks of an album), `show.id=`
+    /// (seasons and episodes of a show).
+    artist: Option<u32>,
+    album: Option<u32>,
+    show: Option<u32>,
+}
+
+impl Filter {
+    /// Query parameters that change nothing about which items are listed.
+    const HARMLESS: &'static [&'static str] = &[
+        "type", "includeMeta", "includeAdvanced", "includeGuids", "includeCollections",
+        "includeExternalMedia", "includeFields", "excludeAllLeaves", "checkFiles",
+    ];
+
+    fn parse(q: &str) -> Result<Filter, String> {
+        let mut f = Filter::default();
+        for kv in q.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let k = super::routes::percent_decode(k).unwrap_or_default();
+            let v = super::routes::percent_decode(v).unwrap_or_default();
+            let id = || v.parse::<u32>().map_err(|_| format!("{k} must be a number, not {v:?}."));
+            match k.as_str() {
+                "title" => f.title = Some(v.to_lowercase()),
+                "artist.id" => f.artist = Some(id()?),
+                "album.id" => f.album = Some(id()?),
+                "show.id" => f.show = Some(id()?),
+                // Default order is by title; other orders are not built.
+                "sort" if v.is_empty() || v.starts_with("titleSort") => {}
+                k if k.starts_with("X-Plex-") || Self::HARMLESS.contains(&k) => {}
+                other => {
+                    return Err(format!(
+                        "Hearth cannot filter or sort by {other:?}; it filters by title, artist.id, album.id and show.id."
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn title_matches(&self, t: &str) -> bool {
+        self.title.as_ref().is_none_or(|want| t.to_lowercase().contains(want.as_str()))
+    }
+
+    fn item(&self, i: &Item) -> bool {
+        let e = i.episode;
+        self.title_matches(&i.title)
+            && self.artist.is_none_or(|a| e.is_some_and(|e| e.show == a && i.media == Media::Audio))
+            && self.album.is_none_or(|a| e.is_some_and(|e| e.season == a && i.media == Media::Audio))
+            && self.show.is_none_or(|s| e.is_some_and(|e| e.show == s && i.media == Media::Video))
+    }
+
+    fn group(&self, g: &Group) -> bool {
+        let title = g.album.as_deref().unwrap_or(&g.show);
+        self.title_matches(title)
+            && self.artist.is_none_or(|a| g.album.is_some() && g.parent == a || g.is_top() && g.id == a)
+            && self.album.is_none_or(|a| g.album.is_some() && g.id == a)
+            && self.show.is_none_or(|s| g.season.is_some() && g.parent == s || g.is_top() && g.id == s)
+    }
+}
+
+/// The `Meta` block of `includeMeta=1`: which types a section lists and the filter fields of each, as Plex
+/// describes them (python-plexapi reads it before it filters, e.g. for an artist's albums).
+fn meta(lib: &Library, active: u32) -> Node {
+    let types: &[(u32, &str, &str, &[&str])] = match lib.kind {
+        LibraryKind::Movies | LibraryKind::OtherVideos => &[(1, "movie", "Movies", &[])],
+        LibraryKind::Shows => &[
+            (2, "show", "Shows", &["show.id"]),
+            (3, "season", "Seasons", &[]),
+            (4, "episode", "Episodes", &[]),
+        ],
+        // Each type lists its own id field: python-plexapi finds `album.id` among the album type's fields, so
+        // `searchTracks(filters={"album.id": ..})` and `artist.albums()` name the right field.
+        LibraryKind::Music => &[
+            (8, "artist", "Artists", &["artist.id"]),
+            (9, "album", "Albums", &["album.id"]),
+            (10, "track", "Tracks", &[]),
+        ],
+        LibraryKind::Photos => &[(14, "photoalbum", "Albums", &[]), (13, "photo", "Photos", &[])],
+    };
+    let mut m = Node::new("Meta", "Meta");
+    for (ty, name, title, ids) in types {
+        let mut t = Node::new("Type", "Type")
+            .a("key", format!("/library/sections/{}/all?type={ty}", lib.id))
+            .a("type", *name)
+            .a("title", *title)
+            .a("active", if *ty == active { "1" } else { "0" })
+            .kid(Node::new("Field", "Field").a("key", "title").a("title", "Title").a("type", "string"));
+        for id in *ids {
+            t = t.kid(Node::new("Field", "Field").a("key", *id).a("title", *id).a("type", "integer"));
+        }
+        m = m.kid(t);
+    }
+    m.kid(
+        Node::new("FieldType", "FieldType")
+            .a("type", "string")
+            .kid(Node::new("Operator", "Operator").a("key", "=").a("title", "contains")),
+    )
+    .kid(
+        Node::new("FieldType", "FieldType")
+            .a("type", "integer")
+            .kid(Node::new("Operator", "Operator").a("key", "=").a("title", "is")),
+    )
+}
+
+/// `GET /library/sections/{id}/collections`: Hearth keeps no collections; an empty list (python-plexapi asks
+/// before it filters).
+pub async fn section_collections(call: Call) -> Response<Body> {
+    let lib = match find_section(&call) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let root = media_container()
+        .a("size", 0u64)
+        .a("totalSize", 0u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("librarySectionTitle", lib.name.as_str());
     container(call.format, root)
 }
 
@@ -494,6 +595,17 @@ fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
                 "grandparentTitle",
                 album.map(|g| g.show.to_string()).unwrap_or_default(),
             );
+    } else if let Some(e) = i.episode
+        && i.media == Media::Photo
+    {
+        let album = call.ctx.library.group(e.season);
+        n = n
+            .a("parentRatingKey", e.season as u64)
+            .a("parentKey", format!("/library/metadata/{}", e.season))
+            .a(
+                "parentTitle",
+                album.as_ref().and_then(|g| g.album.as_deref()).unwrap_or_default(),
+            );
     } else if let Some(e) = i.episode {
         let show = call.ctx.library.group(e.show);
         n = n
@@ -523,6 +635,12 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
         .a("librarySectionKey", format!("/library/sections/{}", lib.id))
         .a("leafCount", leaves)
         .a("viewedLeafCount", 0u64);
+    if let Some(title) = g.album.as_deref()
+        && lib.kind == LibraryKind::Photos
+    {
+        // Plex's photo album: a Directory of type "photo".
+        return n.a("type", "photo").a("title", title);
+    }
     if let Some(title) = g.album.as_deref() {
         return n
             .a("type", "album")
@@ -625,13 +743,13 @@ pub async fn children(call: Call) -> Response<Body> {
             .iter()
             .map(|a| group_node(&call, &lib, a))
             .collect(),
-        None if g.album.is_some() => call
-            .ctx
-            .library
-            .episodes(g.id)
-            .iter()
-            .map(|i| item_node(&call, &lib, i))
-            .collect(),
+        None if g.album.is_some() => {
+            let mut v = call.ctx.library.episodes(g.id);
+            if lib.kind == LibraryKind::Photos {
+                v.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()).then(a.id.cmp(&b.id)));
+            }
+            v.iter().map(|i| item_node(&call, &lib, i)).collect()
+        }
         None => call
             .ctx
             .library
@@ -657,6 +775,7 @@ pub async fn children(call: Call) -> Response<Body> {
             "viewGroup",
             match (artist, g.album.is_some(), g.season.is_none()) {
                 (true, _, _) => "album",
+                (_, true, _) if lib.kind == LibraryKind::Photos => "photo",
                 (_, true, _) => "track",
                 (_, _, true) => "season",
                 _ => "episode",
@@ -757,5 +876,66 @@ pub async fn part(call: Call) -> Response<Body> {
             &format!("The file could not be read: {e}"),
             call.format,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::Episode;
+
+    fn track(id: u32, title: &str, artist: u32, album: u32) -> Item {
+        Item {
+            id,
+            library: 3,
+            path: format!("/m/{id}.flac").into_bytes().into(),
+            size: 1,
+            mtime_ns: 0,
+            media: Media::Audio,
+            container: "flac".into(),
+            title: title.into(),
+            year: None,
+            episode: Some(Episode { show: artist, season: album, season_no: 1, episode_no: 1 }),
+            duration_ms: None,
+            video_codec: None,
+            audio_codec: None,
+            added: 0,
+        }
+    }
+
+    fn group(id: u32, name: &str, parent: u32, album: Option<&str>) -> Group {
+        Group { id, library: 3, show: name.into(), season: None, parent, album: album.map(Into::into) }
+    }
+
+    #[test]
+    fn filters_narrow_or_are_refused() {
+        let f = |q: &str| Filter::parse(q);
+        assert_eq!(f("type=9&includeGuids=1&X-Plex-Container-Start=0&sort=titleSort"), Ok(Filter::default()));
+        assert_eq!(f("title=Star%20Man").unwrap().title.as_deref(), Some("star man"));
+        assert_eq!(f("artist.id=5").unwrap().artist, Some(5));
+        assert!(f("artist.id=five").unwrap_err().contains("must be a number"));
+        // Filters and orders Hearth does not build are refused, never ignored.
+        for q in ["year=1994", "genre=rock", "sort=addedAt:desc", "title!=x", "unwatched=1"] {
+            assert!(f(q).unwrap_err().contains("cannot filter"), "{q}");
+        }
+
+        let (artist, other) = (group(1, "Portishead", 1, None), group(4, "The Band", 4, None));
+        let (dummy, live) = (group(2, "Portishead", 1, Some("Dummy")), group(5, "The Band", 4, Some("Live")));
+        let songs = [track(10, "Wandering Star", 1, 2), track(11, "Opening", 4, 5)];
+        // (query, groups kept, tracks kept)
+        let table: &[(&str, &[u32], &[u32])] = &[
+            ("", &[1, 2, 4, 5], &[10, 11]),
+            ("title=STAR", &[], &[10]),
+            ("title=live", &[5], &[]),
+            ("artist.id=1", &[1, 2], &[10]),
+            ("album.id=5", &[5], &[11]),
+            ("artist.id=1&album.id=5", &[], &[]),
+        ];
+        for (q, groups, items) in table {
+            let fl = f(q).unwrap();
+            let g: Vec<u32> = [&artist, &dummy, &other, &live].iter().filter(|g| fl.group(g)).map(|g| g.id).collect();
+            let i: Vec<u32> = songs.iter().filter(|i| fl.item(i)).map(|i| i.id).collect();
+            assert_eq!((&g[..], &i[..]), (*groups, *items), "{q}");
+        }
     }
 }

@@ -102,6 +102,8 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/library", Access::Libraries, super::plex::library),
     route!(GET "/library/sections", Access::Libraries, super::plex::sections),
     route!(GET "/library/sections/{id}/all", Access::Library(Section::Param("id")), super::plex::section_all),
+    route!(GET "/library/sections/{id}/albums", Access::Library(Section::Param("id")), super::plex::section_albums),
+    route!(GET "/library/sections/{id}/collections", Access::Library(Section::Param("id")), super::plex::section_collections),
     route!(GET "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh),
     route!(DELETE "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh_cancel),
     route!(GET "/library/metadata/{id}", Access::Libraries, super::plex::metadata),

@@ -1,7 +1,7 @@
 //! Libraries: the scanner, the catalog of items, the index file, the watcher and the media kinds.
 //!
 //! Owns: what is in each library (items with stable ids, titles, sizes, containers, durations, codecs), the
-//! show and season groupings, the artist and album groupings of music (from the tags, else from the folders:
+//! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
 //! inotify watcher. Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
@@ -64,7 +64,7 @@ pub struct Item {
     pub title: Box<str>,
     pub year: Option<u16>,
     /// Show and season group ids, season and episode numbers; for a music track: artist and album group
-    /// ids, disc and track numbers.
+    /// ids, disc and track numbers; for a photo in an album: the album's id twice and zeros.
     pub episode: Option<Episode>,
     pub duration_ms: Option<u64>,
     pub video_codec: Option<Box<str>>,
@@ -97,7 +97,8 @@ impl Item {
     }
 }
 
-/// A show or a season of one (Shows library), or an artist or an album of one (Music library).
+/// A show or a season of one (Shows library), an artist or an album of one (Music library), or a photo album
+/// (Photos library: one folder below the library folder, `show` empty, `parent` 0, `album` the folder path).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
     pub id: ItemId,
@@ -479,6 +480,20 @@ impl Catalog {
                     season: season_id,
                     season_no,
                     episode_no,
+                })
+            } else if kind == LibraryKind::Photos {
+                // A photo album per folder below the library folder (`2024/Summer`); photos in the library
+                // folder itself are in no album.
+                let dirs = folders_below_root(roots, &f.path);
+                (!dirs.is_empty()).then(|| {
+                    let album = sh.make_album(id, "", &dirs.join("/"), 0);
+                    keep.insert(album);
+                    Episode {
+                        show: album,
+                        season: album,
+                        season_no: 0,
+                        episode_no: 0,
+                    }
                 })
             } else {
                 None

@@ -200,7 +200,7 @@ pub fn track(stem: &[u8]) -> TrackName {
             at = lead;
         }
     }
-    let rest = clean[at..].trim_start_matches(|c: char| c == '.' || c == '-' || c == ' ');
+    let rest = clean[at..].trim_start_matches(['.', '-', ' ']);
     let title = tidy(rest);
     TrackName {
         title: if title.is_empty() { tidy(&clean) } else { title },

@@ -370,3 +370,32 @@ fn a_version_1_index_keeps_its_ids_and_music_is_grouped_at_the_next_scan() {
     let written = std::fs::read(data.join(INDEX_FILE)).unwrap();
     assert_eq!(u16::from_le_bytes([written[4], written[5]]), INDEX_VERSION);
 }
+
+#[test]
+fn photos_are_grouped_in_one_album_per_folder() {
+    let t = tempfile::tempdir().unwrap();
+    let photos = t.path().join("photos");
+    let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F'];
+    write(&photos.join("2024/Summer/beach.jpg"), &jpeg);
+    write(&photos.join("2024/Summer/dunes.jpg"), &jpeg);
+    write(&photos.join("2024/winter.jpg"), &jpeg);
+    write(&photos.join("loose.jpg"), &jpeg);
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let h = handle(&data, LibraryKind::Photos, &[&photos]);
+    let c = Catalog::open(&data, h.clone());
+    c.scan_now(1);
+    let albums: Vec<String> = c.albums(1, None).iter().map(|g| g.album.as_deref().unwrap().to_string()).collect();
+    assert_eq!(albums, ["2024", "2024/Summer"]);
+    let summer = c.albums(1, None).remove(1);
+    let mut names: Vec<String> = c.episodes(summer.id).iter().map(|i| i.title.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["beach", "dunes"]);
+    let loose = c.items(1).into_iter().find(|i| &*i.title == "loose").unwrap();
+    assert_eq!(loose.episode, None, "a photo in the library folder itself is in no album");
+    assert!(c.shows(1).is_empty(), "albums of photos have no artist or show above them");
+    // Moving the last photo out of a folder removes its album.
+    std::fs::rename(photos.join("2024/winter.jpg"), photos.join("winter.jpg")).unwrap();
+    c.scan_now(1);
+    assert_eq!(c.albums(1, None).len(), 1);
+}
