@@ -399,3 +399,29 @@ fn photos_are_grouped_in_one_album_per_folder() {
     c.scan_now(1);
     assert_eq!(c.albums(1, None).len(), 1);
 }
+
+#[test]
+fn damaged_or_lying_audio_files_are_listed_by_their_folders_or_skipped() {
+    let t = tempfile::tempdir().unwrap();
+    let music = t.path().join("music");
+    // An ID3v2 header that claims a 256 MiB tag over a few bytes of junk; a FLAC whose comment block says it
+    // is longer than the file; a ".mp3" that is text.
+    write(&music.join("Band/Album/01 - Broken Tag.mp3"), b"ID3\x04\x00\x00\x7f\x7f\x7f\x7fjunk junk junk");
+    let mut torn = flac(1, &["TITLE=Torn", "ARTIST=Nobody"]);
+    torn.truncate(torn.len() - 8);
+    write(&music.join("Band/Album/02 - Torn.flac"), &torn);
+    write(&music.join("Band/Album/03 - Not Audio.mp3"), b"just some text, not audio at all");
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let h = handle(&data, LibraryKind::Music, &[&music]);
+    let c = Catalog::open(&data, h.clone());
+    c.scan_now(1);
+    let items = c.items(1);
+    let titles: Vec<&str> = items.iter().map(|i| &*i.title).collect();
+    assert_eq!(titles, ["Broken Tag", "Torn"], "the text file is not audio: {items:#?}");
+    for i in &items {
+        let e = i.episode.unwrap();
+        assert_eq!(c.group(e.show).unwrap().show.as_ref(), "Band", "{}", i.title);
+        assert_eq!(c.group(e.season).unwrap().album.as_deref(), Some("Album"));
+    }
+}
