@@ -46,7 +46,9 @@ impl Bucket {
     }
 
     fn capacity(rate: u64) -> f64 {
-        (rate as f64 * BURST.as_secs_f64()).max(MIN_GRANT as f64)
+        // Room for two minimum grants: a bucket that holds exactly one loses the tokens of every late wakeup
+        // (a 500 kB/s stream measured 3% under its cap that way).
+        (rate as f64 * BURST.as_secs_f64()).max(2.0 * MIN_GRANT as f64)
     }
 
     /// How many bytes may go now (up to `want`), or how long to wait before asking again.
