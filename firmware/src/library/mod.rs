@@ -442,91 +442,69 @@ impl Catalog {
                 Some(o) => (o.id, o.added),
                 None => (sh.allocate(), now),
             };
-            if kind == LibraryKind::Music {
+            let (title, year, episode) = if kind == LibraryKind::Music {
                 let track = music_track(sh, id, roots, &f, old.get(&f.path));
                 keep.insert(track.episode.show);
                 keep.insert(track.episode.season);
-                keep.insert(item_id);
-                sh.push(&Item {
-                    id: item_id,
-                    library: id,
-                    path: f.path,
-                    size: f.size,
-                    mtime_ns: f.mtime_ns,
-                    media: f.media,
-                    container: f.container.into(),
-                    title: track.title.into(),
-                    year: track.year,
-                    episode: Some(track.episode),
-                    duration_ms: f.probed.duration_ms,
-                    video_codec: f.probed.video_codec.map(Into::into),
-                    audio_codec: f.probed.audio_codec.map(Into::into),
-                    added,
-                });
-                continue;
-            }
-            let parsed = name::parse(stem(&f.path));
-            let episode = if kind == LibraryKind::Shows {
-                let (show, season_no, episode_no) = match parsed.episode.clone() {
-                    Some(e) => e,
-                    None => (parent_name(&f.path), 0, 0),
-                };
-                let show_id = sh.make_group(id, &show, None, 0);
-                let season_id = sh.make_group(id, &show, Some(season_no), show_id);
-                keep.insert(show_id);
-                keep.insert(season_id);
-                Some(Episode {
-                    show: show_id,
-                    season: season_id,
-                    season_no,
-                    episode_no,
-                })
-            } else if kind == LibraryKind::Photos {
-                // A photo album per folder below the library folder (`2024/Summer`); photos in the library
-                // folder itself are in no album.
-                let dirs = folders_below_root(roots, &f.path);
-                (!dirs.is_empty()).then(|| {
-                    let album = sh.make_album(id, "", &dirs.join("/"), 0);
-                    keep.insert(album);
-                    Episode {
-                        show: album,
-                        season: album,
-                        season_no: 0,
-                        episode_no: 0,
-                    }
-                })
+                (track.title, track.year, Some(track.episode))
             } else {
-                None
-            };
-            let title = if kind == LibraryKind::Shows || parsed.title.is_empty() {
-                if parsed.title.is_empty() {
+                let parsed = name::parse(stem(&f.path));
+                let episode = if kind == LibraryKind::Shows {
+                    let (show, season_no, episode_no) = match parsed.episode.clone() {
+                        Some(e) => e,
+                        None => (parent_name(&f.path), 0, 0),
+                    };
+                    let show_id = sh.make_group(id, &show, None, 0);
+                    let season_id = sh.make_group(id, &show, Some(season_no), show_id);
+                    keep.insert(show_id);
+                    keep.insert(season_id);
+                    Some(Episode {
+                        show: show_id,
+                        season: season_id,
+                        season_no,
+                        episode_no,
+                    })
+                } else if kind == LibraryKind::Photos {
+                    // A photo album per folder below the library folder (`2024/Summer`); photos in the
+                    // library folder itself are in no album.
+                    let dirs = folders_below_root(roots, &f.path);
+                    (!dirs.is_empty()).then(|| {
+                        let album = sh.make_album(id, "", &dirs.join("/"), 0);
+                        keep.insert(album);
+                        Episode {
+                            show: album,
+                            season: album,
+                            season_no: 0,
+                            episode_no: 0,
+                        }
+                    })
+                } else {
+                    None
+                };
+                let title = if parsed.title.is_empty() {
                     String::from_utf8_lossy(stem(&f.path)).into_owned()
                 } else {
                     parsed.title
-                }
-            } else {
-                parsed.title
+                };
+                let year = if kind == LibraryKind::Shows { None } else { parsed.year };
+                (title, year, episode)
             };
             sh.push(&Item {
-                    id: item_id,
-                    library: id,
-                    path: f.path,
-                    size: f.size,
-                    mtime_ns: f.mtime_ns,
-                    media: f.media,
-                    container: f.container.into(),
-                    title: title.into(),
-                    year: if kind == LibraryKind::Shows {
-                        None
-                    } else {
-                        parsed.year
-                    },
-                    episode,
-                    duration_ms: f.probed.duration_ms,
-                    video_codec: f.probed.video_codec.map(Into::into),
-                    audio_codec: f.probed.audio_codec.map(Into::into),
-                    added,
-                });
+                id: item_id,
+                library: id,
+                path: f.path,
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+                media: f.media,
+                container: f.container.into(),
+                title: title.into(),
+                year,
+                episode,
+                duration_ms: f.probed.duration_ms,
+                video_codec: f.probed.video_codec.map(Into::into),
+                audio_codec: f.probed.audio_codec.map(Into::into),
+                added,
+            });
             keep.insert(item_id);
         }
         // Items under folders that could not be read this time stay (ids and all) until they can be.
