@@ -78,30 +78,17 @@ fn mp4_codec(fourcc: &str) -> String {
 
 /// An audio file's tags and properties (`container` as [`super::kind`] names it; M4A is "mp4").
 fn audio_headers(file: File, container: &str) -> Option<Probed> {
-    let file_type = match container {
-        "mp3" => lofty::file::FileType::Mpeg,
-        "flac" => lofty::file::FileType::Flac,
-        "wav" => lofty::file::FileType::Wav,
-        "m4a" | "mp4" => lofty::file::FileType::Mp4,
+    use lofty::file::FileType;
+    let probe = lofty::probe::Probe::new(BufReader::with_capacity(16 * 1024, file)).options(audio_options());
+    let probe = match container {
+        "mp3" => probe.set_file_type(FileType::Mpeg),
+        "flac" => probe.set_file_type(FileType::Flac),
+        "wav" => probe.set_file_type(FileType::Wav),
+        "m4a" | "mp4" => probe.set_file_type(FileType::Mp4),
         // Ogg: Vorbis, Opus or Speex; the probe tells from the first page.
-        _ => return audio_guessed(file),
+        _ => probe.guess_file_type().ok()?,
     };
-    let tagged = lofty::probe::Probe::new(BufReader::with_capacity(16 * 1024, file))
-        .set_file_type(file_type)
-        .options(audio_options())
-        .read()
-        .ok()?;
-    Some(from_tagged(&tagged))
-}
-
-fn audio_guessed(file: File) -> Option<Probed> {
-    let tagged = lofty::probe::Probe::new(BufReader::with_capacity(16 * 1024, file))
-        .guess_file_type()
-        .ok()?
-        .options(audio_options())
-        .read()
-        .ok()?;
-    Some(from_tagged(&tagged))
+    Some(from_tagged(&probe.read().ok()?))
 }
 
 fn audio_options() -> lofty::config::ParseOptions {
@@ -125,17 +112,11 @@ fn from_tagged(tagged: &lofty::file::TaggedFile) -> Probed {
         _ => "unknown",
     };
     let tags = tagged.primary_tag().or_else(|| tagged.first_tag()).map(|t| {
-        let text = |v: Option<std::borrow::Cow<'_, str>>| {
-            v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-        };
-        let album_artist = t
-            .get_string(ItemKey::AlbumArtist)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
+        let text = |v: Option<&str>| Some(v?.trim()).filter(|s| !s.is_empty()).map(str::to_string);
         Tags {
-            title: text(t.title()),
-            artist: album_artist.or_else(|| text(t.artist())),
-            album: text(t.album()),
+            title: text(t.title().as_deref()),
+            artist: text(t.get_string(ItemKey::AlbumArtist)).or_else(|| text(t.artist().as_deref())),
+            album: text(t.album().as_deref()),
             track: t.track().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0),
             disc: t.disk().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0),
             year: t.date().map(|d| d.year).filter(|y| *y > 0),
