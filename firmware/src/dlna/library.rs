@@ -13,6 +13,7 @@ use super::catalog::{Catalog, Item, Kind, mime_of};
 use crate::library::{self, ItemId, kind::Media};
 use crate::state::{LibraryId, LibraryKind};
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,30 +74,21 @@ pub fn item(i: &library::Item, kind: LibraryKind, roots: &[PathBuf], shows: &Has
     }
 }
 
-/// The file's folder relative to the library folder it lies under (the longest that matches), `/`-separated.
+/// The file's folder relative to the library folder it lies under (the innermost), `/`-separated.
 fn folder_of(path: &Path, roots: &[PathBuf]) -> String {
-    let parent = path.parent().unwrap_or(Path::new(""));
-    roots
-        .iter()
-        .filter_map(|r| parent.strip_prefix(r).ok())
-        .min_by_key(|rel| rel.components().count())
-        .map(|rel| rel.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    library::folders_below_root(roots, path.as_os_str().as_bytes()).join("/")
 }
 
-/// Artist and album from the first two folders, the track number from leading digits of the name.
+/// A track the catalog has not grouped yet (an index from before music shelves, until its first scan): the
+/// catalog's own rules for folders and file names (`library::name`).
 fn track(path: &Path, folder: &str) -> (String, Kind) {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut parts = folder.split('/').filter(|p| !p.is_empty());
-    let artist = parts.next().map(str::to_string).unwrap_or_else(|| "Unknown artist".into());
-    let album = parts.next().map(str::to_string).unwrap_or_else(|| "Unknown album".into());
-    let digits = stem.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, rest) = match stem[..digits].parse::<u16>() {
-        Ok(n) if digits <= 3 => (Some(n), stem[digits..].trim_start_matches([' ', '-', '.', '_'])),
-        _ => (None, stem.as_str()),
-    };
-    let title = if rest.is_empty() { stem.clone() } else { rest.to_string() };
-    (title, Kind::Track { artist, album, number })
+    let stem = path.file_stem().map(|s| s.as_bytes()).unwrap_or_default();
+    let named = library::name::track(stem);
+    let dirs: Vec<String> = folder.split('/').filter(|p| !p.is_empty()).map(str::to_string).collect();
+    let folders = library::name::music_folders(&dirs);
+    let artist = folders.artist.unwrap_or_else(|| "Unknown artist".into());
+    let album = folders.album.unwrap_or_else(|| "Unknown album".into());
+    (named.title, Kind::Track { artist, album, number: named.track })
 }
 
 /// MIME type of a recognised container (names from `library::kind`), by extension when the container is one

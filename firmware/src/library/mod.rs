@@ -797,8 +797,9 @@ fn music_track(
     }
 }
 
-/// The folder names between the library folder that holds `path` and the file, outermost first.
-fn folders_below_root(roots: &[PathBuf], path: &[u8]) -> Vec<String> {
+/// The folder names between the library folder that holds `path` (the innermost, when folders nest) and the
+/// file, outermost first. DLNA's folder views use the same.
+pub fn folders_below_root(roots: &[PathBuf], path: &[u8]) -> Vec<String> {
     let p = Path::new(OsStr::from_bytes(path));
     let Some(dir) = p.parent() else { return Vec::new() };
     let below = roots
