@@ -229,6 +229,9 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
     assert!(v["watchdog"]["Device"].as_str().unwrap().starts_with("none: "), "{v}");
     assert!(v["watchdog"]["Petting"].as_str().unwrap().starts_with("no device"), "{v}");
     assert!(v["watchdog"]["Heartbeat: runtime canary"].as_str().unwrap().ends_with(" s ago"), "{v}");
+    // The server's own memory, as the owner sees it (a few MiB resident; the peak is never below it).
+    let (rss, peak) = (v["memory"]["rss_kib"].as_u64().unwrap(), v["memory"]["peak_rss_kib"].as_u64().unwrap());
+    assert!(rss > 1024 && peak >= rss, "{v}");
 }
 
 #[test]

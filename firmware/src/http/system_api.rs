@@ -5,7 +5,8 @@
 //! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`; `watchdog` from the system room's
 //! published watch (`system::watchdog::facts`: label → value, shown as facts; on a host it says no watchdog
 //! runs), `log` from the recent log (`system::journal::RECENT`, oldest first, newest last), `egress` from the
-//! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start).
+//! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start), `memory`
+//! from `/proc/self/status` (`system::init::memory_kib`: resident now and at peak, null where unreadable).
 //! Must not touch: the state (read-only snapshot).
 
 use super::routes::Call;
@@ -25,6 +26,7 @@ pub async fn system(call: Call) -> Response<Body> {
     let watchdog: serde_json::Map<String, serde_json::Value> =
         crate::system::watchdog::facts().into_iter().map(|(k, v)| (k, v.into())).collect();
     let egress = &call.ctx.streams.egress;
+    let memory = crate::system::init::memory_kib();
     json(&json!({
         "version": crate::VERSION,
         "uptime_seconds": call.ctx.started.elapsed().as_secs(),
@@ -43,6 +45,10 @@ pub async fn system(call: Call) -> Response<Body> {
         },
         "watchdog": watchdog,
         "log": crate::system::journal::RECENT.lines(),
+        "memory": {
+            "rss_kib": memory.map(|m| m.0),
+            "peak_rss_kib": memory.map(|m| m.1),
+        },
         "egress": {
             "lan_bytes": egress.bytes(Class::Lan),
             "remote_stream_bytes": egress.bytes(Class::RemoteStream),
