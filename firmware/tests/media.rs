@@ -21,20 +21,12 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    // The kernel picks the port and Hearth prints it: a port picked here and released first could be taken by a
+    // test running beside this one.
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--listen", &addr, "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -45,6 +37,8 @@ fn start() -> Server {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("is running"), "{line}");
+    let port = line.trim().rsplit("http://127.0.0.1:").next().and_then(|r| r.split('/').next());
+    let addr = format!("127.0.0.1:{}", port.and_then(|p| p.parse::<u16>().ok()).expect("a port in the line"));
     let server = Server {
         child,
         addr,

@@ -3,36 +3,34 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 pub struct Server {
     pub child: Child,
     pub addr: String,
     pub port: u16,
     pub data: PathBuf,
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for one test at a time per port).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    /// Hearth's stdout: the lines up to "is running" already read, and the rest.
+    printed: String,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
-    /// `hearth serve --listen 127.0.0.1:PORT --data-dir DATA` with `RUST_LOG=warn`; waits until it listens.
+    /// `hearth serve --listen 127.0.0.1:0 --data-dir DATA` with `RUST_LOG=warn`; waits until it listens. The
+    /// kernel picks the port and Hearth prints it ("... is running. Set it up at http://127.0.0.1:PORT/web/"):
+    /// a port picked here and released before Hearth binds it could be taken by a test running beside this one.
     pub fn start(data: &Path) -> Server {
         Server::start_with(data, &[], &[])
     }
 
     /// As [`Server::start`], with more serve options (e.g. `--format`) and environment (e.g. `NOTIFY_SOCKET`).
     pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["serve", "--listen", &addr])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .arg("--data-dir")
             .arg(data)
@@ -42,12 +40,20 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start hearth");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "hearth did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, addr, port, data: data.to_owned() }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut printed = String::new();
+        let port = loop {
+            let mut line = String::new();
+            let n = stdout.read_line(&mut line).unwrap();
+            assert!(n > 0, "hearth exited before it listened ({:?}); it printed: {printed}", child.wait());
+            printed += &line;
+            if let Some(url) = line.split(" is running. Set it up at ").nth(1) {
+                let port = url.trim().strip_prefix("http://127.0.0.1:").and_then(|r| r.split('/').next());
+                break port.and_then(|p| p.parse::<u16>().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+            }
+        };
+        let addr = format!("127.0.0.1:{port}");
+        Server { child, addr, port, data: data.to_owned(), printed, stdout }
     }
 
     /// Send `raw` as it is; answers (status, head, body bytes).
@@ -112,15 +118,15 @@ impl Server {
     pub fn stop(mut self) -> (i32, String) {
         self.signal(nix::sys::signal::SIGTERM);
         let status = self.child.wait().unwrap();
-        let mut out = String::new();
-        self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let mut out = std::mem::take(&mut self.printed);
+        self.stdout.read_to_string(&mut out).unwrap();
         (status.code().unwrap_or(-1), out)
     }
 
     /// [`Server::stop`], which must exit 0.
     pub fn stop_cleanly(self) {
-        let (code, _) = self.stop();
-        assert_eq!(code, 0, "hearth exited with {code}");
+        let (code, out) = self.stop();
+        assert_eq!(code, 0, "hearth exited with {code}; it printed: {out}");
     }
 
     /// SIGKILL: the process ends without its clean stop, like a power cut.
