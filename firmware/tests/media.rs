@@ -1,6 +1,8 @@
 //! End to end against the built binary: libraries through the owner API, the Plex client API, the stream
 //! fast path (Range, conditionals, keep-alive, sendfile), the hyper copy path, bad input, and pacing.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::ffi::OsStrExt;
@@ -37,8 +39,7 @@ fn start() -> Server {
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("is running"), "{line}");
-    let port = line.trim().rsplit("http://127.0.0.1:").next().and_then(|r| r.split('/').next());
-    let addr = format!("127.0.0.1:{}", port.and_then(|p| p.parse::<u16>().ok()).expect("a port in the line"));
+    let addr = format!("127.0.0.1:{}", common::listening_port(&line).expect("a port in the line"));
     let server = Server {
         child,
         addr,

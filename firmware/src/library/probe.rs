@@ -1,8 +1,8 @@
 //! Duration and codecs from container headers: MP4 through the `mp4` crate (reads boxes, seeks over `mdat`),
 //! Matroska/WebM through `matroska-demuxer` (reads the EBML header, SeekHead, Info and Tracks; never a Cluster).
-//! Audio (MP3, FLAC, Ogg Vorbis/Opus, M4A, WAV) through `lofty`: the tags (ID3v2/ID3v1/APE, Vorbis comments, MP4 `ilst`,
-//! RIFF INFO) and the stream properties (MP3: the first frame and its Xing/VBRI header; FLAC: STREAMINFO),
-//! never the audio frames. Only headers are read, never whole files.
+//! Audio (MP3, FLAC, Ogg Vorbis/Opus, M4A, WAV) through `lofty`: the tags (ID3v2/ID3v1/APE, Vorbis comments,
+//! MP4 `ilst`, RIFF INFO) and the stream properties (MP3: the first frame and its Xing/VBRI header; FLAC:
+//! STREAMINFO), never the audio frames. Only headers are read, never whole files.
 
 use std::fs::File;
 use std::io::BufReader;

@@ -19,6 +19,11 @@ pub struct Server {
     stdout: BufReader<ChildStdout>,
 }
 
+/// The port in Hearth's "Hearth X is running. Set it up at http://127.0.0.1:PORT/web/" line.
+pub fn listening_port(line: &str) -> Option<u16> {
+    line.split(" Set it up at http://127.0.0.1:").nth(1)?.split('/').next()?.parse().ok()
+}
+
 impl Server {
     /// `hearth serve --listen 127.0.0.1:0 --data-dir DATA` with `RUST_LOG=warn`; waits until it listens. The
     /// kernel picks the port and Hearth prints it ("... is running. Set it up at http://127.0.0.1:PORT/web/"):
@@ -47,9 +52,8 @@ impl Server {
             let n = stdout.read_line(&mut line).unwrap();
             assert!(n > 0, "hearth exited before it listened ({:?}); it printed: {printed}", child.wait());
             printed += &line;
-            if let Some(url) = line.split(" is running. Set it up at ").nth(1) {
-                let port = url.trim().strip_prefix("http://127.0.0.1:").and_then(|r| r.split('/').next());
-                break port.and_then(|p| p.parse::<u16>().ok()).unwrap_or_else(|| panic!("no port in {line:?}"));
+            if line.contains(" is running. ") {
+                break listening_port(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
             }
         };
         let addr = format!("127.0.0.1:{port}");
