@@ -335,6 +335,7 @@ pub async fn serve_until(
     let remote_beat = beats.register("remote access");
     let dlna_beat = beats.register("DLNA");
     let watcher_beat = beats.register("library watcher");
+    let workers_beat = beats.register("connection workers");
     {
         let b = store_beat.clone();
         handle.set_heartbeat(move || b.bump());
@@ -359,6 +360,7 @@ pub async fn serve_until(
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
+    let workers_task = tokio::spawn(http::workers::watch(workers_beat.clone()));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
     let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
     let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe(), remote_beat.clone()));
@@ -376,7 +378,8 @@ pub async fn serve_until(
     // The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
     // runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
     probe_task.abort();
-    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat] {
+    workers_task.abort();
+    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat, &workers_beat] {
         b.rest();
     }
     let _ = stop_tx.send(true);

@@ -17,13 +17,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Accept until `stop` turns true.
+/// Accept until `stop` turns true. Each connection lives on one of the [`Workers`](super::workers::Workers).
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let workers = super::workers::Workers::get();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(connection(stream, peer, ctx.clone()));
+                    let ctx = ctx.clone();
+                    workers.hand(stream, move |stream| connection(stream, peer, ctx));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.

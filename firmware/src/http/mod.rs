@@ -21,6 +21,7 @@ pub mod system_api;
 pub mod tls;
 pub mod tls_api;
 pub mod web;
+pub mod workers;
 
 use crate::state::Handle;
 use bytes::Bytes;
