@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 pub const PORT: u16 = 32469;
 /// Idle keep-alive connections are closed after this.
@@ -107,25 +106,37 @@ pub fn parse_range(header: &str, size: u64) -> Span {
     }
 }
 
-/// Accept until dropped. Dropping the future closes the listener and aborts every connection.
+/// Accept until dropped. Dropping the future closes the listener and aborts every connection. Connections live
+/// on the connection workers (http::workers), as on the main port.
 pub async fn serve(listener: TcpListener, live: Arc<Live>) {
-    let mut conns = JoinSet::new();
+    let workers = crate::http::workers::Workers::get();
+    let mut conns = Connections(Vec::new());
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if conns.len() >= MAX_CONNECTIONS {
-                        tracing::debug!(%peer, "too many DLNA connections; closing");
-                        continue;
-                    }
-                    conns.spawn(connection(stream, peer, live.clone()));
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                conns.0.retain(|c| !c.is_finished());
+                if conns.0.len() >= MAX_CONNECTIONS {
+                    tracing::debug!(%peer, "too many DLNA connections; closing");
+                    continue;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "DLNA accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                let live = live.clone();
+                conns.0.extend(workers.hand(stream, move |s| connection(s, peer, live)));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "DLNA accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// The open DLNA connections; dropping it aborts them.
+struct Connections(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            c.abort();
         }
     }
 }

@@ -77,8 +77,9 @@ impl Workers {
     }
 
     /// Run `serve(stream)` on the worker with the fewest open connections, for as long as it runs. The stream
-    /// moves from this runtime's reactor to the worker's.
-    pub fn hand<F, Fut>(&self, stream: TcpStream, serve: F)
+    /// moves from this runtime's reactor to the worker's. The handle aborts it (DLNA switched off); `None` when
+    /// the socket could not be moved (the connection is closed).
+    pub fn hand<F, Fut>(&self, stream: TcpStream, serve: F) -> Option<tokio::task::JoinHandle<()>>
     where
         F: FnOnce(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -88,17 +89,17 @@ impl Workers {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "a connection could not be moved to a worker");
-                return;
+                return None;
             }
         };
         let open = Open::new(w.open.clone());
-        w.handle.spawn(async move {
+        Some(w.handle.spawn(async move {
             let _open = open;
             match TcpStream::from_std(std) {
                 Ok(s) => serve(s).await,
                 Err(e) => tracing::debug!(error = %e, "a connection could not join its worker"),
             }
-        });
+        }))
     }
 
     /// True while every worker has ticked within [`STALE`].
