@@ -28,7 +28,7 @@ const STALE: Duration = Duration::from_secs(3);
 struct Worker {
     handle: tokio::runtime::Handle,
     open: Arc<AtomicUsize>,
-    /// Milliseconds since [`Workers::epoch`] of the last tick.
+    /// Milliseconds since [`Workers::epoch`] of the last tick, plus one; 0 = not ticked yet.
     ticked_ms: Arc<AtomicU64>,
 }
 
@@ -65,7 +65,7 @@ impl Workers {
                             let mut tick = tokio::time::interval(TICK);
                             loop {
                                 tick.tick().await;
-                                ticks.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                                ticks.store(epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
                             }
                         });
                     })
