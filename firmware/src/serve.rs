@@ -335,7 +335,7 @@ pub async fn serve_until(
     let remote_beat = beats.register("remote access");
     let dlna_beat = beats.register("DLNA");
     let watcher_beat = beats.register("library watcher");
-    let workers_beat = beats.register("connection workers");
+    let worker_beats = http::workers::Workers::get().beat(&beats);
     {
         let b = store_beat.clone();
         handle.set_heartbeat(move || b.bump());
@@ -360,7 +360,6 @@ pub async fn serve_until(
     println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
-    let workers_task = tokio::spawn(http::workers::watch(workers_beat.clone()));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
     let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
     let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe(), remote_beat.clone()));
@@ -378,8 +377,8 @@ pub async fn serve_until(
     // The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
     // runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
     probe_task.abort();
-    workers_task.abort();
-    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat, &workers_beat] {
+    http::workers::Workers::rest(worker_beats).await;
+    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat] {
         b.rest();
     }
     let _ = stop_tx.send(true);
@@ -400,6 +399,7 @@ pub async fn serve_until(
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
     canary_task.abort();
     wd_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    wd_thread.thread().unpark();
     // The thread writes the magic close, so the watchdog does not reset the board while it reboots.
     tokio::task::spawn_blocking(move || wd_thread.join()).await.ok();
     tracing::info!("state flushed; bye");
@@ -480,13 +480,18 @@ fn crash_marker(handle: &Handle) {
     });
 }
 
-pub async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is first
+/// polled: a stop sent the moment the setup URL is printed (before the main task reaches its `.await`) is a clean
+/// stop, not the default action's kill.
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }
 

@@ -63,7 +63,7 @@ fn each_start_names_why_the_last_run_ended() {
     assert_eq!(reasons(&sys), ["watchdog", "crash", "power_loss", "clean"]);
     assert_eq!(sys["safe_mode"]["active"], false, "one watchdog reset is not safe mode");
     let wd = sys["watchdog"].as_object().unwrap();
-    for beat in ["runtime canary", "listener", "store writer", "remote access", "DLNA", "library watcher"] {
+    for beat in ["runtime canary", "listener", "store writer", "remote access", "DLNA", "library watcher", "connection worker 0"] {
         assert!(wd.contains_key(&format!("Heartbeat: {beat}")), "the System screen lists the {beat} heartbeat: {wd:?}");
     }
     assert!(wd["Device"].as_str().unwrap().starts_with("none: "), "on a host the page says why there is no device");

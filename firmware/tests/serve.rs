@@ -39,7 +39,7 @@ fn identity_is_stable_across_restarts_and_stop_is_clean() {
     let id = machine_id(&body);
     assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
     let (code, stdout) = first.stop();
-    assert_eq!(code, 0, "SIGTERM is a clean stop");
+    assert_eq!(code, 0, "SIGTERM is a clean stop; it printed: {stdout}");
     assert!(stdout.contains("Set it up at http://127.0.0.1:"), "setup URL printed: {stdout}");
     assert!(data.join("flash.img").exists());
 
@@ -131,4 +131,17 @@ fn bad_command_lines_and_unusable_data_folders() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&data.display().to_string()), "the error names the path: {err}");
+}
+
+/// A stop sent the moment Hearth says it is running (an init system stopping a service right after start, a user
+/// pressing Ctrl-C on the first line) is a clean stop, every time: the next start reads "clean".
+#[test]
+fn a_stop_right_after_start_is_clean() {
+    let dir = tempdir();
+    let data = dir.path().join("d");
+    for round in 0..15 {
+        let s = Server::start(&data);
+        let (code, stdout) = s.stop();
+        assert_eq!(code, 0, "round {round}: SIGTERM right after the setup URL is a clean stop; it printed: {stdout}");
+    }
 }

@@ -9,33 +9,31 @@
 //! drained, so it sends (and takes in the ACKs) itself in long calls; on its own loop it refills the queue as
 //! soon as there is room, like nginx, and the ACK-clocked sending happens as the client reads.
 //!
-//! A connection goes to the worker with the fewest open connections. Each worker ticks once a second;
-//! [`watch`] keeps a watchdog heartbeat fresh only while every worker ticks, so a stuck worker resets the
-//! board like any other stuck part (DESIGN.md, "Runtime shape").
+//! A connection goes to the worker with the fewest open connections. Each worker has its own watchdog beat,
+//! bumped by a task on that worker ([`Workers::beat`]), so a stuck worker resets the board like any other stuck
+//! part (DESIGN.md, "Runtime shape").
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
-/// How often a worker proves it still runs tasks.
+/// How often a worker bumps its beat.
 const TICK: Duration = Duration::from_secs(1);
-/// A worker whose last tick is older than this counts as stuck.
-const STALE: Duration = Duration::from_secs(3);
 
 struct Worker {
     handle: tokio::runtime::Handle,
     open: Arc<AtomicUsize>,
-    /// Milliseconds since [`Workers::epoch`] of the last tick, plus one; 0 = not ticked yet.
-    ticked_ms: Arc<AtomicU64>,
+    /// Its heartbeat's name ("connection worker N"), made once per process.
+    name: &'static str,
 }
 
 /// The process's connection workers, started on first use.
 pub struct Workers {
     workers: Vec<Worker>,
-    epoch: Instant,
 }
 
 static WORKERS: OnceLock<Workers> = OnceLock::new();
@@ -47,12 +45,9 @@ impl Workers {
     }
 
     fn start(n: usize) -> Workers {
-        let epoch = Instant::now();
         let workers = (0..n)
             .map(|i| {
                 let (tx, rx) = std::sync::mpsc::channel();
-                let ticked_ms = Arc::new(AtomicU64::new(0));
-                let ticks = ticked_ms.clone();
                 std::thread::Builder::new()
                     .name(format!("hearth-conn-{i}"))
                     .spawn(move || {
@@ -61,19 +56,17 @@ impl Workers {
                             .build()
                             .expect("tokio runtime for a connection worker");
                         let _ = tx.send(rt.handle().clone());
-                        rt.block_on(async move {
-                            let mut tick = tokio::time::interval(TICK);
-                            loop {
-                                tick.tick().await;
-                                ticks.store(epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
-                            }
-                        });
+                        rt.block_on(std::future::pending::<()>());
                     })
                     .expect("a thread for a connection worker");
-                Worker { handle: rx.recv().expect("connection worker started"), open: Arc::new(AtomicUsize::new(0)), ticked_ms }
+                Worker {
+                    handle: rx.recv().expect("connection worker started"),
+                    open: Arc::new(AtomicUsize::new(0)),
+                    name: Box::leak(format!("connection worker {i}").into_boxed_str()),
+                }
             })
             .collect();
-        Workers { workers, epoch }
+        Workers { workers }
     }
 
     /// Run `serve(stream)` on the worker with the fewest open connections, for as long as it runs. The stream
@@ -102,13 +95,33 @@ impl Workers {
         }))
     }
 
-    /// True while every worker has ticked within [`STALE`].
-    pub fn all_ticking(&self) -> bool {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        self.workers.iter().all(|w| {
-            let t = w.ticked_ms.load(Ordering::Relaxed);
-            t != 0 && now.saturating_sub(t) < STALE.as_millis() as u64
-        })
+    /// Register one beat per worker with `beats` and bump each from a task on its own worker, every [`TICK`].
+    /// The stop aborts the tasks and rests the beats ([`Workers::rest`]).
+    pub fn beat(&self, beats: &crate::system::watchdog::Heartbeats) -> Vec<(JoinHandle<()>, crate::system::watchdog::Beat)> {
+        self.workers
+            .iter()
+            .map(|w| {
+                let beat = beats.register(w.name);
+                let b = beat.clone();
+                let task = w.handle.spawn(async move {
+                    let mut tick = tokio::time::interval(TICK);
+                    loop {
+                        tick.tick().await;
+                        b.bump();
+                    }
+                });
+                (task, beat)
+            })
+            .collect()
+    }
+
+    /// Stop the tasks [`Workers::beat`] started and rest their beats, once no task can bump them again.
+    pub async fn rest(beats: Vec<(JoinHandle<()>, crate::system::watchdog::Beat)>) {
+        for (task, beat) in beats {
+            task.abort();
+            let _ = task.await;
+            beat.rest();
+        }
     }
 }
 
@@ -125,17 +138,5 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Keep `beat` fresh while every connection worker ticks (the watchdog's view of them).
-pub async fn watch(beat: crate::system::watchdog::Beat) {
-    let workers = Workers::get();
-    let mut tick = tokio::time::interval(TICK);
-    loop {
-        tick.tick().await;
-        if workers.all_ticking() {
-            beat.bump();
-        }
     }
 }

@@ -66,6 +66,7 @@ pub fn run(cfg: Config) -> std::process::ExitCode {
                 return std::process::ExitCode::from(1);
             }
         };
+        let stop = crate::serve::wait_for_signal();
         tracing::info!(addr = %listener.local_addr().expect("addr"), private = cfg.allow_private_targets, "reflector listening");
         let gate = Arc::new(Semaphore::new(CONCURRENCY));
         let accept = async {
@@ -92,7 +93,7 @@ pub fn run(cfg: Config) -> std::process::ExitCode {
         };
         tokio::select! {
             _ = accept => {},
-            _ = crate::serve::wait_for_signal() => {},
+            _ = stop => {},
         }
         std::process::ExitCode::SUCCESS
     })

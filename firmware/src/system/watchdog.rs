@@ -313,7 +313,7 @@ pub struct Pets {
     pub notify: Option<Notify>,
 }
 
-/// Run the petting thread until `stop` is set. Without a device and systemd the checks run and report only.
+/// Run the petting thread until `stop` is set (then unpark the returned thread so it ends at once). Without a device and systemd the checks run and report only.
 /// `starving(true)` is called (from this thread, so it must not block) when it stops petting because a beat is
 /// stale, `starving(false)` when every beat is fresh again. The first call in a process publishes its [`Watch`]
 /// (see [`published`]).
@@ -376,7 +376,9 @@ pub fn spawn(
                     }
                     Err(_) => {}
                 }
-                std::thread::sleep(period);
+                // Parked, not asleep: the stop unparks it, so a clean stop (a reboot, a power-off) does not wait
+                // out a period. An early wake only checks (and pets) early.
+                std::thread::park_timeout(period);
             }
             if let Some(d) = device {
                 d.close_cleanly();
@@ -438,6 +440,7 @@ mod tests {
         assert_eq!(w.facts(Instant::now()).iter().find(|(l, _)| l == "Heartbeat: DLNA").map(|(_, v)| v.as_str()),
             Some("off (not checked)"));
         stop.store(true, Ordering::Relaxed);
+        t.thread().unpark();
         t.join().unwrap();
         // Half the timeout later the listener's beat is stale.
         let later = w.facts(Instant::now() + Duration::from_millis(1200));
