@@ -134,7 +134,7 @@ fn bad_command_lines_and_unusable_data_folders() {
 }
 
 /// A stop sent the moment Hearth says it is running (an init system stopping a service right after start, a user
-/// pressing Ctrl-C on the first line) is a clean stop, every time: the next start reads "clean".
+/// pressing Ctrl-C on the first line) is a clean stop, every time: exit status 0, not the default action's kill.
 #[test]
 fn a_stop_right_after_start_is_clean() {
     let dir = tempdir();

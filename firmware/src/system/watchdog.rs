@@ -313,7 +313,8 @@ pub struct Pets {
     pub notify: Option<Notify>,
 }
 
-/// Run the petting thread until `stop` is set (then unpark the returned thread so it ends at once). Without a device and systemd the checks run and report only.
+/// Run the petting thread until `stop` is set (then unpark the returned thread so it ends at once). Without a
+/// device and systemd the checks run and report only.
 /// `starving(true)` is called (from this thread, so it must not block) when it stops petting because a beat is
 /// stale, `starving(false)` when every beat is fresh again. The first call in a process publishes its [`Watch`]
 /// (see [`published`]).
