@@ -341,9 +341,8 @@ pub async fn serve_until(
         handle.set_heartbeat(move || b.bump());
     }
     let notify = sup.pets.notify.clone();
-    let wd_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let marker = handle.clone();
-    let wd_thread = watchdog::spawn(sup.pets, beats, sup.timeout, wd_stop.clone(), move |starving| {
+    let petter = watchdog::spawn(sup.pets, beats, sup.timeout, move |starving| {
         // Not waiting: the stalled part may be the store writer. See system::reset.
         let _ = marker.update_detached(|s| s.run = if starving { Run::Starving } else { Run::Running });
     });
@@ -398,10 +397,8 @@ pub async fn serve_until(
     store_beat.rest();
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
     canary_task.abort();
-    wd_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    wd_thread.thread().unpark();
     // The thread writes the magic close, so the watchdog does not reset the board while it reboots.
-    tokio::task::spawn_blocking(move || wd_thread.join()).await.ok();
+    tokio::task::spawn_blocking(move || petter.stop()).await.ok();
     tracing::info!("state flushed; bye");
     ExitCode::SUCCESS
 }

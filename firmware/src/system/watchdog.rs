@@ -313,8 +313,23 @@ pub struct Pets {
     pub notify: Option<Notify>,
 }
 
-/// Run the petting thread until `stop` is set (then unpark the returned thread so it ends at once). Without a
-/// device and systemd the checks run and report only.
+/// The running petting thread. [`Petter::stop`] ends it at once (a clean stop does not wait out a period) and
+/// disarms the device with the magic close.
+pub struct Petter {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Petter {
+    /// Ends the thread and waits for it: blocking, so an async caller runs it on `spawn_blocking`.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// Run the petting thread until [`Petter::stop`]. Without a device and systemd the checks run and report only.
 /// `starving(true)` is called (from this thread, so it must not block) when it stops petting because a beat is
 /// stale, `starving(false)` when every beat is fresh again. The first call in a process publishes its [`Watch`]
 /// (see [`published`]).
@@ -322,9 +337,9 @@ pub fn spawn(
     pets: Pets,
     beats: Heartbeats,
     timeout: Duration,
-    stop: Arc<AtomicBool>,
     starving: impl Fn(bool) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
+) -> Petter {
+    let stop = Arc::new(AtomicBool::new(false));
     let Pets { device, notify } = pets;
     let (device, shown) = match device {
         Ok(d) => {
@@ -342,14 +357,15 @@ pub fn spawn(
         petting: AtomicBool::new(false),
     });
     *PUBLISHED.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch.clone());
-    std::thread::Builder::new()
+    let stopping = stop.clone();
+    let thread = std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
             let period = (timeout / 4).max(Duration::from_millis(250));
             let stale_after = timeout / 2;
             let mut reported = false;
             let started = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
+            while !stopping.load(Ordering::Relaxed) {
                 let checked = beats.check(Instant::now(), stale_after);
                 watch.petting.store(checked.is_ok(), Ordering::Relaxed);
                 match checked {
@@ -385,7 +401,8 @@ pub fn spawn(
                 d.close_cleanly();
             }
         })
-        .expect("watchdog thread")
+        .expect("watchdog thread");
+    Petter { stop, thread }
 }
 
 #[cfg(test)]
@@ -414,10 +431,9 @@ mod tests {
         let never = hb.register("runtime canary");
         fresh.bump();
         // Without a device the thread still checks; the facts say there is nothing to pet.
-        let stop = Arc::new(AtomicBool::new(false));
         let (tx, starving) = std::sync::mpsc::channel();
         let pets = Pets { device: Err("no /dev/watchdog in tests".into()), notify: None };
-        let t = spawn(pets, hb.clone(), Duration::from_secs(1), stop.clone(), move |on| {
+        let t = spawn(pets, hb.clone(), Duration::from_secs(1), move |on| {
             let _ = tx.send(on);
         });
         let w = published().expect("spawn publishes its watch");
@@ -440,9 +456,7 @@ mod tests {
         assert_eq!(starving.recv_timeout(Duration::from_secs(3)), Ok(false));
         assert_eq!(w.facts(Instant::now()).iter().find(|(l, _)| l == "Heartbeat: DLNA").map(|(_, v)| v.as_str()),
             Some("off (not checked)"));
-        stop.store(true, Ordering::Relaxed);
-        t.thread().unpark();
-        t.join().unwrap();
+        t.stop();
         // Half the timeout later the listener's beat is stale.
         let later = w.facts(Instant::now() + Duration::from_millis(1200));
         assert!(later.iter().any(|(l, v)| l == "Heartbeat: listener" && v.starts_with("stale")), "{later:?}");
