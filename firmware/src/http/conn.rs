@@ -142,7 +142,9 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             ctx.auth.seen(device);
         }
         let visible = super::plex::visible_to(&caller, &state);
-        match crate::stream::serve(&mut stream, &mut buf, head_len, req, &ctx, peer, visible, origin.lan).await {
+        // What follows the head stays in `buf`: the next pipelined request.
+        bytes::Buf::advance(&mut buf, head_len);
+        match crate::stream::serve(&mut stream, req, &ctx, peer, visible, origin.lan).await {
             crate::stream::Next::KeepAlive => continue,
             crate::stream::Next::Close => return,
         }

@@ -251,8 +251,8 @@ mod tests {
             f("POST /a HTTP/1.1\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"),
             HeadFacts { framing: Framing::Length(12), keep_alive: false }
         );
-        assert_eq!(f("GET / HTTP/1.0\r\n\r\n").keep_alive, false);
-        assert_eq!(f("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive, true);
+        assert!(!f("GET / HTTP/1.0\r\n\r\n").keep_alive, "HTTP/1.0 closes unless asked to keep alive");
+        assert!(f("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive, "HTTP/1.0 with Keep-Alive stays open");
         for other in [
             "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",

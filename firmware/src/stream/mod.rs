@@ -397,18 +397,15 @@ pub enum Next {
     Close,
 }
 
-/// Answer one part request on the raw connection. `head_len` bytes of `buf` are the request head.
+/// Answer one part request on the raw connection (the caller has consumed its head).
 pub async fn serve(
     stream: &mut TcpStream,
-    buf: &mut bytes::BytesMut,
-    head_len: usize,
     req: PartRequest,
     ctx: &Arc<Ctx>,
     peer: SocketAddr,
     visible: Visible,
     lan: bool,
 ) -> Next {
-    bytes::Buf::advance(buf, head_len);
     let ask = Ask {
         item: req.item,
         head: req.head,
