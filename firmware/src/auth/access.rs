@@ -16,6 +16,19 @@
 //! | `Library(s)` | 403 | owner, any API token, member/friend with library `s` shared; bypass (unsecured only) |
 //! | `Refresh(s)` | 403 | owner, API token scope refresh or admin; bypass (unsecured only) |
 //! | `Owner` | 403 | owner token or API token scope admin |
+//! | `Item(i)` | 403 | like `Libraries`, and the item's library among those the caller sees; else 404 as if missing |
+//! | `Dlna(via)` | LAN origins only, while DLNA is effectively on | the same (no tokens: DLNA has none) |
+//!
+//! What a caller sees ([`Caller::sees`], computed here and nowhere else): the owner, API tokens and bypass
+//! networks every library; Home members and friends the libraries shared with them; DLNA the libraries the
+//! owner chose for DLNA (all when the choice is empty); anyone else nothing. Every route that lists or returns
+//! items filters by it. `Item` routes (metadata, children, leaves, parts) are bound at dispatch to the library
+//! of the item they name; an item the caller may not see answers exactly what a missing item answers (404),
+//! so ids reveal nothing about other libraries.
+//!
+//! DLNA (`Dlna(Ssdp)` on UDP 1900, `Dlna(Http)` on TCP 32469) answers LAN origins only, in every state, by the
+//! same origin rule as 32400 ([`super::origin`]: IPv6, IPv4-mapped addresses, "treat WAN IP as LAN"), and
+//! nothing while DLNA is not effectively on (off, safe mode, or secured without the owner's re-enable).
 //!
 //! Claimed, for every class but `Public`, `Claim` and `SignIn`: a malformed token is 401, a well-formed token
 //! that matches no device or API token (revoked, signed out, never issued) is 401 "sign in again", no token is
@@ -47,6 +60,20 @@ pub enum Access {
     Refresh(Section),
     /// Owner settings and management.
     Owner,
+    /// One item (metadata, children, leaves, part): declared with the item-id parameter, bound at dispatch to
+    /// the item's library.
+    Item(Section),
+    /// A DLNA renderer or control point, through one of DLNA's doors.
+    Dlna(Via),
+}
+
+/// Which DLNA door a request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// UDP 1900: searches.
+    Ssdp,
+    /// TCP 32469: description, control, media.
+    Http,
 }
 
 /// Which library a `Library`/`Refresh` route is about.
@@ -57,24 +84,90 @@ pub enum Section {
     /// Resolved at dispatch.
     Id(LibraryId),
     /// The parameter is missing or not a library id: no one but the owner may pass (the handler answers 404).
+    /// For `Item`: no such item; no one passes (404).
     Unknown,
 }
 
 impl Access {
-    /// Resolve a `Section::Param` from the captured path parameters.
-    pub fn bind(self, param: impl Fn(&str) -> Option<String>) -> Access {
-        let bind = |s: Section| match s {
-            Section::Param(name) => match param(name).and_then(|v| v.parse::<LibraryId>().ok()) {
-                Some(id) => Section::Id(id),
-                None => Section::Unknown,
-            },
+    /// Resolve a `Section::Param` from the captured path parameters: a library id for `Library`/`Refresh`, the
+    /// library of the item whose id the parameter holds for `Item` (`library_of` asks the catalog; items and
+    /// groups such as shows and albums both have ids).
+    pub fn bind(self, param: impl Fn(&str) -> Option<String>, library_of: impl Fn(u32) -> Option<LibraryId>) -> Access {
+        let bind = |s: Section, item: bool| match s {
+            Section::Param(name) => {
+                let id = if item {
+                    param(name).and_then(|v| v.parse::<u32>().ok()).and_then(&library_of)
+                } else {
+                    param(name).and_then(|v| v.parse::<LibraryId>().ok())
+                };
+                id.map_or(Section::Unknown, Section::Id)
+            }
             other => other,
         };
         match self {
-            Access::Library(s) => Access::Library(bind(s)),
-            Access::Refresh(s) => Access::Refresh(bind(s)),
+            Access::Library(s) => Access::Library(bind(s, false)),
+            Access::Refresh(s) => Access::Refresh(bind(s, false)),
+            Access::Item(s) => Access::Item(bind(s, true)),
             other => other,
         }
+    }
+}
+
+/// A set of library ids (ids are 1..=255): a bitset, so a [`Caller`] stays `Copy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Libraries([u64; 4]);
+
+impl Libraries {
+    /// Add a library.
+    pub fn insert(&mut self, id: LibraryId) {
+        self.0[usize::from(id / 64)] |= 1 << (id % 64);
+    }
+
+    /// The library is in the set.
+    pub fn contains(&self, id: LibraryId) -> bool {
+        self.0[usize::from(id / 64)] & (1 << (id % 64)) != 0
+    }
+}
+
+impl FromIterator<LibraryId> for Libraries {
+    fn from_iter<I: IntoIterator<Item = LibraryId>>(ids: I) -> Libraries {
+        let mut set = Libraries::default();
+        for id in ids {
+            set.insert(id);
+        }
+        set
+    }
+}
+
+/// Which libraries a caller may see (see the module doc). Only [`decide`] makes one for a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visible {
+    /// Every library.
+    All,
+    /// These libraries (of those that exist).
+    Only(Libraries),
+}
+
+impl Visible {
+    /// No library at all.
+    pub const NOTHING: Visible = Visible::Only(Libraries([0; 4]));
+
+    /// The caller may see library `id`.
+    pub fn allows(&self, id: LibraryId) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(s) => s.contains(id),
+        }
+    }
+}
+
+/// The libraries the owner chose for DLNA, all when the choice is empty (what a DLNA caller sees).
+pub fn dlna_libraries(state: &State) -> Visible {
+    let chosen = &state.settings.dlna.libraries;
+    if chosen.is_empty() {
+        Visible::All
+    } else {
+        Visible::Only(chosen.iter().copied().collect())
     }
 }
 
@@ -120,12 +213,24 @@ pub enum Denial {
     Forbidden,
     /// 403: the library is not shared with this account.
     NotShared,
+    /// 404: no such item, or an item of a library the caller may not see (the same answer, on purpose).
+    NoSuchItem,
+    /// 403: DLNA answers sources on the local network only.
+    DlnaLanOnly,
+    /// 403: DLNA is off (switched off, safe mode, or the server became secured and the owner did not re-enable it).
+    DlnaOff,
 }
 
 impl Denial {
     pub fn status(self) -> u16 {
         match self {
-            Denial::NotClaimed | Denial::ClaimFromWan | Denial::Forbidden | Denial::NotShared => 403,
+            Denial::NotClaimed
+            | Denial::ClaimFromWan
+            | Denial::Forbidden
+            | Denial::NotShared
+            | Denial::DlnaLanOnly
+            | Denial::DlnaOff => 403,
+            Denial::NoSuchItem => 404,
             Denial::AlreadyClaimed => 409,
             Denial::SignInRequired | Denial::MalformedToken | Denial::SignInAgain => 401,
         }
@@ -145,6 +250,9 @@ impl Denial {
             }
             Denial::Forbidden => "Your account may not do this. Ask the server's owner.",
             Denial::NotShared => "This library is not shared with your account. Ask the server's owner to share it.",
+            Denial::NoSuchItem => "There is no item with that id.",
+            Denial::DlnaLanOnly => "DLNA answers devices on the local network only.",
+            Denial::DlnaOff => "DLNA is off on this server.",
         }
     }
 }
@@ -156,14 +264,22 @@ pub enum Caller {
     Anyone,
     /// No token, from a network allowed without auth on an unsecured server (sees what the owner sees).
     Bypass,
-    Account { account: AccountId, role: Role, device: DeviceId },
+    /// A signed-in account's device; `sees` is every library for the owner, the shared ones otherwise.
+    Account { account: AccountId, role: Role, device: DeviceId, sees: Visible },
+    /// An API token (sees every library).
     Tool { token: u16, scope: Scope },
+    /// A DLNA device on the LAN; `sees` is the libraries chosen for DLNA.
+    Dlna { sees: Visible },
 }
 
 impl Caller {
-    /// Sees every library.
-    pub fn sees_all_libraries(&self) -> bool {
-        matches!(self, Caller::Bypass | Caller::Tool { .. } | Caller::Account { role: Role::Owner, .. })
+    /// The libraries this caller may see: what every listing and item route filters by.
+    pub fn sees(&self) -> Visible {
+        match *self {
+            Caller::Bypass | Caller::Tool { .. } => Visible::All,
+            Caller::Account { sees, .. } | Caller::Dlna { sees } => sees,
+            Caller::Anyone => Visible::NOTHING,
+        }
     }
 }
 
@@ -171,8 +287,19 @@ pub type Decision = Result<Caller, Denial>;
 
 /// The access rule. Pure: same inputs, same answer; no clocks, no I/O.
 pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &State) -> Decision {
+    let exists = |id: LibraryId| state.libraries.iter().any(|l| l.id == id);
     match access {
         Access::Public => return Ok(Caller::Anyone),
+        Access::Dlna(_) => {
+            // DLNA has no tokens; the same LAN rule as every other door (A-F3, C-2), in every state.
+            return if !state.dlna_effectively_on() {
+                Err(Denial::DlnaOff)
+            } else if !origin.lan {
+                Err(Denial::DlnaLanOnly)
+            } else {
+                Ok(Caller::Dlna { sees: dlna_libraries(state) })
+            };
+        }
         Access::Claim => {
             return if state.is_claimed() {
                 Err(Denial::AlreadyClaimed)
@@ -190,30 +317,45 @@ pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &Stat
         Identity::Malformed => return Err(Denial::MalformedToken),
         Identity::Unknown => return Err(Denial::SignInAgain),
         Identity::Anonymous => {
-            let bypass_class = matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_));
+            let bypass_class =
+                matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_) | Access::Item(_));
             let listed = state.settings.allowed_without_auth.iter().any(|n| n.contains(origin.addr));
             // Seed: secured → "networks allowed without auth" is ignored, whatever it says.
-            if bypass_class && listed && !state.is_secured() {
-                return Ok(Caller::Bypass);
+            if !(bypass_class && listed && !state.is_secured()) {
+                return Err(Denial::SignInRequired);
             }
-            return Err(Denial::SignInRequired);
+            Caller::Bypass
         }
         Identity::Account { account, role, device } => {
             // The token resolved against this state, but be strict anyway: the account must exist with that role.
             match state.account(account) {
-                Some(a) if a.role == role => Caller::Account { account, role, device },
+                Some(a) if a.role == role => {
+                    let sees = if role == Role::Owner {
+                        Visible::All
+                    } else {
+                        Visible::Only(a.shares.iter().copied().filter(|id| exists(*id)).collect())
+                    };
+                    Caller::Account { account, role, device, sees }
+                }
                 _ => return Err(Denial::SignInAgain),
             }
         }
         Identity::Tool { token, scope } => Caller::Tool { token, scope },
     };
-    let shared = |s: Section| match (s, caller) {
-        (Section::Id(id), Caller::Account { account, .. }) => state
-            .account(account)
-            .is_some_and(|a| a.shares.contains(&id) && state.libraries.iter().any(|l| l.id == id)),
+    let shared = |s: Section| match s {
+        Section::Id(id) => exists(id) && caller.sees().allows(id),
         _ => false,
     };
     let ok = match (access, caller) {
+        // An item the caller may not see is answered as a missing one (no existence leak).
+        (Access::Item(s), _) => {
+            if !shared(s) {
+                return Err(Denial::NoSuchItem);
+            }
+            true
+        }
+        // The Anonymous arm above lets a bypass caller reach library classes only.
+        (Access::Libraries | Access::Library(_) | Access::Refresh(_), Caller::Bypass) => true,
         (Access::Account, Caller::Account { .. }) => true,
         (Access::Account, _) => false,
         (Access::Home, Caller::Account { role, .. }) => matches!(role, Role::Owner | Role::Member),
@@ -231,8 +373,8 @@ pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &Stat
         (Access::Refresh(_), Caller::Tool { scope, .. }) => matches!(scope, Scope::RefreshLibrary | Scope::Admin),
         (Access::Owner, Caller::Account { role, .. }) => role == Role::Owner,
         (Access::Owner, Caller::Tool { scope, .. }) => scope == Scope::Admin,
-        (_, Caller::Anyone | Caller::Bypass) => false,
-        (Access::Public | Access::Claim | Access::SignIn, _) => true,
+        (_, Caller::Anyone | Caller::Bypass | Caller::Dlna { .. }) => false,
+        (Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_), _) => true,
     };
     if ok { Ok(caller) } else { Err(Denial::Forbidden) }
 }

@@ -9,18 +9,6 @@ use crate::state::{
     Time, TokenHash,
 };
 
-/// Run `change`; if it takes the server from unsecured to secured, DLNA's re-enable acknowledgement is cleared
-/// at that moment (DESIGN.md: entering the secured state turns DLNA off until the owner re-enables it).
-pub fn guarded<T>(s: &mut State, change: impl FnOnce(&mut State) -> Result<T, AuthError>) -> Result<T, AuthError> {
-    let was = s.is_secured();
-    let out = change(s)?;
-    if !was && s.is_secured() {
-        s.settings.dlna.reenabled_secured = false;
-        tracing::info!(dlna_on = s.dlna_effectively_on(), "the server is now secured; DLNA is off until re-enabled");
-    }
-    Ok(out)
-}
-
 pub fn name(what: &'static str, raw: &str) -> Result<Name, AuthError> {
     let t = raw.trim();
     if t.is_empty() {
@@ -79,7 +67,7 @@ pub fn add_account(s: &mut State, mut account: Account) -> Result<AccountId, Aut
     }
     account.id = s.allocate_id()?;
     let id = account.id;
-    guarded(s, |s| Ok(state::push("accounts", &mut s.accounts, account)?))?;
+    state::push("accounts", &mut s.accounts, account)?;
     Ok(id)
 }
 

@@ -29,9 +29,11 @@ pub mod secret;
 pub mod token;
 
 #[cfg(test)]
+mod one_rule_test;
+#[cfg(test)]
 mod table_test;
 
-pub use access::{Access, Caller, Decision, Denial, Identity, Origin, Section, decide};
+pub use access::{Access, Caller, Decision, Denial, Identity, Libraries, Origin, Section, Via, Visible, decide};
 
 use crate::state::{DeviceId, Handle, Net, State, StateError, Time};
 use std::collections::HashMap;

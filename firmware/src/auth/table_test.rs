@@ -130,7 +130,13 @@ fn world(mode: Mode) -> World {
     World { state: s, tokens }
 }
 
-/// Status the class semantics demand (200 = let through to the handler).
+/// The catalog the table test pretends: item `n` is in library `n` for the two libraries of `world`.
+fn library_of(item: u32) -> Option<u8> {
+    [1u8, 2].into_iter().find(|l| u32::from(*l) == item)
+}
+
+/// Status the class semantics demand (200 = let through to the handler). `library` is the library the route is
+/// about: the id parameter, or for item routes the library of the item it names.
 fn expected(access: Access, library: Option<u8>, who: Who, lan: bool, mode: Mode) -> u16 {
     let claimed = mode != Mode::Unclaimed;
     match access {
@@ -141,9 +147,14 @@ fn expected(access: Access, library: Option<u8>, who: Who, lan: bool, mode: Mode
         Access::SignIn => return 200,
         _ => {}
     }
-    let library_class = matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_));
+    let library_class = matches!(access, Access::Libraries | Access::Library(_) | Access::Refresh(_) | Access::Item(_));
+    // An item routes answers 404 for an item the caller may not see, exactly as for a missing one.
+    let item_answer = |sees: bool| if library.is_some() && sees { 200 } else { 404 };
     match who {
         Who::Garbage | Who::Revoked => return 401,
+        Who::NoToken if library_class && mode == Mode::UnsecuredBypass && matches!(access, Access::Item(_)) => {
+            return item_answer(true);
+        }
         Who::NoToken if library_class && mode == Mode::UnsecuredBypass => return 200,
         Who::NoToken => return 401,
         Who::Member if mode != Mode::Secured => unreachable!("members exist only when secured"),
@@ -163,7 +174,8 @@ fn expected(access: Access, library: Option<u8>, who: Who, lan: bool, mode: Mode
         Access::Library(s) => matches!(who, Who::Owner | Who::Tool(_)) || shared_with(s),
         Access::Refresh(_) => matches!(who, Who::Owner | Who::Tool(Scope::RefreshLibrary | Scope::Admin)),
         Access::Owner => matches!(who, Who::Owner | Who::Tool(Scope::Admin)),
-        Access::Public | Access::Claim | Access::SignIn => unreachable!(),
+        Access::Item(s) => return item_answer(matches!(who, Who::Owner | Who::Tool(_)) || shared_with(s)),
+        Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_) => unreachable!("not an HTTP route class"),
     };
     if admitted { 200 } else { 403 }
 }
@@ -208,6 +220,10 @@ fn every_route_every_identity_every_origin_every_state() {
         subjects.push((format!("class Library ({label})"), Access::Library(Section::Param("id")), p.clone()));
         subjects.push((format!("class Refresh ({label})"), Access::Refresh(Section::Param("id")), p));
     }
+    for (label, value) in [("item of lib 1", "1"), ("item of lib 2", "2"), ("no such item", "9"), ("bad item id", "x")] {
+        let p = Params(vec![("id", value.to_string())]);
+        subjects.push((format!("class Item ({label})"), routes::ITEM, p));
+    }
     subjects.push(("class Libraries".into(), Access::Libraries, Params::default()));
 
     let own: Vec<Net> = Vec::new(); // lan_networks is set, so the server's own subnets do not matter
@@ -219,11 +235,16 @@ fn every_route_every_identity_every_origin_every_state() {
                 for (lan, peer) in [(true, LAN), (false, WAN)] {
                     let peer: SocketAddr = peer.parse().unwrap();
                     let (h, q) = headers_for(tok, cases);
-                    let got = match routes::admit(*access, params, &h, q.as_deref(), peer, &w.state, &own) {
+                    let got = match routes::admit(*access, params, &h, q.as_deref(), peer, &w.state, &own, &library_of) {
                         Ok(_) => 200,
                         Err(r) => r.status,
                     };
-                    let want = expected(*access, params.get("id").and_then(|v| v.parse().ok()), *who, lan, mode);
+                    let id = params.get("id");
+                    let library = match access {
+                        Access::Item(_) => id.and_then(|v| v.parse().ok()).and_then(library_of),
+                        _ => id.and_then(|v| v.parse().ok()),
+                    };
+                    let want = expected(*access, library, *who, lan, mode);
                     cases += 1;
                     if got != want {
                         let line = format!("{label} as {who:?} from {} in {mode:?}: got {got}, want {want}", if lan { "LAN" } else { "WAN" });
@@ -257,6 +278,7 @@ fn secured_state_ignores_the_bypass_list_and_turns_dlna_off() {
     let mut w = world(Mode::UnsecuredBypass);
     w.state.settings.dlna.reenabled_secured = true; // stale acknowledgement from an earlier secured period
     assert!(w.state.dlna_effectively_on());
+    let before = w.state.clone();
     let member = Account {
         id: 0,
         role: Role::Member,
@@ -267,6 +289,7 @@ fn secured_state_ignores_the_bypass_list_and_turns_dlna_off() {
         created: 0,
     };
     home::add_account(&mut w.state, member).unwrap();
+    w.state.settle(&before); // what the state handle does after every change
     assert!(w.state.is_secured());
     assert!(!w.state.settings.dlna.reenabled_secured, "securing clears the acknowledgement at that moment");
     assert!(!w.state.dlna_effectively_on());

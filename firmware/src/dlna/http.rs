@@ -13,6 +13,7 @@ use super::catalog::{Medium, content_features, medium};
 use super::description as desc;
 use super::soap::{self, Fault};
 use super::{Live, content};
+use crate::auth::Visible;
 use crate::http::conn::{Head, read_head};
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
@@ -144,9 +145,10 @@ impl Drop for Connections {
 async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
     let _ = stream.set_nodelay(true);
     let peer_ip = canonical(peer.ip());
-    if !live.admits_http(peer_ip) {
-        tracing::info!(%peer, "DLNA request from outside the LAN refused while the server is secured");
-        let _ = simple(&mut stream, 403, "text/plain", &[], b"While the server is secured, DLNA answers devices on the local network only.\r\n", false, false).await;
+    if let Err(denial) = live.admits_http(peer_ip) {
+        tracing::info!(%peer, "DLNA request refused: {}", denial.message());
+        let text = format!("{}\r\n", denial.message());
+        let _ = simple(&mut stream, denial.status(), "text/plain", &[], text.as_bytes(), false, false).await;
         return;
     }
     let local = match stream.local_addr() {
@@ -182,11 +184,9 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
             }
         };
         // The rule can change between requests of one connection (securing, LAN networks).
-        if !live.admits_http(peer_ip) {
-            return;
-        }
+        let Ok(sees) = live.admits_http(peer_ip) else { return };
         let keep = req.keep_alive();
-        match respond(&mut stream, &req, &body, &live, &base, keep).await {
+        match respond(&mut stream, &req, &body, &live, sees, &base, keep).await {
             Ok(true) if keep => {}
             _ => return,
         }
@@ -304,7 +304,16 @@ fn reason(status: u16) -> &'static str {
 
 const XML: &str = "text/xml; charset=\"utf-8\"";
 
-async fn respond(stream: &mut TcpStream, req: &Request, body: &[u8], live: &Live, base: &str, keep: bool) -> std::io::Result<bool> {
+/// Answer one request; `sees` is what the access rule lets this peer see (browse, search and `/res/` use it).
+async fn respond(
+    stream: &mut TcpStream,
+    req: &Request,
+    body: &[u8],
+    live: &Live,
+    sees: Visible,
+    base: &str,
+    keep: bool,
+) -> std::io::Result<bool> {
     let path = req.path.split('?').next().unwrap_or("");
     let head = req.method == "HEAD";
     let get = head || req.method == "GET";
@@ -318,7 +327,7 @@ async fn respond(stream: &mut TcpStream, req: &Request, body: &[u8], live: &Live
         (_, "/icon/48.png") if get => simple(stream, 200, "image/png", &[], desc::ICON_48, head, keep).await,
         (_, "/icon/120.png") if get => simple(stream, 200, "image/png", &[], desc::ICON_120, head, keep).await,
         ("POST", desc::CDS_CONTROL | desc::CMS_CONTROL) => {
-            let view = live.view();
+            let view = live.view(sees);
             let answer = soap::parse(body, req.header("soapaction")).and_then(|a| {
                 let (service, run): (&str, &dyn Fn() -> Result<String, Fault>) = if path == desc::CDS_CONTROL {
                     (content::CDS, &|| content::content_directory(&a, &view, base))
@@ -343,7 +352,7 @@ async fn respond(stream: &mut TcpStream, req: &Request, body: &[u8], live: &Live
             // GENA eventing is not built; control points fall back to polling GetSystemUpdateID.
             simple(stream, 501, "text/plain", &[], b"Event subscriptions are not supported by this server.\r\n", false, keep).await
         }
-        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, &p[5..], head, keep).await,
+        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], head, keep).await,
         _ if !get && req.method != "POST" => {
             simple(stream, 405, "text/plain", &[("Allow", "GET, HEAD, POST".into())], b"Use GET, HEAD or POST.\r\n", false, keep).await
         }
@@ -360,9 +369,18 @@ fn item_id(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-async fn media(stream: &mut TcpStream, req: &Request, live: &Live, name: &str, head: bool, keep: bool) -> std::io::Result<bool> {
+async fn media(
+    stream: &mut TcpStream,
+    req: &Request,
+    live: &Live,
+    sees: Visible,
+    name: &str,
+    head: bool,
+    keep: bool,
+) -> std::io::Result<bool> {
     let gone = b"No such media item: browse again, the library may have changed or is not shared with DLNA.\r\n";
-    let Some(item) = item_id(name).and_then(|id| live.view().item(id).cloned()) else {
+    let found = item_id(name).and_then(|id| live.view(sees).item(id).cloned()).filter(|i| sees.allows(i.library));
+    let Some(item) = found else {
         return simple(stream, 404, "text/plain", &[], gone, head, keep).await;
     };
     let file = match std::fs::File::open(&item.path) {

@@ -1,6 +1,7 @@
-//! The server's own IPv4 interfaces and which sources count as LAN (DESIGN.md "Origin").
+//! The server's own IPv4 interfaces, for SSDP's multicast sockets. Which sources count as LAN is the auth
+//! room's origin rule (`auth::origin`), the same for every port.
 
-use crate::state::{Net, State};
+use crate::state::Net;
 use nix::net::if_::InterfaceFlags;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -38,17 +39,4 @@ pub fn interfaces_in(scope: Option<Ipv4Addr>) -> Vec<Iface> {
         all.retain(|i| i.addr == a);
     }
     all
-}
-
-/// The LAN networks: the owner's list, or else the server's own subnets.
-pub fn networks(state: &State, ifaces: &[Iface]) -> Vec<Net> {
-    if !state.settings.lan_networks.is_empty() {
-        return state.settings.lan_networks.iter().copied().collect();
-    }
-    ifaces.iter().map(|i| i.net).collect()
-}
-
-/// Loopback is the box itself and always LAN.
-pub fn is_lan(nets: &[Net], ip: IpAddr) -> bool {
-    ip.is_loopback() || nets.iter().any(|n| n.contains(ip))
 }

@@ -5,7 +5,8 @@
 //! control and `res` endpoints on TCP 32469 ([`http`]); the SOAP parser ([`soap`]); the hierarchy ([`view`])
 //! built from the content interface ([`catalog`]), which the library room's catalog implements ([`library`]).
 //! Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
-//! Must not touch: accounts or tokens (DLNA has none: [`admits`] decides who it answers), the flash store.
+//! Must not touch: accounts or tokens (DLNA has none: [`admit`] asks the auth room's one rule, the DLNA class of
+//! `auth::decide`, who it answers and what they see), the flash store.
 
 pub mod catalog;
 pub mod content;
@@ -18,6 +19,7 @@ pub mod soap;
 pub mod ssdp;
 pub mod view;
 
+use crate::auth::{Access, Denial, Identity, Visible};
 use crate::state::{Handle, Library, Net, State};
 use crate::system::watchdog::Beat;
 use catalog::Catalog;
@@ -28,33 +30,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use view::View;
 
-/// Which door a request came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// UDP 1900: searches.
-    Ssdp,
-    /// TCP 32469: description, control, media.
-    Http,
+pub use crate::auth::Via;
+
+/// Whom DLNA answers and what they see: the auth room's one rule for the DLNA class (`auth::decide` with
+/// `Access::Dlna`: LAN sources only, in every state, while DLNA is effectively on), with the origin by the same
+/// rule as 32400 (`auth::origin` over the server's own subnets `own`: IPv6, IPv4-mapped addresses, the owner's
+/// LAN networks, "treat WAN IP as LAN"). DLNA has no tokens and believes no proxy.
+pub fn admit(state: &State, own: &[Net], peer: IpAddr, via: Via) -> Result<Visible, Denial> {
+    // Without an X-Forwarded-For chain the origin rule cannot fail; refuse if it ever does.
+    let origin = crate::auth::origin(peer, None, state, own).map_err(|_| Denial::DlnaLanOnly)?;
+    crate::auth::decide(Access::Dlna(via), &Identity::Anonymous, &origin, state).map(|caller| caller.sees())
 }
 
-/// The DLNA access rule (DESIGN.md "The seeds' rules"): nothing while DLNA is not effectively on; SSDP answers
-/// LAN sources only; 32469 answers anyone while unsecured and LAN sources only once the owner re-enabled DLNA
-/// in the secured state. (The lead may fold this into the auth room's `decide` as a DLNA access class.)
-pub fn admits(state: &State, lan: &[Net], peer: IpAddr, via: Via) -> bool {
-    if !state.dlna_effectively_on() {
-        return false;
-    }
-    let is_lan = lan::is_lan(lan, peer);
-    match via {
-        Via::Ssdp => is_lan,
-        Via::Http => is_lan || !state.is_secured(),
-    }
-}
-
-/// The libraries DLNA shows: the owner's choice, all when the choice is empty.
+/// The libraries DLNA shows: the owner's choice, all when the choice is empty (the DLNA caller's visible set).
 pub fn visible_libraries(state: &State) -> Vec<Library> {
-    let chosen = &state.settings.dlna.libraries;
-    state.libraries.iter().filter(|l| chosen.is_empty() || chosen.contains(&l.id)).cloned().collect()
+    let sees = crate::auth::access::dlna_libraries(state);
+    state.libraries.iter().filter(|l| sees.allows(l.id)).cloned().collect()
 }
 
 /// A content view nobody asked for in this long is dropped (rebuilt on the next request): an idle server does
@@ -71,6 +62,7 @@ pub struct Live {
     shown: RwLock<Vec<Library>>,
     update_id: AtomicU32,
     last_asked: Mutex<Instant>,
+    /// The state and the server's own subnets (`auth::own_subnets`) the rule is asked with.
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
@@ -79,14 +71,17 @@ pub struct Live {
 }
 
 impl Live {
-    /// The content view, built now if there is none.
-    pub fn view(&self) -> Arc<View> {
+    /// The content view of the libraries DLNA shows that `sees` (the access decision) allows, built now if the
+    /// one at hand is not exactly that.
+    pub fn view(&self, sees: Visible) -> Arc<View> {
         let mut slot = self.view.lock().unwrap();
         *self.last_asked.lock().unwrap() = Instant::now();
-        if let Some(v) = &*slot {
+        let libraries: Vec<Library> = self.shown.read().unwrap().iter().filter(|l| sees.allows(l.id)).cloned().collect();
+        if let Some(v) = &*slot
+            && v.libraries.iter().copied().eq(libraries.iter().map(|l| l.id))
+        {
             return v.clone();
         }
-        let libraries = self.shown.read().unwrap().clone();
         let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)));
         tracing::info!(items = view.item_count(), libraries = libraries.len(), update_id = view.update_id, "DLNA content view built");
         *slot = Some(view.clone());
@@ -102,20 +97,22 @@ impl Live {
         }
     }
 
-    pub fn admits_http(&self, peer: IpAddr) -> bool {
+    /// [`admit`] on 32469 with the state and subnets of the last refresh: what the peer may see, or why not.
+    pub fn admits_http(&self, peer: IpAddr) -> Result<Visible, Denial> {
         if self.closed.load(Ordering::SeqCst) {
-            return false;
+            return Err(Denial::DlnaOff);
         }
         let r = self.rule.read().unwrap();
-        admits(&r.0, &r.1, peer, Via::Http)
+        admit(&r.0, &r.1, peer, Via::Http)
     }
 
+    /// [`admit`] on UDP 1900: whether to answer a search from `peer`.
     pub fn admits_ssdp(&self, peer: IpAddr) -> bool {
         if self.closed.load(Ordering::SeqCst) {
             return false;
         }
         let r = self.rule.read().unwrap();
-        admits(&r.0, &r.1, peer, Via::Ssdp)
+        admit(&r.0, &r.1, peer, Via::Ssdp).is_ok()
     }
 }
 
@@ -196,7 +193,6 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let s = rx.borrow().clone();
-        let ifaces = lan::interfaces_in(scope);
         let live = Arc::new(Live {
             state: state.clone(),
             view: Mutex::new(None),
@@ -204,7 +200,7 @@ pub async fn run(
             shown: RwLock::new(Vec::new()),
             update_id: AtomicU32::new(0),
             last_asked: Mutex::new(Instant::now()),
-            rule: RwLock::new((s.clone(), lan::networks(&s, &ifaces))),
+            rule: RwLock::new((s.clone(), crate::auth::own_subnets())),
             closed: AtomicBool::new(false),
             egress: egress.clone(),
         });
@@ -231,7 +227,7 @@ pub async fn run(
         let (quit, quit_rx) = oneshot::channel();
         let ssdp = tokio::spawn(discovery.run(live.clone(), description::udn(&s.machine_id), quit_rx));
         tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
-        // Catalog generation and LAN networks are looked at twice a second (an atomic load and one getifaddrs).
+        // Catalog generation and the own subnets are looked at twice a second (an atomic load and one getifaddrs).
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         beat.bump();
         let ended = loop {
@@ -244,13 +240,13 @@ pub async fn run(
                     if !s.dlna_effectively_on() {
                         break false;
                     }
-                    *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
+                    *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
                     builder.refresh(&live, &*catalog, &s, false);
                 }
                 _ = tick.tick() => {
                     beat.bump();
                     let s = rx.borrow().clone();
-                    *live.rule.write().unwrap() = (s.clone(), lan::networks(&s, &lan::interfaces()));
+                    *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
                     builder.refresh(&live, &*catalog, &s, false);
                     live.forget_if_idle(VIEW_IDLE);
                 }
@@ -284,50 +280,8 @@ async fn bind_tcp(scope: Option<std::net::Ipv4Addr>) -> std::io::Result<tokio::n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Account, Role, Secret};
 
-    fn member_with_pin(s: &mut State) {
-        let secret = Secret { salt: [0; 16], hash: [0; 16] };
-        s.accounts.push(Account { id: 9, role: Role::Member, name: "kid".try_into().unwrap(), password: None, pin: Some(secret), shares: Default::default(), created: 0 }).unwrap();
-    }
-
-    /// The rule for every (state, source, door).
-    #[test]
-    fn who_dlna_answers() {
-        let lan: Vec<Net> = vec!["192.168.1.0/24".parse().unwrap()];
-        let (near, far, lo): (IpAddr, IpAddr, IpAddr) = ("192.168.1.50".parse().unwrap(), "198.51.100.7".parse().unwrap(), "127.0.0.1".parse().unwrap());
-        let open = State::new([1; 16]);
-        let mut off = open.clone();
-        off.settings.dlna.enabled = false;
-        let mut secured = open.clone();
-        member_with_pin(&mut secured);
-        let mut reenabled = secured.clone();
-        reenabled.settings.dlna.reenabled_secured = true;
-        let mut safe = open.clone();
-        safe.safe_mode.active = true;
-        // (state, peer, via, expected)
-        let table: &[(&State, IpAddr, Via, bool)] = &[
-            (&open, near, Via::Ssdp, true),
-            (&open, far, Via::Ssdp, false),
-            (&open, near, Via::Http, true),
-            (&open, far, Via::Http, true),
-            (&open, lo, Via::Http, true),
-            (&off, near, Via::Ssdp, false),
-            (&off, near, Via::Http, false),
-            (&secured, near, Via::Ssdp, false),
-            (&secured, near, Via::Http, false),
-            (&secured, lo, Via::Http, false),
-            (&reenabled, near, Via::Ssdp, true),
-            (&reenabled, near, Via::Http, true),
-            (&reenabled, lo, Via::Http, true),
-            (&reenabled, far, Via::Http, false),
-            (&reenabled, far, Via::Ssdp, false),
-            (&safe, near, Via::Http, false),
-        ];
-        for (i, (s, peer, via, want)) in table.iter().enumerate() {
-            assert_eq!(admits(s, &lan, *peer, *via), *want, "row {i}: {peer} via {via:?}");
-        }
-    }
+    // Who DLNA answers is the auth room's rule: see `auth::one_rule_test::a_f3_dlna_refuses_wan_sources`.
 
     #[test]
     fn dlna_libraries_default_to_all() {
@@ -390,19 +344,19 @@ mod tests {
         };
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*shelf, &s, true);
-        let first = live.view();
+        let first = live.view(Visible::All);
         assert!(first.item(1).is_some() && first.item(2).is_none());
 
         shelf.0.lock().unwrap().push(film(2));
         shelf.1.store(2, Ordering::SeqCst);
         builder.refresh(&live, &*shelf, &s, false);
-        let second = live.view();
+        let second = live.view(Visible::All);
         assert!(second.item(2).is_some());
         assert!(second.update_id > first.update_id);
 
         live.forget_if_idle(Duration::ZERO);
         assert!(live.view.lock().unwrap().is_none());
-        let again = live.view();
+        let again = live.view(Visible::All);
         assert_eq!((again.item_count(), again.update_id), (2, second.update_id));
         handle.shutdown();
     }

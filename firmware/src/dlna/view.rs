@@ -12,7 +12,7 @@
 //! survive rebuilds as long as the names do.
 
 use super::catalog::{Catalog, Item, Kind, fnv1a};
-use crate::state::{Library, LibraryKind};
+use crate::state::{Library, LibraryId, LibraryKind};
 use std::collections::HashMap;
 
 pub const ROOT: &str = "0";
@@ -44,11 +44,19 @@ pub struct View {
     items: HashMap<u64, usize>,
     /// SystemUpdateID of this snapshot.
     pub update_id: u32,
+    /// The libraries it holds, in order.
+    pub libraries: Vec<LibraryId>,
 }
 
 impl View {
     pub fn build(libraries: &[Library], catalog: &dyn Catalog, update_id: u32) -> View {
-        let mut v = View { nodes: Vec::new(), index: HashMap::new(), items: HashMap::new(), update_id };
+        let mut v = View {
+            nodes: Vec::new(),
+            index: HashMap::new(),
+            items: HashMap::new(),
+            update_id,
+            libraries: libraries.iter().map(|l| l.id).collect(),
+        };
         let root = v.container(ROOT.into(), None, "Hearth".into(), "object.container", 0);
         for (rank, lib) in libraries.iter().enumerate() {
             // Libraries keep the owner's order.

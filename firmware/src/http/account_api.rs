@@ -126,7 +126,7 @@ fn id_param(call: &Call) -> Result<u16, Response<Body>> {
 
 fn caller_account(call: &Call) -> Result<(AccountId, Role, state::DeviceId), Response<Body>> {
     match call.caller {
-        Caller::Account { account, role, device } => Ok((account, role, device)),
+        Caller::Account { account, role, device, .. } => Ok((account, role, device)),
         _ => Err(fail(AuthError::Forbidden("this needs an account's token, not a tool's".into()))),
     }
 }
@@ -375,10 +375,8 @@ pub async fn set_own_pin(mut call: Call) -> Response<Body> {
             .ctx
             .state
             .update(|s| {
-                home::guarded(s, |s| {
-                    home::account_mut(s, account, a.role)?.pin = sealed;
-                    Ok(())
-                })?;
+                // Securing the server turns DLNA off: the state update does that (`State::settle`).
+                home::account_mut(s, account, a.role)?.pin = sealed;
                 Ok(s.is_secured())
             })
             .await
@@ -601,24 +599,21 @@ async fn edit(mut call: Call, role: Role) -> Answer {
                 return Err(AuthError::Conflict(format!("the name {:?} is already taken", n.as_str())));
             }
             let mut revoked = 0;
-            home::guarded(s, |s| {
-                let a = home::account_mut(s, id, role)?;
-                if let Some(n) = name {
-                    a.name = n;
-                }
-                if let Some(p) = sealed_pin {
-                    a.pin = p;
-                }
-                if let Some(sh) = shares {
-                    a.shares = sh;
-                }
-                if let Some(p) = sealed_password {
-                    a.password = Some(p);
-                    // A password change revokes that account's tokens.
-                    revoked = home::revoke_devices(s, id, None);
-                }
-                Ok(())
-            })?;
+            let a = home::account_mut(s, id, role)?;
+            if let Some(n) = name {
+                a.name = n;
+            }
+            if let Some(p) = sealed_pin {
+                a.pin = p;
+            }
+            if let Some(sh) = shares {
+                a.shares = sh;
+            }
+            if let Some(p) = sealed_password {
+                a.password = Some(p);
+                // A password change revokes that account's tokens.
+                revoked = home::revoke_devices(s, id, None);
+            }
             Ok((revoked, s.is_secured()))
         })
         .await

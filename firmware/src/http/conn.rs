@@ -2,7 +2,7 @@
 
 use super::exchange::{Exchange, Framing, head_facts};
 use super::rewind::Rewind;
-use super::routes::{self, Access, Miss};
+use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
 use crate::state::SecureConnections;
 use bytes::BytesMut;
@@ -127,7 +127,11 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             let _ = stream.write_all(&plain_refusal(403, REQUIRED_TLS)).await;
             return linger_close(stream).await;
         }
-        let admitted = routes::admit_head(Access::Libraries, &buf[..head_len], peer, &state, &ctx.auth.subnets());
+        // The same rule as the copy path's part route: the item's library among those the caller sees.
+        let params = routes::Params(vec![("id", req.item.map(|i| i.to_string()).unwrap_or_default())]);
+        let library_of = |id: u32| ctx.library.library_of(id);
+        let admitted =
+            routes::admit_head(routes::ITEM, &params, &buf[..head_len], peer, &state, &ctx.auth.subnets(), &library_of);
         let (origin, caller) = match admitted {
             Ok(pass) => pass,
             Err(refusal) => {
@@ -141,7 +145,7 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         if let crate::auth::Caller::Account { device, .. } = caller {
             ctx.auth.seen(device);
         }
-        let visible = super::plex::visible_to(&caller, &state);
+        let visible = caller.sees();
         // What follows the head stays in `buf`: the next pipelined request.
         bytes::Buf::advance(&mut buf, head_len);
         match crate::stream::serve(&mut stream, req, &ctx, peer, visible, origin.lan).await {

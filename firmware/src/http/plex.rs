@@ -9,7 +9,8 @@
 
 use super::routes::Call;
 use super::{Body, Format, error, full, xml_escape};
-use crate::library::{Group, Item, Visible, kind::Media};
+use crate::auth::Visible;
+use crate::library::{Group, Item, kind::Media};
 use crate::state::{Library, LibraryKind};
 use hyper::{Response, StatusCode, header};
 
@@ -135,19 +136,9 @@ fn media_container() -> Node {
     Node::new("MediaContainer", "MediaContainer")
 }
 
-/// The libraries this caller may see.
+/// The libraries this caller may see: what the access rule decided ([`crate::auth::Caller::sees`]).
 fn visible(call: &Call) -> Visible {
-    visible_to(&call.caller, &call.ctx.state.snapshot())
-}
-
-/// The libraries a caller admitted by the access rule may see: everything for the owner, admin and library
-/// API tokens and bypass networks; the shared libraries for Home members and friends; nothing otherwise.
-pub fn visible_to(caller: &crate::auth::Caller, state: &crate::state::State) -> Visible {
-    match caller {
-        c if c.sees_all_libraries() => Visible::All,
-        crate::auth::Caller::Account { account, .. } => crate::library::visible(state, Some(*account)),
-        _ => Visible::Only(Default::default()),
-    }
+    call.caller.sees()
 }
 
 fn query(call: &Call, key: &str) -> Option<String> {
@@ -672,10 +663,11 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
 
 /// An item or group by id, if visible: (library, item or group).
 fn find_metadata(call: &Call) -> Result<(Library, Result<Item, Group>), Response<Body>> {
+    // The words the access rule answers for an item the caller may not see: the same for both.
     let nf = || {
         error(
             StatusCode::NOT_FOUND,
-            "There is no item with that id.",
+            crate::auth::Denial::NoSuchItem.message(),
             call.format,
         )
     };

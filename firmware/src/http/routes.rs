@@ -67,6 +67,10 @@ macro_rules! route {
 
 use super::account_api as acct;
 
+/// The class of every item route (metadata, children, leaves, parts; the stream fast path too): bound at
+/// dispatch to the library of the item the `id` parameter names.
+pub const ITEM: Access = Access::Item(Section::Param("id"));
+
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
@@ -106,12 +110,12 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/library/sections/{id}/collections", Access::Library(Section::Param("id")), super::plex::section_collections),
     route!(GET "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh),
     route!(DELETE "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh_cancel),
-    route!(GET "/library/metadata/{id}", Access::Libraries, super::plex::metadata),
-    route!(GET "/library/metadata/{id}/children", Access::Libraries, super::plex::children),
-    route!(GET "/library/metadata/{id}/allLeaves", Access::Libraries, super::plex::all_leaves),
+    route!(GET "/library/metadata/{id}", ITEM, super::plex::metadata),
+    route!(GET "/library/metadata/{id}/children", ITEM, super::plex::children),
+    route!(GET "/library/metadata/{id}/allLeaves", ITEM, super::plex::all_leaves),
     // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
     // request is the first on its connection (or follows another part request); this route is the copy path.
-    route!(GET "/library/parts/{id}/{ts}/{file}", Access::Libraries, super::plex::part),
+    route!(GET "/library/parts/{id}/{ts}/{file}", ITEM, super::plex::part),
     // Owner JSON API for libraries (libraries.rs).
     route!(GET "/api/v1/libraries", Access::Owner, super::libraries::list),
     route!(POST "/api/v1/libraries", Access::Owner, super::libraries::create),
@@ -149,8 +153,14 @@ pub struct Refusal {
     pub token_presented: bool,
 }
 
+/// Which library an item (or show, season, artist, album) id belongs to: the catalog's answer, for binding
+/// [`ITEM`] routes.
+pub type LibraryOf<'a> = &'a dyn Fn(u32) -> Option<crate::state::LibraryId>;
+
 /// The whole admission of a request, without I/O: origin (trusted proxies), token (header, Bearer, query),
-/// identity, then the access rule for the route's class bound to its path parameters.
+/// identity, then the access rule for the route's class bound to its path parameters (and, for item routes,
+/// to the item's library through `library_of`).
+#[allow(clippy::too_many_arguments)]
 pub fn admit(
     access: Access,
     params: &Params,
@@ -159,13 +169,14 @@ pub fn admit(
     peer: SocketAddr,
     state: &crate::state::State,
     own_subnets: &[crate::state::Net],
+    library_of: LibraryOf<'_>,
 ) -> Result<(Origin, Caller), Refusal> {
     let forwarded = headers.get("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
     let origin = crate::auth::origin(peer.ip(), forwarded, state, own_subnets)
         .map_err(|e| Refusal { status: 400, message: e.0, addr: peer.ip(), token_presented: false })?;
     let presented = token::presented(headers, query);
     let identity = token::identify(&presented, state);
-    let access = access.bind(|name| params.get(name).map(str::to_owned));
+    let access = access.bind(|name| params.get(name).map(str::to_owned), library_of);
     match decide(access, &identity, &origin, state) {
         Ok(caller) => Ok((origin, caller)),
         Err(d) => Err(Refusal {
@@ -180,10 +191,12 @@ pub fn admit(
 /// [`admit`] for a raw request head read by the stream fast path (which answers before hyper and the router).
 pub fn admit_head(
     access: Access,
+    params: &Params,
     head: &[u8],
     peer: SocketAddr,
     state: &crate::state::State,
     own_subnets: &[crate::state::Net],
+    library_of: LibraryOf<'_>,
 ) -> Result<(Origin, Caller), Refusal> {
     let bad = Refusal { status: 400, message: "That is not an HTTP/1.1 request.", addr: peer.ip(), token_presented: false };
     let mut raw = [httparse::EMPTY_HEADER; 64];
@@ -201,7 +214,7 @@ pub fn admit_head(
         headers.append(name, value);
     }
     let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
-    admit(access, &Params::default(), &headers, query, peer, state, own_subnets)
+    admit(access, params, &headers, query, peer, state, own_subnets, library_of)
 }
 
 /// Check the route's access class for this request, then run its handler.
@@ -218,7 +231,8 @@ pub async fn run(
     let format = if req.uri().path().starts_with("/api/") { Format::Json } else { format };
     let state = ctx.state.snapshot();
     let own = ctx.auth.subnets();
-    let (origin, caller) = match admit(route.access, &params, req.headers(), req.uri().query(), peer, &state, &own) {
+    let library_of = |id: u32| ctx.library.library_of(id);
+    let (origin, caller) = match admit(route.access, &params, req.headers(), req.uri().query(), peer, &state, &own, &library_of) {
         Ok(pass) => pass,
         Err(refusal) => {
             if refusal.status == 401 && refusal.token_presented {

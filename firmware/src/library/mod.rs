@@ -29,7 +29,7 @@ pub mod scan;
 mod shelves;
 pub mod watch;
 
-use crate::state::{AccountId, Handle, LibraryId, LibraryKind, Role, State};
+use crate::state::{Handle, LibraryId, LibraryKind, State};
 use kind::Media;
 use serde::{Deserialize, Serialize};
 use shelves::Shelves;
@@ -228,35 +228,6 @@ impl Progress {
             scans: self.scans.load(Ordering::Relaxed),
             problems: self.problems.lock().unwrap().clone(),
         }
-    }
-}
-
-/// Which libraries a caller may see. The auth room's identity maps onto this at merge.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Visible {
-    All,
-    Only(BTreeSet<LibraryId>),
-}
-
-impl Visible {
-    pub fn allows(&self, id: LibraryId) -> bool {
-        match self {
-            Visible::All => true,
-            Visible::Only(s) => s.contains(&id),
-        }
-    }
-}
-
-/// The libraries an account may see: the owner (and API tokens, `None`) all of them, Home members and
-/// friends those shared with them, an unknown account none.
-pub fn visible(state: &State, account: Option<AccountId>) -> Visible {
-    let Some(id) = account else {
-        return Visible::All;
-    };
-    match state.account(id) {
-        Some(a) if a.role == Role::Owner => Visible::All,
-        Some(a) => Visible::Only(a.shares.iter().copied().collect()),
-        None => Visible::Only(BTreeSet::new()),
     }
 }
 
@@ -597,6 +568,12 @@ impl Catalog {
     pub fn item(&self, id: ItemId) -> Option<Item> {
         let sh = self.shelves.read().unwrap();
         sh.record(id).map(|r| sh.view(r))
+    }
+
+    /// The library of an item or a group (show, season, artist, album, photo album) by id: what the access rule
+    /// binds item routes to (`auth::Access::Item`).
+    pub fn library_of(&self, id: ItemId) -> Option<LibraryId> {
+        self.item(id).map(|i| i.library).or_else(|| self.group(id).map(|g| g.library))
     }
 
     pub fn group(&self, id: ItemId) -> Option<Group> {

@@ -174,13 +174,6 @@ fn folder_checks_say_what_is_wrong() {
     );
 }
 
-#[test]
-fn visibility_follows_shares() {
-    let s = State::new([1; 16]);
-    assert_eq!(visible(&s, None), Visible::All);
-    assert_eq!(visible(&s, Some(99)), Visible::Only(Default::default()));
-}
-
 /// A FLAC file of metadata only (RFC 9639 §8): the `fLaC` marker, STREAMINFO (44.1 kHz, stereo, 16 bit,
 /// `secs` seconds of samples) and a VORBIS_COMMENT block (§8.6) with `comments` (`KEY=value`).
 fn flac(secs: u64, comments: &[&str]) -> Vec<u8> {

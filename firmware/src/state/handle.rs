@@ -190,6 +190,8 @@ impl Handle {
             };
             let mut next = State::clone(&head.0);
             let value = change(&mut next).map_err(UpdateError::Rejected)?;
+            // The rules that follow from the change itself (secured ⇒ DLNA off), whoever wrote it.
+            next.settle(&head.0);
             if !always && next == *head.0 {
                 // Nothing changed: nothing to write. The caller waits for pending writes (below) so it sees its
                 // view durable.

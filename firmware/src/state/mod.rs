@@ -13,6 +13,7 @@
 //! Runtime-only facts (last-seen times between coarse flushes, scan progress, mapping status) are not here.
 
 pub mod handle;
+mod settle;
 pub mod v1;
 pub mod v2;
 

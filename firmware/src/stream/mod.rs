@@ -16,7 +16,8 @@ pub mod pace;
 pub mod range;
 
 use crate::http::Ctx;
-use crate::library::{Item, ItemId, Visible};
+use crate::auth::Visible;
+use crate::library::{Item, ItemId};
 use pace::{Class, Lease, Pacer};
 use range::{Conditions, Decision, Plan, Validators};
 use std::net::SocketAddr;
