@@ -51,14 +51,14 @@ fn part_key(item: &Value) -> String {
 }
 
 /// A part request as the first request on a fresh connection: the stream fast path. Status and body.
-fn part_fast(srv: &Server, key: &str, token: &str) -> (u16, Vec<u8>) {
+fn part_fast(srv: &Server, key: &str, token: &str) -> Answer {
     let (st, _, body) = srv.raw(format!("GET {key} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {token}\r\nConnection: close\r\n\r\n").as_bytes());
     (st, body)
 }
 
 /// A part request after a chunked request on the same connection: hyper keeps that connection, so the part is
 /// answered by the route table's copy path. The second answer's status and body.
-fn part_copy(srv: &Server, key: &str, token: &str) -> (u16, Vec<u8>) {
+fn part_copy(srv: &Server, key: &str, token: &str) -> Answer {
     let mut s = TcpStream::connect(&srv.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let raw = format!(
@@ -131,8 +131,11 @@ fn item_routes(id: &str) -> [String; 3] {
     [format!("/library/metadata/{id}"), format!("/library/metadata/{id}/children"), format!("/library/metadata/{id}/allLeaves")]
 }
 
+/// A status and body.
+type Answer = (u16, Vec<u8>);
+
 /// What a missing id answers on every item route and on both part paths, for this caller.
-fn missing(lab: &Lab, token: &str) -> (Vec<(u16, Value)>, (u16, Vec<u8>), (u16, Vec<u8>)) {
+fn missing(lab: &Lab, token: &str) -> (Vec<(u16, Value)>, Answer, Answer) {
     let routes = item_routes("999999").iter().map(|r| get(&lab.srv, r, token)).collect();
     let key = "/library/parts/999999/1/file.mp4";
     (routes, part_fast(&lab.srv, key, token), part_copy(&lab.srv, key, token))

@@ -624,7 +624,8 @@ async function dlna() {
   show('DLNA',
     h('div', { class: 'field check' }, sw, h('label', { for: 'dlna-on' }, 'Enable the DLNA server'), err),
     h('p', { id: 'dlna-state', class: d.effectively_on ? 'ok' : 'mut' }, state),
-    d.secured ? p('The server is secured. DLNA devices cannot sign in, so turning DLNA on means accepting that warning; Hearth then answers DLNA from LAN addresses only, with the libraries chosen below.', 'hint') : null,
+    p('Hearth answers DLNA from LAN addresses only (the LAN networks in Network settings), with the libraries chosen below.', 'hint'),
+    d.secured ? p('The server is secured. DLNA devices cannot sign in, so turning DLNA on means accepting that warning.', 'hint') : null,
     slot,
     h('h3', null, 'Libraries DLNA shows'),
     libs ? form('dlnalibs', [shareBoxes('dl', libs, d.libraries), p('None ticked: all libraries.', 'hint')], 'Save', async f => {
