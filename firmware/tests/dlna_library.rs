@@ -107,9 +107,9 @@ async fn dlna_browse_shows_the_catalogs_probed_duration_and_plex_item_id() {
         let addr = addr.clone();
         tokio::task::spawn_blocking(move || {
             let body = r#"{"name":"Owner","password":"films and shows"}"#;
-            let claim = json(request(&addr, format!("POST /api/v1/claim HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())));
+            let claim = json(request(&addr, format!("POST /api/v1/claim HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())));
             let token = claim["token"].as_str().unwrap().to_string();
-            let all = json(request(&addr, format!("GET /library/sections/1/all HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {token}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")));
+            let all = json(request(&addr, format!("GET /library/sections/1/all HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {token}\r\nAccept: application/json\r\nConnection: close\r\n\r\n")));
             let item = &all["MediaContainer"]["Metadata"][0];
             assert_eq!(item["title"], "Big Buck Bunny", "{all}");
             assert_eq!(item["Media"][0]["duration"], 3000, "the Plex API shows the probed duration: {all}");

@@ -92,11 +92,11 @@ async fn required_redirects_browsers_and_refuses_others() {
     assert!(api.contains("requires secure connections"), "{api}");
     let browser = exchange(
         TcpStream::connect(addr).await.unwrap(),
-        "GET /web/?x=1 HTTP/1.1\r\nHost: nas.local:32400\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+        "GET /web/?x=1 HTTP/1.1\r\nHost: localhost:32400\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(browser.starts_with("HTTP/1.1 301"), "{browser}");
-    assert!(browser.to_lowercase().contains("location: https://nas.local:32400/web/?x=1"), "{browser}");
+    assert!(browser.to_lowercase().contains("location: https://localhost:32400/web/?x=1"), "{browser}");
 }
 
 #[tokio::test]

@@ -126,7 +126,7 @@ fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let (c, _, b) = request(
         addr,
         &format!(
-            "GET {path} HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
             token(addr)
         ),
     );
@@ -137,7 +137,7 @@ fn send_json(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_js
     let (c, _, b) = request(
         addr,
         &format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             token(addr),
             body.len()
         ),
@@ -371,7 +371,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     let req = |extra: &str| {
         request(
             a,
-            &format!("GET {k} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"),
+            &format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"),
         )
     };
 
@@ -424,7 +424,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     // HEAD: headers only.
     let (c, h, _) = request(
         a,
-        &format!("HEAD {k} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        &format!("HEAD {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
     );
     assert_eq!(
         (c, header(&h, "content-length")),
@@ -437,14 +437,14 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     let mut s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let pipelined = format!(
-        "GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\nGET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\nHEAD {k} HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-9\r\n\r\nGET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=10-19\r\n\r\nHEAD {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     );
     s.write_all(pipelined.as_bytes()).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     assert_eq!(read_response(&mut r, false).unwrap().2, lab.big[0..10]);
     assert_eq!(read_response(&mut r, false).unwrap().2, lab.big[10..20]);
     assert_eq!(read_response(&mut r, true).unwrap().0, 200);
-    s.write_all(b"GET /identity HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /identity HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     let (c, _, b) = read_response(&mut r, false).unwrap();
     assert_eq!(c, 200);
@@ -455,7 +455,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     };
     let (zero_before, copied_before) = counts();
     s.write_all(
-        format!("GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n").as_bytes(),
+        format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=1000-1999\r\n\r\n").as_bytes(),
     )
     .unwrap();
     let (c, h, b) = read_response(&mut r, false).unwrap();
@@ -465,7 +465,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
         format!("bytes 1000-1999/{size}")
     );
     assert_eq!(b, lab.big[1000..2000]);
-    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .unwrap();
     let (c, _, b) = read_response(&mut r, false).unwrap();
     assert_eq!((c, b == lab.big), (200, true));
@@ -479,7 +479,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     let tok = token(a);
     s.write_all(
         format!(
-            "PUT /api/v1/settings/network HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {tok}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{network}GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n\r\n",
+            "PUT /api/v1/settings/network HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {tok}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{network}GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-4\r\n\r\n",
             network.len()
         )
         .as_bytes(),
@@ -494,7 +494,7 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     // copied, and still correct.
     let chunked = format!("{:x}\r\n{network}\r\n0\r\n\r\n", network.len());
     s.write_all(
-        format!("PUT /api/v1/settings/network HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {tok}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-1999\r\n\r\n").as_bytes(),
+        format!("PUT /api/v1/settings/network HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {tok}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=1000-1999\r\n\r\n").as_bytes(),
     )
     .unwrap();
     assert_eq!(read_response(&mut r, false).unwrap().0, 200);
@@ -510,7 +510,7 @@ fn bad_clients_do_not_disturb_others() {
     let k = &lab.big_key;
     // Heads over 16 KiB → 431.
     let huge = format!(
-        "GET {k} HTTP/1.1\r\nHost: x\r\nX-Junk: {}\r\n\r\n",
+        "GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Junk: {}\r\n\r\n",
         "a".repeat(20_000)
     );
     let (c, _, _) = request(a, &huge);
@@ -518,7 +518,7 @@ fn bad_clients_do_not_disturb_others() {
     // A client that disconnects mid-body frees its stream.
     for _ in 0..5 {
         let mut s = TcpStream::connect(a).unwrap();
-        s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        s.write_all(format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .unwrap();
         let mut first = [0u8; 1000];
         s.read_exact(&mut first).unwrap();
@@ -537,7 +537,7 @@ fn bad_clients_do_not_disturb_others() {
     let mut s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.set_recv_buffer_size_hint();
-    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .unwrap();
     let mut r = BufReader::with_capacity(1024, s);
     let mut status = String::new();
@@ -640,7 +640,7 @@ fn remote_streams_are_capped_and_downloads_yield() {
     assert_eq!(c, 200, "{v}");
     let open = |q: &str| {
         let mut s = TcpStream::connect(a).unwrap();
-        s.write_all(format!("GET {k}{q} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        s.write_all(format!("GET {k}{q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
             .unwrap();
         s
     };
@@ -723,10 +723,10 @@ fn slow_heads_are_cut_off_after_a_part_request_too() {
     let mut s = TcpStream::connect(a).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // One fast-path request, then a second head that never finishes.
-    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-9\r\n\r\n").as_bytes()).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     assert_eq!(read_response(&mut r, false).unwrap().2, lab.big[..10]);
-    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: x\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {k} HTTP/1.1\r\nHost: 127.0.0.1\r\n").as_bytes()).unwrap();
     let t = Instant::now();
     let mut rest = Vec::new();
     let _ = r.read_to_end(&mut rest);

@@ -70,7 +70,7 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) ->
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nContent-Type: application/json\r\n\
          X-Plex-Token: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         owner_token().0,
         body.len()

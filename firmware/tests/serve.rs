@@ -16,7 +16,7 @@ fn request(s: &Server, raw: &str) -> (u16, String) {
 }
 
 fn get(s: &Server, path: &str) -> (u16, String) {
-    request(s, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    request(s, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
 }
 
 fn machine_id(body: &str) -> String {
@@ -55,11 +55,11 @@ fn unknown_paths_and_methods_get_a_message() {
     assert_eq!(status, 404);
     assert!(body.contains("There is no GET /no/such/thing on this server."), "{body}");
     let (status, body) = request(&s,
-        "DELETE /identity HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        "DELETE /identity HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(status, 405);
     assert!(body.contains("\"message\":\"DELETE is not allowed here; use GET.\""), "{body}");
-    let (status, body) = request(&s, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, body) = request(&s, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
     assert!(body.contains("\"status\":\"ok\""), "{body}");
 }
@@ -68,7 +68,7 @@ fn unknown_paths_and_methods_get_a_message() {
 fn oversized_and_garbage_heads_are_refused_without_disturbing_others() {
     let dir = tempdir();
     let s = Server::start(&dir.path().join("d"));
-    let huge = format!("GET /identity HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
+    let huge = format!("GET /identity HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
     let (status, body) = request(&s, &huge);
     assert_eq!(status, 431, "{body}");
     let (status, _) = request(&s, "\x01\x02 nonsense\r\n\r\n");

@@ -124,7 +124,7 @@ fn fake_mp4(path: &Path, len: usize) -> Vec<u8> {
 
 /// A GET whose body is bytes (media), on its own connection: (status, body).
 fn get_bytes(srv: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut raw = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         raw += &format!("{k}: {v}\r\n");
     }
@@ -194,7 +194,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     write!(
         s,
-        "GET /identity HTTP/1.1\r\nHost: x\r\n\r\nGET {key} HTTP/1.1\r\nHost: x\r\nX-Plex-Token: {token}\r\nRange: bytes=1000-1999\r\nConnection: close\r\n\r\n"
+        "GET /identity HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET {key} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Plex-Token: {token}\r\nRange: bytes=1000-1999\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = Vec::new();

@@ -22,6 +22,7 @@
 //! client is the right-most address in the chain that is not itself a trusted proxy.
 
 pub mod access;
+pub mod doors;
 pub mod home;
 pub mod lockout;
 pub mod recover;

@@ -835,6 +835,7 @@ fn network_json(call: &Call, s: &State) -> Value {
         "allowed_without_auth_ignored": s.is_secured(),
         "treat_wan_ip_as_lan": set.treat_wan_ip_as_lan,
         "trusted_proxies": nets_json(&set.trusted_proxies),
+        "host_names": set.host_names.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
     })
 }
 
@@ -855,6 +856,23 @@ struct NetworkBody {
     treat_wan_ip_as_lan: Option<bool>,
     #[serde(default)]
     trusted_proxies: Option<Vec<String>>,
+    /// Names a request's Host may carry besides the box's own (issue 18; see auth/doors.rs).
+    #[serde(default)]
+    host_names: Option<Vec<String>>,
+}
+
+/// The owner's host names, checked and normalised (`state::host_name`); duplicates after normalising are
+/// kept once.
+fn parse_host_names(v: &[String]) -> Result<heapless::Vec<state::HostName, { state::MAX_HOST_NAMES }>, Response<Body>> {
+    let mut out = heapless::Vec::new();
+    for raw in v {
+        let n = state::host_name(raw)
+            .map_err(|e| bad(format!("host_names: {raw:?} is not usable: {e}")))?;
+        if !out.contains(&n) {
+            state::push("host names", &mut out, n).map_err(|e| fail(e.into()))?;
+        }
+    }
+    Ok(out)
 }
 
 fn parse_nets<const N: usize>(what: &'static str, v: &[String]) -> Result<heapless::Vec<Net, N>, Response<Body>> {
@@ -866,13 +884,14 @@ fn parse_nets<const N: usize>(what: &'static str, v: &[String]) -> Result<heaple
     Ok(out)
 }
 
-/// `PUT /api/v1/settings/network` (Owner): any of the four fields; absent fields stay.
+/// `PUT /api/v1/settings/network` (Owner): any of the five fields; absent fields stay.
 pub async fn set_network_settings(mut call: Call) -> Response<Body> {
     reply(async {
         let b: NetworkBody = body(&mut call).await?;
         let lan = b.lan_networks.as_deref().map(|v| parse_nets("lan_networks", v)).transpose()?;
         let bypass = b.allowed_without_auth.as_deref().map(|v| parse_nets("allowed_without_auth", v)).transpose()?;
         let proxies = b.trusted_proxies.as_deref().map(|v| parse_nets("trusted_proxies", v)).transpose()?;
+        let names = b.host_names.as_deref().map(parse_host_names).transpose()?;
         call.ctx
             .state
             .update(|s| {
@@ -888,6 +907,9 @@ pub async fn set_network_settings(mut call: Call) -> Response<Body> {
                 }
                 if let Some(v) = b.treat_wan_ip_as_lan {
                     set.treat_wan_ip_as_lan = v;
+                }
+                if let Some(v) = names {
+                    set.host_names = v;
                 }
                 Ok::<_, AuthError>(())
             })

@@ -38,6 +38,9 @@ pub struct Route {
     /// Segments; `{name}` captures one segment.
     pub path: &'static str,
     pub access: Access,
+    /// The media type a state-changing request's body must have ([`super::doors::body_type`]): JSON unless
+    /// the route names another (e.g. a firmware upload), which keeps every other check.
+    pub accepts: &'static str,
     pub handler: Handler,
 }
 
@@ -56,10 +59,14 @@ impl Params {
 
 macro_rules! route {
     ($method:ident $path:literal, $access:expr, $handler:path) => {
+        route!($method $path, $access, $handler, accepts super::doors::JSON)
+    };
+    ($method:ident $path:literal, $access:expr, $handler:path, accepts $accepts:expr) => {
         Route {
             method: Method::$method,
             path: $path,
             access: $access,
+            accepts: $accepts,
             handler: |c| Box::pin($handler(c)),
         }
     };
@@ -217,7 +224,7 @@ pub fn admit_head(
     admit(access, params, &headers, query, peer, state, own_subnets, library_of)
 }
 
-/// Check the route's access class for this request, then run its handler.
+/// Check the request's body type against the route's, then the route's access class, then run its handler.
 pub async fn run(
     route: &'static Route,
     params: Params,
@@ -229,6 +236,9 @@ pub async fn run(
 ) -> Response<Body> {
     // The JSON API answers JSON whatever Accept says.
     let format = if req.uri().path().starts_with("/api/") { Format::Json } else { format };
+    if let Err(refused) = super::doors::body_type(req.method(), req.headers(), route.accepts) {
+        return super::error(hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE, &refused.message, format);
+    }
     let state = ctx.state.snapshot();
     let own = ctx.auth.subnets();
     let library_of = |id: u32| ctx.library.library_of(id);

@@ -8,7 +8,8 @@
 //! ([`MAX_RECORD`]); `tests::full_state_fits` fills every bound and checks it.
 //!
 //! Encoding is postcard (not self-describing): the schema version travels in the store's record header and
-//! [`decode`] migrates older versions (see [`v1`]).
+//! [`decode`] migrates older versions (see [`v1`], [`v2`], [`v3`]; `v3` is a frozen copy of the types, so later
+//! changes cannot alter how an old record reads).
 //!
 //! Runtime-only facts (last-seen times between coarse flushes, scan progress, mapping status) are not here.
 
@@ -16,6 +17,7 @@ pub mod handle;
 mod settle;
 pub mod v1;
 pub mod v2;
+pub mod v3;
 
 use core::net::IpAddr;
 use heapless::{String, Vec};
@@ -25,7 +27,7 @@ pub use handle::{Handle, UpdateError};
 
 /// Version of the encoding written by this build. Bump it, keep the old shape in a `vN` module and add a
 /// migration in [`decode`] whenever a field is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u16 = 3;
+pub const SCHEMA_VERSION: u16 = 4;
 
 /// Largest encoded state the store must hold. The full-bounds test proves the schema fits.
 pub const MAX_RECORD: usize = 16 * 1024;
@@ -50,6 +52,10 @@ pub const MAX_CERT: usize = 2304;
 /// PKCS#8 of an ECDSA P-256/P-384 or Ed25519 key (RSA keys do not fit; the API says so).
 pub const MAX_KEY: usize = 320;
 pub const MAX_RESETS: usize = 8;
+/// Host names the owner adds for the Host check (schema 4), e.g. a dynamic-DNS name.
+pub const MAX_HOST_NAMES: usize = 4;
+/// Longest added host name; a DNS name has at most 253 characters (RFC 1035 §2.3.4), real ones far fewer.
+pub const MAX_HOST_NAME: usize = 128;
 
 pub type Name = String<MAX_NAME>;
 pub type AccountId = u16;
@@ -275,6 +281,41 @@ pub struct Settings {
     pub secure_connections: SecureConnections,
     pub dlna: Dlna,
     pub remote: Remote,
+    /// Names besides the box's own addresses, hostname and `localhost` that a request's `Host` may carry
+    /// (schema 4): a dynamic-DNS name, a name in the owner's DNS, or a public address no mapping reported.
+    /// Stored lower-case without a trailing dot; see [`host_name`].
+    pub host_names: Vec<HostName, MAX_HOST_NAMES>,
+}
+
+/// A host name the owner added: a DNS name (letters, digits, hyphens, dots) or an IP address.
+pub type HostName = String<MAX_HOST_NAME>;
+
+/// Check and normalise a host name the owner wants to add: a DNS name by the RFC 1123 §2.1 label rules
+/// (1–63 letters, digits or hyphens, not starting or ending with a hyphen; 253 characters at most) or an IP
+/// address (IPv6 with or without brackets). The result is lower-case, without the trailing dot of a fully
+/// qualified name; a port is refused (`:` is not part of a name).
+pub fn host_name(raw: &str) -> Result<HostName, StateError> {
+    let bad = StateError::Invalid(
+        "a host name looks like home.example.net (letters, digits, hyphens and dots) or an IP address",
+    );
+    let raw = raw.trim();
+    let s = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
+    let v6 = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(&s);
+    if let Ok(ip) = v6.parse::<IpAddr>() {
+        return bounded("a host name", &ip.to_string());
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // An all-digit last label would read as a (malformed) IPv4 address (RFC 3986 §3.2.2).
+    let numeric_tld = s.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    if s.is_empty() || s.len() > 253 || !s.split('.').all(label_ok) || numeric_tld {
+        return Err(bad);
+    }
+    bounded("a host name", &s)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,6 +570,14 @@ impl State {
                 return Err(StateError::Missing { what: "library", id: *l as u32 });
             }
         }
+        for (i, n) in self.settings.host_names.iter().enumerate() {
+            if host_name(n).ok().as_ref() != Some(n) {
+                return Err(StateError::Invalid("a host name is not a DNS name or an IP address"));
+            }
+            if self.settings.host_names[..i].contains(n) {
+                return Err(StateError::Duplicate(n.as_str().into()));
+            }
+        }
         if self.settings.remote.manual_port == Some(0) {
             return Err(StateError::Invalid("the public port must be between 1 and 65535"));
         }
@@ -553,8 +602,13 @@ pub fn decode(schema: u16, payload: &[u8]) -> Result<State, StateError> {
     let err = |e: postcard::Error| StateError::Decode { schema, reason: e.to_string() };
     match schema {
         SCHEMA_VERSION => postcard::from_bytes::<State>(payload).map_err(err),
-        2 => postcard::from_bytes::<v2::State>(payload).map(v2::migrate).map_err(err),
-        1 => postcard::from_bytes::<v1::State>(payload).map(v1::migrate).map(v2::migrate).map_err(err),
+        3 => postcard::from_bytes::<v3::State>(payload).and_then(v3::migrate).map_err(err),
+        2 => postcard::from_bytes::<v2::State>(payload).map(v2::migrate).and_then(v3::migrate).map_err(err),
+        1 => postcard::from_bytes::<v1::State>(payload)
+            .map(v1::migrate)
+            .map(v2::migrate)
+            .and_then(v3::migrate)
+            .map_err(err),
         _ => Err(StateError::Decode { schema, reason: "written by a newer Hearth; update the firmware".into() }),
     }
 }

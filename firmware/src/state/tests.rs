@@ -106,6 +106,10 @@ pub(crate) fn full_state() -> State {
     for _ in 0..MAX_RESETS {
         st.record_reset(ResetReason::Watchdog, u32::MAX);
     }
+    for i in 0..MAX_HOST_NAMES {
+        let name = format!("{i}{}.{}", "h".repeat(62), "h".repeat(63));
+        st.settings.host_names.push(host_name(&name).unwrap()).unwrap();
+    }
     st.safe_mode = SafeMode { active: true, since: u32::MAX };
     st.run = Run::Crashed;
     st
@@ -181,39 +185,46 @@ fn secured_and_dlna_follow_the_seed_rules() {
     assert!(!st.dlna_effectively_on());
 }
 
+/// The full schema 3 record written by main at 3b368cf (see `v3.rs`).
+const V3_RECORD: &[u8] = include_bytes!("fixtures/v3.rec");
+
+fn v3_fixture() -> v3::State {
+    postcard::from_bytes(V3_RECORD).unwrap()
+}
+
 #[test]
 fn migrates_version_1_records() {
-    let full = full_state();
+    let f = v3_fixture();
     let old = v1::State {
-        machine_id: full.machine_id,
-        accounts: full.accounts.clone(),
-        devices: full.devices.clone(),
-        api_tokens: full.api_tokens.clone(),
+        machine_id: f.machine_id,
+        accounts: f.accounts.clone(),
+        devices: f.devices.clone(),
+        api_tokens: f.api_tokens.clone(),
         settings: v1::Settings {
-            friendly_name: full.settings.friendly_name.clone(),
-            lan_networks: full.settings.lan_networks.clone(),
-            allowed_without_auth: full.settings.allowed_without_auth.clone(),
+            friendly_name: f.settings.friendly_name.clone(),
+            lan_networks: f.settings.lan_networks.clone(),
+            allowed_without_auth: f.settings.allowed_without_auth.clone(),
             treat_wan_ip_as_lan: true,
-            trusted_proxies: full.settings.trusted_proxies.clone(),
-            secure_connections: SecureConnections::Required,
-            dlna: full.settings.dlna.clone(),
+            trusted_proxies: f.settings.trusted_proxies.clone(),
+            secure_connections: v3::SecureConnections::Required,
+            dlna: f.settings.dlna.clone(),
             remote: v1::Remote {
                 enabled: true,
                 manual_port: Some(40000),
                 upload_mbps: 20,
-                reflector_url: full.settings.remote.reflector_url.clone(),
-                stun_servers: full.settings.remote.stun_servers.clone(),
+                reflector_url: f.settings.remote.reflector_url.clone(),
+                stun_servers: f.settings.remote.stun_servers.clone(),
                 last_mapping: None,
             },
         },
-        tls: full.tls.clone(),
-        libraries: full.libraries.clone(),
-        folders: full.folders.clone(),
-        resets: full.resets.clone(),
+        tls: f.tls.clone(),
+        libraries: f.libraries.clone(),
+        folders: f.folders.clone(),
+        resets: f.resets.clone(),
         next_id: 77,
     };
     let bytes = postcard::to_allocvec(&old).unwrap();
-    // Version 1 bytes do not decode as version 2 by accident...
+    // Version 1 bytes do not decode as the current version by accident...
     assert!(!decode(SCHEMA_VERSION, &bytes).map(|s| s.settings.remote.upload_kbps == 20_000).unwrap_or(false));
     // ...and migrate with their meaning kept.
     let new = decode(1, &bytes).unwrap();
@@ -221,9 +232,10 @@ fn migrates_version_1_records() {
     assert_eq!(new.settings.remote.stream_kbps, 0);
     assert_eq!(new.settings.remote.manual_port, Some(40000));
     assert_eq!(new.settings.secure_connections, SecureConnections::Required);
-    assert_eq!(new.accounts, full.accounts);
+    assert_eq!(new.accounts, decode(3, V3_RECORD).unwrap().accounts);
     assert_eq!(new.next_id, 77);
     assert!(!new.safe_mode.active);
+    assert!(new.settings.host_names.is_empty());
     new.validate().unwrap();
 }
 
@@ -250,23 +262,78 @@ fn nets_parse_and_match() {
 
 #[test]
 fn migrates_version_2_records_with_the_run_marker_stopped() {
-    let mut full = full_state();
-    full.run = Run::Running;
+    let f = v3_fixture();
     let old = v2::State {
-        machine_id: full.machine_id,
-        accounts: full.accounts.clone(),
-        devices: full.devices.clone(),
-        api_tokens: full.api_tokens.clone(),
-        settings: full.settings.clone(),
-        tls: full.tls.clone(),
-        libraries: full.libraries.clone(),
-        folders: full.folders.clone(),
-        resets: full.resets.clone(),
-        safe_mode: full.safe_mode.clone(),
-        next_id: full.next_id,
+        machine_id: f.machine_id,
+        accounts: f.accounts.clone(),
+        devices: f.devices.clone(),
+        api_tokens: f.api_tokens.clone(),
+        settings: f.settings.clone(),
+        tls: f.tls.clone(),
+        libraries: f.libraries.clone(),
+        folders: f.folders.clone(),
+        resets: f.resets.clone(),
+        safe_mode: f.safe_mode.clone(),
+        next_id: f.next_id,
     };
     let bytes = postcard::to_allocvec(&old).unwrap();
-    assert!(decode(SCHEMA_VERSION, &bytes).is_err(), "version 2 bytes are not read as version 3");
+    assert!(decode(3, &bytes).is_err(), "version 2 bytes are not read as version 3");
     let new = decode(2, &bytes).unwrap();
-    assert_eq!(new, State { run: Run::Stopped, ..full }, "everything kept; the marker says stopped");
+    let v3 = decode(3, V3_RECORD).unwrap();
+    assert_eq!(v3.run, Run::Running);
+    assert_eq!(new, State { run: Run::Stopped, ..v3 }, "everything kept; the marker says stopped");
+}
+
+#[test]
+fn a_real_version_3_record_migrates_with_everything_kept() {
+    let st = decode(3, V3_RECORD).unwrap();
+    st.validate().unwrap();
+    assert_eq!(&st.machine_id, b"hearth-fixture03");
+    let names: std::vec::Vec<(&str, Role)> = st.accounts.iter().map(|a| (a.name.as_str(), a.role)).collect();
+    assert_eq!(names, [("ada", Role::Owner), ("kid", Role::Member), ("bob", Role::Friend)]);
+    assert_eq!(st.accounts[1].pin, Some(Secret { salt: [3; 16], hash: [4; 16] }));
+    assert_eq!(st.accounts[2].shares.as_slice(), [1, 2]);
+    assert_eq!(st.devices[0].name.as_str(), "Living room TV");
+    assert_eq!(st.devices[0].last_seen, 1_764_000_400);
+    assert_eq!((st.api_tokens[0].name.as_str(), st.api_tokens[0].scope), ("sonarr", Scope::RefreshLibrary));
+    let libs: std::vec::Vec<&str> = st.libraries.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(libs, ["Films", "Música"]);
+    assert_eq!(st.folders[1].path.as_str(), "/srv/media/music");
+    let set = &st.settings;
+    assert_eq!(set.friendly_name.as_str(), "Attic box");
+    assert_eq!(set.lan_networks.as_slice(), ["192.168.1.0/24".parse().unwrap(), "fd00::/8".parse().unwrap()]);
+    assert_eq!(set.allowed_without_auth[0].to_string(), "192.168.1.50/32");
+    assert!(set.treat_wan_ip_as_lan);
+    assert_eq!(set.secure_connections, SecureConnections::Required);
+    assert_eq!(set.dlna.libraries.as_slice(), [1]);
+    assert_eq!((set.remote.manual_port, set.remote.upload_kbps, set.remote.stream_kbps), (Some(40000), 20_000, 4_000));
+    assert_eq!(set.remote.stun_servers[0].as_str(), "stun.example:3478");
+    let m = set.remote.last_mapping.as_ref().unwrap();
+    assert_eq!((m.method, m.external_addr, m.lease_secs), (MappingMethod::Pcp, Some("198.51.100.4".parse().unwrap()), 7200));
+    assert!(set.host_names.is_empty(), "version 3 had no added host names");
+    assert!(st.tls.as_ref().unwrap().custom);
+    let resets: std::vec::Vec<ResetReason> = st.resets.iter().map(|r| r.reason).collect();
+    assert_eq!(resets, [ResetReason::PowerLoss, ResetReason::Clean]);
+    assert_eq!((st.next_id, st.run), (8, Run::Running));
+    // Written again, it is a current record that reads back the same.
+    assert_eq!(decode(SCHEMA_VERSION, &encode(&st).unwrap()).unwrap(), st);
+}
+
+#[test]
+fn host_names_are_dns_names_or_addresses_normalised() {
+    assert_eq!(host_name("Home.Example.NET.").unwrap().as_str(), "home.example.net");
+    assert_eq!(host_name(" nas ").unwrap().as_str(), "nas");
+    assert_eq!(host_name("xn--bcher-kva.example").unwrap().as_str(), "xn--bcher-kva.example");
+    assert_eq!(host_name("[2001:DB8::1]").unwrap().as_str(), "2001:db8::1");
+    assert_eq!(host_name("203.0.113.5").unwrap().as_str(), "203.0.113.5");
+    for bad in ["", ".", "a..b", "-a.example", "a-.example", "home.example.net:8080", "under_score.example",
+        "http://x.example", "a b", "1.2.3", &format!("{}.example", "a".repeat(64)), "ä.example"] {
+        assert!(host_name(bad).is_err(), "{bad:?} was accepted");
+    }
+    let mut st = State::new([0; 16]);
+    st.settings.host_names.push(bounded("n", "Not Valid").unwrap()).unwrap();
+    assert!(st.validate().is_err(), "a stored name must be a valid, normalised name");
+    st.settings.host_names[0] = host_name("a.example").unwrap();
+    st.settings.host_names.push(host_name("a.example").unwrap()).unwrap();
+    assert!(matches!(st.validate(), Err(StateError::Duplicate(_))));
 }

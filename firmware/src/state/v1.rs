@@ -4,8 +4,10 @@
 //! - `Remote` had `upload_mbps: u16` (whole Mbit/s) and no per-stream bitrate limit; version 2 stores both
 //!   caps in kbit/s (`upload_kbps`, `stream_kbps`) so a slow uplink like 0.5 Mbit/s can be expressed.
 //! - There was no safe mode (version 2 adds `State::safe_mode`).
+//!
+//! Its unchanged parts are the frozen version 3 types ([`super::v3`]).
 
-use super::{
+use super::v3::{
     Account, ApiToken, Device, Dlna, Folder, Library, Mapping, Net, Reset, SafeMode, SecureConnections, Tls,
     MAX_ACCOUNTS, MAX_API_TOKENS, MAX_DEVICES, MAX_FOLDERS, MAX_LIBRARIES, MAX_NETS, MAX_PROXIES, MAX_RESETS,
     MAX_STUN, MAX_URL, Name,
@@ -58,7 +60,7 @@ pub fn migrate(old: State) -> super::v2::State {
         accounts: old.accounts,
         devices: old.devices,
         api_tokens: old.api_tokens,
-        settings: super::Settings {
+        settings: super::v3::Settings {
             friendly_name: s.friendly_name,
             lan_networks: s.lan_networks,
             allowed_without_auth: s.allowed_without_auth,
@@ -66,7 +68,7 @@ pub fn migrate(old: State) -> super::v2::State {
             trusted_proxies: s.trusted_proxies,
             secure_connections: s.secure_connections,
             dlna: s.dlna,
-            remote: super::Remote {
+            remote: super::v3::Remote {
                 enabled: s.remote.enabled,
                 manual_port: s.remote.manual_port,
                 upload_kbps: u32::from(s.remote.upload_mbps) * 1000,
@@ -80,7 +82,7 @@ pub fn migrate(old: State) -> super::v2::State {
         libraries: old.libraries,
         folders: old.folders,
         resets: old.resets,
-        safe_mode: SafeMode::default(),
+        safe_mode: SafeMode { active: false, since: 0 },
         next_id: old.next_id,
     }
 }

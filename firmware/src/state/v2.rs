@@ -1,9 +1,10 @@
 //! Schema version 2, kept only to migrate records written by it.
 //!
 //! Difference from version 3: there was no clean-stop marker (`State::run`). A version 2 record migrates with
-//! `Run::Stopped`, so the first start of a version 3 Hearth records no reason it cannot know.
+//! `Run::Stopped`, so the first start of a version 3 Hearth records no reason it cannot know. Its parts are the
+//! frozen version 3 types ([`super::v3`]), which version 2 shared.
 
-use super::{
+use super::v3::{
     Account, ApiToken, Device, Folder, Library, Reset, Run, SafeMode, Settings, Tls, MAX_ACCOUNTS, MAX_API_TOKENS,
     MAX_DEVICES, MAX_FOLDERS, MAX_LIBRARIES, MAX_RESETS,
 };
@@ -26,8 +27,8 @@ pub struct State {
 }
 
 /// Version 2 → version 3: everything kept, the run marker says "stopped".
-pub fn migrate(old: State) -> super::State {
-    super::State {
+pub fn migrate(old: State) -> super::v3::State {
+    super::v3::State {
         machine_id: old.machine_id,
         accounts: old.accounts,
         devices: old.devices,

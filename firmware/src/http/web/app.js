@@ -189,6 +189,9 @@ function netProblem(s) {
 }
 const lines = s => s.split(/[\n,]/).map(x => x.trim()).filter(Boolean);
 const netsCheck = max => v => { const l = lines(v); if (l.length > max) return 'At most ' + max + ' entries.'; for (const n of l) { const m = netProblem(n); if (m) return m; } return ''; };
+const hostsCheck = max => v => { const l = lines(v); if (l.length > max) return 'At most ' + max + ' names.';
+  for (const n of l) if (!/^(\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*|([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?)$/.test(n)) return n + ' is not a host name like home.example.net or an address.';
+  return ''; };
 const nameCheck = v => !v.trim() ? 'Enter a name.' : bytes(v.trim()) > 32 ? 'A name is at most 32 bytes.' : '';
 const pinCheck = (opt) => v => (!v && opt) ? '' : /^\d{4,8}$/.test(v) ? '' : 'A PIN is 4 to 8 digits.';
 const pwCheck = (nameId) => (v, f) => v.length < 8 ? 'At least 8 characters.' : bytes(v) > 128 ? 'At most 128 bytes.'
@@ -555,8 +558,10 @@ async function network() {
           : 'Devices here may read libraries without signing in. Never opens owner settings.' })),
     { id: 'net-wanlan', label: 'Treat WAN IP as LAN', type: 'checkbox', value: n.treat_wan_ip_as_lan, hint: 'Requests that arrive from your own public address (hairpin NAT) count as LAN.' },
     { id: 'net-proxies', label: 'Trusted proxies', type: 'textarea', value: n.trusted_proxies.join('\n'), check: netsCheck(4), hint: 'X-Forwarded-For is believed only from these addresses (at most 4).' },
+    { id: 'net-hosts', label: 'Host names', type: 'textarea', value: (n.host_names || []).join('\n'), check: hostsCheck(4), placeholder: 'home.example.net',
+      hint: 'This server answers only requests addressed to its own IP addresses, its hostname, hostname.local and localhost, so a web page elsewhere cannot reach it under a borrowed name. Add other names you use to reach it here, one per line (a dynamic-DNS name, or a public address remote access did not find; at most 4).' },
   ], 'Save network settings', async f => {
-    const b = { lan_networks: lines(val(f, 'net-lan')), treat_wan_ip_as_lan: val(f, 'net-wanlan'), trusted_proxies: lines(val(f, 'net-proxies')) };
+    const b = { lan_networks: lines(val(f, 'net-lan')), treat_wan_ip_as_lan: val(f, 'net-wanlan'), trusted_proxies: lines(val(f, 'net-proxies')), host_names: lines(val(f, 'net-hosts')) };
     if (!ignored) b.allowed_without_auth = lines(val(f, 'net-bypass'));
     const r = await api('PUT', 'settings/network', b); if (!r.ok) return r.msg;
     f.querySelector('#net-error').textContent = ''; route();
