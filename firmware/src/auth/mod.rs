@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod home;
+pub mod line;
 pub mod lockout;
 pub mod recover;
 pub mod secret;
