@@ -151,6 +151,7 @@ fn a_f6_concurrent_guesses_cannot_exceed_the_lockout_budget() {
     // The member guesses the owner's PIN, all at once from one connection each.
     let go = Arc::new(Barrier::new(GUESSES));
     let port = srv.port;
+    let started = Instant::now();
     let guesses: Vec<_> = (0..GUESSES)
         .map(|i| {
             let (go, kid_token) = (go.clone(), kid_token.clone());
@@ -165,7 +166,9 @@ fn a_f6_concurrent_guesses_cannot_exceed_the_lockout_budget() {
         .collect();
     let statuses: Vec<u16> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
     let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
-    let budget = FREE as usize + 1;
+    // FREE + 1 at once; a straggler on a loaded machine may start after the first 1 s block ended, and after
+    // each later one (1, 2, 4 ... s): at most log2(D + 1) more in D seconds.
+    let budget = FREE as usize + 1 + (started.elapsed().as_secs_f64() + 1.0).log2().floor() as usize;
     assert!(statuses.iter().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
     assert!(count(401) >= 1, "some guesses are checked: {statuses:?}");
     assert!(count(401) + count(503) <= budget, "at most {budget} guesses may be taken from the budget: {statuses:?}");
