@@ -24,6 +24,7 @@
 pub mod access;
 pub mod doors;
 pub mod home;
+pub mod line;
 pub mod lockout;
 pub mod recover;
 pub mod secret;

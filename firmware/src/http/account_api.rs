@@ -10,7 +10,9 @@
 
 use super::routes::Call;
 use super::{Body, Format, MAX_BODY, error};
-use crate::auth::{AuthError, Caller, home, lockout::Key, secret, token};
+use crate::auth::line::Seat;
+use crate::auth::lockout::{Key, Source};
+use crate::auth::{AuthError, Caller, home, secret, token};
 use crate::state::{self, Account, AccountId, LibraryId, Net, Role, Scope, Secret, State, UpdateError};
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode, header};
@@ -136,27 +138,39 @@ fn decoy() -> Secret {
     Secret { salt: [0x5a; 16], hash: [0; 16] }
 }
 
-/// Check a password or PIN with lockout: blocked keys are refused before hashing; failures are counted and logged
-/// with the source address (never the secret).
+/// Check a password or PIN with lockout: the attempt takes its place in the budget of `keys` before hashing
+/// (blocked keys are refused without hashing); a wrong secret, a refused-busy attempt and an abandoned one all
+/// count as failures, logged with the source address (never the secret).
 async fn verify(call: &Call, keys: &[Key], what: &'static str, given: &str, stored: Option<Secret>) -> Result<(), AuthError> {
     let guard = &call.ctx.auth;
-    if let Err(b) = guard.lockout.check(keys, Instant::now()) {
-        tracing::warn!(source = %call.origin.addr, what, "attempt refused while locked out");
-        return Err(AuthError::Locked(b.0));
-    }
+    let attempt = match guard.lockout.reserve(keys, Instant::now()) {
+        Ok(a) => a,
+        Err(b) => {
+            tracing::warn!(source = %call.origin.addr, what, "attempt refused while locked out");
+            return Err(AuthError::Locked(b.0));
+        }
+    };
+    let seat = Seat { source: Some(Source::of(call.origin.addr, call.origin.lan)), lan: call.origin.lan, clean: attempt.clean() };
     let known = stored.is_some();
-    let good = guard.hasher.check(given.to_owned(), stored.unwrap_or_else(decoy)).await? && known;
-    if good {
-        guard.lockout.succeed(&keys[..keys.len().saturating_sub(1)]);
+    let checked = guard.hasher.check(seat, given.to_owned(), stored.unwrap_or_else(decoy)).await;
+    if matches!(checked, Ok(true)) && known {
+        attempt.succeed();
         return Ok(());
     }
-    let block = guard.lockout.fail(keys, Instant::now());
-    tracing::warn!(source = %call.origin.addr, origin = lan_word(call.origin.lan), what, blocked_secs = block.as_secs(), "failed sign-in attempt");
+    let block = attempt.fail(Instant::now());
+    let origin = lan_word(call.origin.lan);
+    if let Err(busy) = checked {
+        tracing::warn!(source = %call.origin.addr, origin, what, blocked_secs = block.as_secs(), "sign-in attempt refused busy (counted as a failure)");
+        return Err(busy.into());
+    }
+    tracing::warn!(source = %call.origin.addr, origin, what, blocked_secs = block.as_secs(), "failed sign-in attempt");
     Err(if what == "PIN" { AuthError::WrongPin } else { AuthError::WrongPassword })
 }
 
+/// The lockout keys of an attempt for `account`: the account as seen from the caller's side, and the caller's
+/// source prefix (see `auth::lockout`).
 fn keys(call: &Call, account: &str) -> [Key; 2] {
-    [Key::Account(account.to_lowercase(), call.origin.lan), Key::Source(call.origin.addr)]
+    [Key::Account(account.to_lowercase(), call.origin.lan), Key::source(call.origin.addr, call.origin.lan)]
 }
 
 /// Mint a token and record the device for `account` (runs inside an update).
@@ -252,10 +266,13 @@ pub async fn sign_in(mut call: Call) -> Response<Body> {
     reply(async {
         let b: SignInBody = body(&mut call).await?;
         let s = call.ctx.state.snapshot();
-        let account = s.accounts.iter().find(|a| a.name.to_lowercase() == b.name.trim().to_lowercase()).cloned();
-        if account.as_ref().is_some_and(|a| a.role == Role::Member) {
-            return Err(bad("Home members have no password: sign in as the owner (or a member) and switch to this profile with its PIN"));
-        }
+        // Home members have no password: their names answer like unknown names, after the same decoy hash, so
+        // sign-in does not tell which names are members (A-F10).
+        let account = s
+            .accounts
+            .iter()
+            .find(|a| a.name.to_lowercase() == b.name.trim().to_lowercase() && a.role != Role::Member)
+            .cloned();
         let keys = keys(&call, b.name.trim());
         let stored = account.as_ref().and_then(|a| a.password.clone());
         verify(&call, &keys, "password", &b.password, stored).await.map_err(fail)?;
@@ -423,7 +440,7 @@ pub async fn home_switch(mut call: Call) -> Response<Body> {
         match (&target.pin, target.role) {
             (Some(stored), _) => {
                 let Some(given) = b.pin else { return Err(bad("this profile has a PIN: send it as pin")) };
-                let keys = [Key::Account(format!("#{}", target.id), call.origin.lan), Key::Source(call.origin.addr)];
+                let keys = [Key::Account(format!("#{}", target.id), call.origin.lan), Key::source(call.origin.addr, call.origin.lan)];
                 verify(&call, &keys, "PIN", &given, Some(stored.clone())).await.map_err(fail)?;
             }
             (None, Role::Owner) if role != Role::Owner => {
