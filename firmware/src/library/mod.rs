@@ -741,6 +741,16 @@ pub fn roots_of(s: &State, id: LibraryId) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The library folder a file of `library` is served from: the outermost of its folders that holds `path`
+/// (folders may nest; the scanner follows links that stay inside the folder it walked, so inside the
+/// outermost too). None when none holds it any more (the folder was removed after the scan).
+pub fn root_of(s: &State, library: LibraryId, path: &Path) -> Option<PathBuf> {
+    roots_of(s, library)
+        .into_iter()
+        .filter(|r| path.starts_with(r))
+        .min_by_key(|r| r.components().count())
+}
+
 fn stem(path: &[u8]) -> &[u8] {
     let name = path.rsplit(|b| *b == b'/').next().unwrap_or(path);
     match name.iter().rposition(|b| *b == b'.') {
