@@ -10,6 +10,7 @@ mod common;
 use common::Server;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,10 @@ fn fake_mp4(path: &Path, len: usize, fill: u8) -> Vec<u8> {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, &v).unwrap();
     v
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
 }
 
 /// A claimed server with one Movies library over `media` holding `want` items; (server, owner token).
@@ -74,6 +79,41 @@ fn part(server: &Server, token: &str, key: &str, copy: bool) -> (u16, Vec<u8>) {
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
     let status = std::str::from_utf8(&out[..split]).ok().and_then(|h| h.get(9..12)).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, out[split..].to_vec())
+}
+
+#[test]
+fn a_f8_data_folder_is_private() {
+    // The usual umask: without care, folders come out 0755 and files 0644. This test binary runs nothing
+    // that minds it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    fake_mp4(&media.join("Alpha (2001).mp4"), 1000, 1);
+
+    // A new data folder (and the folder above it, also made by Hearth).
+    let data = dir.path().join("new").join("data");
+    let (server, _) = library(&data, &media, 1);
+    server.stop_cleanly();
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    let mut files = 0;
+    for e in std::fs::read_dir(&data).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        files += 1;
+    }
+    assert!(files >= 3, "flash.img, lock and library-index.bin at least");
+
+    // A data folder someone left open (an older Hearth, a copy, a chmod) is closed at the next start.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["flash.img", "library-index.bin", "lock"] {
+        std::fs::set_permissions(data.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let server = Server::start(&data);
+    assert_eq!(mode(&data), 0o700, "the data folder, tightened at start");
+    for name in ["flash.img", "library-index.bin", "lock"] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}, tightened at start");
+    }
+    server.stop_cleanly();
 }
 
 #[test]
