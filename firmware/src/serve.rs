@@ -4,6 +4,8 @@
 //! the tokio runtime and the subsystems, and the clean stop (SIGINT/SIGTERM → stop accepting, flush the store).
 //! Must not touch: protocol details (the http, dlna and remote rooms) or the record format (store room).
 
+pub mod data_folder;
+
 use crate::http;
 use crate::state::{self, Handle, Run, State};
 use crate::system::{reset, watchdog};
@@ -11,6 +13,7 @@ use crate::store::{Flash, NorFile, Opened, Store, StoreError};
 use crate::system::PowerSwitch;
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -153,12 +156,13 @@ pub enum OpenError {
 pub fn open_data(cfg: &Config) -> Result<Opening, OpenError> {
     let dir = &cfg.data_dir;
     let dir_err = |source| OpenError::DataDir { path: dir.clone(), source };
-    std::fs::create_dir_all(dir).map_err(dir_err)?;
+    data_folder::make_private(dir).map_err(dir_err)?;
     check_writable(dir).map_err(dir_err)?;
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(data_folder::FILE_MODE)
         .open(dir.join(LOCK_FILE))
         .map_err(dir_err)?;
     let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
@@ -208,7 +212,7 @@ pub fn open_state<F: Flash + 'static>(
 
 fn check_writable(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(".write-test");
-    std::fs::write(&probe, b"")?;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(data_folder::FILE_MODE).open(&probe)?;
     std::fs::remove_file(&probe)
 }
 

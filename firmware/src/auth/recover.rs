@@ -35,7 +35,7 @@ pub async fn recover_owner(state: &Handle, password: &str) -> Result<usize, Auth
 /// Apply `<data-dir>/recover-owner` if present, then delete it. Returns whether a recovery happened.
 pub async fn apply_file(state: &Handle, data_dir: &Path) -> bool {
     let path = data_dir.join(RECOVERY_FILE);
-    let text = match std::fs::read(&path) {
+    let text = match read_file(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
         Err(e) => {
@@ -62,6 +62,23 @@ pub async fn apply_file(state: &Handle, data_dir: &Path) -> bool {
             false
         }
     }
+}
+
+/// The recovery file's bytes: a regular file in the data folder itself, never through a symlink (`ELOOP`), and
+/// never waiting on a FIFO (A-F8: only what is in the owner's folder counts).
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = Vec::new();
+    f.by_ref().take(64 * 1024).read_to_end(&mut text)?;
+    Ok(text)
 }
 
 /// Read the new password: one line from stdin, or (on a terminal) asked twice with echo off.

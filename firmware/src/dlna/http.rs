@@ -298,6 +298,7 @@ fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         _ => "Unknown",
     }
 }
@@ -383,14 +384,15 @@ async fn media(
     let Some(item) = found else {
         return simple(stream, 404, "text/plain", &[], gone, head, keep).await;
     };
-    let file = match std::fs::File::open(&item.path) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(path = %item.path.display(), error = %e, "media file cannot be opened");
-            return simple(stream, 404, "text/plain", &[], gone, head, keep).await;
+    let root = crate::library::root_of(&live.state.snapshot(), item.library, &item.path);
+    let (file, meta) = match crate::stream::open::open_media(root, item.path.clone()).await {
+        Ok(m) => (m.file, m.meta),
+        Err(r) => {
+            let retry = [("Retry-After", "5".to_string())];
+            let extra: &[(&str, String)] = if r.status() == 503 { &retry } else { &[] };
+            return simple(stream, r.status(), "text/plain", extra, format!("{r}\r\n").as_bytes(), head, keep).await;
         }
     };
-    let meta = file.metadata()?;
     let size = meta.len();
     let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
     let secs = mtime.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -841,7 +841,7 @@ pub async fn part(call: Call) -> Response<Body> {
         peer: call.peer,
         lan: call.origin.lan,
     };
-    let prepared = crate::stream::prepare(&call.ctx, &ask);
+    let prepared = crate::stream::prepare(&call.ctx, &ask).await;
     call.ctx
         .streams
         .responses

@@ -690,8 +690,11 @@ fn read_index(path: &Path) -> Result<Index, String> {
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    // Media paths are the owner's business (A-F8): 0600 whatever the umask, like the rest of the data folder.
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -716,6 +719,16 @@ pub fn roots_of(s: &State, id: LibraryId) -> Vec<PathBuf> {
         .filter(|f| f.library == id)
         .map(|f| PathBuf::from(f.path.as_str()))
         .collect()
+}
+
+/// The library folder a file of `library` is served from: the outermost of its folders that holds `path`
+/// (folders may nest; the scanner follows links that stay inside the folder it walked, so inside the
+/// outermost too). None when none holds it any more (the folder was removed after the scan).
+pub fn root_of(s: &State, library: LibraryId, path: &Path) -> Option<PathBuf> {
+    roots_of(s, library)
+        .into_iter()
+        .filter(|r| path.starts_with(r))
+        .min_by_key(|r| r.components().count())
 }
 
 fn stem(path: &[u8]) -> &[u8] {

@@ -7,7 +7,7 @@
 use super::{Flash, Geometry};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 pub struct NorFile {
@@ -16,8 +16,8 @@ pub struct NorFile {
 }
 
 impl NorFile {
-    /// Open `path`, creating it erased (all 0xFF) with the given geometry when it does not exist. An existing
-    /// file keeps its size, which must be a whole number of erase blocks.
+    /// Open `path`, creating it erased (all 0xFF), mode `0600`, with the given geometry when it does not exist.
+    /// An existing file keeps its size, which must be a whole number of erase blocks.
     pub fn open_or_create(path: &Path, size: u64, erase_size: u32) -> io::Result<Self> {
         if erase_size == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the erase size must not be 0"));
@@ -25,7 +25,9 @@ impl NorFile {
         if !path.exists() {
             // Build the erased image beside it and rename, so a cut never leaves a half-created flash file.
             let tmp = path.with_extension("creating");
-            let f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            // The owner's alone (A-F8: it will hold the TLS key and password hashes): 0600 whatever the umask.
+            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             let block = vec![0xFF; 64 * 1024];
             let mut at = 0;
             while at < size {

@@ -12,6 +12,7 @@
 //! Multiple ranges are answered 200 with the whole file (or 416 when none is satisfiable): RFC 9110 §14.2
 //! allows ignoring Range, and players ask for one range at a time.
 
+pub mod open;
 pub mod pace;
 pub mod range;
 
@@ -234,7 +235,7 @@ pub struct Ask<'a> {
 }
 
 /// Decide the answer to a part request: 404 for unknown or hidden ids, 304/206/416/200 by RFC 9110.
-pub fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
+pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
     let not_found = |msg: &str| {
         Prepared {
             status: 404,
@@ -256,9 +257,10 @@ pub fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
     else {
         return not_found("There is no media part with that id.");
     };
-    let (file, meta) = match open_regular(&item) {
-        Ok(f) => f,
-        Err(_) => return not_found("That file is gone from its folder; refresh the library."),
+    let root = crate::library::root_of(&ctx.library.state().snapshot(), item.library, item.path());
+    let (file, meta) = match open::open_media(root, item.path().to_owned()).await {
+        Ok(m) => (m.file, m.meta),
+        Err(r) => return Prepared::refused(&r),
     };
     let size = meta.len();
     let v = Validators::new(
@@ -338,15 +340,6 @@ impl Prepared {
     }
 }
 
-fn open_regular(item: &Item) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    let f = std::fs::File::open(item.path())?;
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok((f, meta))
-}
-
 pub fn content_type(container: &str) -> &'static str {
     match container {
         "mp4" => "video/mp4",
@@ -421,7 +414,7 @@ pub async fn serve(
         peer,
         lan,
     };
-    let prepared = prepare(ctx, &ask);
+    let prepared = prepare(ctx, &ask).await;
     let keep_alive = req.keep_alive && !req.has_body;
     ctx.streams.responses.fetch_add(1, Ordering::Relaxed);
     let mut head = format!(
@@ -603,6 +596,7 @@ pub fn reason(status: u16) -> &'static str {
         304 => "Not Modified",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
+        503 => "Service Unavailable",
         _ => "",
     }
 }

@@ -149,7 +149,9 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     milestone("state loaded");
     mount_media(&board);
     milestone("media mounted");
-    let _ = std::fs::create_dir_all(DATA_DIR);
+    if let Err(e) = crate::serve::data_folder::make_private(Path::new(DATA_DIR)) {
+        tracing::error!(folder = DATA_DIR, error = %e, "the data folder could not be made");
+    }
 
     // The watchdog: opened here (its boot status tells whether it caused the last reset); serve runs the
     // petting thread and the heartbeats.
