@@ -15,6 +15,7 @@
 pub mod handle;
 pub mod v1;
 pub mod v2;
+pub mod wear;
 
 use core::net::IpAddr;
 use heapless::{String, Vec};
