@@ -67,7 +67,8 @@ struct Inner {
     heartbeat: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
     /// The writer's wear budget (fixed at start).
     budget: Budget,
-    /// Changes merged into a later record while the writer waited for the budget (never written alone).
+    /// Changes merged into a later change's record (queued while the writer was busy or waiting for the wear
+    /// budget) since start: never written alone.
     merged: AtomicU64,
 }
 
@@ -125,7 +126,7 @@ impl Handle {
         *self.inner.stats.lock().unwrap()
     }
 
-    /// The writer's wear budget, and how many changes it merged into a later record while it waited.
+    /// The writer's wear budget, and how many changes since start went into a later change's record.
     pub fn wear(&self) -> (Budget, u64) {
         (self.inner.budget, self.inner.merged.load(Ordering::Relaxed))
     }
