@@ -72,6 +72,9 @@ fn system_status_is_for_the_owner_and_tells_the_truth() {
     // The claim was written to flash: the store says so.
     assert!(v["store"]["seq"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["store"]["records_written"].as_u64().unwrap() >= 1, "{v}");
+    // Its wear so far and the pace it keeps (R-F8): figures the System screen shows in a line.
+    assert!(v["store"]["erases_per_block"].is_u64() && v["store"]["slot_bytes"].as_u64() > Some(0), "{v}");
+    assert_eq!(v["store"]["write_budget"]["erases_per_block_per_hour"], 2.0, "{v}");
     assert!(v["uptime_seconds"].is_u64());
     // The parts of the System screen that read live sources are there, in the shapes the page reads.
     assert!(v["watchdog"].is_object() && v["log"].is_array(), "{v}");

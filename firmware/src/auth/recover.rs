@@ -1,21 +1,44 @@
 //! Owner recovery without any cloud: `hearth recover` on the console or a host shell, or a recovery file.
 //!
-//! Both give the owner a new password, remove the owner's PIN and sign out every owner device. Nothing else
-//! changes: members, friends, their devices, API tokens, libraries and settings stay as they were.
+//! Both give the owner a new password, remove the owner's PIN, sign out every owner device and revoke every
+//! API token (an attacker who took the owner account may have minted an admin one; review finding A-F14), and
+//! list the accounts that exist, names and roles only, so the owner sees any the attacker may have created.
+//! Nothing else changes: members, friends, their devices, libraries and settings stay as they were (the owner
+//! removes unwanted accounts on the Home and Friends screens).
 //!
 //! The recovery file is `<data-dir>/recover-owner` ([`RECOVERY_FILE`]): its first line is the new password. It
 //! is applied at the next start, before the server listens, and deleted whether or not it worked (the reason is
 //! logged; the password never is).
 
 use super::{AuthError, home, secret};
-use crate::state::Handle;
+use crate::state::{Handle, Role};
 use std::io::BufRead;
 use std::path::Path;
 
 pub const RECOVERY_FILE: &str = "recover-owner";
 
+/// What a recovery did, for the console and the log (no secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    /// Owner devices signed out.
+    pub signed_out: usize,
+    /// API tokens revoked (all of them).
+    pub revoked_tokens: usize,
+    /// Every account that exists after the recovery: name and role.
+    pub accounts: Vec<(String, Role)>,
+}
+
+impl Recovered {
+    /// The accounts as one line: `Ada (owner), Kid (Home member), Bob (friend)`.
+    pub fn account_list(&self) -> String {
+        let names: Vec<String> =
+            self.accounts.iter().map(|(n, r)| format!("{n} ({})", home::role_word(*r))).collect();
+        names.join(", ")
+    }
+}
+
 /// Check the password and apply the recovery to the state.
-pub async fn recover_owner(state: &Handle, password: &str) -> Result<usize, AuthError> {
+pub async fn recover_owner(state: &Handle, password: &str) -> Result<Recovered, AuthError> {
     let owner = state.snapshot().owner().map(|o| o.name.as_str().to_owned());
     let Some(owner) = owner else {
         return Err(AuthError::Conflict("this server is not claimed: there is no owner to recover".into()));
@@ -25,7 +48,14 @@ pub async fn recover_owner(state: &Handle, password: &str) -> Result<usize, Auth
     }
     let pw = password.to_owned();
     let sealed = tokio::task::spawn_blocking(move || secret::seal(&pw)).await.expect("hashing does not panic");
-    state.update(|s| home::recover_owner(s, sealed)).await.map_err(|e| match e {
+    let recovered = state.update(|s| {
+        let signed_out = home::recover_owner(s, sealed)?;
+        let revoked_tokens = s.api_tokens.len();
+        s.api_tokens.clear();
+        let accounts = s.accounts.iter().map(|a| (a.name.as_str().to_owned(), a.role)).collect();
+        Ok(Recovered { signed_out, revoked_tokens, accounts })
+    });
+    recovered.await.map_err(|e| match e {
         crate::state::UpdateError::Rejected(e) => e,
         crate::state::UpdateError::Invalid(e) => AuthError::State(e),
         crate::state::UpdateError::Store(m) => AuthError::Conflict(m),
@@ -53,8 +83,15 @@ pub async fn apply_file(state: &Handle, data_dir: &Path) -> bool {
     };
     let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
     match recover_owner(state, password).await {
-        Ok(n) => {
-            tracing::warn!(path = %path.display(), signed_out = n, "owner recovered from the recovery file: new password, no PIN, owner devices signed out");
+        Ok(r) => {
+            tracing::warn!(
+                path = %path.display(),
+                signed_out = r.signed_out,
+                revoked_api_tokens = r.revoked_tokens,
+                accounts = %r.account_list(),
+                "owner recovered from the recovery file: new password, no PIN, owner devices signed out, every API \
+                 token revoked; check that every account listed is one you know"
+            );
             true
         }
         Err(e) => {
@@ -148,8 +185,17 @@ pub fn command(args: Vec<std::ffi::OsString>) -> Result<std::process::ExitCode, 
     });
     handle.shutdown();
     match result {
-        Ok(n) => {
-            println!("The owner has a new password and no PIN; {n} owner device(s) were signed out. Nothing else changed.");
+        Ok(r) => {
+            println!(
+                "The owner has a new password and no PIN; {} owner device(s) were signed out and {} API token(s) \
+                 revoked.",
+                r.signed_out, r.revoked_tokens
+            );
+            println!("Accounts on this server: {}.", r.account_list());
+            println!(
+                "If you do not know one of them, remove it on the setup page (Home or Friends) after signing in. \
+                 Members' and friends' devices, libraries and settings are unchanged."
+            );
             Ok(std::process::ExitCode::SUCCESS)
         }
         Err(e) => Ok(fail(format!("{e}; nothing changed"))),

@@ -153,7 +153,8 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         let visible = caller.sees();
         // What follows the head stays in `buf`: the next pipelined request.
         bytes::Buf::advance(&mut buf, head_len);
-        match crate::stream::serve(&mut stream, req, &ctx, peer, visible, origin.lan).await {
+        let standing = super::standing::standing(&caller, origin, &state);
+        match crate::stream::serve(&mut stream, req, &ctx, peer, visible, origin.lan, standing).await {
             crate::stream::Next::KeepAlive => continue,
             crate::stream::Next::Close => return,
         }

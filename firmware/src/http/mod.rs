@@ -18,6 +18,7 @@ pub mod plex;
 pub mod remote;
 pub mod rewind;
 pub mod routes;
+pub mod standing;
 pub mod system_api;
 pub mod tls;
 pub mod tls_api;

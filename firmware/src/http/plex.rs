@@ -862,7 +862,12 @@ pub async fn part(call: Call) -> Response<Body> {
     match crate::stream::FileBody::new(file, start, len, prepared.class, call.ctx.streams.clone())
         .await
     {
-        Ok(fb) => b.body(fb.boxed()).expect("valid response"),
+        Ok(fb) => {
+            // A-F11: the copy ends once the caller no longer stands (device or token revoked, unshared).
+            let library = ask.item.and_then(|id| call.ctx.library.item(id)).map_or(crate::state::LibraryId::MAX, |i| i.library);
+            let standing = super::standing::standing(&call.caller, call.origin, &call.ctx.state.snapshot());
+            b.body(fb.held(library, standing).boxed()).expect("valid response")
+        }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("The file could not be read: {e}"),

@@ -1,8 +1,9 @@
 //! `GET /api/v1/system` (Owner): what the setup page's System screen shows — version, uptime, flash store
 //! health, the last reset reasons and safe mode; `DELETE /api/v1/system/safe-mode` (Owner) clears safe mode.
 //!
-//! Owns: the JSON shape of that answer. Reads only what exists: `Ctx::started`, `Handle::store_stats()`,
-//! `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`; `watchdog` from the system room's
+//! Owns: the JSON shape of that answer. Reads only what exists: `Ctx::started`, `Handle::store_stats()` (its
+//! `erases_per_block` is derived from the slot generation, so it survives restarts), `Handle::wear()` (the
+//! writer's wear budget and the changes it merged while pacing), `Ctx::recovered_from_damage`, `State::resets`, `State::safe_mode`; `watchdog` from the system room's
 //! published watch (`system::watchdog::facts`: label → value, shown as facts; on a host it says no watchdog
 //! runs), `log` from the recent log (`system::journal::RECENT`, oldest first, newest last), `egress` from the
 //! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start), `memory`
@@ -20,6 +21,7 @@ use serde_json::json;
 pub async fn system(call: Call) -> Response<Body> {
     let s = call.ctx.state.snapshot();
     let st = call.ctx.state.store_stats();
+    let (budget, merged) = call.ctx.state.wear();
     // Newest first, as the page lists them.
     let resets: Vec<_> =
         s.resets.iter().rev().map(|r| json!({ "reason": reason_name(r.reason), "at": r.at })).collect();
@@ -42,6 +44,14 @@ pub async fn system(call: Call) -> Response<Body> {
             "erases": st.erases,
             "slot_switches": st.slot_switches,
             "skipped_at_open": st.skipped_at_open,
+            "slot_bytes": st.slot_bytes,
+            "erases_per_block": st.erases_per_block(),
+            "merged_updates": merged,
+            "write_budget": {
+                "burst_bytes": budget.burst_bytes,
+                "bytes_per_hour": budget.bytes_per_hour,
+                "erases_per_block_per_hour": budget.erases_per_block_per_hour(st.slot_bytes),
+            },
         },
         "watchdog": watchdog,
         "log": crate::system::journal::RECENT.lines(),

@@ -9,11 +9,18 @@
 //! one record (each queued state already contains the earlier ones, because `update` builds on the newest
 //! accepted state, not the published one). If a write fails, every change built on the failed one is refused
 //! too (the `epoch` check), so nothing reported as failed can later appear on flash.
+//!
+//! Pacing (R-F8, flash wear): the writer spends a [`Budget`] of flash bytes. A burst goes through at once;
+//! after it, the writer waits until the budget allows the next record, merging every change that arrives
+//! meanwhile into it (the newest state wins), and answers all their callers when that record is durable. A
+//! detached change (the watchdog's and the panic hook's markers) and the shutdown write at once.
 
+use super::wear::{Budget, Meter};
 use super::{State, StateError, encode, SCHEMA_VERSION};
 use crate::store::{Flash, Stats, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,9 @@ enum Msg {
     Write(Job),
     /// Reply once everything queued before it is durable.
     Flush(oneshot::Sender<()>),
+    /// Write what is queued now, without waiting for the wear budget (detached changes: crash and watchdog
+    /// markers, which must not wait).
+    Urgent,
 }
 
 /// Answers once a queued change is on flash (or failed).
@@ -55,6 +65,11 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The store writer's watchdog heartbeat (see [`Handle::set_heartbeat`]).
     heartbeat: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
+    /// The writer's wear budget (fixed at start).
+    budget: Budget,
+    /// Changes merged into a later change's record (queued while the writer was busy or waiting for the wear
+    /// budget) since start: never written alone.
+    merged: AtomicU64,
 }
 
 /// Cheap to clone; all clones share one state and one writer.
@@ -64,8 +79,15 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Start the writer thread over an opened store, publishing `initial`.
+    /// Start the writer thread over an opened store, publishing `initial`, with the default wear budget for the
+    /// store's slot size ([`Budget::for_slot`]).
     pub fn start<F: Flash + 'static>(store: Store<F>, initial: State) -> Handle {
+        let budget = Budget::for_slot(store.stats().slot_bytes);
+        Handle::start_with(store, initial, budget)
+    }
+
+    /// [`Handle::start`] with an explicit wear budget (tests and tools).
+    pub fn start_with<F: Flash + 'static>(store: Store<F>, initial: State, budget: Budget) -> Handle {
         let initial = Arc::new(initial);
         let (published, _) = watch::channel(initial.clone());
         let (tx, rx) = mpsc::channel();
@@ -77,11 +99,13 @@ impl Handle {
             stats: Mutex::new(store.stats()),
             writer: Mutex::new(None),
             heartbeat: Mutex::new(None),
+            budget,
+            merged: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(store, rx, weak))
+            .spawn(move || writer(store, rx, weak, Meter::new(budget)))
             .expect("spawn store writer");
         *inner.writer.lock().unwrap() = Some(thread);
         Handle { inner }
@@ -100,6 +124,11 @@ impl Handle {
     /// Store counters as of the last write.
     pub fn store_stats(&self) -> Stats {
         *self.inner.stats.lock().unwrap()
+    }
+
+    /// The writer's wear budget, and how many changes since start went into a later change's record.
+    pub fn wear(&self) -> (Budget, u64) {
+        (self.inner.budget, self.inner.merged.load(Ordering::Relaxed))
     }
 
     /// Apply `change` to a copy of the newest state; validate, persist, publish. Returns the closure's value.
@@ -139,7 +168,14 @@ impl Handle {
             false,
             false,
         ) {
-            Ok((rx, ())) => rx,
+            Ok((rx, ())) => {
+                if rx.is_some()
+                    && let Some(q) = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+                {
+                    let _ = q.send(Msg::Urgent);
+                }
+                rx
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a detached state change was refused");
                 None
@@ -238,7 +274,7 @@ impl Handle {
     }
 }
 
-fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sync::Weak<Inner>) {
+fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sync::Weak<Inner>, mut meter: Meter) {
     let beat = |inner: &Inner| {
         if let Some(b) = inner.heartbeat.lock().unwrap().as_ref() {
             b();
@@ -256,24 +292,36 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         // Take everything that queued up while we were busy: one record for the whole burst.
-        let mut jobs = Vec::new();
-        let mut flushes = Vec::new();
+        let mut batch = Batch::default();
         let mut next = Some(first);
         while let Some(msg) = next {
-            match msg {
-                Msg::Write(j) => jobs.push(j),
-                Msg::Flush(f) => flushes.push(f),
-            }
+            batch.take(msg);
             next = rx.try_recv().ok();
         }
         let Some(inner) = inner.upgrade() else { return };
+        // The wear budget: wait for it, taking in (and later merging) what arrives meanwhile. The heartbeat
+        // goes on while waiting; a detached change or the shutdown (the queue closed) ends the wait.
+        if !batch.jobs.is_empty() {
+            while !batch.urgent && let Some(at) = meter.ready_at().filter(|at| *at > Instant::now()) {
+                let wait = (at - Instant::now()).min(Duration::from_secs(1));
+                match rx.recv_timeout(wait) {
+                    Ok(msg) => batch.take(msg),
+                    Err(mpsc::RecvTimeoutError::Timeout) => beat(&inner),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        let Batch { jobs, flushes, .. } = batch;
+        inner.merged.fetch_add(jobs.len().saturating_sub(1) as u64, Ordering::Relaxed);
         let epoch = inner.epoch.load(Ordering::SeqCst);
         let (live, stale): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| j.epoch == epoch);
         for j in stale {
             let _ = j.done.send(Err("an earlier change it depended on could not be saved".into()));
         }
         if let Some(last) = live.last() {
+            let before = store.stats().bytes_written;
             let result = store.write(SCHEMA_VERSION, &last.bytes);
+            meter.charge(store.stats().bytes_written - before, Instant::now());
             *inner.stats.lock().unwrap() = store.stats();
             match result {
                 Ok(()) => {
@@ -300,6 +348,25 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
             let _ = f.send(());
         }
         beat(&inner);
+    }
+}
+
+/// What the writer took from the queue for its next record.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    flushes: Vec<oneshot::Sender<()>>,
+    /// A detached change is among them: write without waiting for the wear budget.
+    urgent: bool,
+}
+
+impl Batch {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Write(j) => self.jobs.push(j),
+            Msg::Flush(f) => self.flushes.push(f),
+            Msg::Urgent => self.urgent = true,
+        }
     }
 }
 

@@ -220,6 +220,19 @@ pub struct Stats {
     pub generation: u32,
     /// Slot switches since open.
     pub slot_switches: u64,
+    /// Bytes the smaller slot holds (its good erase blocks): what one slot switch makes room for.
+    pub slot_bytes: u64,
+}
+
+impl Stats {
+    /// Erases of each erase block over the store's life, derived from the slot generation that the slot
+    /// headers keep on flash (so it survives restarts; no counter is stored). Every generation after the first
+    /// is one slot switch, which erases every block of one slot; the slots take turns, so each block was
+    /// erased `generation / 2` times, plus once more if the store was made by [`Store::format`] rather than on
+    /// erased flash.
+    pub fn erases_per_block(&self) -> u64 {
+        u64::from(self.generation) / 2
+    }
 }
 
 /// The store's area cut into two slots of good erase blocks.
@@ -470,6 +483,7 @@ impl<F: Flash> Store<F> {
             }
         }
         store.tail = Some(first_record(unit));
+        store.stats.slot_bytes = store.capacity(0).min(store.capacity(1));
         Ok(store)
     }
 

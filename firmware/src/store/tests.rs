@@ -615,3 +615,27 @@ fn fuzz_seeds() {
     }
     println!("wrote {n} fuzz seeds to {}", dir.display());
 }
+
+/// The System screen's wear figure (erases of each block so far) survives restarts: it is derived from the slot
+/// generation on flash, and matches the erases the chip actually saw (the busier slot's count).
+#[test]
+fn erases_per_block_survive_reopen_and_match_the_chip() {
+    let flash = SimFlash::new(Semantics::Nor, 40 * 1024, 4096, 1);
+    flash.record_ops();
+    let mut rng = Rng::new(8);
+    let mut slot_bytes = 0;
+    for round in 0..5 {
+        let (mut store, _) = Store::open(flash.clone()).unwrap();
+        slot_bytes = store.stats().slot_bytes;
+        for _ in 0..(10 + round * 7) {
+            let len = 1000 + rng.below(3000) as usize;
+            store.write(SCHEMA, &rng.bytes(len)).unwrap();
+        }
+    }
+    let erased: u64 = flash.ops().iter().filter(|o| o.erase).map(|o| o.len).sum();
+    assert_eq!(erased % slot_bytes, 0, "whole slots are erased");
+    let switches = erased / slot_bytes;
+    assert!(switches >= 4, "the sequence switched slots several times ({switches})");
+    let (store, _) = Store::open(flash.clone()).unwrap();
+    assert_eq!(store.stats().erases_per_block(), switches.div_ceil(2), "generation {}", store.stats().generation);
+}

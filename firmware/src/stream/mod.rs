@@ -9,6 +9,13 @@
 //! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
 //! the access rule (callers pass who may see what; see [`viewer`]).
 //!
+//! Revocation (review finding A-F11): a stream is admitted at its request, but it may run for hours. Each
+//! running body registers in [`Streams`] with its library and a [`Standing`] the caller gives it (the access
+//! rule, asked again); on every published state change the registry asks each one again and cancels those no
+//! longer admitted (a device revoked, a password changed, an API token revoked, an account removed, a library
+//! unshared). The sendfile loop checks its [`Cancel`] between calls and wakes from its waits; the copy path's
+//! [`FileBody`] ends with an error at its next frame, so hyper closes the connection.
+//!
 //! Multiple ranges are answered 200 with the whole file (or 416 when none is satisfiable): RFC 9110 §14.2
 //! allows ignoring Range, and players ask for one range at a time.
 
@@ -19,6 +26,7 @@ pub mod range;
 use crate::http::Ctx;
 use crate::auth::Visible;
 use crate::library::{Item, ItemId};
+use crate::state::LibraryId;
 use pace::{Class, Lease, Pacer};
 use range::{Conditions, Decision, Plan, Validators};
 use std::net::SocketAddr;
@@ -74,6 +82,72 @@ pub struct Streams {
     pub copied_bytes: AtomicU64,
     pub active: AtomicU64,
     pub responses: AtomicU64,
+    /// Running bodies, asked again at every state change (see the module doc).
+    running: std::sync::Mutex<std::collections::HashMap<u64, Running>>,
+    next_ticket: AtomicU64,
+}
+
+/// Whether the caller of a running stream may still read `library` under the newest state: the access rule,
+/// asked again. Built by the caller (the stream room does not know the rule).
+pub type Standing = Box<dyn Fn(&crate::state::State, LibraryId) -> bool + Send + Sync>;
+
+struct Running {
+    library: LibraryId,
+    standing: Standing,
+    cancel: Arc<Cancel>,
+}
+
+/// A running stream's stop signal: set once, never cleared; wakes the sendfile loop's waits and the copy
+/// path's task.
+#[derive(Debug)]
+pub struct Cancel {
+    set: tokio::sync::watch::Sender<bool>,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+impl Cancel {
+    fn new() -> Cancel {
+        Cancel { set: tokio::sync::watch::Sender::new(false), waker: Default::default() }
+    }
+
+    /// Stop the stream.
+    pub fn cancel(&self) {
+        self.set.send_replace(true);
+        if let Some(w) = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.set.borrow()
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) {
+        let mut rx = self.set.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Wake this task when cancelled (a poll-based body).
+    fn wake_on_cancel(&self, w: &std::task::Waker) {
+        *self.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(w.clone());
+    }
+}
+
+/// A running stream's place in the registry; leaves it when dropped.
+pub struct Ticket {
+    id: u64,
+    streams: std::sync::Weak<Streams>,
+    /// Set when the caller no longer stands.
+    pub cancel: Arc<Cancel>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(s) = self.streams.upgrade() {
+            s.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        }
+    }
 }
 
 impl Streams {
@@ -85,7 +159,34 @@ impl Streams {
             copied_bytes: AtomicU64::new(0),
             active: AtomicU64::new(0),
             responses: AtomicU64::new(0),
+            running: Default::default(),
+            next_ticket: AtomicU64::new(0),
         })
+    }
+
+    /// Register a running body of `library`; `standing` is asked again at every state change.
+    pub fn register(self: &Arc<Self>, library: LibraryId, standing: Standing) -> Ticket {
+        let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let cancel = Arc::new(Cancel::new());
+        let entry = Running { library, standing, cancel: cancel.clone() };
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+        Ticket { id, streams: Arc::downgrade(self), cancel }
+    }
+
+    /// Ask every running stream again under `state`; cancel those no longer admitted. Returns how many.
+    pub fn recheck(&self, state: &crate::state::State) -> usize {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ended = 0;
+        for r in running.values() {
+            if !r.cancel.is_cancelled() && !(r.standing)(state, r.library) {
+                r.cancel.cancel();
+                ended += 1;
+            }
+        }
+        if ended > 0 {
+            tracing::info!(streams = ended, "ended running streams whose access was revoked");
+        }
+        ended
     }
 
     /// Follow the state: pacing caps apply to running streams as soon as they change.
@@ -103,11 +204,9 @@ impl Streams {
             rt.spawn(async move {
                 while rx.changed().await.is_ok() {
                     let Some(me) = me.upgrade() else { return };
-                    let (up, st) = {
-                        let s = rx.borrow();
-                        (s.settings.remote.upload_kbps, s.settings.remote.stream_kbps)
-                    };
-                    me.pacer.set_caps(up, st);
+                    let state = rx.borrow_and_update().clone();
+                    me.pacer.set_caps(state.settings.remote.upload_kbps, state.settings.remote.stream_kbps);
+                    me.recheck(&state);
                 }
             });
         }
@@ -399,6 +498,7 @@ pub async fn serve(
     peer: SocketAddr,
     visible: Visible,
     lan: bool,
+    standing: Standing,
 ) -> Next {
     let ask = Ask {
         item: req.item,
@@ -456,17 +556,19 @@ pub async fn serve(
             Next::Close
         };
     };
+    let library = req.item.and_then(|id| ctx.library.item(id)).map_or(LibraryId::MAX, |i| i.library);
+    let ticket = ctx.streams.register(library, standing);
     ctx.streams.active.fetch_add(1, Ordering::Relaxed);
     let mut lease = ctx.streams.pacer.lease(prepared.class);
     let counters = [&ctx.streams.zero_copy_bytes, ctx.streams.egress.counter(prepared.class)];
-    let sent = send_file(stream, &file, start, len, &mut lease, &counters).await;
+    let sent = send_file(stream, &file, start, len, &mut lease, &counters, &ticket.cancel).await;
     ctx.streams.active.fetch_sub(1, Ordering::Relaxed);
     match sent {
         Ok(()) if keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "stream ended early");
-            if matches!(e, SendError::Truncated) {
+            if matches!(e, SendError::Truncated | SendError::Revoked) {
                 abort(stream);
             }
             Next::Close
@@ -507,12 +609,15 @@ pub enum SendError {
     Truncated,
     #[error("the client accepted nothing for {0:?}")]
     Stalled(Duration),
+    #[error("the caller's access was revoked while streaming")]
+    Revoked,
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// sendfile(2) `len` bytes from `start`, paced by `lease`, in calls of at most [`CHUNK`]. Each of `counters`
-/// grows by the bytes each call sent.
+/// grows by the bytes each call sent. Ends with [`SendError::Revoked`] as soon as `cancel` is set, between
+/// calls or while waiting for the pacer or for the socket.
 pub async fn send_file(
     stream: &TcpStream,
     file: &std::fs::File,
@@ -520,11 +625,18 @@ pub async fn send_file(
     len: u64,
     lease: &mut Lease,
     counters: &[&AtomicU64],
+    cancel: &Cancel,
 ) -> Result<(), SendError> {
     let mut offset = start as i64;
     let mut left = len;
     while left > 0 {
-        let grant = lease.take(left.min(CHUNK)).await;
+        if cancel.is_cancelled() {
+            return Err(SendError::Revoked);
+        }
+        let grant = tokio::select! {
+            g = lease.take(left.min(CHUNK)) => g,
+            _ = cancel.cancelled() => return Err(SendError::Revoked),
+        };
         // Send while the socket is known writable (try_io makes no syscall when it is not); wait for
         // writability, with the stall limit, only when it is not.
         let result = loop {
@@ -539,7 +651,11 @@ pub async fn send_file(
             });
             match sent {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    match tokio::time::timeout(STALL, stream.writable()).await {
+                    let writable = tokio::select! {
+                        w = tokio::time::timeout(STALL, stream.writable()) => w,
+                        _ = cancel.cancelled() => break Err(SendError::Revoked),
+                    };
+                    match writable {
                         Err(_) => break Err(SendError::Stalled(STALL)),
                         Ok(Err(e)) => break Err(e.into()),
                         Ok(Ok(())) => {}
@@ -611,6 +727,8 @@ pub struct FileBody {
     lease: Lease,
     class: Class,
     wait: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Registration for revocation; None for a body no caller can lose (none today).
+    ticket: Option<Ticket>,
 }
 
 impl FileBody {
@@ -634,7 +752,15 @@ impl FileBody {
             lease,
             class,
             wait: None,
+            ticket: None,
         })
+    }
+
+    /// Register this body in the running streams of `library` (see the module doc): it ends with an error
+    /// once `standing` says no.
+    pub fn held(mut self, library: LibraryId, standing: Standing) -> FileBody {
+        self.ticket = Some(self.streams.register(library, standing));
+        self
     }
 }
 
@@ -657,6 +783,13 @@ impl hyper::body::Body for FileBody {
         use tokio::io::AsyncRead;
         if self.left == 0 {
             return Poll::Ready(None);
+        }
+        if let Some(t) = &self.ticket {
+            t.cancel.wake_on_cancel(cx.waker());
+            if t.cancel.is_cancelled() {
+                // An error makes hyper close the connection.
+                return Poll::Ready(Some(Err(std::io::Error::other("the caller's access was revoked"))));
+            }
         }
         let this = &mut *self;
         let want = loop {

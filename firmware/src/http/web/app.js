@@ -724,6 +724,7 @@ async function system(live) {
     d.recovered_from_damage ? p('At start neither flash slot held a valid record: the server runs on defaults. Settings made since then are stored normally.', 'bad') : p('Healthy: the newest record was read at start.', 'ok'),
     facts([['Record sequence', st.seq], ['Active slot', st.active_slot + ' (generation ' + st.generation + ')'], ['Written since start', st.records_written + ' records, ' + st.bytes_written + ' bytes'],
       ['Erases since start', st.erases], ['Damaged records skipped at start', st.skipped_at_open]]),
+    'erases_per_block' in st ? h('p', { class: 'mut', id: 'wear' }, 'Wear: each erase block was erased about ' + st.erases_per_block + ' times so far (NOR flash is typically rated for 100,000). Writes are paced to at most ' + st.write_budget.erases_per_block_per_hour + ' erases per block per hour after a burst' + (st.merged_updates ? '; ' + st.merged_updates + ' changes since start were merged into a later write' : '') + '.') : null,
     h('h3', null, 'Recent log'), logBox,
     h('h3', null, 'Egress'), graphBox);
   logBox.scrollTop = logBox.scrollHeight; // newest last: show the newest
