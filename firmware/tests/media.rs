@@ -407,11 +407,13 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
         "bytes=5-1",
         "bytes=abc",
         "bytes=0-1,5-9",
-        "bytes=-99999999999999999999999999",
     ] {
         let (c, _, b) = req(&format!("Range: {r}\r\n"));
         assert_eq!((c, b.len()), (200, size), "{r}");
     }
+    // A suffix longer than the file selects all of it (RFC 9110 §14.1.2), however long.
+    let (c, h, b) = req("Range: bytes=-99999999999999999999999999\r\n");
+    assert_eq!((c, header(&h, "content-range"), b.len()), (206, Some(format!("bytes 0-{}/{size}", size - 1).as_str()), size));
     // Conditionals.
     assert_eq!(req(&format!("If-None-Match: {etag}\r\n")).0, 304);
     assert_eq!(req(&format!("If-Modified-Since: {modified}\r\n")).0, 304);
@@ -501,6 +503,67 @@ fn ranges_conditionals_and_keep_alive_on_the_fast_path() {
     let (c, _, b) = read_response(&mut r, false).unwrap();
     assert_eq!((c, b), (206, lab.big[1000..2000].to_vec()));
     assert!(counts().1 >= copied_before + 1000);
+}
+
+/// Bytes part requests have copied (hyper's path) so far.
+fn copied_bytes(addr: &str) -> u64 {
+    json(addr, "/api/v1/streams")["copiedBytes"].as_u64().unwrap()
+}
+
+/// One part request with `extra` headers, on the fast path (origin-form target) or on hyper's copy path
+/// (absolute-form target: the fast path takes origin-form only).
+fn part_request(addr: &str, key: &str, copy_path: bool, extra: &str) -> Answer {
+    let target = if copy_path { format!("http://{addr}{key}") } else { key.to_string() };
+    request(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"),
+    )
+}
+
+/// R-F6: `Range` is not a list field (RFC 9110 §14.2, §5.3). A request that carries two is answered the same
+/// on the fast path and on the copy path, whichever comes first: the Range is ignored, 200 with the file.
+/// (Before: the fast path took the last, 206 `bytes 5-9`; the copy path the first, 206 `bytes 0-0`.)
+#[test]
+fn r_f6_duplicate_range_is_answered_the_same_on_both_paths() {
+    let lab = lab();
+    let (a, k, size) = (&lab.server.addr, &lab.big_key, lab.big.len());
+    for copy_path in [false, true] {
+        let copied = copied_bytes(a);
+        for (first, second) in [("bytes=0-0", "bytes=5-9"), ("bytes=5-9", "bytes=0-0")] {
+            let (c, h, b) = part_request(a, k, copy_path, &format!("Range: {first}\r\nRange: {second}\r\n"));
+            assert_eq!(
+                (c, header(&h, "content-range"), b == lab.big),
+                (200, None, true),
+                "copy path {copy_path}: {first} then {second}"
+            );
+        }
+        // One Range is still honoured on both.
+        let (c, h, b) = part_request(a, k, copy_path, "Range: bytes=5-9\r\n");
+        assert_eq!((c, header(&h, "content-range"), b), (206, Some(format!("bytes 5-9/{size}").as_str()), lab.big[5..10].to_vec()));
+        // The absolute-form requests really went through the copy path (and the others did not).
+        assert_eq!(copied_bytes(a) > copied, copy_path, "copy path {copy_path}");
+    }
+}
+
+/// R-F7 on the wire, on both paths: none of 17 ranges satisfiable and a first-pos past u64 → 416 with
+/// `bytes */size` (RFC 9110 §15.5.17); whitespace inside the range-spec → not a Range (ignored, 200).
+#[test]
+fn r_f7_range_edge_statuses_follow_rfc_9110() {
+    let lab = lab();
+    let (a, k, size) = (&lab.server.addr, &lab.big_key, lab.big.len());
+    let past_the_end = (0..17).map(|i| format!("{}-", size + i)).collect::<Vec<_>>().join(",");
+    let star = format!("bytes */{size}");
+    for copy_path in [false, true] {
+        for (range, status, content_range) in [
+            (past_the_end.as_str(), 416, Some(star.as_str())),
+            ("bytes=18446744073709551616-", 416, Some(star.as_str())),
+            ("bytes = 0 - 5", 200, None),
+        ] {
+            let range = if range.starts_with("bytes") { range.to_string() } else { format!("bytes={range}") };
+            let (c, h, _) = part_request(a, k, copy_path, &format!("Range: {range}\r\n"));
+            assert_eq!((c, header(&h, "content-range")), (status, content_range), "copy path {copy_path}: {range}");
+        }
+    }
 }
 
 #[test]
