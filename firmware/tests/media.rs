@@ -566,6 +566,44 @@ fn r_f7_range_edge_statuses_follow_rfc_9110() {
     }
 }
 
+/// C-8: a folder removed (and one added) while the library is being deleted is answered with a status and a
+/// sentence (200/201, or 404 when the delete won), never a dropped connection (a release build aborts on a
+/// panic, taking the box down), and the server keeps answering. Many rounds: the race needs the delete to
+/// land between the folder change and the answer.
+#[test]
+fn c_8_folder_change_racing_a_delete_does_not_abort() {
+    let server = start();
+    let a = &server.addr;
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::create_dir_all(&two).unwrap();
+    for round in 0..60 {
+        let body = format!(r#"{{"name":"Race {round}","kind":"movies","folders":["{}"]}}"#, one.display());
+        let (c, v) = send_json(a, "POST", "/api/v1/libraries", &body);
+        assert_eq!(c, 201, "{v}");
+        let id = v["id"].as_u64().unwrap();
+        let folders = format!("/api/v1/libraries/{id}/folders");
+        let library = format!("/api/v1/libraries/{id}");
+        let remove = format!(r#"{{"path":"{}"}}"#, one.display());
+        let add = format!(r#"{{"path":"{}"}}"#, two.display());
+        std::thread::scope(|s| {
+            let removing = s.spawn(|| send_json(a, "DELETE", &folders, &remove));
+            let adding = s.spawn(|| send_json(a, "POST", &folders, &add));
+            let deleting = s.spawn(|| send_json(a, "DELETE", &library, ""));
+            for (what, answer, done) in [("remove a folder", removing, 200), ("add a folder", adding, 201), ("delete", deleting, 200)] {
+                let (c, v) = answer.join().unwrap_or_else(|_| panic!("round {round}: {what}: no answer"));
+                assert!([done, 404].contains(&c), "round {round}: {what} answered {c} {v}");
+                if c == 404 {
+                    assert!(!v["error"]["message"].as_str().unwrap_or("").is_empty(), "{v}");
+                }
+            }
+        });
+    }
+    assert_eq!(get(a, "/identity").0, 200);
+    assert_eq!(json(a, "/api/v1/libraries")["libraries"].as_array().unwrap().len(), 0, "every library was deleted");
+}
+
 #[test]
 fn bad_clients_do_not_disturb_others() {
     let lab = lab();
