@@ -685,25 +685,10 @@ trait RecvHint {
     fn set_recv_buffer_size_hint(&self);
 }
 impl RecvHint for TcpStream {
-    /// A small receive buffer so the server is still sending when the file is cut.
+    /// A small receive buffer (SO_RCVBUF) so the server is still sending when the file is cut.
     fn set_recv_buffer_size_hint(&self) {
-        use std::os::fd::AsRawFd;
-        let v: libc_int = 16 * 1024;
-        unsafe {
-            setsockopt(
-                self.as_raw_fd(),
-                1,
-                8,
-                &v as *const libc_int as *const core::ffi::c_void,
-                4,
-            );
-        }
+        socket2::SockRef::from(self).set_recv_buffer_size(16 * 1024).unwrap();
     }
-}
-#[allow(non_camel_case_types)]
-type libc_int = i32;
-unsafe extern "C" {
-    fn setsockopt(fd: i32, level: i32, name: i32, val: *const core::ffi::c_void, len: u32) -> i32;
 }
 
 /// Bytes received on `s` over `secs` seconds (reading as fast as possible).
