@@ -277,6 +277,8 @@ impl Catalog {
     /// Load the index (if any) and start the scanner thread. Call [`Catalog::start`] inside the runtime.
     pub fn open(data_dir: &Path, state: Handle) -> Arc<Catalog> {
         let index_path = data_dir.join(INDEX_FILE);
+        // A temporary index left by a write that was cut or failed holds nothing the index does not (R-F9).
+        let _ = std::fs::remove_file(index_path.with_extension("tmp"));
         let index = read_index(&index_path).unwrap_or_else(|why| {
             if index_path.exists() {
                 tracing::warn!(path = %index_path.display(), %why, "library index unreadable; items get new ids");
@@ -711,14 +713,22 @@ fn read_index(path: &Path) -> Result<Index, String> {
     }
 }
 
+/// Write `path` whole through `path.tmp` and a rename. On failure (a full disk) the temporary file is removed,
+/// so a failed write leaves the old index and nothing else.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A scan allocates and frees a lot (the walk, probes, the index encoding); glibc keeps freed memory in its
