@@ -36,11 +36,18 @@ fn main() -> ExitCode {
     }
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let sub = argv.first().and_then(|a| a.to_str()).map(str::to_owned);
+    // `hearth serve --help` (or any command's) is a request for the usage, not an unknown option.
+    let help = argv.iter().any(|a| a == "-h" || a == "--help");
     let result = match sub.as_deref() {
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Some("serve" | "recover" | "init" | "reflector") if help => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") if argv.len() > 1 => Err(format!("--version takes no arguments, not {:?}", argv[1])),
         Some("-V" | "--version") => {
             println!("hearth {}", hearth::VERSION);
             return ExitCode::SUCCESS;

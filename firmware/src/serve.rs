@@ -60,7 +60,15 @@ impl Config {
         let mut cfg = Config::default();
         let mut p = lexopt::Parser::from_args(args);
         let e = |e: lexopt::Error| e.to_string();
+        // Each option once: a second --listen (or --data-dir...) is a mistake to report, not a silent override.
+        let mut given: Vec<String> = Vec::new();
         while let Some(arg) = p.next().map_err(e)? {
+            if let Long(name) = arg {
+                if given.iter().any(|g| g == name) {
+                    return Err(format!("--{name} is given twice; give it once"));
+                }
+                given.push(name.to_string());
+            }
             match arg {
                 Long("listen") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;

@@ -145,3 +145,89 @@ fn a_stop_right_after_start_is_clean() {
         assert_eq!(code, 0, "round {round}: SIGTERM right after the setup URL is a clean stop; it printed: {stdout}");
     }
 }
+
+fn hearth(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).stdin(std::process::Stdio::null()).output().unwrap()
+}
+
+/// R-F9: `hearth serve --help` prints the usage (exit 0, as `hearth --help` does); `--version` with an extra
+/// word and an option given twice are usage errors (exit 2) that name the mistake, not silently ignored.
+#[test]
+fn r_f9_command_line_mistakes_are_named() {
+    let out = hearth(&["serve", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("usage: hearth"));
+
+    let out = hearth(&["--version", "extra"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"extra\""), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = hearth(&["serve", "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:1", "--data-dir", "/nonexistent/x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen is given twice"), "{err}");
+}
+
+/// R-F9: `hearth recover` with a mistyped data folder refuses with a message naming it, and creates nothing
+/// (before: it created the folder and a new flash file, then said "not claimed").
+#[test]
+fn r_f9_recover_refuses_a_missing_data_folder() {
+    let dir = tempdir();
+    let data = dir.path().join("hearth-dat");
+    let out = hearth(&["recover", "--password-stdin", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&data.display().to_string()) && err.contains("no Hearth data"), "{err}");
+    assert!(!data.exists(), "nothing is created");
+}
+
+/// R-F9: a flash file of only zeros holds nothing and is formatted, and the log says so in one line.
+#[test]
+fn r_f9_an_all_zero_flash_file_is_formatted_with_a_log_line() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("flash.img"), vec![0u8; 128 * 1024]).unwrap();
+    let out = hearth(&["recover", "--password-stdin", "--data-dir", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("only zeros").count(), 1, "{err}");
+    assert!(err.contains("not claimed"), "the formatted store is a fresh one: {err}");
+}
+
+/// R-F9: a filesystem too small for the flash file gives a clear error and leaves no `flash.creating` behind
+/// to fill it. The child's RLIMIT_FSIZE stands in for the small filesystem (a write past it fails, EFBIG).
+#[test]
+fn r_f9_a_flash_file_that_does_not_fit_leaves_nothing_behind() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempdir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--flash-size", "1048576", "--data-dir"]).arg(dir.path());
+    // SAFETY: between fork and exec the closure only makes two async-signal-safe system calls (setrlimit and
+    // sigaction through signal()) and touches no memory the parent's threads use.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = nix::libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if nix::libc::setrlimit(nix::libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Without this the write past the limit raises SIGXFSZ and the kernel kills the process.
+            nix::sys::signal::signal(nix::sys::signal::Signal::SIGXFSZ, nix::sys::signal::SigHandler::SigIgn)?;
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("flash.img") && err.contains("could not be opened"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with("flash")), "left behind: {left:?}");
+}
+
+/// R-F9: a `library-index.tmp` left by a failed or cut index write is removed at the next start.
+#[test]
+fn r_f9_a_stale_index_tmp_is_removed_at_start() {
+    let dir = tempdir();
+    let tmp = dir.path().join("library-index.tmp");
+    std::fs::write(&tmp, b"").unwrap();
+    let s = Server::start(dir.path());
+    assert!(!tmp.exists(), "library-index.tmp is still there");
+    s.stop_cleanly();
+}

@@ -159,6 +159,15 @@ pub fn command(args: Vec<std::ffi::OsString>) -> Result<std::process::ExitCode, 
     let from_stdin = args.iter().any(|a| a == "--password-stdin");
     let rest: Vec<_> = args.into_iter().filter(|a| a != "--password-stdin").collect();
     let cfg = crate::serve::Config::parse(rest)?;
+    // Recovery acts on an existing server's data: a mistyped folder must not become a new, unclaimed one.
+    if !cfg.data_dir.join(crate::serve::FLASH_FILE).is_file() {
+        eprintln!(
+            "hearth recover: {} holds no Hearth data (no {}); give the --data-dir the server runs with. Nothing was created.",
+            cfg.data_dir.display(),
+            crate::serve::FLASH_FILE
+        );
+        return Ok(std::process::ExitCode::from(1));
+    }
     crate::serve::init_logging();
     let opening = crate::serve::open_data(&cfg).map_err(|e| e.to_string())?;
     let fail = |msg: String| {

@@ -6,7 +6,8 @@
 //!
 //! Renderer behaviours handled: HEAD before GET; `getcontentFeatures.dlna.org` (answered on every media
 //! response); `transferMode.dlna.org` Streaming/Interactive/Background (DLNA guidelines 7.4.49: a mode the
-//! content does not support is 406); single byte Range (RFC 9110 §14) with 206/416 and If-Range;
+//! content does not support is 406); Range and conditional requests (RFC 9110 §13, §14) decided by the Range core
+//! (`stream::range`), as on 32400: one range with 206/416, If-Range, 304;
 //! `TimeSeekRange.dlna.org` is 406 because protocolInfo says OP=01 (byte seek only, DLNA 7.4.40.4).
 
 use super::catalog::{Medium, content_features, medium};
@@ -15,6 +16,7 @@ use super::soap::{self, Fault};
 use super::{Live, content};
 use crate::auth::Visible;
 use crate::http::conn::{Head, read_head};
+use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -43,6 +45,12 @@ impl Request {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of the header `name`, in order (a field that may appear once is checked with
+    /// [`range::single`]).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
     fn keep_alive(&self) -> bool {
         let conn = self.header("connection").map(str::to_ascii_lowercase);
         if self.http10 { conn.as_deref() == Some("keep-alive") } else { conn.as_deref() != Some("close") }
@@ -64,47 +72,6 @@ pub fn parse_head(bytes: &[u8]) -> Option<Request> {
             .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string()))
             .collect(),
     })
-}
-
-/// What a Range header asks of a file of `size` bytes (RFC 9110 §14.2).
-#[derive(Debug, PartialEq, Eq)]
-pub enum Span {
-    /// No usable Range: the whole file with 200 (invalid or multi-range headers are ignored, §14.2).
-    Whole,
-    /// Inclusive byte positions, 206.
-    Part(u64, u64),
-    /// 416 with `Content-Range: bytes */size`.
-    Unsatisfiable,
-}
-
-pub fn parse_range(header: &str, size: u64) -> Span {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return Span::Whole };
-    if spec.contains(',') {
-        return Span::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Span::Whole };
-    let num = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) { None } else { s.parse().ok() }
-    };
-    match (a.trim(), b.trim()) {
-        ("", n) => match num(n) {
-            // §14.1.2 suffix range: the last n bytes.
-            Some(0) => Span::Unsatisfiable,
-            Some(n) if size > 0 => Span::Part(size.saturating_sub(n), size - 1),
-            Some(_) => Span::Unsatisfiable,
-            None => Span::Whole,
-        },
-        (f, "") => match num(f) {
-            Some(f) if f < size => Span::Part(f, size - 1),
-            Some(_) => Span::Unsatisfiable,
-            None => Span::Whole,
-        },
-        (f, l) => match (num(f), num(l)) {
-            (Some(f), Some(l)) if f <= l && f < size => Span::Part(f, l.min(size - 1)),
-            (Some(f), Some(l)) if f <= l => Span::Unsatisfiable,
-            _ => Span::Whole,
-        },
-    }
 }
 
 /// Accept until dropped. Dropping the future closes the listener and aborts every connection. Connections live
@@ -288,6 +255,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -414,17 +382,9 @@ async fn media(
             return simple(stream, 406, "text/plain", &[], b"That transfer mode does not fit this kind of media.\r\n", head, keep).await;
         }
     };
-    let mut span = match req.header("range") {
-        Some(r) => parse_range(r, size),
-        None => Span::Whole,
-    };
-    // RFC 9110 §13.1.5: If-Range that does not match means the whole representation.
-    if let Some(cond) = req.header("if-range")
-        && cond != etag
-        && cond != last_modified
-    {
-        span = Span::Whole;
-    }
+    // The Range core decides, as on port 32400: preconditions (RFC 9110 §13.2.2), If-Range (§13.1.5), one
+    // range or none (§14.2), a repeated Range ignored.
+    let decision = decision(req, &Validators { etag: etag.clone(), modified: secs as i64 }, size);
     let mut h = vec![
         ("Accept-Ranges", "bytes".to_string()),
         ("ETag", etag),
@@ -432,13 +392,15 @@ async fn media(
         ("contentFeatures.dlna.org", content_features(item.mime, item.resolution)),
         ("transferMode.dlna.org", mode.to_string()),
     ];
-    let (status, start, len) = match span {
-        Span::Whole => (200, 0, size),
-        Span::Part(a, b) => {
-            h.push(("Content-Range", format!("bytes {a}-{b}/{size}")));
-            (206, a, b - a + 1)
+    // A 304 carries the Content-Length a 200 would have (RFC 9110 §8.6) and no body.
+    let (status, start, len) = match decision {
+        Decision::NotModified => (304, 0, size),
+        Decision::Send(Plan::Full) => (200, 0, size),
+        Decision::Send(Plan::Partial { start, end }) => {
+            h.push(("Content-Range", format!("bytes {start}-{end}/{size}")));
+            (206, start, end - start + 1)
         }
-        Span::Unsatisfiable => {
+        Decision::Send(Plan::Unsatisfiable) => {
             h.push(("Content-Range", format!("bytes */{size}")));
             return simple(stream, 416, "text/plain", &h, b"The requested range is outside the file.\r\n", head, keep).await;
         }
@@ -455,11 +417,24 @@ async fn media(
     }
     out.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
     stream.write_all(out.as_bytes()).await?;
-    if head || len == 0 {
+    if head || status == 304 || len == 0 {
         return Ok(keep);
     }
     send_file(stream, &file, start, len, live.egress.counter(crate::stream::pace::Class::Lan)).await?;
     Ok(keep)
+}
+
+/// What a media request's Range and conditional headers ask of a file of `size` bytes: the Range core's
+/// decision ([`range::decide`]), the same one port 32400 makes, with a repeated Range ignored
+/// ([`range::single`]).
+fn decision(req: &Request, validators: &Validators, size: u64) -> Decision {
+    let conditions = Conditions {
+        if_none_match: req.header("if-none-match").map(str::as_bytes),
+        if_modified_since: req.header("if-modified-since").map(str::as_bytes),
+        if_range: req.header("if-range").map(str::as_bytes),
+        range: range::single(req.headers_named("range").map(str::as_bytes)),
+    };
+    range::decide(&conditions, validators, size)
 }
 
 /// Body bytes with sendfile(2), waiting for writability between calls (the socket is non-blocking). `sent`
@@ -497,21 +472,36 @@ async fn send_file(
 mod tests {
     use super::*;
 
+    /// R-F6/R-F7 on DLNA: `/res/` asks the Range core, so it answers what port 32400 answers, including a
+    /// repeated Range (ignored: 200) and the edge cases the review found.
     #[test]
-    fn ranges_per_rfc_9110_14() {
-        assert_eq!(parse_range("bytes=0-499", 10_000), Span::Part(0, 499));
-        assert_eq!(parse_range("bytes=9500-", 10_000), Span::Part(9500, 9999));
-        assert_eq!(parse_range("bytes=-500", 10_000), Span::Part(9500, 9999));
-        assert_eq!(parse_range("bytes=-20000", 10_000), Span::Part(0, 9999), "suffix longer than the file");
-        assert_eq!(parse_range("bytes=0-99999", 10_000), Span::Part(0, 9999), "last position clamped");
-        assert_eq!(parse_range("bytes=10000-", 10_000), Span::Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 10_000), Span::Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-", 0), Span::Unsatisfiable);
-        assert_eq!(parse_range("bytes=5-1", 10_000), Span::Whole, "invalid: ignored");
-        assert_eq!(parse_range("bytes=0-1,5-6", 10_000), Span::Whole, "multiple ranges: served whole");
-        assert_eq!(parse_range("items=0-1", 10_000), Span::Whole);
-        assert_eq!(parse_range("bytes=a-b", 10_000), Span::Whole);
-        assert_eq!(parse_range("bytes=18446744073709551616-", 10_000), Span::Whole, "overflow is garbage");
+    fn r_f6_r_f7_dlna_ranges_are_the_cores() {
+        let size = 10_000;
+        let v = Validators { etag: "\"2710-5\"".into(), modified: 5 };
+        let ask = |headers: &str| {
+            let raw = format!("GET /res/00000000000000ff.mkv HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+            decision(&parse_head(raw.as_bytes()).unwrap(), &v, size)
+        };
+        let part = |start, end| Decision::Send(Plan::Partial { start, end });
+        let many_past_the_end = (0..17).map(|i| format!("{}-", 20_000 + i)).collect::<Vec<_>>().join(",");
+        for (headers, want) in [
+            ("Range: bytes=0-499\r\n".to_string(), part(0, 499)),
+            ("Range: bytes=-500\r\n".into(), part(9500, 9999)),
+            ("Range: bytes=10000-\r\n".into(), Decision::Send(Plan::Unsatisfiable)),
+            // R-F6: a repeated Range is ignored, whichever comes first.
+            ("Range: bytes=0-0\r\nRange: bytes=5-9\r\n".into(), Decision::Send(Plan::Full)),
+            ("Range: bytes=5-9\r\nRange: bytes=0-0\r\n".into(), Decision::Send(Plan::Full)),
+            // R-F7: past u64, whitespace, many ranges none satisfiable.
+            ("Range: bytes=18446744073709551616-\r\n".into(), Decision::Send(Plan::Unsatisfiable)),
+            ("Range: bytes = 0 - 5\r\n".into(), Decision::Send(Plan::Full)),
+            (format!("Range: bytes={many_past_the_end}\r\n"), Decision::Send(Plan::Unsatisfiable)),
+            // If-Range and the preconditions, from the same core.
+            ("If-Range: \"2710-5\"\r\nRange: bytes=0-9\r\n".into(), part(0, 9)),
+            ("If-Range: \"stale\"\r\nRange: bytes=0-9\r\n".into(), Decision::Send(Plan::Full)),
+            ("If-None-Match: \"2710-5\"\r\n".into(), Decision::NotModified),
+        ] {
+            assert_eq!(ask(&headers), want, "{headers:?}");
+        }
     }
 
     #[test]

@@ -244,6 +244,9 @@ pub async fn add_folder(call: Call) -> Response<Body> {
     let result = ctx
         .state
         .update(|s| {
+            if !s.libraries.iter().any(|l| l.id == id) {
+                return Err(StateError::Missing { what: "library", id: id as u32 });
+            }
             if s.folders
                 .iter()
                 .any(|x| x.library == id && x.path.as_str() == path)
@@ -268,6 +271,9 @@ pub async fn add_folder(call: Call) -> Response<Body> {
         Err(UpdateError::Rejected(StateError::Invalid(m))) => {
             return bad(StatusCode::CONFLICT, &format!("{m}."));
         }
+        Err(UpdateError::Rejected(StateError::Missing { .. })) => {
+            return bad(StatusCode::NOT_FOUND, "That library was deleted meanwhile.");
+        }
         Err(UpdateError::Rejected(e)) => return state_error(UpdateError::<StateError>::Invalid(e)),
         Err(e) => return state_error(e),
     }
@@ -290,34 +296,29 @@ pub async fn remove_folder(call: Call) -> Response<Body> {
     } else {
         &f.path
     };
-    let s = ctx.state.snapshot();
-    if !s
-        .folders
-        .iter()
-        .any(|x| x.library == id && x.path.as_str() == want)
-    {
-        return bad(StatusCode::NOT_FOUND, "That folder is not in this library.");
-    }
-    let want = want.to_string();
+    // Checked and changed in one update, which also hands back the library: a DELETE of the library that wins
+    // the race is a 404 here, not a library missing after the change (C-8).
     let result = ctx
         .state
         .update(|s| {
+            let Some(l) = s.libraries.iter().find(|l| l.id == id).cloned() else {
+                return Err("That library was deleted meanwhile.");
+            };
+            let before = s.folders.len();
             s.folders
                 .retain(|x| !(x.library == id && x.path.as_str() == want));
-            Ok::<_, StateError>(())
+            if s.folders.len() == before {
+                return Err("That folder is not in this library.");
+            }
+            Ok(l)
         })
         .await;
-    if let Err(e) = result {
-        return state_error(e);
-    }
+    let l = match result {
+        Ok(l) => l,
+        Err(UpdateError::Rejected(m)) => return bad(StatusCode::NOT_FOUND, m),
+        Err(e) => return state_error(e),
+    };
     ctx.library.refresh(id);
-    let s = ctx.state.snapshot();
-    let l = s
-        .libraries
-        .iter()
-        .find(|l| l.id == id)
-        .cloned()
-        .expect("exists");
     json(&library_json(&ctx, &l))
 }
 

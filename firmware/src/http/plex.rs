@@ -821,8 +821,10 @@ pub async fn part(call: Call) -> Response<Body> {
     use http_body_util::BodyExt;
     let h = call.req.headers();
     let get = |n: header::HeaderName| h.get(n).map(|v| v.as_bytes().to_vec());
+    // RFC 9110 §14.2: a repeated Range is ignored, as on the fast path and DLNA (range::single).
+    let ranges = h.get_all(header::RANGE).into_iter().map(|v| v.as_bytes());
     let (range, inm, ims, ir) = (
-        get(header::RANGE),
+        crate::stream::range::single(ranges).map(<[u8]>::to_vec),
         get(header::IF_NONE_MATCH),
         get(header::IF_MODIFIED_SINCE),
         get(header::IF_RANGE),

@@ -248,6 +248,8 @@ impl Catalog {
     /// Load the index (if any) and start the scanner thread. Call [`Catalog::start`] inside the runtime.
     pub fn open(data_dir: &Path, state: Handle) -> Arc<Catalog> {
         let index_path = data_dir.join(INDEX_FILE);
+        // A temporary index left by a write that was cut or failed holds nothing the index does not (R-F9).
+        let _ = std::fs::remove_file(index_path.with_extension("tmp"));
         let index = read_index(&index_path).unwrap_or_else(|why| {
             if index_path.exists() {
                 tracing::warn!(path = %index_path.display(), %why, "library index unreadable; items get new ids");
@@ -688,17 +690,25 @@ fn read_index(path: &Path) -> Result<Index, String> {
     }
 }
 
+/// Write `path` whole through `path.tmp` and a rename. On failure (a full disk) the temporary file is removed,
+/// so a failed write leaves the old index and nothing else.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
-    // Media paths are the owner's business (A-F8): 0600 whatever the umask, like the rest of the data folder.
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let written = (|| {
+        // Media paths are the owner's business (A-F8): 0600 whatever the umask, like the rest of the data folder.
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A scan allocates and frees a lot (the walk, probes, the index encoding); glibc keeps freed memory in its

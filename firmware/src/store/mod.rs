@@ -313,6 +313,7 @@ impl<F: Flash> Store<F> {
         }
         if images.iter().all(|img| img.iter().all(|b| *b == 0)) {
             // A zeroed area (a new disk image, a trimmed partition) holds nothing to lose.
+            tracing::warn!("the flash holds only zeros (a new disk image or a trimmed partition); formatting it");
             let store = Store::format(store.flash)?;
             return Ok((store, Opened::Blank));
         }

@@ -25,18 +25,25 @@ impl NorFile {
         if !path.exists() {
             // Build the erased image beside it and rename, so a cut never leaves a half-created flash file.
             let tmp = path.with_extension("creating");
-            // The owner's alone (A-F8: it will hold the TLS key and password hashes): 0600 whatever the umask.
-            let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            let block = vec![0xFF; 64 * 1024];
-            let mut at = 0;
-            while at < size {
-                let n = (size - at).min(block.len() as u64) as usize;
-                f.write_all_at(&block[..n], at)?;
-                at += n as u64;
+            let created = (|| {
+                // The owner's alone (A-F8: it will hold the TLS key and password hashes): 0600 whatever the umask.
+                let f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                let block = vec![0xFF; 64 * 1024];
+                let mut at = 0;
+                while at < size {
+                    let n = (size - at).min(block.len() as u64) as usize;
+                    f.write_all_at(&block[..n], at)?;
+                    at += n as u64;
+                }
+                f.sync_all()?;
+                std::fs::rename(&tmp, path)
+            })();
+            if let Err(e) = created {
+                // A filesystem too small for the file: leave nothing behind that fills it (R-F9).
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
             }
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 File::open(dir)?.sync_all()?;
             }

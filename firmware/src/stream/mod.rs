@@ -286,9 +286,7 @@ pub fn fast_path_request(head: &[u8]) -> Option<PartRequest> {
     for h in req.headers.iter() {
         let v = h.value.to_vec();
         let name = h.name;
-        if name.eq_ignore_ascii_case("range") {
-            p.range = Some(v);
-        } else if name.eq_ignore_ascii_case("if-none-match") {
+        if name.eq_ignore_ascii_case("if-none-match") {
             p.if_none_match = Some(v);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             p.if_modified_since = Some(v);
@@ -309,6 +307,9 @@ pub fn fast_path_request(head: &[u8]) -> Option<PartRequest> {
             p.has_body = true;
         }
     }
+    // RFC 9110 §14.2: a repeated Range is ignored, as on the copy path and DLNA (range::single).
+    let ranges = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("range"));
+    p.range = range::single(ranges.map(|h| h.value)).map(<[u8]>::to_vec);
     Some(p)
 }
 

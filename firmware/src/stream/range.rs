@@ -2,8 +2,10 @@
 //!
 //! Hearth serves one range per response. A `Range` with several ranges is answered as if it were absent
 //! (200 with the whole file), which RFC 9110 §14.2 allows ("A server MAY ignore the Range header field");
-//! if none of the ranges is satisfiable, 416. A malformed `Range` is ignored the same way (§14.2: a server
-//! ignores a Range it does not understand).
+//! if none of the ranges is satisfiable, 416 (§15.5.17), however many there are. A malformed `Range` is
+//! ignored the same way (§14.2: a server ignores a Range it does not understand), and so is a repeated one
+//! ([`single`]: Range is not a list field). Every server of files asks this module: the fast path and the
+//! copy path on 32400 (`stream`, `http::plex`) and DLNA's `/res/` on 32469.
 
 /// What to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,44 +32,51 @@ pub fn plan(value: &[u8], size: u64) -> Plan {
     let Some(specs) = parse(value) else {
         return Plan::Full;
     };
-    let resolved: Vec<Option<(u64, u64)>> = specs.iter().map(|s| resolve(*s, size)).collect();
-    match resolved.as_slice() {
-        [Some((start, end))] => Plan::Partial {
-            start: *start,
-            end: *end,
-        },
-        [None] => Plan::Unsatisfiable,
-        // Several ranges: RFC 9110 §14.2 lets us ignore Range; but if none is satisfiable, say so (§15.5.17).
-        many if many.iter().all(Option::is_none) => Plan::Unsatisfiable,
+    let mut satisfiable = specs.iter().filter_map(|s| resolve(*s, size));
+    match (specs.len(), satisfiable.next()) {
+        // §15.5.17: none of the ranges is satisfiable → 416, whether one range or many.
+        (_, None) => Plan::Unsatisfiable,
+        (1, Some((start, end))) => Plan::Partial { start, end },
+        // Several ranges: RFC 9110 §14.2 lets us ignore Range.
         _ => Plan::Full,
     }
 }
 
-/// RFC 9110 §14.1.2: `ranges-specifier = range-unit "=" range-set`; `range-set = 1#range-spec`.
+/// The value of a field that a request may carry once, or None when it is absent or repeated.
+///
+/// `Range` is not a list field (RFC 9110 §14.2, §5.3: only list fields may be sent more than once), so a
+/// request with two has no Range the server can trust; it is ignored as an invalid Range is (§14.2), and
+/// every path that serves files (the fast path, hyper's copy path, DLNA) asks this one function.
+pub fn single<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
+    let mut values = values.into_iter();
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
+/// RFC 9110 §14.1.2: `ranges-specifier = range-unit "=" range-set`; `range-set = 1#range-spec`;
+/// `int-range = first-pos "-" [ last-pos ]`; `suffix-range = "-" suffix-length`. No whitespace is allowed
+/// inside a range-spec or around `=`; the list rule (§5.6.1) allows OWS around commas and empty elements.
 /// None = not a bytes range we understand (the caller ignores it).
 fn parse(value: &[u8]) -> Option<Vec<Spec>> {
-    let text = std::str::from_utf8(value).ok()?.trim();
+    const OWS: [char; 2] = [' ', '\t'];
+    let text = std::str::from_utf8(value).ok()?.trim_matches(OWS);
     let (unit, set) = text.split_once('=')?;
     // §14.1: range units are case-insensitive.
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
+    if !unit.eq_ignore_ascii_case("bytes") {
         return None;
     }
     let mut specs = Vec::new();
     // §5.6.1: empty list elements are allowed and ignored.
-    for part in set.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if specs.len() >= 16 {
-            return None; // absurd lists are ignored rather than processed
-        }
+    for part in set.split(',').map(|p| p.trim_matches(OWS)).filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-')?;
-        let (a, b) = (a.trim(), b.trim());
         let spec = if a.is_empty() {
-            // §14.1.2: suffix-range = "-" suffix-length
             Spec::Suffix(number(b)?)
         } else {
             let first = number(a)?;
             let last = if b.is_empty() { None } else { Some(number(b)?) };
             // §14.1.2: "A range-spec is invalid if ... last-pos value is less than the first-pos value"
-            if last.is_some_and(|l| l < first) {
+            // (compared as written: both may be past u64).
+            if last.is_some() && decimal_less(b, a) {
                 return None;
             }
             Spec::From { first, last }
@@ -77,12 +86,19 @@ fn parse(value: &[u8]) -> Option<Vec<Spec>> {
     if specs.is_empty() { None } else { Some(specs) }
 }
 
-/// 1*DIGIT that fits in u64.
+/// 1*DIGIT (§14.1.2 sets no bound). A value past u64 is past the end of every file, so it saturates: as a
+/// first-pos it is unsatisfiable, as a last-pos it is clipped, as a suffix-length it selects the whole file.
 fn number(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    Some(s.parse().unwrap_or(u64::MAX))
+}
+
+/// `a < b` for two strings of decimal digits of any length.
+fn decimal_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a.as_bytes()) < (b.len(), b.as_bytes())
 }
 
 /// §14.1.2: a first-pos at or past the end is unsatisfiable; a last-pos past the end is clipped; a suffix
@@ -222,22 +238,30 @@ pub fn http_date(secs: i64) -> String {
 }
 
 /// Parse an IMF-fixdate (the only form we generate; §5.6.7 says recipients should accept the obsolete
-/// forms too, which players do not send for media). None when it is not one.
+/// forms too, which players do not send for media). None when it is not one: every numeric field is
+/// digits of the ABNF's width (`day = 2DIGIT`, `year = 4DIGIT`, `hour`/`minute`/`second = 2DIGIT`), so a
+/// sign or a short field is refused rather than read as a date.
 pub fn parse_http_date(b: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(trim(b)).ok()?;
+    let digits = |t: &str, width: usize| -> Option<i64> {
+        if t.len() == width && t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+    };
     let mut w = s.split_whitespace();
     let _day = w.next()?.strip_suffix(',')?;
-    let d: i64 = w.next()?.parse().ok()?;
+    let d = digits(w.next()?, 2)?;
     let mon = w.next()?;
     let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
-    let y: i64 = w.next()?.parse().ok()?;
+    let y = digits(w.next()?, 4)?;
     let mut hms = w.next()?.split(':');
-    let (h, mi, se): (i64, i64, i64) = (
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
-        hms.next()?.parse().ok()?,
+    let (h, mi, se) = (
+        digits(hms.next()?, 2)?,
+        digits(hms.next()?, 2)?,
+        digits(hms.next()?, 2)?,
     );
-    if w.next()? != "GMT" || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    if hms.next().is_some() || w.next()? != "GMT" || w.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
     Some(crate::calendar::days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se)
@@ -306,7 +330,7 @@ mod tests {
         assert_eq!(plan(b"bytes=0-", 0), Plan::Unsatisfiable);
         assert_eq!(plan(b"bytes=200-300,400-500", 100), Plan::Unsatisfiable);
         assert_eq!(
-            plan(b"BYTES = 1-2", 100),
+            plan(b"BYTES=1-2", 100),
             Plan::Partial { start: 1, end: 2 }
         );
     }
@@ -319,13 +343,54 @@ mod tests {
             b"bytes=abc",
             b"bytes=1-2-3",
             b"items=0-1",
-            b"bytes=99999999999999999999999-",
-            b"bytes=-99999999999999999999999",
+            b"bytes=0-1-",
+            b"bytes=0-1,,x",
             b"bytes=+1-2",
             b"\xff\xfe",
             b"bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13,14-15,16-17,18-19,20-21,22-23,24-25,26-27,28-29,30-31,32-33",
         ] {
             assert_eq!(plan(bad, 100), Plan::Full, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// R-F7: the edge cases the robustness review found, each with the status RFC 9110 gives it, on a
+    /// 100-byte file. (Whole = 200, Partial = 206, Unsatisfiable = 416.)
+    #[test]
+    fn r_f7_range_edge_statuses_follow_rfc_9110() {
+        let seventeen_past_the_end =
+            format!("bytes={}", (0..17).map(|i| format!("{}-", 200 + i)).collect::<Vec<_>>().join(","));
+        let seventeen_one_inside = format!("{seventeen_past_the_end},5-9");
+        let table: [(&str, Plan); 12] = [
+            // §15.5.17: none of the ranges is satisfiable → 416, however many there are.
+            (&seventeen_past_the_end, Plan::Unsatisfiable),
+            // Several ranges with one satisfiable: served whole (§14.2 MAY ignore).
+            (&seventeen_one_inside, Plan::Full),
+            // §14.1.2: first-pos is 1*DIGIT with no bound; past the end of any file → 416.
+            ("bytes=18446744073709551616-", Plan::Unsatisfiable),
+            ("bytes=99999999999999999999999-99999999999999999999999", Plan::Unsatisfiable),
+            // ...and a last-pos below it, however large both are, is an invalid range-spec → ignored.
+            ("bytes=99999999999999999999999-99999999999999999999998", Plan::Full),
+            // A last-pos past the end is clipped; a suffix longer than the file selects all of it.
+            ("bytes=0-99999999999999999999999", Plan::Partial { start: 0, end: 99 }),
+            ("bytes=-99999999999999999999999", Plan::Partial { start: 0, end: 99 }),
+            // §14.1.2 ABNF has no whitespace around "=" or "-": not a Range we understand → ignored.
+            ("bytes = 0 - 5", Plan::Full),
+            ("bytes=0 -5", Plan::Full),
+            ("BYTES = 1-2", Plan::Full),
+            // ...while OWS around list commas is the list rule's (§5.6.1) and the unit is case-insensitive.
+            ("Bytes=0-4 ,", Plan::Partial { start: 0, end: 4 }),
+            (" bytes=0-4 ", Plan::Partial { start: 0, end: 4 }),
+        ];
+        for (value, want) in table {
+            assert_eq!(plan(value.as_bytes(), 100), want, "{value:?}");
+        }
+        // §5.6.7: an IMF-fixdate has two-digit fields; a negative one is not a date, so If-Modified-Since
+        // with it is ignored (200), not taken as a date in the past (304).
+        let v = Validators::new(100, 1_700_000_000_000_000_000, 5);
+        for bad in ["Sun, 06 Nov 2030 -5:-99:-99 GMT", "Sun, -6 Nov 2030 08:49:37 GMT", "Sun, 06 Nov -2030 08:49:37 GMT", "Sun, 06 Nov 2030 +8:49:37 GMT"] {
+            assert_eq!(parse_http_date(bad.as_bytes()), None, "{bad}");
+            let c = Conditions { if_modified_since: Some(bad.as_bytes()), ..Conditions::default() };
+            assert_eq!(decide(&c, &v, 100), Decision::Send(Plan::Full), "{bad}");
         }
     }
 

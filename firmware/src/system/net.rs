@@ -189,11 +189,13 @@ fn sockaddr(ip: Ipv4Addr) -> libc::sockaddr {
     unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
 }
 
-fn ioctl(sock: &UdpSocket, request: libc::c_ulong, arg: *mut libc::c_void) -> io::Result<()> {
-    // SAFETY: `arg` points to the struct the request expects (ifreq or rtentry), alive for the call.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), request as _, arg) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
+// <linux/sockios.h>: the interface and routing ioctls, each typed with the struct it reads or writes, so a
+// request cannot be handed the wrong struct (C-7: the hand-written wrapper took any pointer as a safe fn).
+nix::ioctl_readwrite_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifflags, libc::SIOCSIFFLAGS, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifaddr, libc::SIOCSIFADDR, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocsifnetmask, libc::SIOCSIFNETMASK, libc::ifreq);
+nix::ioctl_write_ptr_bad!(siocaddrt, libc::SIOCADDRT, RtEntry);
 
 fn control_socket() -> io::Result<UdpSocket> {
     UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
@@ -204,13 +206,18 @@ pub fn up(interface: &str) -> Result<(), NetError> {
     let err = |what| move |source| NetError::Io { what, interface: interface.into(), source };
     let sock = control_socket().map_err(err("control socket"))?;
     let mut r = ifreq(interface);
-    ioctl(&sock, libc::SIOCGIFFLAGS, &mut r as *mut _ as *mut _).map_err(err("SIOCGIFFLAGS"))?;
+    let fd = sock.as_raw_fd();
+    // SAFETY: `fd` is the open socket `sock`; SIOCGIFFLAGS reads and writes one ifreq, which `r` is, alive
+    // and exclusively borrowed for the call.
+    unsafe { siocgifflags(fd, &mut r) }.map_err(|e| err("SIOCGIFFLAGS")(e.into()))?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-    ioctl(&sock, libc::SIOCSIFFLAGS, &mut r as *mut _ as *mut _).map_err(err("SIOCSIFFLAGS"))
+    // SAFETY: as for SIOCGIFFLAGS; SIOCSIFFLAGS only reads the ifreq.
+    unsafe { siocsifflags(fd, &r) }.map(drop).map_err(|e| err("SIOCSIFFLAGS")(e.into()))
 }
 
-/// Linux's `struct rtentry` (<linux/route.h>); libc has it for musl only.
+/// Linux's `struct rtentry` (<linux/route.h>); libc has it for musl only. Its layout is asserted below
+/// (size and the offsets of the fields after padding), for 32- and 64-bit targets.
 #[repr(C)]
 struct RtEntry {
     rt_pad1: libc::c_ulong,
@@ -228,6 +235,19 @@ struct RtEntry {
     rt_irtt: libc::c_ushort,
 }
 
+// struct rtentry is 84 bytes on 32-bit Linux (armv7) and 120 on 64-bit (x86_64, aarch64): four c_ulong, two
+// pointers, three 16-byte sockaddrs, two shorts each before a long or pointer (so padded), and rt_irtt.
+const _: () = {
+    let wide = cfg!(target_pointer_width = "64");
+    assert!(std::mem::size_of::<RtEntry>() == if wide { 120 } else { 84 });
+    assert!(std::mem::offset_of!(RtEntry, rt_flags) == if wide { 56 } else { 52 });
+    assert!(std::mem::offset_of!(RtEntry, rt_pad3) == if wide { 64 } else { 56 });
+    assert!(std::mem::offset_of!(RtEntry, rt_dev) == if wide { 88 } else { 68 });
+    assert!(std::mem::offset_of!(RtEntry, rt_irtt) == if wide { 112 } else { 80 });
+};
+#[cfg(target_env = "musl")]
+const _: () = assert!(std::mem::size_of::<RtEntry>() == std::mem::size_of::<libc::rtentry>());
+
 const RTF_UP: libc::c_ushort = 0x0001;
 const RTF_GATEWAY: libc::c_ushort = 0x0002;
 
@@ -235,17 +255,20 @@ const RTF_GATEWAY: libc::c_ushort = 0x0002;
 pub fn configure(interface: &str, lease: &Lease) -> Result<(), NetError> {
     let err = |what| move |source| NetError::Io { what, interface: interface.into(), source };
     let sock = control_socket().map_err(err("control socket"))?;
+    let fd = sock.as_raw_fd();
     let mut r = ifreq(interface);
     r.ifr_ifru.ifru_addr = sockaddr(lease.address);
-    ioctl(&sock, libc::SIOCSIFADDR, &mut r as *mut _ as *mut _).map_err(err("SIOCSIFADDR"))?;
+    // SAFETY: `fd` is the open socket `sock`; SIOCSIFADDR reads one ifreq, which `r` is, alive for the call.
+    unsafe { siocsifaddr(fd, &r) }.map_err(|e| err("SIOCSIFADDR")(e.into()))?;
     let mask = if lease.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(lease.prefix.min(32))) };
     let mut r = ifreq(interface);
     r.ifr_ifru.ifru_netmask = sockaddr(Ipv4Addr::from(mask));
-    ioctl(&sock, libc::SIOCSIFNETMASK, &mut r as *mut _ as *mut _).map_err(err("SIOCSIFNETMASK"))?;
+    // SAFETY: as for SIOCSIFADDR.
+    unsafe { siocsifnetmask(fd, &r) }.map_err(|e| err("SIOCSIFNETMASK")(e.into()))?;
     up(interface)?;
     if let Some(gw) = lease.gateway {
         let mut dev: Vec<u8> = interface.bytes().chain([0]).collect();
-        let mut rt = RtEntry {
+        let rt = RtEntry {
             rt_pad1: 0,
             rt_dst: sockaddr(Ipv4Addr::UNSPECIFIED),
             rt_gateway: sockaddr(gw),
@@ -260,9 +283,11 @@ pub fn configure(interface: &str, lease: &Lease) -> Result<(), NetError> {
             rt_window: 0,
             rt_irtt: 0,
         };
-        match ioctl(&sock, libc::SIOCADDRT, &mut rt as *mut _ as *mut _) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            other => other.map_err(err("SIOCADDRT default route"))?,
+        // SAFETY: `fd` is the open socket `sock`; SIOCADDRT reads one rtentry (its layout asserted above),
+        // which `rt` is; `rt_dev` points into `dev`, a NUL-terminated name that outlives the call.
+        match unsafe { siocaddrt(fd, &rt) } {
+            Err(nix::errno::Errno::EEXIST) => {}
+            other => other.map(drop).map_err(|e| err("SIOCADDRT default route")(e.into()))?,
         }
     }
     Ok(())

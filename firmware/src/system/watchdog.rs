@@ -225,8 +225,21 @@ pub struct Notify {
 
 impl Notify {
     /// From the environment systemd sets; None without `NOTIFY_SOCKET` or when it cannot be used (logged).
+    /// `WATCHDOG_USEC` counts only when `WATCHDOG_PID` is unset or names this process (sd_watchdog_enabled(3)).
     pub fn from_env() -> Option<Notify> {
         let path = std::env::var_os("NOTIFY_SOCKET")?;
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_none_or(|p| p == std::process::id());
+        let usec = std::env::var("WATCHDOG_USEC").ok().filter(|_| ours);
+        Notify::from_vars(&path, usec.as_deref())
+    }
+
+    /// From the values of `NOTIFY_SOCKET` (a path, or an abstract name after '@') and `WATCHDOG_USEC` (when
+    /// it is meant for this process). Separate from [`Notify::from_env`] so tests need not change the
+    /// environment, which no thread of a running test binary could then safely read.
+    pub fn from_vars(path: &std::ffi::OsStr, watchdog_usec: Option<&str>) -> Option<Notify> {
         let to = {
             use std::os::unix::ffi::OsStrExt;
             let bytes = path.as_bytes();
@@ -234,7 +247,7 @@ impl Notify {
                 use std::os::linux::net::SocketAddrExt;
                 std::os::unix::net::SocketAddr::from_abstract_name(name)
             } else {
-                std::os::unix::net::SocketAddr::from_pathname(&path)
+                std::os::unix::net::SocketAddr::from_pathname(path)
             }
         };
         let made = to.and_then(|to| Ok((std::os::unix::net::UnixDatagram::unbound()?, to)));
@@ -245,14 +258,9 @@ impl Notify {
                 return None;
             }
         };
-        let ours = std::env::var("WATCHDOG_PID")
-            .ok()
-            .and_then(|p| p.parse::<u32>().ok())
-            .is_none_or(|p| p == std::process::id());
-        let watchdog = std::env::var("WATCHDOG_USEC")
-            .ok()
+        let watchdog = watchdog_usec
             .and_then(|u| u.parse::<u64>().ok())
-            .filter(|&u| ours && u > 0)
+            .filter(|&u| u > 0)
             .map(Duration::from_micros);
         Some(Notify { socket: Arc::new(socket), to, watchdog })
     }
@@ -280,7 +288,8 @@ impl Device {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
         let fd = file.as_raw_fd();
         let mut status: c_int = 0;
-        // SAFETY: the ioctls take a pointer to one int, which we own.
+        // SAFETY: `fd` is the open device `file`; each WDIOC ioctl reads or writes one int through the pointer,
+        // and each pointer is to a local int that lives across its call.
         unsafe {
             let _ = wdioc_getbootstatus(fd, &mut status);
             let mut t = timeout_secs as c_int;
@@ -294,7 +303,8 @@ impl Device {
     pub fn keepalive(&self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let mut dummy: c_int = 0;
-        // SAFETY: as above.
+        // SAFETY: the fd is the open device `self.file`; WDIOC_KEEPALIVE writes at most one int through the
+        // pointer, to `dummy`, which lives across the call.
         unsafe { wdioc_keepalive(self.file.as_raw_fd(), &mut dummy) }?;
         Ok(())
     }
@@ -462,29 +472,33 @@ mod tests {
         assert!(later.iter().any(|(l, v)| l == "Heartbeat: listener" && v.starts_with("stale")), "{later:?}");
     }
 
+    /// sd_notify(3) over `from_vars` (no environment is changed: other tests of this binary read it).
     #[test]
     fn speaks_the_systemd_notify_protocol() {
-        let dir = std::env::temp_dir().join(format!("hearth-notify-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("notify");
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
         let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         systemd.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        // SAFETY: this test is the only one that reads or writes these variables.
-        unsafe {
-            std::env::set_var("NOTIFY_SOCKET", &path);
-            std::env::set_var("WATCHDOG_USEC", "2000000");
-        }
-        let n = Notify::from_env().expect("NOTIFY_SOCKET is set");
-        unsafe {
-            std::env::remove_var("NOTIFY_SOCKET");
-            std::env::remove_var("WATCHDOG_USEC");
-        }
+        let n = Notify::from_vars(path.as_os_str(), Some("2000000")).expect("a usable socket path");
         assert_eq!(n.watchdog, Some(Duration::from_secs(2)));
         n.send("READY=1");
         let mut buf = [0u8; 64];
         let len = systemd.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"READY=1");
-        let _ = std::fs::remove_dir_all(&dir);
+        // An abstract socket name ('@'), and no watchdog when WATCHDOG_USEC is absent, 0 or not a number.
+        let name = format!("hearth-notify-test-{}", std::process::id());
+        let abstract_addr = {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()
+        };
+        let systemd = std::os::unix::net::UnixDatagram::bind_addr(&abstract_addr).unwrap();
+        systemd.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        for usec in [None, Some("0"), Some("soon")] {
+            let n = Notify::from_vars(std::ffi::OsStr::new(&format!("@{name}")), usec).expect("an abstract name");
+            assert_eq!(n.watchdog, None, "{usec:?}");
+            n.send("WATCHDOG=1");
+            let len = systemd.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..len], b"WATCHDOG=1");
+        }
     }
 }
