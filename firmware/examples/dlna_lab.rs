@@ -49,9 +49,9 @@ async fn change(handle: &Handle, catalog: &Catalog, line: &str) -> Result<String
                     // A PIN as the auth room will store it (argon2id output); the value does not matter here.
                     let pin = Secret { salt: [7; 16], hash: [9; 16] };
                     let kid = Account { id, role: Role::Member, name: bounded("name", "kid")?, password: None, pin: Some(pin), shares: Default::default(), created: 0 };
+                    // Entering the secured state clears any earlier DLNA re-enable: the state update does it
+                    // (`State::settle`), not this closure.
                     push("accounts", &mut s.accounts, kid)?;
-                    // DESIGN.md: entering the secured state clears the owner's earlier re-enable.
-                    s.settings.dlna.reenabled_secured = false;
                     Ok::<_, StateError>(format!("secured={}", s.is_secured()))
                 })
                 .await
