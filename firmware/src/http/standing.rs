@@ -16,7 +16,7 @@ pub fn standing(caller: &Caller, origin: Origin, state: &State) -> Standing {
     let held: Option<TokenHash> = match *caller {
         Caller::Account { device, .. } => state.devices.iter().find(|d| d.id == device).map(|d| d.token),
         Caller::Tool { token, .. } => state.api_tokens.iter().find(|t| t.id == token).map(|t| t.token),
-        Caller::Bypass | Caller::Anyone => None,
+        Caller::Bypass | Caller::Anyone | Caller::Dlna { .. } => None,
     };
     let by_token = matches!(caller, Caller::Account { .. } | Caller::Tool { .. });
     Box::new(move |s: &State, library: LibraryId| {
@@ -36,7 +36,7 @@ pub fn still_admitted(held: Option<&TokenHash>, origin: &Origin, library: Librar
         None => Identity::Anonymous,
     };
     match decide(Access::Libraries, &identity, origin, state) {
-        Ok(caller) => super::plex::visible_to(&caller, state).allows(library),
+        Ok(caller) => caller.sees().allows(library),
         Err(_) => false,
     }
 }

@@ -25,7 +25,7 @@ pub mod range;
 
 use crate::http::Ctx;
 use crate::auth::Visible;
-use crate::library::{Item, ItemId};
+use crate::library::ItemId;
 use crate::state::LibraryId;
 use pace::{Class, Lease, Pacer};
 use range::{Conditions, Decision, Plan, Validators};
