@@ -83,7 +83,7 @@ impl<T> Line<T> {
     }
 
     /// The best-ranked place leaves the line for a hasher.
-    pub fn next(&mut self) -> Option<T> {
+    pub fn serve(&mut self) -> Option<T> {
         let best = (0..self.places.len()).min_by_key(|&i| self.rank(i))?;
         let (_, turn, _, work) = self.places.remove(best);
         self.now = self.now.max(turn);
@@ -111,9 +111,9 @@ mod tests {
         assert_eq!(line.join(seat("203.0.113.200", false, false), 5), Err(5));
         assert_eq!(line.join(seat("198.51.100.1", false, false), 6), Ok(Some(3)));
         // Round robin: the newcomer's first place goes before the flood's second.
-        assert_eq!(line.next(), Some(0));
-        assert_eq!(line.next(), Some(6));
-        assert_eq!(line.next(), Some(1));
+        assert_eq!(line.serve(), Some(0));
+        assert_eq!(line.serve(), Some(6));
+        assert_eq!(line.serve(), Some(1));
     }
 
     #[test]
@@ -124,7 +124,7 @@ mod tests {
         }
         assert_eq!(line.join(seat("127.0.4.1", true, false), 99), Err(99), "one more failed source: busy");
         assert_eq!(line.join(seat("127.0.2.2", true, true), 100), Ok(Some(31)), "a clean source takes a place");
-        assert_eq!(line.next(), Some(100), "and goes first");
+        assert_eq!(line.serve(), Some(100), "and goes first");
     }
 
     #[test]
@@ -134,7 +134,7 @@ mod tests {
             line.join(seat(&format!("2001:db8:{i}::1"), false, true), i).unwrap();
         }
         assert_eq!(line.join(seat("192.168.1.20", true, false), 50), Ok(Some(7)));
-        assert_eq!(line.next(), Some(50));
-        assert_eq!(line.next(), Some(0));
+        assert_eq!(line.serve(), Some(50));
+        assert_eq!(line.serve(), Some(0));
     }
 }

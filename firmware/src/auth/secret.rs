@@ -227,7 +227,7 @@ fn hasher_thread(shared: &Shared) {
         let job = {
             let mut line = shared.line.lock().unwrap();
             loop {
-                if let Some(job) = line.next() {
+                if let Some(job) = line.serve() {
                     break job;
                 }
                 let (l, waited) = shared.ready.wait_timeout(line, IDLE_RELEASE).unwrap();
