@@ -121,3 +121,22 @@ async fn an_installed_certificate_replaces_the_self_signed_one() {
     assert!(https_get(addr, &new).await.unwrap().starts_with("HTTP/1.1 200"));
     assert!(https_get(addr, &old).await.is_err(), "the old certificate is no longer served");
 }
+
+/// A-F2 over TLS: a DNS-rebinding name is misdirected on HTTPS too (certificates do not help: the browser
+/// accepts whatever the rebinding site's name shows, the Host is what tells).
+#[tokio::test]
+async fn a_f2_rebinding_host_is_misdirected_over_tls() {
+    let (addr, _handle, cert, _dir) = start(SecureConnections::Preferred).await;
+    for (path, extra) in [("/identity", ""), ("/web/", ""), ("/library/sections", ""), ("/api/v1/me", "Accept: application/json\r\n")] {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tls = connector(&cert).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: attacker.example:{}\r\n{extra}Connection: close\r\n\r\n", addr.port());
+        let answer = exchange(tls, &raw).await;
+        assert!(answer.starts_with("HTTP/1.1 421"), "{path}: {answer}");
+        assert!(answer.contains("Network settings"), "{answer}");
+    }
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = connector(&cert).connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let own = format!("GET /identity HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n", addr.port());
+    assert!(exchange(tls, &own).await.starts_with("HTTP/1.1 200"));
+}

@@ -3,11 +3,16 @@
 //!
 //! - Host (RFC 9110 §7.2): a DNS-rebinding page reaches the box under the attacker's name, so the browser
 //!   treats the box as the attacker's origin. A request is answered only when its `Host` names this server:
-//!   an IP address of the box (any interface, loopback included; IPv6 in brackets, RFC 3986 §3.2.2), a public
-//!   address remote access found, the box's hostname or `<hostname>.local`, `localhost`, or a name the owner
-//!   added (`Settings.host_names`). Case and one trailing dot are ignored, and so is the port. Anything else is
-//!   421 Misdirected Request (RFC 9110 §15.5.20). A request without `Host` is 400 on HTTP/1.1 (RFC 9112 §3.2);
-//!   HTTP/1.0 may omit it.
+//!   an IP address (IPv6 in brackets, RFC 3986 §3.2.2), the box's hostname or `<hostname>.local`, `localhost`,
+//!   or a name the owner added (`Settings.host_names`). Case and one trailing dot are ignored, and so is the
+//!   port. Anything else is 421 Misdirected Request (RFC 9110 §15.5.20). A request without `Host` is 400 on
+//!   HTTP/1.1 (RFC 9112 §3.2); HTTP/1.0 may omit it.
+//!
+//!   Every IP literal passes: rebinding needs a name that the attacker's DNS points at the box, and a page
+//!   whose origin is an IP literal that reaches the box can only have been served by the box itself. The
+//!   address a client dialled is not always one the box can know: a public address behind a manual port
+//!   forward with no STUN, a NAT or container port mapping, and the reflector's `/identity` check during a
+//!   mapping attempt, which dials the public address before remote access has recorded it.
 //! - Origin (RFC 6454 §7, the Fetch standard's `Origin` header): a browser names the page that made the
 //!   request. A present `Origin` must be the origin the request was sent to, that is, the same host and port
 //!   as the `Host` header (which already names us); `null` (sandboxed frames, `file:` pages) is foreign. This
@@ -16,7 +21,6 @@
 //!
 //! Pure: the shell (the http room) reads the headers and the box's names and answers the refusal.
 
-use crate::state::Net;
 use std::net::IpAddr;
 
 /// A request these doors turn away: the status and a sentence that says what to do.
@@ -85,13 +89,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Everything this server answers to (see the module doc).
+/// The names this server answers to besides IP addresses (see the module doc).
 #[derive(Debug, Default, Clone)]
 pub struct OwnNames<'a> {
-    /// The box's interfaces (`Guard::subnets`): their addresses are the box's.
-    pub interfaces: &'a [Net],
-    /// Public addresses remote access found.
-    pub public: &'a [IpAddr],
     /// The box's hostname; empty when unknown.
     pub hostname: &'a str,
     /// Names the owner added (`Settings.host_names`, already normalised).
@@ -102,13 +102,7 @@ impl OwnNames<'_> {
     /// Does `host` name this server?
     pub fn names_us(&self, host: &Host) -> bool {
         match host {
-            Host::Ip(ip) => {
-                let ip = canonical(*ip);
-                ip.is_loopback()
-                    || self.interfaces.iter().any(|n| canonical(n.addr) == ip)
-                    || self.public.iter().any(|p| canonical(*p) == ip)
-                    || self.added.iter().any(|a| a.parse::<IpAddr>().is_ok_and(|a| canonical(a) == ip))
-            }
+            Host::Ip(_) => true,
             Host::Name(name) => {
                 let hostname = self.hostname.to_ascii_lowercase();
                 let hostname = hostname.strip_suffix('.').unwrap_or(&hostname);
@@ -129,7 +123,6 @@ impl OwnNames<'_> {
         }
         names.push("localhost".into());
         names.extend(self.added.iter().map(|a| a.to_string()));
-        names.extend(self.public.iter().map(|p| p.to_string()));
         names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
     }
 }
@@ -155,7 +148,7 @@ pub fn host_door(host: Option<&str>, http11: bool, names: &OwnNames) -> Result<O
     Err(Refused {
         status: 421,
         message: format!(
-            "This server does not answer to the name {:?}. It answers to its own IP addresses and to {}. The owner \
+            "This server does not answer to the name {:?}. It answers to IP addresses and to {}. The owner \
              can add a name (such as a dynamic-DNS name) under Network settings, \"Host names\" on the setup page \
              (PUT /api/v1/settings/network {{\"host_names\": [...]}}).",
             raw.trim(),
@@ -196,8 +189,8 @@ pub fn origin_door(origin: Option<&str>, host: Option<&Authority>, secure: bool)
 mod tests {
     use super::*;
 
-    fn names<'a>(interfaces: &'a [Net], public: &'a [IpAddr], added: &'a [crate::state::HostName]) -> OwnNames<'a> {
-        OwnNames { interfaces, public, hostname: "Hearth", added }
+    fn names(added: &[crate::state::HostName]) -> OwnNames<'_> {
+        OwnNames { hostname: "Hearth", added }
     }
 
     fn ok(host: &str, n: &OwnNames) -> bool {
@@ -206,10 +199,8 @@ mod tests {
 
     #[test]
     fn host_names_the_box_by_address_name_or_added_name() {
-        let ifs: Vec<Net> = vec!["192.168.1.10/24".parse().unwrap(), "fd00::10/64".parse().unwrap()];
-        let public = ["198.51.100.4".parse().unwrap()];
-        let added = [crate::state::host_name("home.example.net").unwrap(), crate::state::host_name("203.0.113.9").unwrap()];
-        let n = names(&ifs, &public, &added);
+        let added = [crate::state::host_name("home.example.net").unwrap()];
+        let n = names(&added);
         for host in [
             "192.168.1.10",
             "192.168.1.10:32400",
@@ -231,7 +222,7 @@ mod tests {
         ] {
             assert!(ok(host, &n), "{host} refused");
         }
-        for host in ["attacker.example", "192.168.1.11", "[fd00::11]", "hearth.example", "evil.hearth.local", "x.localhost", "10.0.0.1:32400", "example.net"] {
+        for host in ["attacker.example", "hearth.example", "evil.hearth.local", "x.localhost", "example.net", "2130706433", "0x7f.1", "hearth.local.example"] {
             let r = host_door(Some(host), true, &n).unwrap_err();
             assert_eq!(r.status, 421, "{host}");
             assert!(r.message.contains("Network settings") && r.message.contains("\"hearth.local\""), "{}", r.message);
@@ -240,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_malformed_host_is_a_bad_request() {
-        let n = names(&[], &[], &[]);
+        let n = names(&[]);
         assert_eq!(host_door(None, true, &n).unwrap_err().status, 400, "HTTP/1.1 needs Host");
         assert_eq!(host_door(None, false, &n).unwrap(), None, "HTTP/1.0 may omit it");
         for bad in ["", "::1", "[::1", "[nope]", "a b", "localhost:port", "localhost:99999", "a..b", "user@localhost", "localhost/x", "[::1]x"] {

@@ -124,7 +124,7 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         };
         let state = ctx.state.snapshot();
         // The Host and Origin doors (http/doors.rs), before anything else looks at the request.
-        if let Err(refused) = super::doors::browser_head(&ctx, &state, &buf[..head_len]) {
+        if let Err(refused) = super::doors::browser_head(&state, &buf[..head_len]) {
             let _ = stream.write_all(&plain_refusal(refused.status, &refused.message)).await;
             return linger_close(stream).await;
         }
@@ -307,7 +307,7 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
     let format = Format::of(req.headers());
     // The Host and Origin doors (http/doors.rs), before any route, redirect or refusal echoes the request.
     let json = req.uri().path().starts_with("/api/");
-    if let Err(refused) = super::doors::browser_request(&ctx, &ctx.state.snapshot(), &req, secure) {
+    if let Err(refused) = super::doors::browser_request(&ctx.state.snapshot(), &req, secure) {
         let status = StatusCode::from_u16(refused.status).expect("valid status");
         return error(status, &refused.message, if json { Format::Json } else { format });
     }

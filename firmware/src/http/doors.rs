@@ -14,39 +14,31 @@
 //!
 //! [`Route::accepts`]: super::routes::Route::accepts
 
-use super::Ctx;
 use crate::auth::doors::{OwnNames, Refused, host_door, origin_door};
 use crate::state::State;
 use hyper::{HeaderMap, Method, header};
-use std::net::IpAddr;
 
 /// The body type every state-changing route takes unless it names another.
 pub const JSON: &str = "application/json";
 
 /// The Host and Origin doors for a request with these header values (`http11`: HTTP/1.1 rather than 1.0;
 /// `secure`: it came over TLS).
-pub fn browser(ctx: &Ctx, state: &State, host: Option<&str>, origin: Option<&str>, http11: bool, secure: bool) -> Result<(), Refused> {
-    let interfaces = ctx.auth.subnets();
-    let mut public: Vec<IpAddr> = Vec::with_capacity(2);
-    public.extend(state.settings.remote.last_mapping.as_ref().and_then(|m| m.external_addr));
-    if let crate::remote::status::Status::Successful { external_addr: Some(a), .. } = ctx.remote.view().status {
-        public.push(a);
-    }
+pub fn browser(state: &State, host: Option<&str>, origin: Option<&str>, http11: bool, secure: bool) -> Result<(), Refused> {
     let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-    let names = OwnNames { interfaces: &interfaces, public: &public, hostname: &hostname, added: &state.settings.host_names };
+    let names = OwnNames { hostname: &hostname, added: &state.settings.host_names };
     let authority = host_door(host, http11, &names)?;
     origin_door(origin, authority.as_ref(), secure)
 }
 
 /// [`browser`] for a request hyper parsed.
-pub fn browser_request<B>(ctx: &Ctx, state: &State, req: &hyper::Request<B>, secure: bool) -> Result<(), Refused> {
+pub fn browser_request<B>(state: &State, req: &hyper::Request<B>, secure: bool) -> Result<(), Refused> {
     let text = |name: header::HeaderName| req.headers().get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
     let http11 = req.version() >= hyper::Version::HTTP_11;
-    browser(ctx, state, text(header::HOST), text(header::ORIGIN), http11, secure)
+    browser(state, text(header::HOST), text(header::ORIGIN), http11, secure)
 }
 
 /// [`browser`] for a raw request head read by the stream fast path (plain TCP).
-pub fn browser_head(ctx: &Ctx, state: &State, head: &[u8]) -> Result<(), Refused> {
+pub fn browser_head(state: &State, head: &[u8]) -> Result<(), Refused> {
     let mut raw = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut raw);
     if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
@@ -58,7 +50,7 @@ pub fn browser_head(ctx: &Ctx, state: &State, head: &[u8]) -> Result<(), Refused
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| std::str::from_utf8(h.value).unwrap_or("\u{0}"))
     };
-    browser(ctx, state, text("host"), text("origin"), req.version == Some(1), false)
+    browser(state, text("host"), text("origin"), req.version == Some(1), false)
 }
 
 /// The body-type door (see the module doc): Ok unless `method` changes state, the request carries a body and

@@ -282,8 +282,8 @@ pub struct Settings {
     pub secure_connections: SecureConnections,
     pub dlna: Dlna,
     pub remote: Remote,
-    /// Names besides the box's own addresses, hostname and `localhost` that a request's `Host` may carry
-    /// (schema 4): a dynamic-DNS name, a name in the owner's DNS, or a public address no mapping reported.
+    /// Names besides IP addresses, the box's hostname and `localhost` that a request's `Host` may carry
+    /// (schema 4): a dynamic-DNS name, a name in the owner's DNS.
     /// Stored lower-case without a trailing dot; see [`host_name`].
     pub host_names: Vec<HostName, MAX_HOST_NAMES>,
 }

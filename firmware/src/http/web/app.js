@@ -559,7 +559,7 @@ async function network() {
     { id: 'net-wanlan', label: 'Treat WAN IP as LAN', type: 'checkbox', value: n.treat_wan_ip_as_lan, hint: 'Requests that arrive from your own public address (hairpin NAT) count as LAN.' },
     { id: 'net-proxies', label: 'Trusted proxies', type: 'textarea', value: n.trusted_proxies.join('\n'), check: netsCheck(4), hint: 'X-Forwarded-For is believed only from these addresses (at most 4).' },
     { id: 'net-hosts', label: 'Host names', type: 'textarea', value: (n.host_names || []).join('\n'), check: hostsCheck(4), placeholder: 'home.example.net',
-      hint: 'This server answers only requests addressed to its own IP addresses, its hostname, hostname.local and localhost, so a web page elsewhere cannot reach it under a borrowed name. Add other names you use to reach it here, one per line (a dynamic-DNS name, or a public address remote access did not find; at most 4).' },
+      hint: 'This server answers only requests addressed to an IP address, its hostname, hostname.local or localhost, so a web page elsewhere cannot reach it under a borrowed name. Add other names you use to reach it here, one per line (a dynamic-DNS name, a name in your own DNS; at most 4).' },
   ], 'Save network settings', async f => {
     const b = { lan_networks: lines(val(f, 'net-lan')), treat_wan_ip_as_lan: val(f, 'net-wanlan'), trusted_proxies: lines(val(f, 'net-proxies')), host_names: lines(val(f, 'net-hosts')) };
     if (!ignored) b.allowed_without_auth = lines(val(f, 'net-bypass'));
