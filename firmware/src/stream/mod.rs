@@ -334,7 +334,8 @@ pub struct Ask<'a> {
     pub lan: bool,
 }
 
-/// Decide the answer to a part request: 404 for unknown or hidden ids, 304/206/416/200 by RFC 9110.
+/// Decide the answer to a part request: 404 for unknown or hidden ids and for files [`open::open_media`] refuses,
+/// 503 when their folder does not answer in time, 304/206/416/200 by RFC 9110.
 pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
     let not_found = |msg: &str| {
         Prepared {
