@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 
 /// Roughly how many bytes go out per chunk.
 pub const CHUNK: usize = 64 * 1024;
+/// A listing of at least this many nodes gives free heap pages back when it ends (glibc).
+const TRIM_AFTER: usize = 1000;
 
 /// The answer for the container `root` (its attributes; it has no kids of its own) whose kids are `count`
 /// nodes from `kids`, all going into the JSON array `key`, and then `tail` (if any).
@@ -41,7 +43,7 @@ pub(super) fn respond(
         Format::Xml => "text/xml; charset=utf-8",
         Format::Json => "application/json",
     };
-    let body = Listing(Mutex::new(Writing { parts, kids: Box::new(kids), format, first: true }));
+    let body = Listing(Mutex::new(Writing { parts, kids: Box::new(kids), format, first: true, written: 0 }));
     Response::builder().header(header::CONTENT_TYPE, ctype).body(body.boxed()).expect("valid response")
 }
 
@@ -113,6 +115,8 @@ struct Writing {
     format: Format,
     /// No kid written yet (JSON puts commas between them).
     first: bool,
+    /// Kids written so far.
+    written: usize,
 }
 
 impl Writing {
@@ -139,6 +143,7 @@ impl Writing {
                             }
                         }
                         self.first = false;
+                        self.written += 1;
                     }
                     None => {
                         self.parts.pop_front();
@@ -147,6 +152,22 @@ impl Writing {
             }
         }
         (!out.is_empty()).then(|| Bytes::from(out))
+    }
+}
+
+impl Drop for Writing {
+    /// The snapshot of a long listing is many small allocations; glibc keeps freed ones (musl returns large
+    /// frees by itself). Drop the snapshot first, then give the free pages back.
+    fn drop(&mut self) {
+        self.kids = Box::new(std::iter::empty());
+        if self.written < TRIM_AFTER {
+            return;
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+        unsafe {
+            nix::libc::malloc_trim(0);
+        }
     }
 }
 
@@ -220,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_long_listing_goes_out_in_chunks() {
-        let mut w = Writing { parts: json_parts(&root(5000), "Metadata", 5000, None), kids: Box::new((0..5000).map(kid)), format: Format::Json, first: true };
+        let mut w = Writing { parts: json_parts(&root(5000), "Metadata", 5000, None), kids: Box::new((0..5000).map(kid)), format: Format::Json, first: true, written: 0 };
         let mut chunks = 0;
         while let Some(c) = w.chunk() {
             assert!(c.len() < 2 * CHUNK);
