@@ -302,6 +302,8 @@ pub async fn serve_until(
     sup: Supervision,
     stop: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
+    // R-F2: the fd limit is the number of connections the server can hold; take all the system allows.
+    crate::system::fds::raise_limit();
     let handle = opening.handle.clone();
     // One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
     // migrated or recovered state in this build's encoding).

@@ -60,7 +60,22 @@ fn request(addr: &str, raw: String) -> (u16, Vec<u8>) {
     let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
     let head = String::from_utf8_lossy(&all[..split]);
     let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, all[split + 4..].to_vec())
+    let body = &all[split + 4..];
+    if head.to_ascii_lowercase().contains("\r\ntransfer-encoding: chunked") {
+        // The unpaged listing is streamed (R-F5).
+        let mut out = Vec::new();
+        let mut rest = body;
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[end + 2..end + 2 + n]);
+            rest = &rest[end + 4 + n..];
+        }
+        return (code, out);
+    }
+    (code, body.to_vec())
 }
 
 fn json(code_body: (u16, Vec<u8>)) -> serde_json::Value {

@@ -110,6 +110,18 @@ fn read_response(r: &mut impl BufRead, head_only: bool) -> std::io::Result<Answe
                 body.resize(n, 0);
                 r.read_exact(&mut body)?;
             }
+            None if header(&headers, "transfer-encoding") == Some("chunked") => loop {
+                // RFC 9112 §7.1: size line, data, CRLF; a 0 size ends it (no trailers here).
+                let mut line = String::new();
+                r.read_line(&mut line)?;
+                let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            },
             None => {
                 r.read_to_end(&mut body)?;
             }

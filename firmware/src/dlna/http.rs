@@ -17,6 +17,7 @@ use super::{Live, content};
 use crate::auth::Visible;
 use crate::http::conn::{Head, read_head};
 use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
+use crate::system::fds;
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -30,6 +31,10 @@ pub const PORT: u16 = 32469;
 const IDLE: Duration = Duration::from_secs(60);
 /// Concurrent connections; more are closed at once.
 const MAX_CONNECTIONS: usize = 64;
+/// Concurrent connections from one source (an IPv4 address or IPv6 /64, `system::fds::Sources`); more get 503
+/// at once. A quarter of [`MAX_CONNECTIONS`]: a renderer opens a few (browse, a stream, its icons), and one
+/// source that holds its share leaves three quarters to every other renderer (R-F3).
+const PER_SOURCE: u32 = MAX_CONNECTIONS as u32 / 4;
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -79,23 +84,40 @@ pub fn parse_head(bytes: &[u8]) -> Option<Request> {
 pub async fn serve(listener: TcpListener, live: Arc<Live>) {
     let workers = crate::http::workers::Workers::get();
     let mut conns = Connections(Vec::new());
+    let sources = fds::Sources::new(PER_SOURCE);
+    let mut trouble = fds::AcceptTrouble::new("DLNA");
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                trouble.accepted();
+                let Some(held) = sources.admit(canonical(peer.ip())) else {
+                    tracing::debug!(%peer, "too many DLNA connections from one source; refused");
+                    // Best effort, without waiting: the renderer may not have sent its request yet.
+                    let _ = stream.try_write(&too_many());
+                    continue;
+                };
                 conns.0.retain(|c| !c.is_finished());
                 if conns.0.len() >= MAX_CONNECTIONS {
                     tracing::debug!(%peer, "too many DLNA connections; closing");
                     continue;
                 }
                 let live = live.clone();
-                conns.0.extend(workers.hand(stream, move |s| connection(s, peer, live)));
+                conns.0.extend(workers.hand(stream, move |s| async move {
+                    connection(s, peer, live).await;
+                    drop(held);
+                }));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "DLNA accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // EMFILE and friends: back off instead of spinning, and say so once per episode.
+            Err(e) => tokio::time::sleep(trouble.failed(&e)).await,
         }
     }
+}
+
+/// The answer to a source over [`PER_SOURCE`], written without waiting at accept.
+fn too_many() -> Vec<u8> {
+    let body = "Too many connections from your address; try again when some have finished.\r\n";
+    format!("HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", server_header(), body.len())
+        .into_bytes()
 }
 
 /// The open DLNA connections; dropping it aborts them.
@@ -145,7 +167,11 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
         let body = match read_body(&mut stream, &mut buf, &req).await {
             Ok(b) => b,
             Err(status) => {
-                let msg: &[u8] = if status == 413 { b"The request body is too large.\r\n" } else { b"The request body could not be read.\r\n" };
+                let msg: &[u8] = match status {
+                    413 => b"The request body is too large.\r\n",
+                    408 => b"The request body did not arrive in time; send it again, all at once.\r\n",
+                    _ => b"The request body could not be read.\r\n",
+                };
                 let _ = simple(&mut stream, status, "text/plain", &[], msg, false, false).await;
                 return;
             }
@@ -168,14 +194,17 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The body of `req` (Content-Length or chunked, at most [`soap::MAX_BODY`]). The whole body must arrive within
+/// the body deadline (`system::fds::body_timeout`) of the head, else 408 (R-F3).
 async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) -> Result<Vec<u8>, u16> {
+    let until = tokio::time::Instant::now() + fds::body_timeout();
     if req.header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
         let mut body = Vec::new();
         loop {
             let (used, size) = loop {
                 match httparse::parse_chunk_size(buf) {
                     Ok(httparse::Status::Complete((used, size))) => break (used, size),
-                    Ok(httparse::Status::Partial) if buf.len() < 1024 => read_more(stream, buf).await?,
+                    Ok(httparse::Status::Partial) if buf.len() < 1024 => read_more(stream, buf, until).await?,
                     _ => return Err(400),
                 }
             };
@@ -185,7 +214,7 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) ->
             buf.advance(used);
             let size = size as usize;
             while buf.len() < size + 2 {
-                read_more(stream, buf).await?;
+                read_more(stream, buf, until).await?;
             }
             body.extend_from_slice(&buf[..size]);
             buf.advance(size + 2);
@@ -203,17 +232,19 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) ->
         return Err(413);
     }
     while buf.len() < len {
-        read_more(stream, buf).await?;
+        read_more(stream, buf, until).await?;
     }
     let body = buf[..len].to_vec();
     buf.advance(len);
     Ok(body)
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<(), u16> {
+/// Read more of a body into `buf`: 408 when nothing came before `until`, 400 when the renderer closed.
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, until: tokio::time::Instant) -> Result<(), u16> {
     buf.reserve(4096);
-    match tokio::time::timeout(crate::http::HEAD_TIMEOUT, stream.read_buf(buf)).await {
+    match tokio::time::timeout_at(until, stream.read_buf(buf)).await {
         Ok(Ok(n)) if n > 0 => Ok(()),
+        Err(_) => Err(408),
         _ => Err(400),
     }
 }
@@ -261,6 +292,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
+        408 => "Request Timeout",
         413 => "Content Too Large",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",

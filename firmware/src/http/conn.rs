@@ -1,10 +1,12 @@
 //! Accepting connections and handing each request to the right engine.
 
+use super::deadline::{BodyClock, Timed};
 use super::exchange::{Exchange, Framing, head_facts};
 use super::rewind::Rewind;
 use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
 use crate::state::SecureConnections;
+use crate::system::fds;
 use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -18,25 +20,37 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Accept until `stop` turns true. Each connection lives on one of the [`Workers`](super::workers::Workers).
+/// One source holds at most [`fds::per_source_cap`] connections (R-F2); more are refused at once with 503.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let workers = super::workers::Workers::get();
+    let sources = fds::Sources::new(fds::per_source_cap(fds::limit()));
+    let mut trouble = fds::AcceptTrouble::new("HTTP");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    trouble.accepted();
+                    let Some(held) = sources.admit(peer.ip()) else {
+                        tracing::debug!(%peer, cap = sources.cap(), "too many connections from one source; refused");
+                        // Best effort, without waiting: the client may not have sent its request yet.
+                        let _ = stream.try_write(&plain_refusal(503, TOO_MANY));
+                        continue;
+                    };
                     let ctx = ctx.clone();
-                    workers.hand(stream, move |stream| connection(stream, peer, ctx));
+                    workers.hand(stream, move |stream| async move {
+                        connection(stream, peer, ctx).await;
+                        drop(held);
+                    });
                 }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+                // EMFILE and friends: back off instead of spinning, and say so once per episode.
+                Err(e) => tokio::time::sleep(trouble.failed(&e)).await,
             },
             _ = stop.changed() => break,
         }
     }
 }
+
+const TOO_MANY: &str = "Too many connections from your address; try again when some have finished.";
 
 /// Outcome of reading a request head.
 #[derive(Debug, PartialEq, Eq)]
@@ -177,18 +191,22 @@ async fn one_exchange(
     let pre = buf.split_to(buf.len().min(usize::try_from(total).unwrap_or(usize::MAX))).freeze();
     let body_left = total - pre.len() as u64;
     let mut exchange = Exchange::new(pre, body_left, stream);
+    let clock = BodyClock::default();
     let ctx = ctx.clone();
-    let svc = service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch(ctx, peer, false, req).await) }
-    });
+    let svc = {
+        let clock = clock.clone();
+        service_fn(move |req| {
+            let answer = dispatch_timed(ctx.clone(), peer, false, req, clock.clone());
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        })
+    };
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
         // The end of this exchange's bytes is not the client going away: finish the answer.
         .half_close(true)
         .max_buf_size(MAX_HEAD.max(8192))
-        .serve_connection(TokioIo::new(&mut exchange), svc)
+        .serve_connection(TokioIo::new(Timed::new(&mut exchange, clock)), svc)
         .await;
     if let Err(e) = served {
         tracing::debug!(%peer, error = %e, "request ended with an error");
@@ -200,7 +218,7 @@ async fn one_exchange(
     // A body the handler answered without reading must not be taken for the next request: read it away
     // (a small one, quickly) or close.
     if !exchange.request_consumed() {
-        let skipped = tokio::time::timeout(HEAD_TIMEOUT, exchange.skip_body(UNREAD_BODY_LIMIT)).await;
+        let skipped = tokio::time::timeout(fds::body_timeout(), exchange.skip_body(UNREAD_BODY_LIMIT)).await;
         return Some(matches!(skipped, Ok(Ok(true))));
     }
     Some(true)
@@ -268,14 +286,18 @@ async fn hyper_session<S>(io: S, buf: BytesMut, peer: SocketAddr, ctx: Arc<Ctx>,
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(Rewind::new(buf.freeze(), io));
+    let clock = BodyClock::default();
+    let io = TokioIo::new(Timed::new(Rewind::new(buf.freeze(), io), clock.clone()));
     let svc = service_fn(move |req| {
-        let ctx = ctx.clone();
-        async move { Ok::<_, std::convert::Infallible>(dispatch(ctx, peer, secure, req).await) }
+        let answer = dispatch_timed(ctx.clone(), peer, secure, req, clock.clone());
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        // No reads to watch for the client leaving while a handler works: a read that blocks is a body read,
+        // which the body deadline may end (http::deadline).
+        .half_close(true)
         .max_buf_size(MAX_HEAD.max(8192))
         .serve_connection(io, svc)
         .await;
@@ -301,6 +323,35 @@ async fn linger_close(mut stream: TcpStream) {
     })
     .await;
 }
+
+/// [`dispatch`] with the body deadline (R-F2): a request with a body arms `clock` until its answer is ready;
+/// when the body did not arrive in time the answer is 408 and the connection closes. The clock is armed when
+/// this is called, not when the future is first polled: hyper calls the service as soon as it has the head and
+/// reads body bytes before it polls the service's future.
+fn dispatch_timed(
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    secure: bool,
+    req: Request<Incoming>,
+    clock: BodyClock,
+) -> impl Future<Output = Response<Body>> + Send {
+    use hyper::body::Body as _;
+    let format = Format::of(req.headers());
+    let armed = (!req.body().is_end_stream()).then(|| clock.start());
+    async move {
+        let answer = dispatch(ctx, peer, secure, req).await;
+        drop(armed);
+        if !clock.fired() {
+            return answer;
+        }
+        tracing::debug!(%peer, "request body too slow; 408");
+        let mut r = error(StatusCode::REQUEST_TIMEOUT, BODY_TOO_SLOW, format);
+        r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        r
+    }
+}
+
+const BODY_TOO_SLOW: &str = "The request body did not arrive in time; send it again, all at once.";
 
 /// Route one request through the table.
 pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Request<Incoming>) -> Response<Body> {

@@ -11,6 +11,7 @@
 pub mod account_api;
 pub mod api;
 pub mod conn;
+pub mod deadline;
 pub mod doors;
 pub mod exchange;
 pub mod libraries;

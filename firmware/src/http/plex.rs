@@ -14,6 +14,8 @@ use crate::library::{Group, Item, kind::Media};
 use crate::state::{Library, LibraryKind};
 use hyper::{Response, StatusCode, header};
 
+mod listing;
+
 /// An attribute value.
 enum Val {
     S(String),
@@ -304,16 +306,12 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
         Ok(f) => f,
         Err(why) => return error(StatusCode::NOT_IMPLEMENTED, &why, call.format),
     };
-    let items = |v: Vec<Item>| -> Vec<Node> {
-        v.iter().filter(|i| filter.item(i)).map(|i| item_node(&call, &lib, i)).collect()
-    };
-    let groups = |v: Vec<Group>| -> Vec<Node> {
-        v.iter().filter(|g| filter.group(g)).map(|g| group_node(&call, &lib, g)).collect()
-    };
-    let lib_nodes: Vec<Node> = match (lib.kind, ty) {
-        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => items(call.ctx.library.items(lib.id)),
-        (LibraryKind::Shows, 2) | (LibraryKind::Music, 8) => groups(call.ctx.library.shows(lib.id)),
-        (LibraryKind::Shows, 3) => groups(
+    // R-F5: the rows are a snapshot of the catalog; their nodes are made and written one at a time
+    // (plex::listing), so a 20,000-item listing never exists whole as nodes or text.
+    let rows = match (lib.kind, ty) {
+        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => Rows::Items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Shows, 2) | (LibraryKind::Music, 8) => Rows::Groups(call.ctx.library.shows(lib.id)),
+        (LibraryKind::Shows, 3) => Rows::Groups(
             call.ctx
                 .library
                 .shows(lib.id)
@@ -321,7 +319,7 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
                 .flat_map(|show| call.ctx.library.seasons(show.id))
                 .collect(),
         ),
-        (LibraryKind::Shows, 4) => items(
+        (LibraryKind::Shows, 4) => Rows::Items(
             call.ctx
                 .library
                 .shows(lib.id)
@@ -329,9 +327,9 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
                 .flat_map(|show| call.ctx.library.episodes(show.id))
                 .collect(),
         ),
-        (LibraryKind::Music, 9) => groups(call.ctx.library.albums(lib.id, None)),
-        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => items(call.ctx.library.items(lib.id)),
-        (LibraryKind::Photos, 14) => groups(call.ctx.library.albums(lib.id, None)),
+        (LibraryKind::Music, 9) => Rows::Groups(call.ctx.library.albums(lib.id, None)),
+        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => Rows::Items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Photos, 14) => Rows::Groups(call.ctx.library.albums(lib.id, None)),
         _ => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -340,23 +338,52 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
             );
         }
     };
-    let total = lib_nodes.len();
+    let rows = rows.filtered(&filter);
+    let total = rows.len();
     let (start, size) = window(&call);
-    let page: Vec<Node> = lib_nodes.into_iter().skip(start).take(size).collect();
-    let mut root = media_container()
-        .a("size", page.len() as u64)
+    let shown = total.saturating_sub(start).min(size);
+    let root = media_container()
+        .a("size", shown as u64)
         .a("totalSize", total as u64)
         .a("offset", start as u64)
         .a("librarySectionID", lib.id as u64)
         .a("librarySectionTitle", lib.name.as_str())
         .a("viewGroup", section_type(lib.kind));
-    for n in page {
-        root = root.kid(n);
+    let tail = (query(&call, "includeMeta").as_deref() == Some("1")).then(|| meta(&lib, ty));
+    let format = call.format;
+    let kids: Box<dyn Iterator<Item = Node> + Send> = match rows {
+        Rows::Items(v) => Box::new(v.into_iter().skip(start).take(size).map(move |i| item_node(&call, &lib, &i))),
+        Rows::Groups(v) => Box::new(v.into_iter().skip(start).take(size).map(move |g| group_node(&call, &lib, &g))),
+    };
+    listing::respond(format, root, "Metadata", shown, kids, tail)
+}
+
+/// What a section listing lists: items or groups, in the catalog's order.
+enum Rows {
+    Items(Vec<Item>),
+    Groups(Vec<Group>),
+}
+
+impl Rows {
+    fn filtered(self, filter: &Filter) -> Rows {
+        match self {
+            Rows::Items(mut v) => {
+                v.retain(|i| filter.item(i));
+                Rows::Items(v)
+            }
+            Rows::Groups(mut v) => {
+                v.retain(|g| filter.group(g));
+                Rows::Groups(v)
+            }
+        }
     }
-    if query(&call, "includeMeta").as_deref() == Some("1") {
-        root = root.kid(meta(&lib, ty));
+
+    fn len(&self) -> usize {
+        match self {
+            Rows::Items(v) => v.len(),
+            Rows::Groups(v) => v.len(),
+        }
     }
-    container(call.format, root)
 }
 
 /// The filters `/library/sections/{id}/all` honours. Anything else that would narrow the list is refused

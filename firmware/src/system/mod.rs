@@ -4,11 +4,12 @@
 //! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
 //! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`], which also
 //! publishes what it knows for the System screen), reset reasons and safe mode ([`reset`]), the recent log
-//! lines ([`journal`]), and power requests
+//! lines ([`journal`]), the fd limit and what one source's connections may hold ([`fds`]), and power requests
 //! ([`PowerSwitch`]).
 //! Must not touch: the record format (store room), the schema (state room), or protocol details of HTTP.
 
 pub mod board;
+pub mod fds;
 pub mod flash;
 pub mod init;
 pub mod journal;

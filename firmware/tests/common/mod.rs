@@ -70,7 +70,8 @@ impl Server {
         let split = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |p| p + 4);
         let head = String::from_utf8_lossy(&out[..split]).into_owned();
         let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (status, head, out[split..].to_vec())
+        let chunked = head.to_ascii_lowercase().contains("\r\ntransfer-encoding: chunked");
+        (status, head, if chunked { dechunk(&out[split..]) } else { out[split..].to_vec() })
     }
 
     /// One request with `headers` (a `Host` is added unless given) and an optional JSON body; answers (status,
@@ -145,4 +146,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Undo `Transfer-Encoding: chunked` (RFC 9112 §7.1; no trailers): streamed answers such as long listings.
+pub fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..end]).ok().and_then(|l| usize::from_str_radix(l.split(';').next()?.trim(), 16).ok());
+        let Some(size) = size.filter(|&n| n > 0 && rest.len() >= end + 2 + n) else { break };
+        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = rest.get(end + 4 + size..).unwrap_or_default();
+    }
+    out
 }
