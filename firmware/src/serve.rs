@@ -308,8 +308,10 @@ pub async fn serve_until(
     // One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
     // migrated or recovered state in this build's encoding).
     let (card_reset, previous, rule) = (sup.card_reset, opening.previous_run, sup.rule);
+    // A run that died inside a media probe left the probe marker: the file is quarantined, the reason is crash.
+    let died_in_probe = crate::library::quarantine::take_leftover(&data_dir, handle.snapshot().run == Run::Stopped);
     let started = handle
-        .update(|s| Ok::<_, core::convert::Infallible>(reset::start(s, card_reset, previous, crate::auth::now(), rule)))
+        .update(|s| Ok::<_, core::convert::Infallible>(reset::start(s, card_reset, previous, died_in_probe, crate::auth::now(), rule)))
         .await;
     match started {
         Ok(st) => {

@@ -110,7 +110,7 @@ fn created(v: serde_json::Value) -> Response<Body> {
     r
 }
 
-/// `GET /api/v1/libraries`.
+/// `GET /api/v1/libraries`: the libraries, and `skipped`, the files quarantined because reading them ended a run.
 pub async fn list(call: Call) -> Response<Body> {
     let s = call.ctx.state.snapshot();
     let libs: Vec<serde_json::Value> = s
@@ -118,7 +118,8 @@ pub async fn list(call: Call) -> Response<Body> {
         .iter()
         .map(|l| library_json(&call.ctx, l))
         .collect();
-    json(&serde_json::json!({ "libraries": libs }))
+    // Files a probe died on (R-F1): skipped by every scan until they change.
+    json(&serde_json::json!({ "libraries": libs, "skipped": call.ctx.library.quarantined() }))
 }
 
 #[derive(Deserialize)]

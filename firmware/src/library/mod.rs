@@ -23,8 +23,11 @@
 //! season number) stays; ids are never reused. A damaged or missing index means new ids for everything.
 
 pub mod kind;
+pub mod matroska;
+pub mod mp4;
 pub mod name;
 pub mod probe;
+pub mod quarantine;
 pub mod scan;
 mod shelves;
 pub mod watch;
@@ -242,6 +245,8 @@ pub struct Catalog {
     watcher: Mutex<Option<watch::Watcher>>,
     /// Bumped whenever any item is added, removed or changed (DLNA's SystemUpdateID follows it).
     generation: AtomicU64,
+    /// Files that took a probe down with them, skipped until they change.
+    quarantine: quarantine::Quarantine,
 }
 
 impl Catalog {
@@ -267,6 +272,7 @@ impl Catalog {
             pending: Mutex::new(BTreeSet::new()),
             watcher: Mutex::new(None),
             generation: AtomicU64::new(0),
+            quarantine: quarantine::Quarantine::open(data_dir),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -372,7 +378,7 @@ impl Catalog {
                 })
                 .collect()
         };
-        let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen);
+        let outcome = scan::scan(&roots, kind::wanted(lib.kind), &old, &progress.seen, &self.quarantine);
         let found = outcome.files.len();
         self.apply(id, lib.kind, &roots, outcome.files, &old, &outcome.unreadable);
         drop(old);
@@ -512,6 +518,11 @@ impl Catalog {
     /// everything as it was).
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The files skipped because a probe of them ended the run that read them (oldest first).
+    pub fn quarantined(&self) -> Vec<String> {
+        self.quarantine.list()
     }
 
     /// The state handle the catalog follows (libraries and their folders).

@@ -1,11 +1,30 @@
-//! Duration and codecs from container headers: MP4 through the `mp4` crate (reads boxes, seeks over `mdat`),
-//! Matroska/WebM through `matroska-demuxer` (reads the EBML header, SeekHead, Info and Tracks; never a Cluster).
-//! Audio (MP3, FLAC, Ogg Vorbis/Opus, M4A, WAV) through `lofty`: the tags (ID3v2/ID3v1/APE, Vorbis comments,
-//! MP4 `ilst`, RIFF INFO) and the stream properties (MP3: the first frame and its Xing/VBRI header; FLAC:
-//! STREAMINFO), never the audio frames. Only headers are read, never whole files.
+//! Duration and codecs from container headers, each read within a fixed budget so that no file, however
+//! crafted, can make a probe allocate or read more than a few MiB (review finding R-F1).
+//!
+//! - MP4/QuickTime: [`super::mp4`] walks the top-level boxes by their headers and reads `moov` only, at most
+//!   [`super::mp4::MOOV_BUDGET`].
+//! - Matroska/WebM: [`super::matroska`] reads the EBML header, SeekHead, Info and Tracks only (never a
+//!   Cluster), each at most [`super::matroska::ELEMENT_BUDGET`], at most [`super::matroska::READ_BUDGET`] in
+//!   all.
+//! - Audio (MP3, FLAC, Ogg Vorbis/Opus, M4A, WAV) through `lofty`: the tags (ID3v2/ID3v1/APE, Vorbis comments,
+//!   MP4 `ilst`, RIFF INFO) and the stream properties (MP3: the first frame and its Xing/VBRI header; FLAC:
+//!   STREAMINFO), never the audio frames. lofty refuses any single allocation above its allocation limit
+//!   ([`AUDIO_ALLOCATION_LIMIT`], set on the probing thread before each probe) and reads through [`Bounded`],
+//!   which fails every read past [`AUDIO_READ_BUDGET`] bytes.
+//!
+//! Only headers are read, never whole files. [`probe_bytes`] is the same over a byte slice (the fuzz targets).
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+
+/// lofty's limit for one allocation: bytes for a tag or an atom, entries for a table (an MP4 `stts` entry is 8
+/// bytes, so at most 64 MiB are reserved for one, and only what [`AUDIO_READ_BUDGET`] lets in is filled). Its
+/// default is 16 MiB; an ID3v2 tag (cover art included) larger than 8 MiB is not read.
+pub const AUDIO_ALLOCATION_LIMIT: usize = 8 * 1024 * 1024;
+
+/// All bytes one audio probe may read (tags without pictures and the first frames are a few KiB; a tag up to
+/// the allocation limit fits twice).
+pub const AUDIO_READ_BUDGET: u64 = 16 * 1024 * 1024;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Probed {
@@ -30,39 +49,86 @@ pub struct Tags {
 
 /// Read what the container's headers say. Failures give an empty [`Probed`] (the file is still listed).
 pub fn probe(file: File, size: u64, container: &str, media: super::kind::Media) -> Probed {
+    probe_source(BufReader::with_capacity(16 * 1024, file), size, container, media)
+}
+
+/// [`probe`] over bytes in memory: what the fuzz targets drive.
+pub fn probe_bytes(bytes: &[u8], container: &str, media: super::kind::Media) -> Probed {
+    probe_source(std::io::Cursor::new(bytes), bytes.len() as u64, container, media)
+}
+
+fn probe_source<R: Read + Seek>(mut r: R, size: u64, container: &str, media: super::kind::Media) -> Probed {
     let got = match (media, container) {
-        (super::kind::Media::Audio, _) => audio_headers(file, container),
-        (_, "mp4" | "mov") => mp4_headers(file, size),
-        (_, "mkv" | "webm") => matroska_headers(file),
+        (super::kind::Media::Audio, _) => audio_headers(Bounded::new(r, AUDIO_READ_BUDGET), container),
+        (_, "mp4" | "mov") => super::mp4::read(size, |at, buf| read_at(&mut r, at, buf)).ok().map(|m| Probed {
+            duration_ms: m.duration_ms,
+            video_codec: m.video.and_then(|c| mp4_codec(&c)),
+            audio_codec: m.audio.and_then(|c| mp4_codec(&c)),
+            tags: None,
+        }),
+        (_, "mkv" | "webm") => super::matroska::read(size, |at, buf| read_at(&mut r, at, buf)).ok().map(|v| Probed {
+            duration_ms: v.duration_ms,
+            video_codec: v.video.as_deref().map(matroska_codec),
+            audio_codec: v.audio.as_deref().map(matroska_codec),
+            tags: None,
+        }),
         _ => None,
     };
     got.unwrap_or_default()
 }
 
-fn mp4_headers(file: File, size: u64) -> Option<Probed> {
-    let r = mp4::Mp4Reader::read_header(BufReader::with_capacity(16 * 1024, file), size).ok()?;
-    let mut p = Probed {
-        duration_ms: Some(r.duration().as_millis() as u64),
-        ..Probed::default()
-    };
-    let mut ids: Vec<&u32> = r.tracks().keys().collect();
-    ids.sort();
-    for id in ids {
-        let t = &r.tracks()[id];
-        let Ok(kind) = t.track_type() else { continue };
-        let codec = t.box_type().ok().map(|b| mp4_codec(&b.to_string()));
-        match kind {
-            mp4::TrackType::Video if p.video_codec.is_none() => p.video_codec = codec,
-            mp4::TrackType::Audio if p.audio_codec.is_none() => p.audio_codec = codec,
-            _ => {}
+/// Fill `buf` from offset `at` (fewer bytes only at the end of the source).
+fn read_at<R: Read + Seek>(r: &mut R, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    r.seek(SeekFrom::Start(at))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Some(p)
+    Ok(n)
 }
 
-/// ISO/IEC 14496-15 and friends: sample entry fourcc → the codec names Plex clients know.
-fn mp4_codec(fourcc: &str) -> String {
-    match fourcc {
+/// A reader that fails every read once `budget` bytes have been read through it (seeks are free: lofty skips
+/// audio frames and pictures by seeking).
+pub struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R> Bounded<R> {
+    /// `inner`, readable for `budget` bytes in all.
+    pub fn new(inner: R, budget: u64) -> Bounded<R> {
+        Bounded { inner, left: budget }
+    }
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 && !buf.is_empty() {
+            return Err(std::io::Error::other("the probe's read budget is spent"));
+        }
+        let cap = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for Bounded<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// ISO/IEC 14496-15 and friends: sample entry fourcc → the codec names Plex clients know (None for a fourcc
+/// that is not printable ASCII).
+fn mp4_codec(fourcc: &[u8; 4]) -> Option<String> {
+    let text = std::str::from_utf8(fourcc).ok().filter(|t| t.bytes().all(|b| b.is_ascii_graphic() || b == b' '))?;
+    let known = match text {
         "avc1" | "avc3" => "h264",
         "hev1" | "hvc1" => "hevc",
         "vp09" => "vp9",
@@ -71,9 +137,9 @@ fn mp4_codec(fourcc: &str) -> String {
         "Opus" => "opus",
         "ac-3" => "ac3",
         "ec-3" => "eac3",
-        other => return other.trim().to_ascii_lowercase(),
-    }
-    .into()
+        other => return Some(other.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()),
+    };
+    Some(known.into())
 }
 
 /// An audio file's tags and properties (`container` as [`super::kind`] names it; M4A is "mp4").
@@ -83,10 +149,12 @@ fn mp4_codec(fourcc: &str) -> String {
 /// library lists keeps 50 KB of code out of the static binary (x86_64 musl: 5,408,928 → 5,358,592 bytes).
 /// Ogg carries Vorbis or Opus, told apart by the first packet's magic (RFC 7845 §5.1 "OpusHead"; Vorbis I
 /// spec §4.2.1, packet type 1 then "vorbis"); Speex in Ogg is listed without tags.
-fn audio_headers(file: File, container: &str) -> Option<Probed> {
+fn audio_headers<R: Read + Seek>(mut r: Bounded<R>, container: &str) -> Option<Probed> {
     use lofty::file::{AudioFile, TaggedFile};
-    use std::io::{Read, Seek};
-    let mut r = BufReader::with_capacity(16 * 1024, file);
+    // lofty keeps its global options per thread.
+    lofty::config::apply_global_options(
+        lofty::config::GlobalOptions::new().allocation_limit(AUDIO_ALLOCATION_LIMIT),
+    );
     let o = audio_options();
     let tagged: TaggedFile = match container {
         "mp3" => lofty::mpeg::MpegFile::read_from(&mut r, o).ok()?.into(),
@@ -148,28 +216,6 @@ fn from_tagged(tagged: &lofty::file::TaggedFile) -> Probed {
         audio_codec: Some(codec.into()),
         tags: tags.filter(|t| *t != Tags::default()),
     }
-}
-
-fn matroska_headers(file: File) -> Option<Probed> {
-    let m = matroska_demuxer::MatroskaFile::open(BufReader::with_capacity(16 * 1024, file)).ok()?;
-    let info = m.info();
-    // Matroska spec §5.1.4.1.4: Duration is in TimestampScale units (nanoseconds × scale).
-    let duration_ms = info
-        .duration()
-        .map(|d| (d * info.timestamp_scale().get() as f64 / 1e6) as u64);
-    let mut p = Probed {
-        duration_ms,
-        ..Probed::default()
-    };
-    for t in m.tracks() {
-        let codec = Some(matroska_codec(t.codec_id()));
-        match t.track_type() {
-            matroska_demuxer::TrackType::Video if p.video_codec.is_none() => p.video_codec = codec,
-            matroska_demuxer::TrackType::Audio if p.audio_codec.is_none() => p.audio_codec = codec,
-            _ => {}
-        }
-    }
-    Some(p)
 }
 
 /// Matroska codec ids (`V_MPEG4/ISO/AVC`) → the codec names Plex clients know.

@@ -8,6 +8,7 @@
 use super::Item;
 use super::kind::{self, Media};
 use super::probe::{self, Probed};
+use super::quarantine::{self, Quarantine, Verdict};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
@@ -39,12 +40,14 @@ pub struct Outcome {
     pub problems: Vec<String>,
 }
 
-/// Walk `roots`, keeping files of kind `want`. `old` lets unchanged files (same size and mtime) skip probing.
+/// Walk `roots`, keeping files of kind `want`. `old` lets unchanged files (same size and mtime) skip probing;
+/// files in `quarantine` are skipped while unchanged, and every probe runs under its marker.
 pub fn scan(
     roots: &[PathBuf],
     want: Media,
     old: &HashMap<Box<[u8]>, Item>,
     seen: &AtomicU64,
+    quarantine: &Quarantine,
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut visited: HashSet<(u64, u64)> = HashSet::new();
@@ -116,6 +119,10 @@ pub fn scan(
                 }
                 let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
                 let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+                // A file that took a probe down with it stays out until it changes.
+                if quarantine.verdict(&bytes, meta.len(), mtime_ns) == Verdict::Skip {
+                    continue;
+                }
                 // Unchanged files keep what the last probe found. Audio items without artist and album (an
                 // index written before Hearth kept music shelves) are read again, once.
                 if let Some(o) = old.get(&bytes)
@@ -140,7 +147,7 @@ pub fn scan(
                     });
                     continue;
                 }
-                if let Some(found) = examine(&path, ext.as_bytes(), meta.len(), mtime_ns, want) {
+                if let Some(found) = examine(&path, ext.as_bytes(), meta.len(), mtime_ns, want, quarantine) {
                     out.files.push(Found {
                         path: bytes,
                         ..found
@@ -152,8 +159,15 @@ pub fn scan(
     out
 }
 
-/// Open, check the magic bytes, probe the headers.
-fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Option<Found> {
+/// Open, check the magic bytes, probe the headers (under the quarantine's marker).
+fn examine(
+    path: &Path,
+    ext: &[u8],
+    size: u64,
+    mtime_ns: i64,
+    want: Media,
+    quarantine: &Quarantine,
+) -> Option<Found> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut head = [0u8; kind::MAGIC_LEN];
     let mut n = 0;
@@ -175,7 +189,8 @@ fn examine(path: &Path, ext: &[u8], size: u64, mtime_ns: i64, want: Media) -> Op
     if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0)).is_err() {
         return None;
     }
-    let probed = probe::probe(f, size, container, media);
+    let entry = quarantine::Entry { path: path.as_os_str().as_bytes().into(), size, mtime_ns };
+    let probed = quarantine.probing(&entry, || probe::probe(f, size, container, media));
     Some(Found {
         path: Box::new([]),
         size,

@@ -7,13 +7,18 @@
 //! and sets the marker to `Running` — one pure function, one state change, one record written before any
 //! subsystem starts.
 //!
-//! | marker found | boot status CARDRESET | reason      |
-//! |--------------|-----------------------|-------------|
-//! | any          | yes                   | Watchdog    |
-//! | Starving     | no                    | Watchdog    |
-//! | Running      | no                    | PowerLoss   |
-//! | Crashed      | no                    | Crash       |
-//! | Stopped      | no                    | Clean       |
+//! | marker found | boot status CARDRESET | died in a probe | reason      |
+//! |--------------|-----------------------|-----------------|-------------|
+//! | any          | yes                   | any             | Watchdog    |
+//! | Starving     | no                    | any             | Watchdog    |
+//! | Running      | no                    | no              | PowerLoss   |
+//! | Running      | no                    | yes             | Crash       |
+//! | Crashed      | no                    | any             | Crash       |
+//! | Stopped      | no                    | any             | Clean       |
+//!
+//! "Died in a probe": the library's probe marker still named a file ([`crate::library::quarantine`]). An abort
+//! (an allocation failure, `panic = "abort"` in release) or an out-of-memory kill inside a probe does not run
+//! the panic hook that writes `Crashed`, so without the probe marker it would read as a power loss.
 //!
 //! Not every driver reports CARDRESET (softdog never does; QEMU's i6300esb loses it when QEMU exits under
 //! `-no-reboot`), so the watchdog thread writes `Starving` as soon as it stops petting. If the stalled part is
@@ -53,11 +58,20 @@ pub struct Started {
 }
 
 /// Record why the previous run ended, decide safe mode, mark this run as running. `had_previous_run` is false
-/// for a blank or damaged store. `now` is the wall clock in Unix seconds.
-pub fn start(state: &mut State, card_reset: bool, had_previous_run: bool, now: Time, rule: Rule) -> Started {
+/// for a blank or damaged store. `died_in_probe`: the previous run left the library's probe marker behind.
+/// `now` is the wall clock in Unix seconds.
+pub fn start(
+    state: &mut State,
+    card_reset: bool,
+    had_previous_run: bool,
+    died_in_probe: bool,
+    now: Time,
+    rule: Rule,
+) -> Started {
     let now = if now >= CLOCK_FLOOR { now } else { 0 };
     let reason = had_previous_run.then_some(match (card_reset, state.run) {
         (true, _) | (false, Run::Starving) => ResetReason::Watchdog,
+        (false, Run::Running) if died_in_probe => ResetReason::Crash,
         (false, Run::Running) => ResetReason::PowerLoss,
         (false, Run::Crashed) => ResetReason::Crash,
         (false, Run::Stopped) => ResetReason::Clean,
@@ -100,7 +114,10 @@ pub fn sentence(r: ResetReason) -> &'static str {
         ResetReason::PowerLoss => "without a clean stop (power cut, or the process was killed)",
         ResetReason::Watchdog => "the watchdog reset the board because a part of Hearth stopped responding",
         ResetReason::Clean => "cleanly (reboot, power-off or stop)",
-        ResetReason::Crash => "Hearth crashed (a panic); the log of that run has the details",
+        ResetReason::Crash => {
+            "Hearth crashed (a panic, or a media file whose headers it was reading; such a file is skipped \
+             until it changes, and the Libraries screen lists it); the log of that run has the details"
+        }
     }
 }
 
@@ -127,22 +144,26 @@ mod tests {
 
     #[test]
     fn the_reason_table() {
-        // (marker found, CARDRESET, previous run?) → reason
+        // (marker found, CARDRESET, previous run?, died in a probe?) → reason
         let table = [
-            (Run::Stopped, false, true, Some(Clean)),
-            (Run::Running, false, true, Some(PowerLoss)),
-            (Run::Starving, false, true, Some(Watchdog)),
-            (Run::Crashed, false, true, Some(Crash)),
-            (Run::Stopped, true, true, Some(Watchdog)),
-            (Run::Running, true, true, Some(Watchdog)),
-            (Run::Crashed, true, true, Some(Watchdog)),
-            (Run::Running, false, false, None),
-            (Run::Stopped, true, false, None),
+            (Run::Stopped, false, true, false, Some(Clean)),
+            (Run::Running, false, true, false, Some(PowerLoss)),
+            (Run::Running, false, true, true, Some(Crash)),
+            (Run::Starving, false, true, false, Some(Watchdog)),
+            (Run::Starving, false, true, true, Some(Watchdog)),
+            (Run::Crashed, false, true, false, Some(Crash)),
+            (Run::Stopped, true, true, false, Some(Watchdog)),
+            (Run::Running, true, true, false, Some(Watchdog)),
+            (Run::Running, true, true, true, Some(Watchdog)),
+            (Run::Crashed, true, true, false, Some(Watchdog)),
+            (Run::Running, false, false, false, None),
+            (Run::Running, false, false, true, None),
+            (Run::Stopped, true, false, false, None),
         ];
-        for (marker, card, prev, want) in table {
+        for (marker, card, prev, probe, want) in table {
             let mut s = with(marker, &[]);
-            let got = start(&mut s, card, prev, NOW, Rule::default());
-            assert_eq!(got.reason, want, "{marker:?} card_reset={card} previous={prev}");
+            let got = start(&mut s, card, prev, probe, NOW, Rule::default());
+            assert_eq!(got.reason, want, "{marker:?} card_reset={card} previous={prev} died_in_probe={probe}");
             assert_eq!(s.run, Run::Running, "every start marks the run");
             match want {
                 Some(r) => assert_eq!(s.resets.last().map(|x| (x.reason, x.at)), Some((r, NOW))),
@@ -157,7 +178,7 @@ mod tests {
         let mut s = with(Run::Stopped, &[]);
         for i in 0..11 {
             s.run = if i % 2 == 0 { Run::Running } else { Run::Stopped };
-            start(&mut s, false, true, NOW + i, Rule::default());
+            start(&mut s, false, true, false, NOW + i, Rule::default());
         }
         assert_eq!(s.resets.len(), 8);
         assert_eq!(s.resets.first().unwrap().at, NOW + 3);
@@ -169,25 +190,25 @@ mod tests {
         let rule = Rule { watchdog_resets: 3, within_minutes: 15 };
         // Two earlier watchdog resets 10 and 5 minutes ago, a clean one between: the third enters safe mode.
         let mut s = with(Run::Starving, &[(Watchdog, NOW - 600), (Clean, NOW - 400), (Watchdog, NOW - 300)]);
-        let got = start(&mut s, false, true, NOW, rule);
+        let got = start(&mut s, false, true, false, NOW, rule);
         assert_eq!(got, Started { reason: Some(Watchdog), entered_safe_mode: true });
         assert_eq!(s.safe_mode, SafeMode { active: true, since: NOW });
         assert!(!s.dlna_effectively_on(), "safe mode keeps DLNA off");
 
         // One of them too old: no safe mode.
         let mut s = with(Run::Starving, &[(Watchdog, NOW - 16 * 60), (Watchdog, NOW - 300)]);
-        assert!(!start(&mut s, false, true, NOW, rule).entered_safe_mode);
+        assert!(!start(&mut s, false, true, false, NOW, rule).entered_safe_mode);
         assert!(!s.safe_mode.active);
 
         // Power losses do not count.
         let mut s = with(Run::Running, &[(Watchdog, NOW - 60), (Watchdog, NOW - 30)]);
-        assert!(!start(&mut s, false, true, NOW, rule).entered_safe_mode);
+        assert!(!start(&mut s, false, true, false, NOW, rule).entered_safe_mode);
 
         // Safe mode stays on across clean restarts until cleared, and `since` is kept.
         let mut s = with(Run::Starving, &[(Watchdog, NOW - 60), (Watchdog, NOW - 30)]);
-        start(&mut s, false, true, NOW, rule);
+        start(&mut s, false, true, false, NOW, rule);
         s.run = Run::Stopped;
-        let got = start(&mut s, false, true, NOW + 100, rule);
+        let got = start(&mut s, false, true, false, NOW + 100, rule);
         assert_eq!(got, Started { reason: Some(Clean), entered_safe_mode: false });
         assert_eq!(s.safe_mode, SafeMode { active: true, since: NOW });
         clear_safe_mode(&mut s);
@@ -199,10 +220,10 @@ mod tests {
         let rule = Rule { watchdog_resets: 3, within_minutes: 15 };
         // The board started in 1970: the time is stored as unknown (0).
         let mut s = with(Run::Starving, &[(Watchdog, 0), (Watchdog, 0)]);
-        let got = start(&mut s, false, true, 12, rule);
+        let got = start(&mut s, false, true, false, 12, rule);
         assert!(got.entered_safe_mode);
         assert_eq!(s.resets.last().map(|r| r.at), Some(0), "a time before 2025 is stored as unknown");
         let mut s = with(Run::Starving, &[(Watchdog, 0), (PowerLoss, 0), (Watchdog, 0)]);
-        assert!(!start(&mut s, false, true, 12, rule).entered_safe_mode, "a power loss breaks the run");
+        assert!(!start(&mut s, false, true, false, 12, rule).entered_safe_mode, "a power loss breaks the run");
     }
 }

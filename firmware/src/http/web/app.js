@@ -405,6 +405,11 @@ async function libraries(live) {
   const ids = libs => libs.map(l => l.id).join(',');
   let shown = ids(d.libraries);
   const list = h('div', { id: 'libs' });
+  // Files whose headers took Hearth down (GET libraries `skipped`): kept out of every library until they change.
+  const skipped = h('div', { id: 'skipped' });
+  const drawSkipped = files => skipped.replaceChildren(...(files && files.length ? [
+    p('Files Hearth could not read, skipped: reading their headers stopped Hearth, so they are left out until they change (replace or re-save a file to have it read again).', 'hint'),
+    h('ul', null, files.map(f => h('li', null, h('code', null, f))))] : []));
   function draw(libs) {
     list.replaceChildren(...(libs.length ? libs.map(l => h('section', { class: 'card', 'data-lib': l.id, 'aria-labelledby': 'lib-' + l.id },
       h('h3', { id: 'lib-' + l.id }, l.name + ' '), p((KINDS.find(k => k[0] === l.kind) || [0, l.kind])[1] + ' \u00b7 ', 'mut'),
@@ -424,12 +429,13 @@ async function libraries(live) {
       : [p('No libraries yet. Add one below: give it a name, a kind and a folder on the server.', 'mut')]));
     for (const l of libs) { const c = list.querySelector('[data-lib="' + l.id + '"] .mut'); c.append(l.items + ' items'); }
   }
-  async function reload() { const r = await need('libraries'); shown = ids(r.libraries); draw(r.libraries); }
+  async function reload() { const r = await need('libraries'); shown = ids(r.libraries); draw(r.libraries); drawSkipped(r.skipped); }
   async function poll() {
     if (!live()) return;
     const r = await api('GET', 'libraries');
     if (!r.ok || !live()) return;
     if (ids(r.data.libraries) !== shown) return reload();
+    drawSkipped(r.data.skipped);
     for (const l of r.data.libraries) {
       const c = list.querySelector('[data-lib="' + l.id + '"]');
       c.querySelector('.progress').textContent = progressText(l.progress);
@@ -437,7 +443,8 @@ async function libraries(live) {
     }
   }
   draw(d.libraries);
-  show('Libraries', list, h('h3', null, 'Add a library'), form('newlib', [
+  drawSkipped(d.skipped);
+  show('Libraries', list, skipped, h('h3', null, 'Add a library'), form('newlib', [
     { id: 'newlib-name', label: 'Name', required: true, check: nameCheck },
     { id: 'newlib-kind', label: 'Kind', type: 'select', options: KINDS },
     { id: 'newlib-folder', label: 'Folder on the server', placeholder: '/srv/media/films', required: true, check: folderCheck },
