@@ -112,8 +112,8 @@ fn system_status_is_for_the_owner_and_tells_the_truth() {
     assert_eq!(st, 200, "{body}");
     let (st, _, body) = srv.call("GET", "/api/v1/settings/tls", &auth, None);
     assert!(st == 403 && body.contains("secure connections"), "{st} {body}");
-    let (st, head, _) = srv.call("GET", "/web/", &[("Host", "box:32400"), ("Accept", CHROME_ACCEPT)], None);
-    assert!(st == 301 && head.contains("location: https://box:32400/web/"), "{head}");
+    let (st, head, _) = srv.call("GET", "/web/", &[("Host", "localhost:32400"), ("Accept", CHROME_ACCEPT)], None);
+    assert!(st == 301 && head.contains("location: https://localhost:32400/web/"), "{head}");
 }
 
 /// Bytes that look like an MP4 to the library's recogniser, then `len` bytes of a pattern.
