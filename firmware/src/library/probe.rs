@@ -237,3 +237,15 @@ fn matroska_codec(id: &str) -> String {
     }
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    /// Found by the probe_audio fuzz target: an Opus stream whose last granule position makes lofty's duration
+    /// arithmetic overflow. The probe answers (with or without a duration) and the scanner goes on.
+    #[test]
+    fn fuzz_probe_audio_opus_granule_overflow_does_not_panic() {
+        let bytes = include_bytes!("../../fuzz/seeds/probe_audio/opus-granule-overflow.ogg");
+        let probed = super::probe_bytes(bytes, "ogg", crate::library::kind::Media::Audio);
+        assert!(probed.video_codec.is_none(), "an Ogg file names no video codec");
+    }
+}
