@@ -168,6 +168,9 @@ fn audio_headers<R: Read + Seek>(mut r: Bounded<R>, container: &str) -> Option<P
             let first = &first[..n];
             let has = |magic: &[u8]| first.windows(magic.len()).any(|w| w == magic);
             if has(b"OpusHead") {
+                if !opus_head_is_sound(&mut r)? {
+                    return None;
+                }
                 lofty::ogg::OpusFile::read_from(&mut r, o).ok()?.into()
             } else if has(b"\x01vorbis") {
                 lofty::ogg::VorbisFile::read_from(&mut r, o).ok()?.into()
@@ -177,6 +180,30 @@ fn audio_headers<R: Read + Seek>(mut r: Bounded<R>, container: &str) -> Option<P
         }
     };
     Some(from_tagged(&tagged))
+}
+
+/// The first Ogg page (RFC 3533 §6: 27-byte header, `page_segments` at byte 26, then the segment table) must carry
+/// the Opus identification header alone (RFC 7845 §3) with a non-zero output channel count (RFC 7845 §5.1: "MUST
+/// NOT be zero"; byte 9 of the packet). lofty 0.25.5 `expect`s a channel mask for the count it reads there
+/// (ogg/opus/properties.rs:132) and aborts the process on 0: such a file is refused here, before lofty sees it
+/// (found by the probe_audio fuzz target; seed `opus-zero-channels.ogg`). None when the file cannot be read.
+fn opus_head_is_sound<R: Read + Seek>(r: &mut R) -> Option<bool> {
+    let mut page = [0u8; 27 + 255 + 10];
+    let mut n = 0;
+    while n < page.len() {
+        match r.read(&mut page[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    r.rewind().ok()?;
+    let page = &page[..n];
+    if page.len() < 27 || &page[..4] != b"OggS" {
+        return Some(false);
+    }
+    let body = 27 + usize::from(page[26]);
+    Some(matches!(page.get(body..body + 10), Some(head) if &head[..8] == b"OpusHead" && head[9] != 0))
 }
 
 fn audio_options() -> lofty::config::ParseOptions {
@@ -247,5 +274,22 @@ mod tests {
         let bytes = include_bytes!("../../fuzz/seeds/probe_audio/opus-granule-overflow.ogg");
         let probed = super::probe_bytes(bytes, "ogg", crate::library::kind::Media::Audio);
         assert!(probed.video_codec.is_none(), "an Ogg file names no video codec");
+    }
+
+    /// The check in front of lofty lets a sound Opus file through (the seed written by scripts/fuzz-media-seeds).
+    #[test]
+    fn a_sound_opus_file_is_still_probed() {
+        let bytes = include_bytes!("../../fuzz/seeds/probe_audio/small.opus");
+        let probed = super::probe_bytes(bytes, "ogg", crate::library::kind::Media::Audio);
+        assert!(probed.audio_codec.is_some(), "{probed:?}");
+    }
+
+    /// Found by the probe_audio fuzz target: an OpusHead with 0 output channels made lofty `expect` (an abort in
+    /// the shipped build). The probe refuses it (RFC 7845 §5.1) and answers nothing.
+    #[test]
+    fn fuzz_probe_audio_opus_zero_channels_does_not_panic() {
+        let bytes = include_bytes!("../../fuzz/seeds/probe_audio/opus-zero-channels.ogg");
+        let probed = super::probe_bytes(bytes, "ogg", crate::library::kind::Media::Audio);
+        assert!(probed.duration_ms.is_none() && probed.audio_codec.is_none(), "{probed:?}");
     }
 }
