@@ -6,12 +6,11 @@
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::Server;
+use common::{Server, preset};
 
 
 /// One HTTP/1.1 request by port (for threads that do not hold the server): the status and the body text.
@@ -45,24 +44,6 @@ fn msg(v: &Value) -> String {
     v["error"]["message"].as_str().unwrap_or("").to_owned()
 }
 
-/// Change the stored settings before the server starts (the data folder is opened through the library).
-fn preset(dir: &Path, change: impl FnOnce(&mut hearth::state::State) + Send + 'static) {
-    let cfg = hearth::serve::Config { data_dir: dir.to_owned(), ..Default::default() };
-    let opening = hearth::serve::open_data(&cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        opening
-            .handle
-            .update(|s| {
-                change(s);
-                Ok::<_, std::convert::Infallible>(())
-            })
-            .await
-            .unwrap();
-        opening.handle.flush().await;
-    });
-    opening.handle.shutdown();
-}
 
 const OWNER_PW: &str = "blue tiger lamp";
 
@@ -215,16 +196,7 @@ fn accounts_home_revocation_restart_and_recovery() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use"), "{}", String::from_utf8_lossy(&out.stderr));
     srv.stop_cleanly();
     // ...and with the server stopped: new password, no PIN, owner devices signed out, nothing else touched.
-    let mut rec = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["recover", "--password-stdin", "--data-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    rec.stdin.take().unwrap().write_all(b"recovered at home\n").unwrap();
-    let out = rec.wait_with_output().unwrap();
+    let out = common::recover(dir.path(), "recovered at home");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let srv = Server::start(dir.path());
     assert_eq!(srv.json("GET", "/api/v1/me", &[("X-Plex-Token", &phone)], None).0, 401, "owner devices signed out");

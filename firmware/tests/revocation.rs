@@ -7,7 +7,6 @@ use common::Server;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const OWNER_PW: &str = "hearth by the fire";
@@ -34,16 +33,7 @@ fn a_f14_recovery_revokes_api_tokens_and_lists_accounts() {
     srv.stop_cleanly();
 
     // `hearth recover` on the console.
-    let mut rec = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["recover", "--password-stdin", "--data-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    rec.stdin.take().unwrap().write_all(b"recovered at home\n").unwrap();
-    let out = rec.wait_with_output().unwrap();
+    let out = common::recover(dir.path(), "recovered at home");
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("1 API token(s) revoked"), "{said}");

@@ -6,12 +6,11 @@ use hearth::auth::lockout::FREE;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::Server;
+use common::{Server, preset};
 
 const OWNER_PW: &str = "blue tiger lamp";
 
@@ -58,24 +57,6 @@ fn sign_in_body(name: &str, password: &str) -> String {
     json!({"name": name, "password": password}).to_string()
 }
 
-/// Change the stored settings before the server starts.
-fn preset(dir: &Path, change: impl FnOnce(&mut hearth::state::State) + Send + 'static) {
-    let cfg = hearth::serve::Config { data_dir: dir.to_owned(), ..Default::default() };
-    let opening = hearth::serve::open_data(&cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        opening
-            .handle
-            .update(|s| {
-                change(s);
-                Ok::<_, std::convert::Infallible>(())
-            })
-            .await
-            .unwrap();
-        opening.handle.flush().await;
-    });
-    opening.handle.shutdown();
-}
 
 /// Six wrong passwords from one source block that source, not the owner typing the right one elsewhere; attempts
 /// from the WAN never block the LAN.

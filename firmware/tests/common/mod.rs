@@ -159,3 +159,36 @@ pub fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Change the stored settings before the server starts (the data folder is opened through the library).
+pub fn preset(dir: &Path, change: impl FnOnce(&mut hearth::state::State) + Send + 'static) {
+    let cfg = hearth::serve::Config { data_dir: dir.to_owned(), ..Default::default() };
+    let opening = hearth::serve::open_data(&cfg).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        opening
+            .handle
+            .update(|s| {
+                change(s);
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .await
+            .unwrap();
+        opening.handle.flush().await;
+    });
+    opening.handle.shutdown();
+}
+
+/// `hearth recover --password-stdin` on the console for the data folder `dir`, typing `password`.
+pub fn recover(dir: &Path, password: &str) -> std::process::Output {
+    let mut rec = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["recover", "--password-stdin", "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    rec.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    rec.wait_with_output().unwrap()
+}
