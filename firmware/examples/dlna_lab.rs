@@ -83,7 +83,7 @@ async fn change(handle: &Handle, catalog: &Catalog, line: &str) -> Result<String
 }
 
 fn main() {
-    hearth::serve::init_logging();
+    hearth::system::logging::init();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let cfg = Config::parse(args).unwrap_or_else(|e| {
         eprintln!("dlna_lab: {e}");

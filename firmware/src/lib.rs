@@ -9,12 +9,17 @@
 //! - [`stream`]: the stream fast path (Range, sendfile, pacing classes).
 //! - [`remote`]: port mapping, remote-access status, STUN, the reflector.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
-//! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
+//! - [`init`]: init mode (PID 1 on a board): mounts, modules, network, then serving; reboot.
+//! - [`command`]: the `recover` and `reflector` commands' shells (argv, logging, opening the data).
+//! - [`system`]: the bottom shelf (clock, interfaces, random bytes, logging, connection workers), board
+//!   profiles, network bring-up, watchdog, reset reasons.
 
 pub mod dlna;
 pub mod auth;
 pub mod calendar;
+pub mod command;
 pub mod http;
+pub mod init;
 pub mod library;
 pub mod remote;
 pub mod serve;

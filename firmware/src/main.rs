@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     one_allocator_arena();
     if std::process::id() == 1 {
         // The kernel started us as /init: init mode, whatever argv says (the kernel passes its own words).
-        return hearth::system::init::run(None);
+        return hearth::init::run(None);
     }
     let mut argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     let sub = argv.first().and_then(|a| a.to_str()).map(str::to_owned);
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         }
         Some("recover") => {
             argv.remove(0);
-            hearth::auth::recover::command(argv)
+            hearth::command::recover(argv)
         }
         Some("init") => {
             argv.remove(0);
@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         }
         Some("reflector") => {
             argv.remove(0);
-            hearth::remote::reflector::Config::parse(argv).map(hearth::remote::reflector::run)
+            hearth::remote::reflector::Config::parse(argv).map(hearth::command::reflector)
         }
         Some(s) if !s.starts_with('-') => Err(format!("unknown command {s:?}")),
         _ => hearth::serve::Config::parse(argv).map(hearth::serve::run),
@@ -107,7 +107,7 @@ fn init(argv: Vec<OsString>) -> Result<ExitCode, String> {
             }
         };
     }
-    Ok(hearth::system::init::run(board))
+    Ok(hearth::init::run(board))
 }
 
 /// Host builds on glibc: by default every thread that allocates gets its own malloc arena, and the scanner

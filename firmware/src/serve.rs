@@ -105,32 +105,7 @@ impl Config {
     }
 }
 
-/// Start logging once: `RUST_LOG` takes `target=level` pairs or a bare level (default info).
-pub fn init_logging() {
-    init_logging_to(true)
-}
 
-/// As [`init_logging`]; `ansi: false` for a serial console that shows escape codes as text (init mode).
-/// Besides stderr, every event that passes the filter is kept in the recent log (system::journal) for the
-/// System screen.
-pub fn init_logging_to(ansi: bool) {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    let filter: Targets = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(|| crate::system::journal::RECENT.writer())
-                .with_target(false)
-                .with_ansi(false),
-        )
-        .with(filter)
-        .try_init();
-}
 
 /// What opening the data folder produced.
 pub struct Opening {
@@ -208,10 +183,10 @@ pub fn open_state<F: Flash + 'static>(
             }
             (s, rec.schema != state::SCHEMA_VERSION, false, true)
         }
-        Opened::Blank => (State::new(random_id()), true, false, false),
+        Opened::Blank => (State::new(crate::system::random::id()), true, false, false),
         Opened::Damaged => {
             tracing::error!(path = %path.display(), "no valid state record on flash; starting from defaults");
-            (State::new(random_id()), true, true, false)
+            (State::new(crate::system::random::id()), true, true, false)
         }
     };
     let handle = Handle::start(store, state);
@@ -224,16 +199,10 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-/// 16 random bytes from the kernel.
-pub fn random_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).expect("kernel random");
-    id
-}
 
 /// Run until SIGINT/SIGTERM. Exit status 1 with a message when the data folder or flash is unusable.
 pub fn run(cfg: Config) -> ExitCode {
-    init_logging();
+    crate::system::logging::init();
     let opening = match open_data(&cfg) {
         Ok(o) => o,
         Err(e) => {
@@ -248,7 +217,7 @@ pub fn run(cfg: Config) -> ExitCode {
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, ..Default::default() };
-    serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), wait_for_signal()).await
+    serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), crate::system::logging::wait_for_signal()).await
 }
 
 /// How long a heartbeat may stay quiet on a host without systemd's `WATCHDOG_USEC` before it is reported
@@ -351,7 +320,7 @@ pub async fn serve_until(
     let remote_beat = beats.register("remote access");
     let dlna_beat = beats.register("DLNA");
     let watcher_beat = beats.register("library watcher");
-    let worker_beats = http::workers::Workers::get().beat(&beats);
+    let worker_beats = crate::system::workers::Workers::get().beat(&beats);
     {
         let b = store_beat.clone();
         handle.set_heartbeat(move || b.bump());
@@ -372,7 +341,7 @@ pub async fn serve_until(
     crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
     let s = handle.snapshot();
     tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
-    println!("Hearth {} is running. Set it up at {}", crate::VERSION, setup_url(local));
+    println!("Hearth {} is running. Set it up at {}", crate::VERSION, http::web::setup_url(local));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
     tokio::spawn(http::tls::keep_certificate(handle.clone()));
@@ -392,7 +361,7 @@ pub async fn serve_until(
     // The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
     // runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
     probe_task.abort();
-    http::workers::Workers::rest(worker_beats).await;
+    crate::system::workers::Workers::rest(worker_beats).await;
     for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat] {
         b.rest();
     }
@@ -430,7 +399,7 @@ async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>, panic_af
         }
         if stall_after.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
             if milestones {
-                crate::system::init::milestone("test hook: runtime canary stalled");
+                crate::system::boot::milestone("test hook: runtime canary stalled");
             }
             tracing::warn!("test hook: runtime canary stalled");
             std::future::pending::<()>().await;
@@ -458,7 +427,7 @@ async fn listener_probe(port: u16, beat: watchdog::Beat, period: Duration, miles
             beat.bump();
             if first {
                 if milestones {
-                    crate::system::init::milestone("serving");
+                    crate::system::boot::milestone("serving");
                 }
                 first = false;
             }
@@ -491,46 +460,4 @@ fn crash_marker(handle: &Handle) {
             }
         }));
     });
-}
-
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is first
-/// polled: a stop sent the moment the setup URL is printed (before the main task reaches its `.await`) is a clean
-/// stop, not the default action's kill.
-pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    }
-}
-
-/// The URL to print: the listen address, or the first LAN address when listening on all interfaces.
-pub fn setup_url(local: SocketAddr) -> String {
-    let ip = if local.ip().is_unspecified() { lan_address().unwrap_or(local.ip()) } else { local.ip() };
-    let host = match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    };
-    format!("http://{host}:{}/web/", local.port())
-}
-
-/// The first non-loopback IPv4 address of an interface that is up.
-pub fn lan_address() -> Option<std::net::IpAddr> {
-    let addrs = nix::ifaddrs::getifaddrs().ok()?;
-    for a in addrs {
-        if !a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP) {
-            continue;
-        }
-        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
-            let ip = sin.ip();
-            if !ip.is_loopback() {
-                return Some(ip.into());
-            }
-        }
-    }
-    None
 }

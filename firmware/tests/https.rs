@@ -112,7 +112,7 @@ async fn an_installed_certificate_replaces_the_self_signed_one() {
     let (addr, handle, old, _dir) = start(SecureConnections::Preferred).await;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
-    let installed = tls::custom(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), tls::unix_now()).unwrap();
+    let installed = tls::custom(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), hearth::system::clock::unix_now() as i64).unwrap();
     handle.update(|s| {
         let _: () = s.tls = Some(installed);
         Ok::<_, state::StateError>(())

@@ -90,13 +90,9 @@ impl AuthError {
     }
 }
 
-/// Unix time now, in the state's unit.
-pub fn now() -> Time {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs().min(u32::MAX as u64) as u32)
-        .unwrap_or(0)
-}
+/// Unix time now, in the state's unit: the system room's clock ([`crate::system::clock::now`]), named here
+/// for the handlers that stamp auth records.
+pub use crate::system::clock::now;
 
 /// The auth room's runtime part, shared by all requests.
 #[derive(Default)]
@@ -192,22 +188,11 @@ pub fn origin(peer: IpAddr, forwarded_for: Option<&str>, state: &State, own: &[N
 
 /// The subnets of the interfaces that are up (loopback included: the box itself is local).
 pub fn own_subnets() -> Vec<Net> {
-    let mut out = Vec::new();
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return out };
-    for a in addrs {
-        if !a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP) {
-            continue;
-        }
-        let (Some(addr), Some(mask)) = (a.address.as_ref(), a.netmask.as_ref()) else { continue };
-        if let (Some(ip), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-            let prefix = m.ip().to_bits().count_ones() as u8;
-            out.push(Net { addr: IpAddr::V4(ip.ip()), prefix });
-        } else if let (Some(ip), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
-            let prefix = u128::from(m.ip()).count_ones() as u8;
-            out.push(Net { addr: IpAddr::V6(ip.ip()), prefix });
-        }
-    }
-    out
+    crate::system::ifaces::addresses()
+        .into_iter()
+        .filter(|a| a.up)
+        .filter_map(|a| Some(Net { addr: a.addr, prefix: a.prefix? }))
+        .collect()
 }
 
 /// Start the auth room's background duties: coarse last-seen flushes and subnet refreshes.

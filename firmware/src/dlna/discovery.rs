@@ -96,8 +96,9 @@ impl Discovery {
 
     /// Announce until `quit` fires (or its sender is dropped), then say byebye on every interface.
     pub async fn run(mut self, live: Arc<Live>, udn: String, mut quit: oneshot::Receiver<()>) {
-        let boot_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(1);
-        let seed = u64::from_le_bytes(crate::serve::random_id()[..8].try_into().expect("8 bytes"));
+        // BOOTID.UPNP.ORG: the start time in seconds (1 on a clock that reads 1970).
+        let boot_id = crate::system::clock::now().max(1);
+        let seed = u64::from_le_bytes(crate::system::random::bytes());
         let mut engine = Engine::new(&udn, super::http::PORT, crate::VERSION, boot_id, seed);
         engine.start(Instant::now(), self.ifaces.iter().map(|i| IpAddr::V4(i.addr)).collect());
         tracing::info!(interfaces = ?self.ifaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), "SSDP alive");

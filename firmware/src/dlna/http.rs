@@ -80,9 +80,9 @@ pub fn parse_head(bytes: &[u8]) -> Option<Request> {
 }
 
 /// Accept until dropped. Dropping the future closes the listener and aborts every connection. Connections live
-/// on the connection workers (http::workers), as on the main port.
+/// on the connection workers (system::workers), as on the main port.
 pub async fn serve(listener: TcpListener, live: Arc<Live>) {
-    let workers = crate::http::workers::Workers::get();
+    let workers = crate::system::workers::Workers::get();
     let mut conns = Connections(Vec::new());
     let sources = fds::Sources::new(PER_SOURCE);
     let mut trouble = fds::AcceptTrouble::new("DLNA");

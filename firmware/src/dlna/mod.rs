@@ -131,7 +131,7 @@ impl Builder {
             return;
         }
         // SystemUpdateID only grows (CDS:1 §2.5.21); seconds keep it growing across restarts too.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0);
+        let now = crate::system::clock::now();
         self.update_id = now.max(self.update_id.wrapping_add(1));
         self.generation = generation;
         self.libraries = libraries;

@@ -199,7 +199,7 @@ pub async fn root(call: Call) -> Response<Body> {
         .a("transcoderVideo", "0")
         .a("transcoderAudio", "0")
         .a("allowSync", "0")
-        .a("updatedAt", crate::library::unix_now() as u64)
+        .a("updatedAt", crate::system::clock::unix_now())
         .kid(
             Node::new("Directory", "Directory")
                 .a("key", "library")
@@ -234,7 +234,7 @@ fn section_node(call: &Call, l: &Library) -> Node {
         .a("language", "xn")
         .a("uuid", format!("{}-{:02x}", s.machine_identifier(), l.id))
         .a("refreshing", if progress.running { "1" } else { "0" })
-        .a("updatedAt", crate::library::unix_now() as u64);
+        .a("updatedAt", crate::system::clock::unix_now());
     for (i, f) in s.folders.iter().filter(|f| f.library == l.id).enumerate() {
         n = n.kid(
             Node::new("Location", "Location")

@@ -7,7 +7,7 @@
 //! published watch (`system::watchdog::facts`: label → value, shown as facts; on a host it says no watchdog
 //! runs), `log` from the recent log (`system::journal::RECENT`, oldest first, newest last), `egress` from the
 //! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start), `memory`
-//! from `/proc/self/status` (`system::init::memory_kib`: resident now and at peak, null where unreadable).
+//! from `/proc/self/status` (`system::boot::memory_kib`: resident now and at peak, null where unreadable).
 //! Must not touch: the state (read-only snapshot).
 
 use super::routes::Call;
@@ -28,7 +28,7 @@ pub async fn system(call: Call) -> Response<Body> {
     let watchdog: serde_json::Map<String, serde_json::Value> =
         crate::system::watchdog::facts().into_iter().map(|(k, v)| (k, v.into())).collect();
     let egress = &call.ctx.streams.egress;
-    let memory = crate::system::init::memory_kib();
+    let memory = crate::system::boot::memory_kib();
     json(&json!({
         "version": crate::VERSION,
         "uptime_seconds": call.ctx.started.elapsed().as_secs(),

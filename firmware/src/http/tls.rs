@@ -196,7 +196,7 @@ pub async fn keep_certificate(handle: Handle) {
         if needs {
             let names = box_names();
             let addrs = box_addresses();
-            let now = unix_now();
+            let now = crate::system::clock::unix_now() as i64;
             match tokio::task::spawn_blocking(move || self_signed(&names, &addrs, now)).await {
                 Ok(Ok(tls)) => {
                     let stored = handle
@@ -239,29 +239,15 @@ pub fn box_names() -> Vec<String> {
 /// Addresses the certificate covers: every address of every interface that is up.
 pub fn box_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
-    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-        for a in addrs {
-            let Some(s) = a.address else { continue };
-            let ip = if let Some(v4) = s.as_sockaddr_in() {
-                IpAddr::from(v4.ip())
-            } else if let Some(v6) = s.as_sockaddr_in6() {
-                IpAddr::from(v6.ip())
-            } else {
-                continue;
-            };
-            if !out.contains(&ip) {
-                out.push(ip);
-            }
+    for a in crate::system::ifaces::addresses() {
+        if !out.contains(&a.addr) {
+            out.push(a.addr);
         }
     }
     if out.is_empty() {
         out.push(IpAddr::from([127, 0, 0, 1]));
     }
     out
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `notBefore` and `notAfter` of a DER certificate, as unix seconds.

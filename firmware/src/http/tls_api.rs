@@ -83,7 +83,7 @@ pub async fn put(call: Call) -> Response<Body> {
         (Some(_), Some(_)) if c.use_self_signed => {
             return bad("Either install a certificate or go back to the self-signed one, not both.");
         }
-        (Some(cert), Some(key)) => match tls::custom(cert.as_bytes(), key.as_bytes(), tls::unix_now()) {
+        (Some(cert), Some(key)) => match tls::custom(cert.as_bytes(), key.as_bytes(), crate::system::clock::unix_now() as i64) {
             Ok(t) => Some(t),
             Err(e) => return bad(&format!("That certificate cannot be used: {e}.")),
         },

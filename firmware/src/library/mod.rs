@@ -42,7 +42,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 pub const INDEX_FILE: &str = "library-index.bin";
 pub const INDEX_MAGIC: &[u8; 4] = b"HIDX";
@@ -834,12 +834,9 @@ fn parent_name(path: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-pub fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
-}
+/// Unix time now in seconds (32 bits): the system room's clock ([`crate::system::clock::now`]), named here for
+/// the stream room's Date header.
+pub use crate::system::clock::now as unix_now;
 
 /// Check a folder the owner wants to add: absolute, UTF-8 (the state stores text), an existing readable
 /// directory. Returns the path as given (no symlink resolution: the scanner keeps within it).

@@ -5,6 +5,7 @@
 use super::pcp::{self, Epoch, MapReply, PcpError};
 use super::status::Reason;
 use crate::state::MappingMethod;
+use crate::system::clock::unix_now;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use igd_next::PortMappingProtocol::TCP;
 use std::time::Duration;
@@ -48,10 +49,6 @@ pub enum Miss {
     Silent,
     /// The router answered and said no (and perhaps named its external address while refusing).
     Refused { code: u16, detail: String, external: Option<IpAddr> },
-}
-
-fn secs_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Try `methods` in order; the first mapping wins. The reason when none works: the first refusal, or
@@ -294,7 +291,7 @@ async fn pcp_map(
 
 async fn map_pcp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferred: u16) -> Result<Active, Miss> {
     let local = source_toward(gateway).await.unwrap_or(local);
-    let nonce: [u8; 12] = crate::serve::random_id()[..12].try_into().expect("12 bytes");
+    let nonce: [u8; 12] = crate::system::random::bytes();
     let reply = match pcp_map(gateway, local, nonce, internal_port, preferred, LEASE_SECS).await {
         Ok(r) => r,
         Err(PcpError::OnlyNatPmp) => {
@@ -308,7 +305,7 @@ async fn map_pcp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
         return Err(Miss::Refused { code: reply.result, detail, external: reply.external_addr });
     }
     let mut epoch = Epoch::default();
-    epoch.observe(reply.epoch, secs_now());
+    epoch.observe(reply.epoch, unix_now());
     Ok(Active {
         method: MappingMethod::Pcp,
         gateway,
@@ -332,7 +329,7 @@ async fn map_natpmp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, pref
     if result != 0 {
         return Err(Miss::Refused { code: result, detail: natpmp_result_text(result).into(), external: None });
     }
-    epoch.observe(e, secs_now());
+    epoch.observe(e, unix_now());
     let req = pcp::natpmp_map_request(internal_port, preferred, LEASE_SECS);
     let reply = match ask(gateway, &req, |b| pcp::natpmp_map_response(b, internal_port)).await {
         Ok(r) => r,
@@ -342,7 +339,7 @@ async fn map_natpmp(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, pref
         let detail = natpmp_result_text(reply.result).into();
         return Err(Miss::Refused { code: reply.result, detail, external: Some(IpAddr::V4(ext)) });
     }
-    epoch.observe(reply.epoch, secs_now());
+    epoch.observe(reply.epoch, unix_now());
     Ok(Active {
         method: MappingMethod::NatPmp,
         gateway,
@@ -369,7 +366,7 @@ pub enum Kept {
 
 /// Renew at half-life (`renew` = true) or just check that the router still holds the mapping.
 pub async fn keep(a: &mut Active, renew: bool) -> Kept {
-    let now = secs_now();
+    let now = unix_now();
     match &mut a.held {
         Held::Igd(gw) => {
             if renew {

@@ -193,7 +193,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                     external_port: a.external_port,
                     internal_port: a.internal_port,
                     lease_secs: a.lease_secs,
-                    obtained: crate::http::tls::unix_now() as u32,
+                    obtained: crate::system::clock::now(),
                 };
                 let same = state.settings.remote.last_mapping.as_ref().is_some_and(|l| Mapping { obtained: l.obtained, ..m.clone() } == *l);
                 if !same {
@@ -295,7 +295,7 @@ async fn attempt(
 ) -> (Findings, ServerMapping, Option<Active>) {
     let mut view = ServerMapping::default();
     let route = router::default_route();
-    let local = route.as_ref().and_then(|r| router::interface_address(&r.interface));
+    let local = route.as_ref().and_then(|r| crate::system::ifaces::ipv4_of(&r.interface));
     view.interface = route.as_ref().map(|r| r.interface.clone());
     view.gateway = route.as_ref().map(|r| IpAddr::V4(r.gateway));
     view.private_addr = local.map(IpAddr::V4);
@@ -388,7 +388,7 @@ async fn stun_ask(server: SocketAddr) -> Option<SocketAddr> {
     let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
     let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
     sock.connect(server).await.ok()?;
-    let tid: [u8; 12] = crate::serve::random_id()[..12].try_into().ok()?;
+    let tid: [u8; 12] = crate::system::random::bytes();
     let req = stun::binding_request(tid);
     let mut buf = [0u8; 1500];
     for wait in [500u64, 1000, 1500] {

@@ -54,49 +54,37 @@ impl Config {
     }
 }
 
-/// Run the reflector until SIGINT/SIGTERM.
-pub fn run(cfg: Config) -> std::process::ExitCode {
-    crate::serve::init_logging();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("hearth reflector: cannot listen on {}: {e}", cfg.listen);
-                return std::process::ExitCode::from(1);
-            }
-        };
-        let stop = crate::serve::wait_for_signal();
-        tracing::info!(addr = %listener.local_addr().expect("addr"), private = cfg.allow_private_targets, "reflector listening");
-        let gate = Arc::new(Semaphore::new(CONCURRENCY));
-        let accept = async {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let gate = gate.clone();
-                let cfg = cfg.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let gate = gate.clone();
-                        let cfg = cfg.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &cfg, &gate).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(5))
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+/// Answer checks on `listener` until `stop` resolves (the command shell, `crate::command::reflector`, binds
+/// the address and passes the stop signals).
+pub async fn serve(listener: tokio::net::TcpListener, cfg: Config, stop: impl std::future::Future<Output = ()>) {
+    tracing::info!(addr = %listener.local_addr().expect("addr"), private = cfg.allow_private_targets, "reflector listening");
+    let gate = Arc::new(Semaphore::new(CONCURRENCY));
+    let accept = async {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let gate = gate.clone();
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let gate = gate.clone();
+                    let cfg = cfg.clone();
+                    async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &cfg, &gate).await) }
                 });
-            }
-        };
-        tokio::select! {
-            _ = accept => {},
-            _ = stop => {},
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
         }
-        std::process::ExitCode::SUCCESS
-    })
+    };
+    tokio::select! {
+        _ = accept => {},
+        _ = stop => {},
+    }
 }
 
 fn reply(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {

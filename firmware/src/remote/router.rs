@@ -44,13 +44,6 @@ pub fn default_route() -> Option<DefaultRoute> {
     parse_default_route(&std::fs::read_to_string("/proc/net/route").ok()?)
 }
 
-/// The first IPv4 address of `interface`.
-pub fn interface_address(interface: &str) -> Option<Ipv4Addr> {
-    nix::ifaddrs::getifaddrs()
-        .ok()?
-        .filter(|a| a.interface_name == interface)
-        .find_map(|a| a.address.as_ref().and_then(|s| s.as_sockaddr_in()).map(|s| s.ip()))
-}
 
 #[cfg(test)]
 mod tests {

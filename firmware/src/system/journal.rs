@@ -3,7 +3,7 @@
 //!
 //! Owns: the bounded ring of lines ([`Journal`], fixed capacity, the oldest line dropped first, each line cut
 //! at [`LINE_MAX`] bytes) and the writer that tracing-subscriber's formatting layer writes each event into
-//! ([`Journal::writer`]; serve.rs's `init_logging_to` installs it beside stderr, so host and init mode both
+//! ([`Journal::writer`]; `system::logging::init_to` installs it beside stderr, so host and init mode both
 //! fill it). A line is the event as the console shows it without colours: time, level, message, fields.
 //! Nothing else is stored; the code base logs no tokens, PINs, passwords or keys, and this ring keeps it so
 //! by holding only what was logged. Must not touch: what gets logged (the rooms decide) or the filter

@@ -1,6 +1,8 @@
-//! The system room: Hearth as the whole userspace of a board (PID 1, "init mode").
+//! The system room: the bottom shelf every room may use, and the duties of Hearth as the whole userspace of a
+//! board (the init sequence itself, which wires the rooms, is `crate::init` at the top).
 //!
-//! Owns: board profiles ([`board`]), the init sequence ([`init`]: mounts, kernel modules, hostname, reboot),
+//! Owns: the wall clock ([`clock`]), the interface addresses ([`ifaces`]), random bytes ([`random`]), logging
+//! and stop signals ([`logging`]), the per-core connection workers ([`workers`]), board profiles ([`board`]),
 //! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
 //! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`], which also
 //! publishes what it knows for the System screen), reset reasons and safe mode ([`reset`]), the recent log
@@ -9,13 +11,18 @@
 //! Must not touch: the record format (store room), the schema (state room), or protocol details of HTTP.
 
 pub mod board;
+pub mod boot;
+pub mod clock;
 pub mod fds;
 pub mod flash;
-pub mod init;
+pub mod ifaces;
 pub mod journal;
+pub mod logging;
 pub mod net;
+pub mod random;
 pub mod reset;
 pub mod watchdog;
+pub mod workers;
 
 use serde::{Deserialize, Serialize};
 

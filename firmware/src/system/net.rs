@@ -107,7 +107,7 @@ pub fn acquire(interface: &str, mac: [u8; 6], hostname: &str, timeout: Duration)
     let deadline = Instant::now() + timeout;
     let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
     let mut buf = vec![0u8; 1500];
-    let xid = u32::from_le_bytes(crate::serve::random_id()[..4].try_into().unwrap());
+    let xid = u32::from_le_bytes(super::random::bytes());
     let mut offer: Option<Message> = None;
     let mut next_send = Instant::now();
     while Instant::now() < deadline {

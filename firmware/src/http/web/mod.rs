@@ -119,6 +119,16 @@ pub fn wants_html(accept: &str) -> bool {
     })
 }
 
+/// The URL to print: the listen address, or the first LAN address when listening on all interfaces.
+pub fn setup_url(local: std::net::SocketAddr) -> String {
+    let ip = if local.ip().is_unspecified() { crate::system::ifaces::lan_address().unwrap_or(local.ip()) } else { local.ip() };
+    let host = match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    format!("http://{host}:{}/web/", local.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,10 @@
 //! Milestones are printed as `hearth-init [  1.234] what` with the kernel's uptime (CLOCK_BOOTTIME), so boot
 //! times can be read off the serial console.
 
-use super::board::{BOARD_PATH, Board};
-use super::net::{self, Lease};
-use super::{PowerAction, PowerSwitch, watchdog};
-use nix::mount::{MsFlags, mount};
-use std::ffi::CString;
+use crate::system::board::{BOARD_PATH, Board};
+use crate::system::boot::{DEVICE_WAIT, finish, load_modules, memory_kib, milestone, mount_media, power_signals, reap_children, wait_for_path};
+use crate::system::net::{self, Lease};
+use crate::system::{PowerAction, PowerSwitch, watchdog};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,10 +26,7 @@ use std::time::Duration;
 
 pub const LISTEN: &str = "0.0.0.0:32400";
 pub const DATA_DIR: &str = "/run/hearth";
-pub const MODULE_DIR: &str = "/lib/modules";
 pub const FATAL_RESTART: Duration = Duration::from_secs(10);
-/// How long a driver may take to create its network interface or block device after its module loads.
-pub const DEVICE_WAIT: Duration = Duration::from_secs(5);
 pub const DHCP_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Options from the kernel command line (`/proc/cmdline`).
@@ -68,27 +64,8 @@ impl Options {
     }
 }
 
-/// Seconds since the kernel started (CLOCK_BOOTTIME).
-pub fn uptime() -> f64 {
-    let mut ts = nix::libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
-}
 
-/// A boot milestone on the console, with the kernel's uptime.
-pub fn milestone(what: &str) {
-    println!("hearth-init [{:>8.3}] {what}", uptime());
-}
 
-/// `VmRSS` and `VmHWM` of this process in KiB.
-pub fn memory_kib() -> Option<(u64, u64)> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        s.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
 
 /// Entry of init mode. Returns only when not running as PID 1 (an error for the caller to print).
 pub fn run(board_override: Option<String>) -> ExitCode {
@@ -116,7 +93,7 @@ pub fn run(board_override: Option<String>) -> ExitCode {
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("{0}")]
-    Board(#[from] super::board::BoardError),
+    Board(#[from] crate::system::board::BoardError),
     #[error("mounting {target}: {source}")]
     Mount { target: &'static str, source: nix::Error },
     #[error("the flash store on {device}: {message}")]
@@ -124,13 +101,13 @@ pub enum InitError {
 }
 
 fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
-    mount_api_filesystems()?;
+    crate::system::boot::mount_api_filesystems().map_err(|(target, source)| InitError::Mount { target, source })?;
     let opts = Options::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     if let Some(level) = &opts.log {
         // SAFETY: still single-threaded; nothing else reads the environment concurrently.
         unsafe { std::env::set_var("RUST_LOG", level) };
     }
-    crate::serve::init_logging_to(false);
+    crate::system::logging::init_to(false);
     let board_path = opts.board.clone().or(board_override).unwrap_or_else(|| BOARD_PATH.to_string());
     let board = Board::load(Path::new(&board_path))?;
     tracing::info!(board = %board.name, version = crate::VERSION, "init mode");
@@ -144,7 +121,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
 
     let area = board.flash.clone();
     wait_for_path(&area.device);
-    let opening = crate::serve::open_state(Path::new(&area.device), || super::flash::open(&area), opts.format)
+    let opening = crate::serve::open_state(Path::new(&area.device), || crate::system::flash::open(&area), opts.format)
         .map_err(|e| InitError::Flash { device: area.device.clone(), message: e.to_string() })?;
     milestone("state loaded");
     mount_media(&board);
@@ -171,7 +148,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         pets: watchdog::Pets { device, notify: None },
         timeout,
         card_reset,
-        rule: super::reset::Rule {
+        rule: crate::system::reset::Rule {
             watchdog_resets: board.safe_mode.watchdog_resets,
             within_minutes: board.safe_mode.within_minutes,
         },
@@ -211,46 +188,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     Ok(action.unwrap_or(PowerAction::Reboot))
 }
 
-fn mount_api_filesystems() -> Result<(), InitError> {
-    let none: Option<&str> = None;
-    let table: [(&'static str, &str, &str, MsFlags, Option<&str>); 5] = [
-        ("/proc", "proc", "proc", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None),
-        ("/sys", "sysfs", "sysfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None),
-        ("/dev", "devtmpfs", "devtmpfs", MsFlags::MS_NOSUID, Some("mode=0755")),
-        ("/tmp", "tmpfs", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777")),
-        ("/run", "tmpfs", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755")),
-    ];
-    for (target, source, fstype, flags, data) in table {
-        let _ = std::fs::create_dir_all(target);
-        match mount(Some(source), target, Some(fstype), flags, data.or(none)) {
-            Ok(()) | Err(nix::Error::EBUSY) => {}
-            Err(source) => return Err(InitError::Mount { target, source }),
-        }
-    }
-    Ok(())
-}
 
-/// finit_module(2) each of the board's modules in order. A module that fails is logged and skipped: the
-/// board may still serve (a missing watchdog or media driver is not worth a boot loop).
-fn load_modules(board: &Board) {
-    use nix::kmod::{ModuleInitFlags, finit_module};
-    for m in &board.modules {
-        let path = format!("{MODULE_DIR}/{}.ko", m.name);
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(board = %board.name, module = %m.name, path, error = %e, "kernel module file missing");
-                continue;
-            }
-        };
-        let params = CString::new(m.params.as_str()).unwrap_or_default();
-        match finit_module(&file, &params, ModuleInitFlags::empty()) {
-            Ok(()) => tracing::debug!(module = %m.name, params = %m.params, "module loaded"),
-            Err(nix::Error::EEXIST) => tracing::debug!(module = %m.name, "module already present"),
-            Err(e) => tracing::error!(module = %m.name, error = %e, "module refused by the kernel"),
-        }
-    }
-}
 
 fn bring_up_network(board: &Board, dhcp: bool) {
     if let Err(e) = net::up("lo") {
@@ -314,76 +252,10 @@ fn renew_in_background(interface: String, mac: [u8; 6], hostname: String, secs: 
     });
 }
 
-fn wait_for_path(path: &str) {
-    let deadline = std::time::Instant::now() + DEVICE_WAIT;
-    while !Path::new(path).exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
-fn mount_media(board: &Board) {
-    let m = &board.media;
-    wait_for_path(&m.device);
-    let _ = std::fs::create_dir_all(&m.mount);
-    let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    match mount(Some(m.device.as_str()), m.mount.as_str(), Some(m.fs.as_str()), flags, None::<&str>) {
-        Ok(()) => tracing::info!(device = %m.device, at = %m.mount, fs = %m.fs, "media disk mounted"),
-        Err(e) => tracing::error!(device = %m.device, fs = %m.fs, error = %e, "media disk not mounted"),
-    }
-}
 
-async fn power_signals(switch: PowerSwitch) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::user_defined1()),
-        signal(SignalKind::user_defined2()),
-    ) else {
-        tracing::error!("signal handlers not installed");
-        return;
-    };
-    let action = tokio::select! {
-        _ = term.recv() => PowerAction::Reboot,
-        _ = int.recv() => PowerAction::Reboot,
-        _ = usr1.recv() => PowerAction::Halt,
-        _ = usr2.recv() => PowerAction::Poweroff,
-    };
-    tracing::info!(?action, "power request by signal");
-    switch.request(action);
-}
 
-/// PID 1 adopts orphans; wait for them so they do not stay zombies.
-async fn reap_children() {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    let Ok(mut chld) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) else { return };
-    while chld.recv().await.is_some() {
-        while let Ok(st) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if st == WaitStatus::StillAlive {
-                break;
-            }
-            tracing::debug!(status = ?st, "reaped");
-        }
-    }
-}
 
-/// The state is already flushed by serve; unmount the media disk, sync, and hand over to the kernel.
-fn finish(action: PowerAction) -> ExitCode {
-    use nix::sys::reboot::{RebootMode, reboot};
-    let _ = nix::mount::umount2("/media", nix::mount::MntFlags::empty());
-    nix::unistd::sync();
-    milestone(&format!("stopped cleanly; {action:?}").to_lowercase());
-    let mode = match action {
-        PowerAction::Reboot => RebootMode::RB_AUTOBOOT,
-        PowerAction::Poweroff => RebootMode::RB_POWER_OFF,
-        PowerAction::Halt => RebootMode::RB_HALT_SYSTEM,
-    };
-    let e = reboot(mode).unwrap_err();
-    eprintln!("hearth: reboot(2) failed: {e}");
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
 
 #[cfg(test)]
 mod tests {
