@@ -24,16 +24,23 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The address init mode serves on: every interface, the usual port.
 pub const LISTEN: &str = "0.0.0.0:32400";
+/// The data folder in init mode (tmpfs: the state lives on the board's flash, not here).
 pub const DATA_DIR: &str = "/run/hearth";
+/// How long a fatal error stays on the console before the board restarts.
 pub const FATAL_RESTART: Duration = Duration::from_secs(10);
+/// How long one DHCP exchange may take before the static address is used.
 pub const DHCP_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Options from the kernel command line (`/proc/cmdline`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
+    /// `hearth.log=LEVEL`: the log filter, as RUST_LOG.
     pub log: Option<String>,
+    /// `hearth.format=1`: erase a flash area that holds something other than a Hearth store.
     pub format: bool,
+    /// `hearth.board=PATH`: another board file than the image's.
     pub board: Option<String>,
     /// `hearth.dhcp=0`: skip DHCP and use the board's static address (for networks without a DHCP server,
     /// and to test the fallback).
@@ -46,6 +53,7 @@ pub struct Options {
 }
 
 impl Options {
+    /// Read the `hearth.*` words of a kernel command line; other words and unknown options are ignored.
     pub fn parse(cmdline: &str) -> Options {
         let mut o = Options::default();
         for word in cmdline.split_ascii_whitespace() {
@@ -90,13 +98,17 @@ pub fn run(board_override: Option<String>) -> ExitCode {
     finish(action)
 }
 
+/// Why init mode could not boot (printed on the console before the restart).
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("{0}")]
+    /// The board file is missing or wrong.
     Board(#[from] crate::system::board::BoardError),
     #[error("mounting {target}: {source}")]
+    /// An API file system could not be mounted.
     Mount { target: &'static str, source: nix::Error },
     #[error("the flash store on {device}: {message}")]
+    /// The flash store on the board's device could not be opened.
     Flash { device: String, message: String },
 }
 

@@ -4,6 +4,7 @@
 //! the tokio runtime and the subsystems, and the clean stop (SIGINT/SIGTERM → stop accepting, flush the store).
 //! Must not touch: protocol details (the http, dlna and remote rooms) or the record format (store room).
 
+/// The data folder's permissions (the owner's alone).
 pub mod data_folder;
 
 use crate::http;
@@ -19,19 +20,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `--listen` unless given: every interface, the port Plex clients look for.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:32400";
+/// `--flash-size` unless given: the emulated NOR flash file's size on first run.
 pub const DEFAULT_FLASH_SIZE: u64 = 128 * 1024;
+/// `--erase-size` unless given: the emulated flash's erase block.
 pub const DEFAULT_ERASE_SIZE: u32 = 4096;
+/// The emulated flash file in the data folder (its presence says the folder holds Hearth data).
 pub const FLASH_FILE: &str = "flash.img";
 /// Locked (flock) while a Hearth process uses the data folder.
 pub const LOCK_FILE: &str = "lock";
 
+/// The `hearth serve` options (see the usage in main.rs).
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `--listen`: the address of the HTTP(S) port.
     pub listen: SocketAddr,
+    /// `--data-dir`: where the flash file and the lock live.
     pub data_dir: PathBuf,
+    /// `--flash-size`: bytes of the flash file, on first run.
     pub flash_size: u64,
+    /// `--erase-size`: erase-block size of the flash file, on first run.
     pub erase_size: u32,
+    /// `--format`: erase a flash file that holds no Hearth store.
     pub format: bool,
     /// Mapping methods in the order tried (`--remote-methods`).
     pub remote_methods: Vec<crate::state::MappingMethod>,
@@ -109,6 +120,7 @@ impl Config {
 
 /// What opening the data folder produced.
 pub struct Opening {
+    /// The state handle of the opened store.
     pub handle: Handle,
     /// Neither slot held a valid record: running on defaults; the page shows it.
     pub recovered_from_damage: bool,
@@ -121,6 +133,7 @@ pub struct Opening {
     pub lock: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
+/// Why the data folder, the flash or the state could not be opened (one line for the console).
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("the data folder {path} is in use by a running Hearth; stop it first (or use the recovery file)")]
@@ -228,11 +241,13 @@ pub const HOST_WATCHDOG: Duration = Duration::from_secs(20);
 /// status said about the last reset, and the safe-mode rule. Init mode fills it from the board file;
 /// `hearth serve` uses [`Supervision::host`].
 pub struct Supervision {
+    /// What the petting thread pets: the watchdog device and/or systemd.
     pub pets: watchdog::Pets,
     /// The watchdog's timeout as the driver (or systemd) has it; heartbeats are stale after half of it.
     pub timeout: Duration,
     /// WDIOC_GETBOOTSTATUS said WDIOF_CARDRESET.
     pub card_reset: bool,
+    /// The safe-mode rule (the board file's `[safe_mode]`).
     pub rule: reset::Rule,
     /// Test images only (feature `test-hooks`): the runtime canary stops this many seconds after start.
     pub stall_after: Option<u64>,
@@ -274,31 +289,8 @@ pub async fn serve_until(
     // R-F2: the fd limit is the number of connections the server can hold; take all the system allows.
     crate::system::fds::raise_limit();
     let handle = opening.handle.clone();
-    // One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
-    // migrated or recovered state in this build's encoding).
-    let (card_reset, previous, rule) = (sup.card_reset, opening.previous_run, sup.rule);
-    // A run that died inside a media probe left the probe marker: the file is quarantined, the reason is crash.
-    let died_in_probe = crate::library::quarantine::take_leftover(&data_dir, handle.snapshot().run == Run::Stopped);
-    let started = handle
-        .update(|s| Ok::<_, core::convert::Infallible>(reset::start(s, card_reset, previous, died_in_probe, crate::auth::now(), rule)))
-        .await;
-    match started {
-        Ok(st) => {
-            if let Some(reason) = st.reason {
-                tracing::info!(reason = %reset::name(reason), "the previous run ended: {}", reset::sentence(reason));
-            }
-            if st.entered_safe_mode {
-                tracing::warn!(resets = rule.watchdog_resets, minutes = rule.within_minutes,
-                    "safe mode: too many watchdog resets; remote access and DLNA stay off until the owner clears it");
-            } else if handle.snapshot().safe_mode.active {
-                tracing::warn!("safe mode is still on; remote access and DLNA stay off until the owner clears it");
-            }
-        }
-        Err(e) => {
-            eprintln!("hearth: the state could not be written to flash: {e}");
-            handle.shutdown();
-            return ExitCode::from(1);
-        }
+    if let Err(code) = start_run(&handle, &data_dir, opening.previous_run, &sup).await {
+        return code;
     }
     crash_marker(&handle);
     crate::auth::recover::apply_file(&handle, &data_dir).await;
@@ -311,67 +303,150 @@ pub async fn serve_until(
         }
     };
     let local = listener.local_addr().expect("local addr");
-
-    // The watchdog (DESIGN.md "Runtime shape"): its own OS thread pets while every heartbeat is fresh.
-    let beats = watchdog::Heartbeats::default();
-    let canary = beats.register("runtime canary");
-    let listener_beat = beats.register("listener");
-    let store_beat = beats.register("store writer");
-    let remote_beat = beats.register("remote access");
-    let dlna_beat = beats.register("DLNA");
-    let watcher_beat = beats.register("library watcher");
-    let worker_beats = crate::system::workers::Workers::get().beat(&beats);
-    {
-        let b = store_beat.clone();
-        handle.set_heartbeat(move || b.bump());
-    }
-    let notify = sup.pets.notify.clone();
-    let marker = handle.clone();
-    let petter = watchdog::spawn(sup.pets, beats, sup.timeout, move |starving| {
-        // Not waiting: the stalled part may be the store writer. See system::reset.
-        let _ = marker.update_detached(|s| s.run = if starving { Run::Starving } else { Run::Running });
-    });
-    let canary_task = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.panic_after, sup.milestones));
-    let probe_task = tokio::spawn(listener_probe(local.port(), listener_beat.clone(), (sup.timeout / 4).max(Duration::from_millis(500)), sup.milestones));
-
+    let mut watch = Watch::start(&handle, sup, local.port());
     let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
     ctx.power = power;
-    ctx.library.set_heartbeat(watcher_beat.clone());
-    let ctx = Arc::new(ctx);
-    crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
-    let s = handle.snapshot();
-    tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
-    println!("Hearth {} is running. Set it up at {}", crate::VERSION, http::web::setup_url(local));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
-    tokio::spawn(http::tls::keep_certificate(handle.clone()));
-    let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
-    let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop_tx.subscribe(), remote_beat.clone()));
-    // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
-    // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
-    let dlna = crate::dlna::spawn(handle.clone(), ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop_tx.subscribe(), dlna_beat.clone());
-    if let Some(n) = &notify {
+    ctx.library.set_heartbeat(watch.watcher.clone());
+    let serving = Serving::start(Arc::new(ctx), listener, listen, remote, &watch);
+    if let Some(n) = &watch.notify {
         n.send("READY=1");
     }
     stop.await;
     tracing::info!("stopping");
-    if let Some(n) = &notify {
+    if let Some(n) = &watch.notify {
         n.send("STOPPING=1");
     }
-    // The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
-    // runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
-    probe_task.abort();
-    crate::system::workers::Workers::rest(worker_beats).await;
-    for b in [&listener_beat, &remote_beat, &dlna_beat, &watcher_beat] {
-        b.rest();
+    watch.rest_parts().await;
+    serving.stop().await;
+    finish_run(handle, watch).await;
+    tracing::info!("state flushed; bye");
+    ExitCode::SUCCESS
+}
+
+/// One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
+/// migrated or recovered state in this build's encoding). Exit status 1 when it cannot be written.
+async fn start_run(handle: &Handle, data_dir: &Path, previous: bool, sup: &Supervision) -> Result<(), ExitCode> {
+    let (card_reset, rule) = (sup.card_reset, sup.rule);
+    // A run that died inside a media probe left the probe marker: the file is quarantined, the reason is crash.
+    let died_in_probe = crate::library::quarantine::take_leftover(data_dir, handle.snapshot().run == Run::Stopped);
+    let now = crate::system::clock::now();
+    let started = handle
+        .update(|s| Ok::<_, core::convert::Infallible>(reset::start(s, card_reset, previous, died_in_probe, now, rule)))
+        .await;
+    match started {
+        Ok(st) => {
+            if let Some(reason) = st.reason {
+                tracing::info!(reason = %reset::name(reason), "the previous run ended: {}", reset::sentence(reason));
+            }
+            if st.entered_safe_mode {
+                tracing::warn!(resets = rule.watchdog_resets, minutes = rule.within_minutes,
+                    "safe mode: too many watchdog resets; remote access and DLNA stay off until the owner clears it");
+            } else if handle.snapshot().safe_mode.active {
+                tracing::warn!("safe mode is still on; remote access and DLNA stay off until the owner clears it");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("hearth: the state could not be written to flash: {e}");
+            handle.shutdown();
+            Err(ExitCode::from(1))
+        }
     }
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
-    // The remote task deletes its mapping from the router before it returns.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), remote).await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), dlna).await;
-    ctx.auth.flush_last_seen(&handle).await;
-    // The clean-stop marker: the next start reads "clean".
+}
+
+/// The watchdog side of a run (DESIGN.md "Runtime shape"): a heartbeat per part, the thread that pets while
+/// every heartbeat is fresh, the runtime canary and the listener probe.
+struct Watch {
+    listener: watchdog::Beat,
+    store: watchdog::Beat,
+    remote: watchdog::Beat,
+    dlna: watchdog::Beat,
+    watcher: watchdog::Beat,
+    workers: Vec<(tokio::task::JoinHandle<()>, watchdog::Beat)>,
+    notify: Option<watchdog::Notify>,
+    petter: watchdog::Petter,
+    canary: tokio::task::JoinHandle<()>,
+    probe: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    fn start(handle: &Handle, sup: Supervision, port: u16) -> Watch {
+        let beats = watchdog::Heartbeats::default();
+        let canary = beats.register("runtime canary");
+        let listener = beats.register("listener");
+        let store = beats.register("store writer");
+        let remote = beats.register("remote access");
+        let dlna = beats.register("DLNA");
+        let watcher = beats.register("library watcher");
+        let workers = crate::system::workers::Workers::get().beat(&beats);
+        {
+            let b = store.clone();
+            handle.set_heartbeat(move || b.bump());
+        }
+        let notify = sup.pets.notify.clone();
+        let marker = handle.clone();
+        let petter = watchdog::spawn(sup.pets, beats, sup.timeout, move |starving| {
+            // Not waiting: the stalled part may be the store writer. See system::reset.
+            let _ = marker.update_detached(|s| s.run = if starving { Run::Starving } else { Run::Running });
+        });
+        let canary = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.panic_after, sup.milestones));
+        let period = (sup.timeout / 4).max(Duration::from_millis(500));
+        let probe = tokio::spawn(listener_probe(port, listener.clone(), period, sup.milestones));
+        Watch { listener, store, remote, dlna, watcher, workers, notify, petter, canary, probe }
+    }
+
+    /// The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
+    /// runtime canary keeps beating; a stop that hangs in the runtime still ends in a reset).
+    async fn rest_parts(&mut self) {
+        self.probe.abort();
+        crate::system::workers::Workers::rest(std::mem::take(&mut self.workers)).await;
+        for b in [&self.listener, &self.remote, &self.dlna, &self.watcher] {
+            b.rest();
+        }
+    }
+}
+
+/// The serving parts of a run: the HTTP server, remote access and DLNA, and the switch that stops them.
+struct Serving {
+    ctx: Arc<http::Ctx>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    remote: tokio::task::JoinHandle<()>,
+    dlna: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    fn start(ctx: Arc<http::Ctx>, listener: tokio::net::TcpListener, listen: SocketAddr, remote: crate::remote::Config, watch: &Watch) -> Serving {
+        let handle = ctx.state.clone();
+        crate::auth::spawn_duties(ctx.auth.clone(), handle.clone());
+        let local = listener.local_addr().expect("local addr");
+        let s = handle.snapshot();
+        tracing::info!(addr = %local, machine = %s.machine_identifier(), claimed = s.is_claimed(), "listening");
+        println!("Hearth {} is running. Set it up at {}", crate::VERSION, http::web::setup_url(local));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(http::serve(listener, ctx.clone(), stop_rx));
+        tokio::spawn(http::tls::keep_certificate(handle.clone()));
+        let remote_cfg = crate::remote::Config { internal_port: local.port(), ..remote };
+        let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop.subscribe(), watch.remote.clone()));
+        // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
+        // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
+        let dlna = crate::dlna::spawn(handle, ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop.subscribe(), watch.dlna.clone());
+        Serving { ctx, stop, server, remote, dlna }
+    }
+
+    /// Stop accepting and wait (5 s each) for the server, remote access (which deletes its mapping from the
+    /// router before it returns) and DLNA; then write the devices' last-seen times.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.remote).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.dlna).await;
+        self.ctx.auth.flush_last_seen(&self.ctx.state).await;
+    }
+}
+
+/// The clean-stop marker (the next start reads "clean"), the store flushed and closed, the watchdog closed.
+async fn finish_run(handle: Handle, watch: Watch) {
     if let Err(e) = handle.update(|s| {
         s.run = Run::Stopped;
         Ok::<_, core::convert::Infallible>(())
@@ -379,13 +454,12 @@ pub async fn serve_until(
         tracing::error!(error = %e, "the clean-stop marker could not be written; the next start will call this a power loss");
     }
     handle.flush().await;
-    store_beat.rest();
+    watch.store.rest();
     tokio::task::spawn_blocking(move || handle.shutdown()).await.ok();
-    canary_task.abort();
+    watch.canary.abort();
     // The thread writes the magic close, so the watchdog does not reset the board while it reboots.
+    let petter = watch.petter;
     tokio::task::spawn_blocking(move || petter.stop()).await.ok();
-    tracing::info!("state flushed; bye");
-    ExitCode::SUCCESS
 }
 
 /// Bumps every second while the runtime schedules tasks. `stall_after` (test images only) stops it;

@@ -145,76 +145,110 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
         let state = states.borrow_and_update().clone();
         retries.borrow_and_update();
         let wanted = Wanted::of(&state);
-        let machine = state.machine_identifier();
         if !wanted.claimed || !wanted.enabled || wanted.safe_mode {
-            if let Some(a) = active.take() {
-                beat.during(HUNG, mapping::release(&a)).await;
-            }
-            if state.settings.remote.last_mapping.is_some() && wanted.claimed {
-                persist(&handle, None).await;
-            }
-            let st = if !wanted.claimed {
-                Status::Unsuccessful { reason: Reason::NotClaimed }
-            } else if wanted.enabled && wanted.safe_mode {
-                Status::Unsuccessful { reason: Reason::SafeMode }
-            } else {
-                Status::Disabled
-            };
-            control.publish(|v| {
-                v.status = st;
-                v.mapping = ServerMapping::default();
-            });
+            stand_down(&handle, &control, &beat, &mut active, &state, &wanted).await;
         } else {
-            let started = std::time::Instant::now();
-            control.publish(|v| {
-                v.status = Status::Mapping;
-                v.attempts += 1;
-            });
-            if let Some(a) = active.take() {
-                beat.during(HUNG, mapping::release(&a)).await;
-            }
-            let preferred = state
-                .settings
-                .remote
-                .last_mapping
-                .as_ref()
-                .filter(|m| m.method != MappingMethod::Manual)
-                .map(|m| m.external_port)
-                .unwrap_or(cfg.internal_port);
-            let (findings, view_map, held) = beat.during(HUNG, attempt(&wanted, &cfg, preferred, &machine)).await;
-            let st = status::judge(&findings);
-            let ms = started.elapsed().as_millis() as u64;
-            tracing::info!(status = ?st, ms, "remote access attempt finished");
-            if let (Status::Successful { .. }, Some(a)) = (&st, held.as_ref()) {
-                let m = Mapping {
-                    method: a.method,
-                    gateway: IpAddr::V4(a.gateway),
-                    external_addr: a.external_addr,
-                    external_port: a.external_port,
-                    internal_port: a.internal_port,
-                    lease_secs: a.lease_secs,
-                    obtained: crate::system::clock::now(),
-                };
-                let same = state.settings.remote.last_mapping.as_ref().is_some_and(|l| Mapping { obtained: l.obtained, ..m.clone() } == *l);
-                if !same {
-                    persist(&handle, Some(m)).await;
-                }
-            }
-            // A mapping we hold is kept even when the status is not Successful (double NAT, unreachable):
-            // Retry re-runs; Disable deletes it.
-            active = held;
-            control.publish(|v| {
-                v.status = st;
-                v.mapping = view_map;
-                v.attempt_ms = Some(ms);
-            });
+            map_now(&handle, &control, &cfg, &beat, &mut active, &state, &wanted).await;
         }
-        // Wait for a reason to act again.
+        let mut wake = Wake { states: &mut states, retries: &mut retries, stop: &mut stop };
+        if !wake.again(&cfg, &beat, &mut active, &wanted).await {
+            break;
+        }
+    }
+    if let Some(a) = active.take() {
+        mapping::release(&a).await;
+    }
+    beat.rest();
+}
+
+/// Remote access is off (not claimed, disabled or safe mode): delete the mapping we hold, forget the stored
+/// one, and say why.
+async fn stand_down(handle: &Handle, control: &Control, beat: &Beat, active: &mut Option<Active>, state: &State, wanted: &Wanted) {
+    if let Some(a) = active.take() {
+        beat.during(HUNG, mapping::release(&a)).await;
+    }
+    if state.settings.remote.last_mapping.is_some() && wanted.claimed {
+        persist(handle, None).await;
+    }
+    let st = if !wanted.claimed {
+        Status::Unsuccessful { reason: Reason::NotClaimed }
+    } else if wanted.enabled && wanted.safe_mode {
+        Status::Unsuccessful { reason: Reason::SafeMode }
+    } else {
+        Status::Disabled
+    };
+    control.publish(|v| {
+        v.status = st;
+        v.mapping = ServerMapping::default();
+    });
+}
+
+/// One mapping attempt (the stored external port preferred), its judgement published and a new mapping stored.
+async fn map_now(
+    handle: &Handle,
+    control: &Control,
+    cfg: &Config,
+    beat: &Beat,
+    active: &mut Option<Active>,
+    state: &State,
+    wanted: &Wanted,
+) {
+    let started = std::time::Instant::now();
+    control.publish(|v| {
+        v.status = Status::Mapping;
+        v.attempts += 1;
+    });
+    if let Some(a) = active.take() {
+        beat.during(HUNG, mapping::release(&a)).await;
+    }
+    let last = state.settings.remote.last_mapping.as_ref();
+    let preferred = last.filter(|m| m.method != MappingMethod::Manual).map(|m| m.external_port).unwrap_or(cfg.internal_port);
+    let machine = state.machine_identifier();
+    let (findings, view_map, held) = beat.during(HUNG, attempt(wanted, cfg, preferred, &machine)).await;
+    let st = status::judge(&findings);
+    let ms = started.elapsed().as_millis() as u64;
+    tracing::info!(status = ?st, ms, "remote access attempt finished");
+    if let (Status::Successful { .. }, Some(a)) = (&st, held.as_ref()) {
+        let m = Mapping {
+            method: a.method,
+            gateway: IpAddr::V4(a.gateway),
+            external_addr: a.external_addr,
+            external_port: a.external_port,
+            internal_port: a.internal_port,
+            lease_secs: a.lease_secs,
+            obtained: crate::system::clock::now(),
+        };
+        let same = last.is_some_and(|l| Mapping { obtained: l.obtained, ..m.clone() } == *l);
+        if !same {
+            persist(handle, Some(m)).await;
+        }
+    }
+    // A mapping we hold is kept even when the status is not Successful (double NAT, unreachable):
+    // Retry re-runs; Disable deletes it.
+    *active = held;
+    control.publish(|v| {
+        v.status = st;
+        v.mapping = view_map;
+        v.attempt_ms = Some(ms);
+    });
+}
+
+/// What wakes the remote task between attempts: a change of what is wanted, Retry, the stop.
+struct Wake<'a> {
+    states: &'a mut watch::Receiver<Arc<State>>,
+    retries: &'a mut watch::Receiver<u64>,
+    stop: &'a mut watch::Receiver<bool>,
+}
+
+impl Wake<'_> {
+    /// Wait for a reason to act again, renewing the lease at half its life and checking every `check_every`
+    /// that the router still holds the mapping. True: map again; false: stop.
+    async fn again(&mut self, cfg: &Config, beat: &Beat, active: &mut Option<Active>, wanted: &Wanted) -> bool {
         let half_life = active.as_ref().and_then(|a| (a.lease_secs > 0).then(|| Duration::from_secs(a.lease_secs as u64 / 2)));
         let mut renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
         let mut check_at = tokio::time::Instant::now() + cfg.check_every;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let again = loop {
+        loop {
             let (has, deadline) = (active.is_some(), renew_at);
             let check = async move {
                 if has { tokio::time::sleep_until(check_at).await } else { std::future::pending::<()>().await }
@@ -226,13 +260,13 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                 }
             };
             tokio::select! {
-                changed = states.changed() => {
-                    if changed.is_err() { break false; }
-                    let now = Wanted::of(&states.borrow());
-                    if now != wanted { break true; }
+                changed = self.states.changed() => {
+                    if changed.is_err() { return false; }
+                    let now = Wanted::of(&self.states.borrow());
+                    if now != *wanted { return true; }
                 }
-                _ = retries.changed() => break true,
-                _ = stop.changed() => break false,
+                _ = self.retries.changed() => return true,
+                _ = self.stop.changed() => return false,
                 _ = tick.tick() => beat.bump(),
                 _ = renew => {
                     let a = active.as_mut().expect("renew only with a mapping");
@@ -243,7 +277,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                         }
                         other => {
                             tracing::info!(outcome = ?other, "renewal failed; mapping again");
-                            break true;
+                            return true;
                         }
                     }
                 }
@@ -254,20 +288,13 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
                         Kept::Held => {}
                         other => {
                             tracing::info!(outcome = ?other, method = ?a.method, "the router lost our mapping (restart?); mapping again");
-                            break true;
+                            return true;
                         }
                     }
                 }
             }
-        };
-        if !again {
-            break;
         }
     }
-    if let Some(a) = active.take() {
-        mapping::release(&a).await;
-    }
-    beat.rest();
 }
 
 /// Longest a mapping attempt, renewal, check or release may keep the remote heartbeat fresh. The slowest
