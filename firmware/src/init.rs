@@ -72,9 +72,6 @@ impl Options {
     }
 }
 
-
-
-
 /// Entry of init mode. Returns only when not running as PID 1 (an error for the caller to print).
 pub fn run(board_override: Option<String>) -> ExitCode {
     if std::process::id() != 1 {
@@ -142,32 +139,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         tracing::error!(folder = DATA_DIR, error = %e, "the data folder could not be made");
     }
 
-    // The watchdog: opened here (its boot status tells whether it caused the last reset); serve runs the
-    // petting thread and the heartbeats.
-    let device = watchdog::Device::open(&board.watchdog.device, board.watchdog.timeout_secs)
-        .inspect(|d| {
-            tracing::info!(device = %board.watchdog.device, asked = board.watchdog.timeout_secs,
-                timeout_secs = d.timeout_secs, boot_status = d.boot_status, "watchdog armed");
-        })
-        .map_err(|e| {
-            tracing::error!(device = %board.watchdog.device, error = %e,
-                "watchdog device missing or refused the timeout; running without a watchdog");
-            format!("{} could not be used: {e}", board.watchdog.device)
-        });
-    let card_reset = device.as_ref().is_ok_and(|d| d.boot_status & watchdog::WDIOF_CARDRESET != 0);
-    let timeout = Duration::from_secs(u64::from(device.as_ref().map_or(board.watchdog.timeout_secs, |d| d.timeout_secs)));
-    let sup = crate::serve::Supervision {
-        pets: watchdog::Pets { device, notify: None },
-        timeout,
-        card_reset,
-        rule: crate::system::reset::Rule {
-            watchdog_resets: board.safe_mode.watchdog_resets,
-            within_minutes: board.safe_mode.within_minutes,
-        },
-        stall_after: opts.test_stall_after,
-        panic_after: opts.test_panic_after,
-        milestones: true,
-    };
+    let sup = supervision(&board, &opts);
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let (switch, mut requests) = PowerSwitch::new();
@@ -200,7 +172,34 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     Ok(action.unwrap_or(PowerAction::Reboot))
 }
 
-
+/// The watchdog side of the run: the board's watchdog device, opened here (its boot status tells whether it
+/// caused the last reset; serve runs the petting thread and the heartbeats), and the board's safe-mode rule.
+fn supervision(board: &Board, opts: &Options) -> crate::serve::Supervision {
+    let device = watchdog::Device::open(&board.watchdog.device, board.watchdog.timeout_secs)
+        .inspect(|d| {
+            tracing::info!(device = %board.watchdog.device, asked = board.watchdog.timeout_secs,
+                timeout_secs = d.timeout_secs, boot_status = d.boot_status, "watchdog armed");
+        })
+        .map_err(|e| {
+            tracing::error!(device = %board.watchdog.device, error = %e,
+                "watchdog device missing or refused the timeout; running without a watchdog");
+            format!("{} could not be used: {e}", board.watchdog.device)
+        });
+    let card_reset = device.as_ref().is_ok_and(|d| d.boot_status & watchdog::WDIOF_CARDRESET != 0);
+    let timeout = Duration::from_secs(u64::from(device.as_ref().map_or(board.watchdog.timeout_secs, |d| d.timeout_secs)));
+    crate::serve::Supervision {
+        pets: watchdog::Pets { device, notify: None },
+        timeout,
+        card_reset,
+        rule: crate::system::reset::Rule {
+            watchdog_resets: board.safe_mode.watchdog_resets,
+            within_minutes: board.safe_mode.within_minutes,
+        },
+        stall_after: opts.test_stall_after,
+        panic_after: opts.test_panic_after,
+        milestones: true,
+    }
+}
 
 fn bring_up_network(board: &Board, dhcp: bool) {
     if let Err(e) = net::up("lo") {
@@ -263,11 +262,6 @@ fn renew_in_background(interface: String, mac: [u8; 6], hostname: String, secs: 
         }
     });
 }
-
-
-
-
-
 
 #[cfg(test)]
 mod tests {

@@ -116,8 +116,6 @@ impl Config {
     }
 }
 
-
-
 /// What opening the data folder produced.
 pub struct Opening {
     /// The state handle of the opened store.
@@ -211,7 +209,6 @@ fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(data_folder::FILE_MODE).open(&probe)?;
     std::fs::remove_file(&probe)
 }
-
 
 /// Run until SIGINT/SIGTERM. Exit status 1 with a message when the data folder or flash is unusable.
 pub fn run(cfg: Config) -> ExitCode {
