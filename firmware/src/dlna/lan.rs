@@ -5,10 +5,14 @@ use crate::state::Net;
 use nix::net::if_::InterfaceFlags;
 use std::net::{IpAddr, Ipv4Addr};
 
+/// One of the server's IPv4 interfaces: SSDP sends announcements out of each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Iface {
+    /// The interface name (`eth0`).
     pub name: String,
+    /// Its IPv4 address: SSDP's LOCATION names it.
     pub addr: Ipv4Addr,
+    /// Its network (address and prefix).
     pub net: Net,
 }
 

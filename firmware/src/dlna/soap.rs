@@ -26,11 +26,14 @@ const MAX_DEPTH: usize = 8;
 pub struct Action {
     /// The service type from the action element's namespace.
     pub service: String,
+    /// The action's name, e.g. `Browse`.
     pub name: String,
+    /// The arguments in the order sent, as (name, text).
     pub args: Vec<(String, String)>,
 }
 
 impl Action {
+    /// The value of the argument `name`, if the call has it.
     pub fn arg(&self, name: &str) -> Option<&str> {
         self.args.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
@@ -49,6 +52,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The errorDescription UDA gives for the code (sent with it in the fault).
     pub fn description(self) -> &'static str {
         match self {
             Fault::InvalidAction => "Invalid Action",

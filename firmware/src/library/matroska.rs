@@ -74,9 +74,11 @@ pub enum EbmlError {
 /// An element header (RFC 8794 §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The element id with its length marker bits kept (as the spec writes ids, e.g. 0x1A45DFA3).
     pub id: u32,
     /// None: unknown size (§6.2).
     pub size: Option<u64>,
+    /// Bytes of the id and the size field together: where the element's data starts.
     pub header_len: u8,
 }
 

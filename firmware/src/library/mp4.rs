@@ -47,6 +47,7 @@ const MAX_DEPTH: usize = 8;
 /// One box header (§4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoxHeader {
+    /// The box type fourcc, e.g. `moov`.
     pub kind: [u8; 4],
     /// 8, or 16 with a largesize.
     pub header_len: u8,

@@ -25,6 +25,7 @@ fn ser_methods<S: serde::Serializer>(m: &[MappingMethod], s: S) -> Result<S::Ok,
     s.collect_seq(m.iter().map(|m| method_name(*m)))
 }
 
+/// Where remote access stands, as the status page and the API show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Status {
@@ -47,6 +48,7 @@ pub enum Status {
     },
 }
 
+/// Why remote access is not working, with what the owner can do ([`Reason::sentence`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
@@ -131,6 +133,7 @@ impl Reason {
         }
     }
 
+    /// The reason's short name as the API's `kind` field (stable for scripts and tests).
     pub fn kind(&self) -> &'static str {
         match self {
             Reason::NotClaimed => "not_claimed",
