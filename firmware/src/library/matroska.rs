@@ -127,6 +127,7 @@ fn uint(data: &[u8]) -> Option<u64> {
 /// What the headers say.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Video {
+    /// `Info/Duration` × `TimestampScale` (RFC 9559 §5.1.2.4), in milliseconds.
     pub duration_ms: Option<u64>,
     /// The first video track's CodecID, e.g. `V_MPEG4/ISO/AVC`.
     pub video: Option<String>,

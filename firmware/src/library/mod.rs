@@ -81,6 +81,7 @@ pub struct Item {
     /// Show and season group ids, season and episode numbers; for a music track: artist and album group
     /// ids, disc and track numbers; for a photo in an album: the album's id twice and zeros.
     pub episode: Option<Episode>,
+    /// Playing time in milliseconds, when the headers say.
     pub duration_ms: Option<u64>,
     /// Codec of the first video track as the container names it (`avc1`, `V_MPEG4/ISO/AVC`).
     pub video_codec: Option<Box<str>>,

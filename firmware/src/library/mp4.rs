@@ -149,6 +149,7 @@ impl Walk {
 /// What `moov` says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Movie {
+    /// `mvhd` duration over its timescale, in milliseconds.
     pub duration_ms: Option<u64>,
     /// The first video track's sample entry type (fourcc), e.g. `avc1`.
     pub video: Option<[u8; 4]>,

@@ -29,6 +29,7 @@ pub const AUDIO_READ_BUDGET: u64 = 16 * 1024 * 1024;
 /// What a file's headers say about its playback: duration, codecs, and for audio the tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Probed {
+    /// Playing time in milliseconds, when the headers say.
     pub duration_ms: Option<u64>,
     /// Codec of the first video track as the container names it.
     pub video_codec: Option<String>,

@@ -21,6 +21,7 @@ const NO_DURATION: u64 = u64::MAX;
 /// title (`title_len` bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Record {
+    /// The item's id (the records are sorted by it).
     pub id: ItemId,
     folder: u32,
     text: u32,

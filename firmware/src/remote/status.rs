@@ -204,8 +204,11 @@ pub fn is_non_public(ip: IpAddr) -> bool {
 /// A mapping an attempt holds (or a manual forward).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
+    /// How the port was opened (a manual forward reports `Manual`).
     pub method: MappingMethod,
+    /// The public address, when the router told it.
     pub external_addr: Option<IpAddr>,
+    /// The port open on the public side.
     pub external_port: u16,
     /// 0 = permanent; None = manual.
     pub lease_secs: Option<u32>,
@@ -225,11 +228,13 @@ pub enum Reach {
 /// Everything one attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Findings {
+    /// The mapping the attempt holds, or why it has none.
     pub mapping: Result<Lease, Reason>,
     /// The router's external address when it named one, even while refusing to map.
     pub router_external: Option<IpAddr>,
     /// The public address from STUN, when a STUN server answered.
     pub stun_public: Option<IpAddr>,
+    /// What the reflector found.
     pub reach: Reach,
 }
 

@@ -152,7 +152,9 @@ pub struct Geometry {
 
 /// Raw access to a flash-like device. Offsets are relative to the start of the store's area.
 pub trait Flash: Send {
+    /// The device's shape; the same for the life of the value.
     fn geometry(&self) -> Geometry;
+    /// Fill `buf` from `offset`.
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Program bytes. On NOR semantics a write can only clear bits.
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
