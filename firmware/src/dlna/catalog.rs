@@ -145,8 +145,8 @@ pub fn content_features(mime: &str, resolution: Option<(u32, u32)>) -> String {
     format!("{pn}DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS={}", dlna_flags(medium(mime)))
 }
 
-/// The `protocolInfo` of a `res` element (DLNA 7.4.1.3.17): `http-get:*:<mime>:<fourth field>`, which renderers match
-/// against what they can play.
+/// The `protocolInfo` of a `res` element: `http-get:*:<mime>:<fourth field>`, which renderers match against
+/// what they can play.
 pub fn protocol_info(mime: &str, resolution: Option<(u32, u32)>) -> String {
     format!("http-get:*:{mime}:{}", content_features(mime, resolution))
 }

@@ -17,9 +17,9 @@ pub const CMS: &str = "urn:schemas-upnp-org:service:ConnectionManager:1";
 /// returning fewer than requested).
 pub const MAX_RETURNED: usize = 2000;
 
-/// What GetSearchCapabilities answers: the properties [`Criteria`] can test (CDS:1 §2.5.18).
+/// What GetSearchCapabilities answers: the properties renderers are told they may search on.
 pub const SEARCH_CAPS: &str = "dc:title,upnp:class";
-/// What GetSortCapabilities answers: the properties SortCriteria may name (CDS:1 §2.5.19).
+/// What GetSortCapabilities answers: the properties SortCriteria may name.
 pub const SORT_CAPS: &str = "dc:title,dc:date,upnp:originalTrackNumber";
 
 /// Answer a ContentDirectory:1 action. `base` is `http://<address the client reached>:<port>`.
@@ -284,7 +284,7 @@ pub enum Prop {
 }
 
 impl Criteria {
-    /// Whether the node meets the criteria (string comparisons ignore case, as CDS:1 §2.5.5 asks).
+    /// Whether the node meets the criteria (string comparisons ignore case).
     pub fn matches(&self, n: &Node) -> bool {
         match self {
             Criteria::All => true,

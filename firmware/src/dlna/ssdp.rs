@@ -21,9 +21,9 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// The SSDP multicast group (UDA 1.1 §1.1.2).
+/// The SSDP multicast group (UDA 1.1, discovery).
 pub const MULTICAST_V4: [u8; 4] = [239, 255, 255, 250];
-/// The SSDP port (UDA 1.1 §1.1.2).
+/// The SSDP port (UDA 1.1, discovery).
 pub const PORT: u16 = 1900;
 /// UDA 1.1 §1.2.2: max-age at least 1800 s.
 pub const MAX_AGE: Duration = Duration::from_secs(1800);

@@ -15,7 +15,7 @@ use super::catalog::{Catalog, Item, Kind, fnv1a};
 use crate::state::{Library, LibraryId, LibraryKind};
 use std::collections::HashMap;
 
-/// The object id of the root container (CDS:1 §2.8.2).
+/// The object id of the root container ("0", fixed by ContentDirectory).
 pub const ROOT: &str = "0";
 
 /// One object of the ContentDirectory: a container (library, folder, show, album...) or an item.

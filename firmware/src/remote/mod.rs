@@ -101,7 +101,7 @@ impl Control {
         self.view.borrow().clone()
     }
 
-    /// A receiver that wakes on every new view (the API's long poll and the tests wait on it).
+    /// A receiver that wakes whenever a new view is published.
     pub fn subscribe(&self) -> watch::Receiver<View> {
         self.view.subscribe()
     }

@@ -25,11 +25,11 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// RFC 6886 §3.1 / RFC 6887 §19.1: the server port on the gateway.
 pub const SERVER_PORT: u16 = 5351;
-/// NAT-PMP's version byte (RFC 6886 §3.2); a PCP server answers it when it speaks only NAT-PMP.
+/// NAT-PMP's version byte (RFC 6886 §3.2); a gateway that speaks only NAT-PMP answers a PCP request with it.
 pub const NATPMP_VERSION: u8 = 0;
 /// PCP's version byte (RFC 6887 §7.1).
 pub const PCP_VERSION: u8 = 2;
-/// The PCP MAP opcode (RFC 6887 §19.2); NAT-PMP's UDP/TCP opcodes are others.
+/// The PCP MAP opcode (RFC 6887 §11); NAT-PMP has its own opcodes ([`NATPMP_OP_TCP`]).
 pub const OP_MAP: u8 = 1;
 /// IANA protocol number for TCP, used in the PCP MAP payload.
 pub const PROTO_TCP: u8 = 6;

@@ -73,7 +73,7 @@ pub struct Module {
 pub struct Network {
     /// The interface name as the kernel names it (`eth0`).
     pub interface: String,
-    /// Ask DHCP first (default); the static address is the fallback either way.
+    /// Ask DHCP (the default); the static address is used when this is off or DHCP gets no answer.
     #[serde(default = "yes")]
     pub dhcp: bool,
     /// `a.b.c.d/prefix`, used when DHCP gets no answer.
