@@ -33,7 +33,7 @@ pub fn udn(machine_id: &[u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// The friendly name: the owner's choice, else "Hearth on <hostname>".
+/// The friendly name: the owner's choice, else `Hearth on <hostname>`.
 pub fn friendly_name(state: &State) -> String {
     if !state.settings.friendly_name.trim().is_empty() {
         return state.settings.friendly_name.to_string();

@@ -51,7 +51,7 @@ pub struct Kernel {
     pub debian_arch: String,
     /// Debian metapackage the versioned kernel image package is resolved from.
     pub package: String,
-    /// Device tree blob, relative to the package's /usr/lib/linux-image-<version>/.
+    /// Device tree blob, relative to the package's `/usr/lib/linux-image-<version>/`.
     #[serde(default)]
     pub device_tree: Option<String>,
 }
