@@ -23,18 +23,24 @@ pub enum Kind {
 pub struct Item {
     /// Stable across rescans (the res URL carries it).
     pub id: u64,
+    /// The library the item belongs to (DLNA shows only the libraries the rule allows).
     pub library: LibraryId,
     /// Absolute path; streams open it.
     pub path: PathBuf,
     /// Folder of the file relative to its library folder, `/`-separated, "" at the top (folder views).
     pub folder: String,
     pub title: String,
+    /// Video, audio or image: picks its place in the tree and its upnp:class.
     pub kind: Kind,
+    /// Size in bytes (the `res@size`).
     pub size: u64,
     /// Unix seconds.
     pub modified: u64,
+    /// The MIME type the stream is served with and `protocolInfo` names.
     pub mime: &'static str,
+    /// Playing time, when the probe found it (`res@duration`).
     pub duration: Option<Duration>,
+    /// Width and height of a video, when known (`res@resolution`, and the DLNA profile).
     pub resolution: Option<(u32, u32)>,
 }
 
@@ -71,6 +77,7 @@ pub enum Medium {
     Image,
 }
 
+/// Whether a MIME type is video, audio or an image: picks the DLNA flags and the upnp:class.
 pub fn medium(mime: &str) -> Medium {
     if mime.starts_with("audio/") {
         Medium::Audio
@@ -138,6 +145,8 @@ pub fn content_features(mime: &str, resolution: Option<(u32, u32)>) -> String {
     format!("{pn}DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS={}", dlna_flags(medium(mime)))
 }
 
+/// The `protocolInfo` of a `res` element: `http-get:*:<mime>:<fourth field>`, which renderers match against
+/// what they can play.
 pub fn protocol_info(mime: &str, resolution: Option<(u32, u32)>) -> String {
     format!("http-get:*:{mime}:{}", content_features(mime, resolution))
 }

@@ -8,14 +8,18 @@ use crate::http::xml_escape;
 use std::cmp::Ordering;
 use std::fmt::Write;
 
+/// The ContentDirectory:1 service type, as actions and the description name it.
 pub const CDS: &str = "urn:schemas-upnp-org:service:ContentDirectory:1";
+/// The ConnectionManager:1 service type, as actions and the description name it.
 pub const CMS: &str = "urn:schemas-upnp-org:service:ConnectionManager:1";
 
 /// Most objects returned by one Browse or Search; clients page with StartingIndex (CDS:1 §2.7.4.2 allows
 /// returning fewer than requested).
 pub const MAX_RETURNED: usize = 2000;
 
+/// What GetSearchCapabilities answers: the properties renderers are told they may search on.
 pub const SEARCH_CAPS: &str = "dc:title,upnp:class";
+/// What GetSortCapabilities answers: the properties SortCriteria may name.
 pub const SORT_CAPS: &str = "dc:title,dc:date,upnp:originalTrackNumber";
 
 /// Answer a ContentDirectory:1 action. `base` is `http://<address the client reached>:<port>`.
@@ -246,6 +250,8 @@ pub fn didl<'a>(_view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str)
     s
 }
 
+/// The URL a renderer streams an item from: `<base>/res/<id as 16 hex digits>.<extension>` (the extension helps
+/// renderers that go by it).
 pub fn res_url(base: &str, id: u64, ext: &str) -> String {
     format!("{base}/res/{id:016x}.{ext}")
 }
@@ -268,6 +274,7 @@ pub enum Criteria {
     Or(Box<Criteria>, Box<Criteria>),
 }
 
+/// A property a search criterion tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prop {
     Title,
@@ -277,6 +284,7 @@ pub enum Prop {
 }
 
 impl Criteria {
+    /// Whether the node meets the criteria (string comparisons ignore case).
     pub fn matches(&self, n: &Node) -> bool {
         match self {
             Criteria::All => true,

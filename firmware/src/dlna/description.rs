@@ -3,12 +3,19 @@
 use crate::http::xml_escape;
 use crate::state::State;
 
+/// Where the device description is served; SSDP's LOCATION points here.
 pub const PATH: &str = "/description.xml";
+/// The ContentDirectory service description (SCPD).
 pub const CDS_SCPD: &str = "/scpd/cds.xml";
+/// The ConnectionManager service description (SCPD).
 pub const CMS_SCPD: &str = "/scpd/cms.xml";
+/// The ContentDirectory control URL SOAP actions are posted to.
 pub const CDS_CONTROL: &str = "/control/cds";
+/// The ConnectionManager control URL SOAP actions are posted to.
 pub const CMS_CONTROL: &str = "/control/cms";
+/// The 48×48 PNG icon the description lists (renderers show it next to the friendly name).
 pub const ICON_48: &[u8] = include_bytes!("icons/hearth-48.png");
+/// The 120×120 PNG icon the description lists.
 pub const ICON_120: &[u8] = include_bytes!("icons/hearth-120.png");
 
 /// The UDN: a name-based UUID (RFC 9562 §5.8 layout, version 8) from SHA-256 of the machine identifier, so it
@@ -26,7 +33,7 @@ pub fn udn(machine_id: &[u8; 16]) -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// The friendly name: the owner's choice, else "Hearth on <hostname>".
+/// The friendly name: the owner's choice, else `Hearth on <hostname>`.
 pub fn friendly_name(state: &State) -> String {
     if !state.settings.friendly_name.trim().is_empty() {
         return state.settings.friendly_name.to_string();
@@ -35,6 +42,7 @@ pub fn friendly_name(state: &State) -> String {
     format!("Hearth on {host}")
 }
 
+/// The device description XML (UDA 1.1 §2.3): friendly name, UDN, the two services and the icons.
 pub fn device(state: &State) -> String {
     let udn = udn(&state.machine_id);
     format!(

@@ -36,6 +36,8 @@ fn udp() -> std::io::Result<Socket> {
 }
 
 impl Discovery {
+    /// Bind the SSDP socket on `port` and join 239.255.255.250 on each LAN interface (only the one with address
+    /// `scope` when set).
     pub fn bind(port: u16, scope: Option<Ipv4Addr>) -> std::io::Result<Discovery> {
         let s = udp()?;
         s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))?;

@@ -54,6 +54,7 @@ pub const VIEW_IDLE: Duration = Duration::from_secs(60);
 
 /// What the running server shares between its tasks.
 pub struct Live {
+    /// The state handle, which the DLNA HTTP side reads at request time (the description, the library folders).
     pub state: Handle,
     /// The content view, built on the first request after a change or an idle spell.
     view: Mutex<Option<Arc<View>>>,
@@ -71,6 +72,26 @@ pub struct Live {
 }
 
 impl Live {
+    /// A fresh server's shared part: no view yet, the rule asked with `state` and today's own subnets.
+    fn new(
+        handle: Handle,
+        catalog: Arc<dyn Catalog>,
+        egress: Arc<crate::stream::Egress>,
+        state: &Arc<State>,
+    ) -> Live {
+        Live {
+            state: handle,
+            view: Mutex::new(None),
+            catalog,
+            shown: RwLock::new(Vec::new()),
+            update_id: AtomicU32::new(0),
+            last_asked: Mutex::new(Instant::now()),
+            rule: RwLock::new((state.clone(), crate::auth::own_subnets())),
+            closed: AtomicBool::new(false),
+            egress,
+        }
+    }
+
     /// The content view of the libraries DLNA shows that `sees` (the access decision) allows, built now if the
     /// one at hand is not exactly that.
     pub fn view(&self, sees: Visible) -> Arc<View> {
@@ -175,35 +196,15 @@ pub async fn run(
     let mut rx = state.subscribe();
     let mut retry = false;
     loop {
-        // Off: wait until it turns on.
         beat.rest();
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            if rx.borrow_and_update().dlna_effectively_on() {
-                break;
-            }
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return },
-                _ = stop.changed() => {}
-            }
+        if !wait_until_on(&mut rx, &mut stop).await {
+            return;
         }
         if retry {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let s = rx.borrow().clone();
-        let live = Arc::new(Live {
-            state: state.clone(),
-            view: Mutex::new(None),
-            catalog: catalog.clone(),
-            shown: RwLock::new(Vec::new()),
-            update_id: AtomicU32::new(0),
-            last_asked: Mutex::new(Instant::now()),
-            rule: RwLock::new((s.clone(), crate::auth::own_subnets())),
-            closed: AtomicBool::new(false),
-            egress: egress.clone(),
-        });
+        let live = Arc::new(Live::new(state.clone(), catalog.clone(), egress.clone(), &s));
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*catalog, &s, true);
         let listener = match bind_tcp(scope).await {
@@ -227,32 +228,8 @@ pub async fn run(
         let (quit, quit_rx) = oneshot::channel();
         let ssdp = tokio::spawn(discovery.run(live.clone(), description::udn(&s.machine_id), quit_rx));
         tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
-        // Catalog generation and the own subnets are looked at twice a second (an atomic load and one getifaddrs).
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
         beat.bump();
-        let ended = loop {
-            tokio::select! {
-                r = rx.changed() => {
-                    if r.is_err() {
-                        break true;
-                    }
-                    let s = rx.borrow_and_update().clone();
-                    if !s.dlna_effectively_on() {
-                        break false;
-                    }
-                    *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
-                    builder.refresh(&live, &*catalog, &s, false);
-                }
-                _ = tick.tick() => {
-                    beat.bump();
-                    let s = rx.borrow().clone();
-                    *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
-                    builder.refresh(&live, &*catalog, &s, false);
-                    live.forget_if_idle(VIEW_IDLE);
-                }
-                _ = stop.changed() => break true,
-            }
-        };
+        let ended = follow_while_on(&live, &mut builder, &*catalog, &mut rx, &mut stop, &beat).await;
         // Off: refuse at once, close 32469 and every open connection, then byebye and close 1900.
         live.closed.store(true, Ordering::SeqCst);
         server.abort();
@@ -263,6 +240,59 @@ pub async fn run(
         if ended {
             beat.rest();
             return;
+        }
+    }
+}
+
+/// Off: wait until the state turns DLNA on. `false` when the server stops (or the state is gone) first.
+async fn wait_until_on(rx: &mut watch::Receiver<Arc<State>>, stop: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        if rx.borrow_and_update().dlna_effectively_on() {
+            return true;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return false },
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// On: keep the access rule's state and subnets and the content view current until DLNA turns off (`false`)
+/// or the server stops (`true`). Catalog generation and the own subnets are looked at twice a second (an
+/// atomic load and one getifaddrs); each tick bumps the watchdog's DLNA `beat` and drops an idle view.
+async fn follow_while_on(
+    live: &Live,
+    builder: &mut Builder,
+    catalog: &dyn Catalog,
+    rx: &mut watch::Receiver<Arc<State>>,
+    stop: &mut watch::Receiver<bool>,
+    beat: &Beat,
+) -> bool {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            r = rx.changed() => {
+                if r.is_err() {
+                    return true;
+                }
+                let s = rx.borrow_and_update().clone();
+                if !s.dlna_effectively_on() {
+                    return false;
+                }
+                *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
+                builder.refresh(live, catalog, &s, false);
+            }
+            _ = tick.tick() => {
+                beat.bump();
+                let s = rx.borrow().clone();
+                *live.rule.write().unwrap() = (s.clone(), crate::auth::own_subnets());
+                builder.refresh(live, catalog, &s, false);
+                live.forget_if_idle(VIEW_IDLE);
+            }
+            _ = stop.changed() => return true,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! </s:Envelope>
 //! ```
 
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 
 /// Largest control request body read (DIDL-free requests are a few hundred bytes).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -26,11 +26,14 @@ const MAX_DEPTH: usize = 8;
 pub struct Action {
     /// The service type from the action element's namespace.
     pub service: String,
+    /// The action's name, e.g. `Browse`.
     pub name: String,
+    /// The arguments in the order sent, as (name, text).
     pub args: Vec<(String, String)>,
 }
 
 impl Action {
+    /// The value of the argument `name`, if the call has it.
     pub fn arg(&self, name: &str) -> Option<&str> {
         self.args.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
@@ -49,6 +52,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The errorDescription UDA gives for the code (sent with it in the fault).
     pub fn description(self) -> &'static str {
         match self {
             Fault::InvalidAction => "Invalid Action",
@@ -90,20 +94,7 @@ pub fn parse(body: &[u8], soapaction: Option<&str>) -> Result<Action, Fault> {
                     0 if local == "Envelope" => seen_envelope = true,
                     1 if local == "Body" && seen_envelope => seen_body = true,
                     1 => {} // Header: ignored
-                    2 if seen_body && action.is_none() => {
-                        let prefix = e.name().prefix().map(|p| p.as_ref().to_string());
-                        let want = match &prefix {
-                            Some(p) => format!("xmlns:{p}"),
-                            None => "xmlns".into(),
-                        };
-                        let mut service = String::new();
-                        for a in e.attributes().flatten() {
-                            if a.key.as_ref() == want {
-                                service = a.value.to_string();
-                            }
-                        }
-                        action = Some(Action { service, name: local, args: Vec::new() });
-                    }
+                    2 if seen_body && action.is_none() => action = Some(action_element(&e, local)),
                     3 if action.is_some() => arg = Some((local, String::new())),
                     0 => return Err(Fault::InvalidAction),
                     _ => {}
@@ -121,24 +112,10 @@ pub fn parse(body: &[u8], soapaction: Option<&str>) -> Result<Action, Fault> {
                     push_arg(&mut action, arg.take())?;
                 }
             }
-            Event::Text(t) => {
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                let piece = text_piece(&ev)?;
                 if let Some((_, v)) = arg.as_mut() {
-                    v.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if let Some((_, v)) = arg.as_mut() {
-                    v.push_str(&t.xml10_content());
-                }
-            }
-            Event::GeneralRef(g) => {
-                let resolved = match g.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&g).ok_or(Fault::InvalidAction)?.to_string(),
-                    Err(_) => return Err(Fault::InvalidAction),
-                };
-                if let Some((_, v)) = arg.as_mut() {
-                    v.push_str(&resolved);
+                    v.push_str(&piece);
                 }
             }
             Event::Eof => break,
@@ -153,6 +130,45 @@ pub fn parse(body: &[u8], soapaction: Option<&str>) -> Result<Action, Fault> {
         return Err(Fault::InvalidAction);
     }
     let action = action.ok_or(Fault::InvalidAction)?;
+    check_soapaction(&action, soapaction)?;
+    Ok(action)
+}
+
+/// The action element (depth 2 in the envelope): its local name is the action, and the namespace its prefix
+/// is bound to on the element itself is the service type.
+fn action_element(e: &BytesStart<'_>, local: String) -> Action {
+    let prefix = e.name().prefix().map(|p| p.as_ref().to_string());
+    let want = match &prefix {
+        Some(p) => format!("xmlns:{p}"),
+        None => "xmlns".into(),
+    };
+    let mut service = String::new();
+    for a in e.attributes().flatten() {
+        if a.key.as_ref() == want {
+            service = a.value.to_string();
+        }
+    }
+    Action { service, name: local, args: Vec::new() }
+}
+
+/// The text a text, CDATA or reference event adds to an argument's value; a reference that is neither a
+/// character reference nor one of XML's five predefined entities is refused (no DTD, so no other entities).
+fn text_piece(ev: &Event<'_>) -> Result<String, Fault> {
+    match ev {
+        Event::Text(t) => Ok(t.xml10_content().into_owned()),
+        Event::CData(t) => Ok(t.xml10_content().into_owned()),
+        Event::GeneralRef(g) => match g.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c.to_string()),
+            Ok(None) => Ok(quick_xml::escape::resolve_predefined_entity(g).ok_or(Fault::InvalidAction)?.to_string()),
+            Err(_) => Err(Fault::InvalidAction),
+        },
+        _ => Ok(String::new()),
+    }
+}
+
+/// UDA 1.1 §3.2.1: a SOAPACTION header, when present, names the same action as the body, and the same service
+/// when the body's action element declares one.
+fn check_soapaction(action: &Action, soapaction: Option<&str>) -> Result<(), Fault> {
     if let Some(h) = soapaction {
         let h = h.trim().trim_matches('"');
         let (service, name) = h.rsplit_once('#').ok_or(Fault::InvalidAction)?;
@@ -160,7 +176,7 @@ pub fn parse(body: &[u8], soapaction: Option<&str>) -> Result<Action, Fault> {
             return Err(Fault::InvalidAction);
         }
     }
-    Ok(action)
+    Ok(())
 }
 
 fn push_arg(action: &mut Option<Action>, arg: Option<(String, String)>) -> Result<(), Fault> {

@@ -21,7 +21,9 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// The SSDP multicast group (UDA 1.1, discovery).
 pub const MULTICAST_V4: [u8; 4] = [239, 255, 255, 250];
+/// The SSDP port (UDA 1.1, discovery).
 pub const PORT: u16 = 1900;
 /// UDA 1.1 §1.2.2: max-age at least 1800 s.
 pub const MAX_AGE: Duration = Duration::from_secs(1800);
@@ -30,7 +32,9 @@ pub const SPREAD_CAP: Duration = Duration::from_millis(300);
 /// Largest datagram we look at; real M-SEARCHes are a few hundred bytes.
 pub const MAX_DATAGRAM: usize = 2048;
 
+/// The device type Hearth announces and answers searches for.
 pub const DEVICE_TYPE: &str = "urn:schemas-upnp-org:device:MediaServer:1";
+/// The service types Hearth announces and answers searches for.
 pub const SERVICE_TYPES: [&str; 2] =
     ["urn:schemas-upnp-org:service:ContentDirectory:1", "urn:schemas-upnp-org:service:ConnectionManager:1"];
 
@@ -46,6 +50,7 @@ pub enum Output {
 /// A parsed M-SEARCH (UDA 1.1 §1.3.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Search {
+    /// The search target (`ST`): `ssdp:all`, the root device, our UDN, the device type or a service type.
     pub st: String,
     /// None for a unicast search (answer at once).
     pub mx: Option<u32>,
@@ -219,6 +224,7 @@ impl Engine {
         self.next_announce = None;
     }
 
+    /// Whether the engine is announcing (after start, before byebye).
     pub fn is_alive(&self) -> bool {
         self.alive
     }

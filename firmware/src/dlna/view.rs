@@ -15,22 +15,30 @@ use super::catalog::{Catalog, Item, Kind, fnv1a};
 use crate::state::{Library, LibraryId, LibraryKind};
 use std::collections::HashMap;
 
+/// The object id of the root container ("0", fixed by ContentDirectory).
 pub const ROOT: &str = "0";
 
+/// One object of the ContentDirectory: a container (library, folder, show, album...) or an item.
 #[derive(Debug)]
 pub struct Node {
+    /// The ContentDirectory object id.
     pub id: String,
     /// "-1" for the root (ContentDirectory:1 §2.8.2).
     pub parent: String,
+    /// `dc:title`.
     pub title: String,
+    /// `upnp:class`, e.g. `object.item.videoItem`.
     pub class: &'static str,
     /// Default order key (season, episode or track number).
     pub rank: u32,
+    /// Indexes into [`View::nodes`], in default order.
     pub children: Vec<usize>,
+    /// The catalog item for an item object; `None` for a container.
     pub item: Option<Item>,
 }
 
 impl Node {
+    /// A container has no item.
     pub fn is_container(&self) -> bool {
         self.item.is_none()
     }
@@ -39,6 +47,7 @@ impl Node {
 /// An immutable snapshot; rebuilt when the catalog or the DLNA library choice changes.
 #[derive(Debug)]
 pub struct View {
+    /// All objects; index 0 is the root.
     pub nodes: Vec<Node>,
     index: HashMap<String, usize>,
     items: HashMap<u64, usize>,
@@ -49,6 +58,7 @@ pub struct View {
 }
 
 impl View {
+    /// The hierarchy of `libraries` from the catalog, at SystemUpdateID `update_id`.
     pub fn build(libraries: &[Library], catalog: &dyn Catalog, update_id: u32) -> View {
         let mut v = View {
             nodes: Vec::new(),
@@ -143,10 +153,12 @@ impl View {
         at
     }
 
+    /// The object with this id (Browse's ObjectID).
     pub fn get(&self, id: &str) -> Option<&Node> {
         self.index.get(id).map(|i| &self.nodes[*i])
     }
 
+    /// The direct children of `node`, in their default order.
     pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Node> + 'a {
         node.children.iter().map(|c| &self.nodes[*c])
     }
@@ -168,6 +180,7 @@ impl View {
         self.items.get(&id).and_then(|i| self.nodes[*i].item.as_ref())
     }
 
+    /// Items (not containers) in the view.
     pub fn item_count(&self) -> usize {
         self.items.len()
     }

@@ -74,9 +74,11 @@ pub enum EbmlError {
 /// An element header (RFC 8794 §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The element id with its length marker bits kept (as the spec writes ids, e.g. 0x1A45DFA3).
     pub id: u32,
     /// None: unknown size (§6.2).
     pub size: Option<u64>,
+    /// Bytes of the id and the size field together: where the element's data starts.
     pub header_len: u8,
 }
 
@@ -125,6 +127,7 @@ fn uint(data: &[u8]) -> Option<u64> {
 /// What the headers say.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Video {
+    /// `Info/Duration` × `TimestampScale` (RFC 9559 §5.1.2.4), in milliseconds.
     pub duration_ms: Option<u64>,
     /// The first video track's CodecID, e.g. `V_MPEG4/ISO/AVC`.
     pub video: Option<String>,

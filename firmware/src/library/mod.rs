@@ -44,47 +44,69 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+/// Name of the index file in the data folder (layout in the module doc): the catalog as the last scan left it, so a
+/// restart lists the items at once and keeps their ids.
 pub const INDEX_FILE: &str = "library-index.bin";
+/// First four bytes of the index file; another file under that name is not read (a new scan builds the index).
 pub const INDEX_MAGIC: &[u8; 4] = b"HIDX";
+/// Version of the index encoding written by this build; version 1 is still read (see the module doc).
 pub const INDEX_VERSION: u16 = 2;
 const OFFSET_VERSION: usize = 4;
 const OFFSET_PAYLOAD: usize = 6;
 
+/// Id of an item or a group (show, season, artist, album, photo album): one counter for both, never reused, stable
+/// while the path stays, so clients' links keep working across scans.
 pub type ItemId = u32;
 
 /// One media file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Item {
+    /// Never reused; see [`ItemId`].
     pub id: ItemId,
+    /// The library the item's folder belongs to.
     pub library: LibraryId,
     /// Absolute path, raw bytes (names need not be UTF-8).
     pub path: Box<[u8]>,
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
+    /// Video, audio or photo, by the extension and the magic bytes.
     pub media: Media,
+    /// Container as the probe named it ("mp4", "mkv", "flac", ...).
     pub container: Box<str>,
+    /// From the file name (movies, shows) or the tags (music).
     pub title: Box<str>,
+    /// A movie's year from its name, or a track's from its tags; never for shows.
     pub year: Option<u16>,
     /// Show and season group ids, season and episode numbers; for a music track: artist and album group
     /// ids, disc and track numbers; for a photo in an album: the album's id twice and zeros.
     pub episode: Option<Episode>,
+    /// Playing time in milliseconds, when the headers say.
     pub duration_ms: Option<u64>,
+    /// Codec of the first video track as the container names it (`avc1`, `V_MPEG4/ISO/AVC`).
     pub video_codec: Option<Box<str>>,
+    /// Codec of the first audio track as the container names it.
     pub audio_codec: Option<Box<str>>,
     /// Unix seconds when first seen.
     pub added: u32,
 }
 
+/// Where an item sits in its library's tree: show and season (a show's episode), artist and album (a track), or a
+/// photo album; see [`Item::episode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Episode {
+    /// The show's (or artist's, or photo album's) group id.
     pub show: ItemId,
+    /// The season's (or album's) group id; a photo album's id again.
     pub season: ItemId,
+    /// Season number (0: specials or none), or a track's disc number.
     pub season_no: u16,
+    /// Episode number, or a track's number on its disc.
     pub episode_no: u16,
 }
 
 impl Item {
+    /// The item's absolute path as a file system path.
     pub fn path(&self) -> &Path {
         Path::new(OsStr::from_bytes(&self.path))
     }
@@ -95,6 +117,7 @@ impl Item {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     }
+    /// The modification time in whole seconds (Plex's `updatedAt`), rounded down also before 1970.
     pub fn mtime_secs(&self) -> i64 {
         self.mtime_ns.div_euclid(1_000_000_000)
     }
@@ -147,6 +170,7 @@ struct GroupV1 {
     parent: ItemId,
 }
 
+/// Why a media folder cannot be added, or the index not saved; the text is shown to the owner as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
     #[error("the folder {0} does not exist")]
@@ -166,12 +190,15 @@ pub enum LibraryError {
 /// Scan progress of one library (runtime only).
 #[derive(Default)]
 pub struct Progress {
+    /// A scan of this library is queued or running.
     pub running: AtomicBool,
     /// Files looked at in the current (or last) scan.
     pub seen: AtomicU64,
     /// Files counted in the last finished scan (the estimate's total).
     pub last_total: AtomicU64,
+    /// When the current (or last) scan began.
     pub started: Mutex<Option<Instant>>,
+    /// How long the last finished scan took, in milliseconds (at least 1 once one finished).
     pub finished_ms: AtomicU64,
     /// Folders that could not be read in the last scan, with the reason.
     pub problems: Mutex<Vec<String>>,
@@ -182,17 +209,23 @@ pub struct Progress {
 /// What `/api/v1/libraries/{id}/progress` shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProgressView {
+    /// A scan is queued or running.
     pub running: bool,
     pub files_seen: u64,
+    /// Files looked at per second in the current scan (or the last one when none runs).
     pub files_per_second: f64,
     /// Seconds left, from the last scan's total; None while unknown.
     pub estimate_seconds: Option<f64>,
+    /// How long the last finished scan took, in milliseconds; 0 before the first.
     pub last_scan_ms: u64,
+    /// Scans finished since start.
     pub scans: u64,
+    /// Folders that could not be read in the last scan, with the reason.
     pub problems: Vec<String>,
 }
 
 impl Progress {
+    /// The progress as the API shows it: files per second and the seconds left, estimated from the last scan's total.
     pub fn view(&self) -> ProgressView {
         let running = self.running.load(Ordering::SeqCst);
         let seen = self.seen.load(Ordering::Relaxed);
@@ -326,6 +359,7 @@ impl Catalog {
         }
     }
 
+    /// The progress counters of a library (made on first ask), shared with its running scan.
     pub fn progress_of(&self, id: LibraryId) -> Arc<Progress> {
         self.progress.lock().unwrap().entry(id).or_default().clone()
     }
@@ -423,51 +457,14 @@ impl Catalog {
             };
             let (title, year, episode) = if kind == LibraryKind::Music {
                 let track = music_track(sh, id, roots, &f, old.get(&f.path));
-                keep.insert(track.episode.show);
-                keep.insert(track.episode.season);
                 (track.title, track.year, Some(track.episode))
             } else {
-                let parsed = name::parse(stem(&f.path));
-                let episode = if kind == LibraryKind::Shows {
-                    let (show, season_no, episode_no) = match parsed.episode.clone() {
-                        Some(e) => e,
-                        None => (parent_name(&f.path), 0, 0),
-                    };
-                    let show_id = sh.make_group(id, &show, None, 0);
-                    let season_id = sh.make_group(id, &show, Some(season_no), show_id);
-                    keep.insert(show_id);
-                    keep.insert(season_id);
-                    Some(Episode {
-                        show: show_id,
-                        season: season_id,
-                        season_no,
-                        episode_no,
-                    })
-                } else if kind == LibraryKind::Photos {
-                    // A photo album per folder below the library folder (`2024/Summer`); photos in the
-                    // library folder itself are in no album.
-                    let dirs = folders_below_root(roots, &f.path);
-                    (!dirs.is_empty()).then(|| {
-                        let album = sh.make_album(id, "", &dirs.join("/"), 0);
-                        keep.insert(album);
-                        Episode {
-                            show: album,
-                            season: album,
-                            season_no: 0,
-                            episode_no: 0,
-                        }
-                    })
-                } else {
-                    None
-                };
-                let title = if parsed.title.is_empty() {
-                    String::from_utf8_lossy(stem(&f.path)).into_owned()
-                } else {
-                    parsed.title
-                };
-                let year = if kind == LibraryKind::Shows { None } else { parsed.year };
-                (title, year, episode)
+                named_by_path(sh, id, kind, roots, &f.path)
             };
+            if let Some(e) = episode {
+                keep.insert(e.show);
+                keep.insert(e.season);
+            }
             sh.push(&Item {
                 id: item_id,
                 library: id,
@@ -486,17 +483,7 @@ impl Catalog {
             });
             keep.insert(item_id);
         }
-        // Items under folders that could not be read this time stay (ids and all) until they can be.
-        for o in old.values() {
-            if !keep.contains(&o.id) && unreadable.iter().any(|u| o.path().starts_with(u)) {
-                keep.insert(o.id);
-                sh.push(o);
-                if let Some(e) = o.episode {
-                    keep.insert(e.show);
-                    keep.insert(e.season);
-                }
-            }
-        }
+        keep_unreadable(sh, old, unreadable, &mut keep);
         sh.groups
             .retain(|g| g.library != id || keep.contains(&g.id));
         next.finish();
@@ -568,6 +555,7 @@ impl Catalog {
         v
     }
 
+    /// How many items a library has now.
     pub fn item_count(&self, library: LibraryId) -> usize {
         self.shelves
             .read()
@@ -578,6 +566,7 @@ impl Catalog {
             .count()
     }
 
+    /// The item with this id, if there is one now.
     pub fn item(&self, id: ItemId) -> Option<Item> {
         let sh = self.shelves.read().unwrap();
         sh.record(id).map(|r| sh.view(r))
@@ -589,6 +578,7 @@ impl Catalog {
         self.item(id).map(|i| i.library).or_else(|| self.group(id).map(|g| g.library))
     }
 
+    /// The group (show, season, artist, album, photo album) with this id, if there is one now.
     pub fn group(&self, id: ItemId) -> Option<Group> {
         self.shelves.read().unwrap().group(id).cloned()
     }
@@ -750,6 +740,74 @@ pub fn root_of(s: &State, library: LibraryId, path: &Path) -> Option<PathBuf> {
         .into_iter()
         .filter(|r| path.starts_with(r))
         .min_by_key(|r| r.components().count())
+}
+
+/// Title, year and grouping of a video or photo file, read from its path: a show's episode gets its show and
+/// season groups (made on first sight; a file without an episode pattern takes its folder as the show), a photo
+/// its album (the folders below the library folder, `2024/Summer`; none for photos in the library folder
+/// itself), a movie none. Shows carry no year: a year in an episode's name is part of the show's name.
+fn named_by_path(
+    sh: &mut Shelves,
+    library: LibraryId,
+    kind: LibraryKind,
+    roots: &[PathBuf],
+    path: &[u8],
+) -> (String, Option<u16>, Option<Episode>) {
+    let parsed = name::parse(stem(path));
+    let episode = if kind == LibraryKind::Shows {
+        let (show, season_no, episode_no) = match parsed.episode.clone() {
+            Some(e) => e,
+            None => (parent_name(path), 0, 0),
+        };
+        let show_id = sh.make_group(library, &show, None, 0);
+        let season_id = sh.make_group(library, &show, Some(season_no), show_id);
+        Some(Episode {
+            show: show_id,
+            season: season_id,
+            season_no,
+            episode_no,
+        })
+    } else if kind == LibraryKind::Photos {
+        let dirs = folders_below_root(roots, path);
+        (!dirs.is_empty()).then(|| {
+            let album = sh.make_album(library, "", &dirs.join("/"), 0);
+            Episode {
+                show: album,
+                season: album,
+                season_no: 0,
+                episode_no: 0,
+            }
+        })
+    } else {
+        None
+    };
+    let title = if parsed.title.is_empty() {
+        String::from_utf8_lossy(stem(path)).into_owned()
+    } else {
+        parsed.title
+    };
+    let year = if kind == LibraryKind::Shows { None } else { parsed.year };
+    (title, year, episode)
+}
+
+/// Items under folders that could not be read this time stay (ids, groups and all) until they can be, so a
+/// disk that is slow to mount does not empty its library.
+fn keep_unreadable(
+    sh: &mut Shelves,
+    old: &HashMap<Box<[u8]>, Item>,
+    unreadable: &[PathBuf],
+    keep: &mut BTreeSet<ItemId>,
+) {
+    for o in old.values() {
+        if !keep.contains(&o.id) && unreadable.iter().any(|u| o.path().starts_with(u)) {
+            keep.insert(o.id);
+            sh.push(o);
+            if let Some(e) = o.episode {
+                keep.insert(e.show);
+                keep.insert(e.season);
+            }
+        }
+    }
 }
 
 fn stem(path: &[u8]) -> &[u8] {

@@ -47,6 +47,7 @@ const MAX_DEPTH: usize = 8;
 /// One box header (§4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BoxHeader {
+    /// The box type fourcc, e.g. `moov`.
     pub kind: [u8; 4],
     /// 8, or 16 with a largesize.
     pub header_len: u8,
@@ -148,6 +149,7 @@ impl Walk {
 /// What `moov` says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Movie {
+    /// `mvhd` duration over its timescale, in milliseconds.
     pub duration_ms: Option<u64>,
     /// The first video track's sample entry type (fourcc), e.g. `avc1`.
     pub video: Option<[u8; 4]>,

@@ -26,10 +26,14 @@ pub const AUDIO_ALLOCATION_LIMIT: usize = 8 * 1024 * 1024;
 /// the allocation limit fits twice).
 pub const AUDIO_READ_BUDGET: u64 = 16 * 1024 * 1024;
 
+/// What a file's headers say about its playback: duration, codecs, and for audio the tags.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Probed {
+    /// Playing time in milliseconds, when the headers say.
     pub duration_ms: Option<u64>,
+    /// Codec of the first video track as the container names it.
     pub video_codec: Option<String>,
+    /// Codec of the first audio track as the container names it.
     pub audio_codec: Option<String>,
     /// What an audio file's tags say (None: not audio, no tags, or not read this scan).
     pub tags: Option<Tags>,
@@ -42,7 +46,9 @@ pub struct Tags {
     /// The album artist when the file names one (so a compilation stays one album), else the track artist.
     pub artist: Option<String>,
     pub album: Option<String>,
+    /// Track number on its disc.
     pub track: Option<u16>,
+    /// Disc number of a multi-disc album.
     pub disc: Option<u16>,
     pub year: Option<u16>,
 }

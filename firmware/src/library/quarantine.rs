@@ -36,8 +36,11 @@ pub const MAX_ENTRIES: usize = 256;
 /// One file as it was when it was probed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The file's path (bytes).
     pub path: Box<[u8]>,
+    /// Size when it was probed; with `mtime_ns`, a changed file leaves the quarantine.
     pub size: u64,
+    /// Modification time in nanoseconds when it was probed.
     pub mtime_ns: i64,
 }
 

@@ -19,18 +19,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A media file found by a scan.
 pub struct Found {
+    /// The file's path as the file system spells it (bytes: names need not be UTF-8).
     pub path: Box<[u8]>,
+    /// Size in bytes when it was seen; with `mtime_ns`, what tells the next scan the file is unchanged.
     pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// Video, audio or photo, as the extension and the magic bytes agree.
     pub media: Media,
+    /// Container name ("mp4", "mkv", ...) as the catalog and the DLNA profile use it.
     pub container: &'static str,
+    /// What the header probe read (duration, codecs, tags).
     pub probed: Probed,
     /// Unchanged since the last scan (same size and mtime): not probed again.
     pub reused: bool,
 }
 
+/// What one walk of a library's folders found, and what it could not read.
 #[derive(Default)]
 pub struct Outcome {
+    /// The media files of the wanted kind, in walk order.
     pub files: Vec<Found>,
     /// Every directory visited (the watcher watches them).
     pub dirs: Vec<PathBuf>,
@@ -78,27 +86,8 @@ pub fn scan(
             for entry in entries {
                 let Ok(entry) = entry else { continue };
                 let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                let meta = if ft.is_symlink() {
-                    // Follow only links that stay inside this root.
-                    match std::fs::canonicalize(&path) {
-                        Ok(target) if target.starts_with(&canon) => {
-                            match std::fs::metadata(&target) {
-                                Ok(m) => m,
-                                Err(_) => continue,
-                            }
-                        }
-                        Ok(_) => {
-                            tracing::debug!(path = %path.display(), "symlink leaves the folder; skipped");
-                            continue;
-                        }
-                        Err(_) => continue,
-                    }
-                } else {
-                    match entry.metadata() {
-                        Ok(m) => m,
-                        Err(_) => continue,
-                    }
+                let Some(meta) = entry_meta(&entry, &path, &canon) else {
+                    continue;
                 };
                 if meta.is_dir() {
                     stack.push(path);
@@ -108,55 +97,77 @@ pub fn scan(
                     continue;
                 }
                 seen.fetch_add(1, Ordering::Relaxed);
-                let Some(ext) = path.extension() else {
-                    continue;
-                };
-                let Some((claimed, _)) = kind::by_extension(ext.as_bytes()) else {
-                    continue;
-                };
-                if claimed != want {
-                    continue;
-                }
-                let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
-                let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                // A file that took a probe down with it stays out until it changes.
-                if quarantine.verdict(&bytes, meta.len(), mtime_ns) == Verdict::Skip {
-                    continue;
-                }
-                // Unchanged files keep what the last probe found. Audio items without artist and album (an
-                // index written before Hearth kept music shelves) are read again, once.
-                if let Some(o) = old.get(&bytes)
-                    && o.size == meta.len()
-                    && o.mtime_ns == mtime_ns
-                    && (o.media != Media::Audio || o.episode.is_some())
-                {
-                    out.files.push(Found {
-                        path: bytes,
-                        size: o.size,
-                        mtime_ns,
-                        media: o.media,
-                        container: static_container(&o.container),
-                        probed: Probed {
-                            duration_ms: o.duration_ms,
-                            video_codec: o.video_codec.as_deref().map(Into::into),
-                            audio_codec: o.audio_codec.as_deref().map(Into::into),
-                            // Not read again: the catalog keeps the item's artist, album and title.
-                            tags: None,
-                        },
-                        reused: true,
-                    });
-                    continue;
-                }
-                if let Some(found) = examine(&path, ext.as_bytes(), meta.len(), mtime_ns, want, quarantine) {
-                    out.files.push(Found {
-                        path: bytes,
-                        ..found
-                    });
+                if let Some(found) = take_file(&path, &meta, want, old, quarantine) {
+                    out.files.push(found);
                 }
             }
         }
     }
     out
+}
+
+/// The metadata of a directory entry, following a symbolic link only when its target stays inside the root
+/// `canon` (a link out of the folder would show files the owner did not share). `None`: skip the entry.
+fn entry_meta(entry: &std::fs::DirEntry, path: &Path, canon: &Path) -> Option<std::fs::Metadata> {
+    let ft = entry.file_type().ok()?;
+    if !ft.is_symlink() {
+        return entry.metadata().ok();
+    }
+    match std::fs::canonicalize(path) {
+        Ok(target) if target.starts_with(canon) => std::fs::metadata(&target).ok(),
+        Ok(_) => {
+            tracing::debug!(path = %path.display(), "symlink leaves the folder; skipped");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// One regular file met by the walk: `None` when it is not of kind `want` or is quarantined; the last probe's
+/// findings when it is unchanged since `old`; else what a fresh probe finds.
+fn take_file(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    want: Media,
+    old: &HashMap<Box<[u8]>, Item>,
+    quarantine: &Quarantine,
+) -> Option<Found> {
+    let ext = path.extension()?;
+    let (claimed, _) = kind::by_extension(ext.as_bytes())?;
+    if claimed != want {
+        return None;
+    }
+    let bytes: Box<[u8]> = path.as_os_str().as_bytes().into();
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    // A file that took a probe down with it stays out until it changes.
+    if quarantine.verdict(&bytes, meta.len(), mtime_ns) == Verdict::Skip {
+        return None;
+    }
+    // Unchanged files keep what the last probe found. Audio items without artist and album (an
+    // index written before Hearth kept music shelves) are read again, once.
+    if let Some(o) = old.get(&bytes)
+        && o.size == meta.len()
+        && o.mtime_ns == mtime_ns
+        && (o.media != Media::Audio || o.episode.is_some())
+    {
+        return Some(Found {
+            path: bytes,
+            size: o.size,
+            mtime_ns,
+            media: o.media,
+            container: static_container(&o.container),
+            probed: Probed {
+                duration_ms: o.duration_ms,
+                video_codec: o.video_codec.as_deref().map(Into::into),
+                audio_codec: o.audio_codec.as_deref().map(Into::into),
+                // Not read again: the catalog keeps the item's artist, album and title.
+                tags: None,
+            },
+            reused: true,
+        });
+    }
+    let found = examine(path, ext.as_bytes(), meta.len(), mtime_ns, want, quarantine)?;
+    Some(Found { path: bytes, ..found })
 }
 
 /// Open, check the magic bytes, probe the headers (under the quarantine's marker).

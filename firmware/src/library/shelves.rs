@@ -21,6 +21,7 @@ const NO_DURATION: u64 = u64::MAX;
 /// title (`title_len` bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Record {
+    /// The item's id (the records are sorted by it).
     pub id: ItemId,
     folder: u32,
     text: u32,
@@ -46,6 +47,7 @@ pub(super) struct Record {
 }
 
 impl Record {
+    /// The item's place in its show, artist or album, if it has one (see [`Item::episode`]).
     pub fn episode(&self) -> Option<Episode> {
         (self.show != 0).then_some(Episode {
             show: self.show,
@@ -56,6 +58,8 @@ impl Record {
     }
 }
 
+/// The catalog in compact form: fixed-size records sorted by id with their text in one buffer and folder paths and
+/// codec names stored once, so a large library takes little memory; [`Shelves::view`] gives owned [`Item`]s.
 #[derive(Default)]
 pub(super) struct Shelves {
     /// Sorted by id.
@@ -68,6 +72,7 @@ pub(super) struct Shelves {
     folder_index: HashMap<Box<[u8]>, u32>,
     /// Container and codec names.
     words: Vec<Box<str>>,
+    /// The next id [`Shelves::allocate`] hands out.
     pub next_id: u32,
 }
 
@@ -113,6 +118,8 @@ impl Shelves {
         self.words.shrink_to_fit();
     }
 
+    /// Add an item, its folder path and codec names stored once; call [`Shelves::finish`] after the last one (it
+    /// sorts by id).
     pub fn push(&mut self, i: &Item) {
         let (folder, name) = match i.path.iter().rposition(|b| *b == b'/') {
             Some(slash) => (self.folder(&i.path[..slash]), &i.path[slash + 1..]),
@@ -175,10 +182,12 @@ impl Shelves {
         (at != 0).then(|| &*self.words[at as usize - 1])
     }
 
+    /// All item records, sorted by id.
     pub fn records(&self) -> &[Record] {
         &self.items
     }
 
+    /// The item record with this id (binary search).
     pub fn record(&self, id: ItemId) -> Option<&Record> {
         self.items
             .binary_search_by_key(&id, |r| r.id)
@@ -186,6 +195,7 @@ impl Shelves {
             .map(|at| &self.items[at])
     }
 
+    /// The group with this id (binary search).
     pub fn group(&self, id: ItemId) -> Option<&Group> {
         self.groups
             .binary_search_by_key(&id, |g| g.id)
@@ -193,6 +203,7 @@ impl Shelves {
             .map(|at| &self.groups[at])
     }
 
+    /// The item's title as the scan named it.
     pub fn title(&self, r: &Record) -> &str {
         let start = r.text as usize + r.name_len as usize;
         std::str::from_utf8(&self.text[start..start + r.title_len as usize]).unwrap_or_default()
@@ -233,6 +244,7 @@ impl Shelves {
         }
     }
 
+    /// A new id for an item or a group; ids are never reused.
     pub fn allocate(&mut self) -> ItemId {
         let id = self.next_id;
         self.next_id = self.next_id.saturating_add(1);

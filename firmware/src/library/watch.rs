@@ -17,6 +17,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(5);
 
 type Dirty = Arc<Mutex<HashMap<LibraryId, (Instant, Instant)>>>;
 
+/// The inotify watcher over every folder of every library: marks a library dirty on a change and asks for a rescan
+/// once its folders are quiet (or after [`MAX_DELAY`] of steady change).
 pub struct Watcher {
     watches: Watches,
     owners: Arc<Mutex<HashMap<WatchDescriptor, LibraryId>>>,

@@ -9,6 +9,8 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Why a plain-HTTP fetch (the reflector's `/identity` check, the IGD description) failed, in words for the status
+/// page.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{0:?} is not an http:// URL")]

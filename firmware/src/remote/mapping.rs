@@ -17,6 +17,7 @@ pub const ORDER: [MappingMethod; 3] = [MappingMethod::UpnpIgd, MappingMethod::Pc
 
 /// Lease asked for: a few hours, renewed at half-life.
 pub const LEASE_SECS: u32 = 2 * 3600;
+/// The description a mapping carries in the router's table, so the owner can tell Hearth's forward from others.
 pub const DESCRIPTION: &str = "Hearth";
 /// How long to wait for an IGD to answer the SSDP search.
 pub const IGD_SEARCH: Duration = Duration::from_secs(3);
@@ -28,17 +29,25 @@ pub enum Held {
     NatPmp { epoch: Epoch },
 }
 
+/// A mapping held on the router: what to renew at half-life and delete on stop.
 pub struct Active {
+    /// How the mapping was made.
     pub method: MappingMethod,
+    /// The router that holds it.
     pub gateway: Ipv4Addr,
+    /// Our LAN address the router forwards to.
     pub local: Ipv4Addr,
+    /// Our port the router forwards to.
     pub internal_port: u16,
+    /// The port open on the router's public side.
     pub external_port: u16,
+    /// The public address, when the router told it.
     pub external_addr: Option<IpAddr>,
     /// Granted lease; 0 = permanent.
     pub lease_secs: u32,
     /// IGD friendly name, or "PCP"/"NAT-PMP".
     pub router_name: String,
+    /// The protocol state needed to renew or delete the mapping.
     pub held: Held,
 }
 

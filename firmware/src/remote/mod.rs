@@ -49,8 +49,11 @@ impl Default for Config {
 /// The seed's "server mapping" view.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServerMapping {
+    /// Our address on the interface of the default route.
     pub private_addr: Option<IpAddr>,
+    /// The interface of the default route.
     pub interface: Option<String>,
+    /// The default route's gateway.
     pub gateway: Option<IpAddr>,
     /// IGD friendly name, or "PCP" / "NAT-PMP".
     pub router: Option<String>,
@@ -64,9 +67,12 @@ pub struct ServerMapping {
     pub router_internet_up: Option<bool>,
 }
 
+/// What the remote-access screen shows: the status, the router and addresses found, and how the last attempt went.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct View {
+    /// Where remote access stands.
     pub status: Status,
+    /// The router and addresses the last attempt found.
     pub mapping: ServerMapping,
     /// Milliseconds from the start of the attempt to its outcome.
     pub attempt_ms: Option<u64>,
@@ -90,10 +96,12 @@ impl Default for Control {
 }
 
 impl Control {
+    /// The view as last published.
     pub fn view(&self) -> View {
         self.view.borrow().clone()
     }
 
+    /// A receiver that wakes whenever a new view is published.
     pub fn subscribe(&self) -> watch::Receiver<View> {
         self.view.subscribe()
     }

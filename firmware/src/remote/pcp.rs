@@ -25,8 +25,11 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// RFC 6886 §3.1 / RFC 6887 §19.1: the server port on the gateway.
 pub const SERVER_PORT: u16 = 5351;
+/// NAT-PMP's version byte (RFC 6886 §3.2); a gateway that speaks only NAT-PMP answers a PCP request with it.
 pub const NATPMP_VERSION: u8 = 0;
+/// PCP's version byte (RFC 6887 §7.1).
 pub const PCP_VERSION: u8 = 2;
+/// The PCP MAP opcode (RFC 6887 §11); NAT-PMP has its own opcodes ([`NATPMP_OP_TCP`]).
 pub const OP_MAP: u8 = 1;
 /// IANA protocol number for TCP, used in the PCP MAP payload.
 pub const PROTO_TCP: u8 = 6;
@@ -34,12 +37,15 @@ pub const PROTO_TCP: u8 = 6;
 pub const NATPMP_OP_TCP: u8 = 2;
 /// RFC 6886 §3.5 "Unsupported Version"; RFC 6887 §7.4 UNSUPP_VERSION has the same value.
 pub const RESULT_UNSUPPORTED_VERSION: u16 = 1;
+/// A PCP MAP request: the 24-byte common header and the 36-byte MAP payload (RFC 6887 §7.1, §11.1).
 pub const PCP_REQUEST_LEN: usize = 24 + 36;
+/// A PCP MAP response: the 24-byte common header and the 36-byte MAP payload (RFC 6887 §7.2, §11.1).
 pub const PCP_RESPONSE_LEN: usize = 24 + 36;
 /// Retransmission schedule (RFC 6886 §3.1 starts at 250 ms and doubles). Hearth stops after three tries
 /// (1.75 s) per method so an absent gateway gives a reason quickly instead of after 64 s.
 pub const RETRY_MS: [u64; 3] = [250, 500, 1000];
 
+/// Why a gateway's reply to a MAP request was not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PcpError {
     #[error("the reply is {0} bytes, too short")]
@@ -61,10 +67,13 @@ pub struct MapReply {
     pub result: u16,
     /// Seconds since the gateway's mapping table was (re)started.
     pub epoch: u32,
+    /// Our port the gateway forwards to.
     pub internal_port: u16,
+    /// The port the gateway opened on its public side (may differ from the one asked for).
     pub external_port: u16,
     /// PCP gives the external address in the MAP reply; NAT-PMP needs a separate request.
     pub external_addr: Option<IpAddr>,
+    /// Seconds the mapping lasts; 0 in a reply to a delete.
     pub lifetime: u32,
 }
 

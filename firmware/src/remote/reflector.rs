@@ -23,18 +23,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
+/// Checks run at once; one more gets 503 (bounds the outbound fetches one reflector makes).
 pub const CONCURRENCY: usize = 8;
+/// Where `hearth reflector` listens without `--listen`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:32499";
 const FETCH_DEADLINE: Duration = Duration::from_secs(5);
 const IDENTITY_LIMIT: usize = 16 * 1024;
 
+/// How `hearth reflector` runs, from its command line.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The address and port the reflector listens on.
     pub listen: SocketAddr,
+    /// Also check callers with private or loopback addresses (tests on one machine); off, they get 403.
     pub allow_private_targets: bool,
 }
 
 impl Config {
+    /// Read `--listen ADDR:PORT` and `--allow-private-targets` from the arguments after `hearth reflector`.
     pub fn parse(args: Vec<OsString>) -> Result<Config, String> {
         use lexopt::prelude::*;
         let mut cfg = Config { listen: DEFAULT_LISTEN.parse().expect("valid"), allow_private_targets: false };
@@ -166,8 +172,11 @@ async fn fetch_identity(target: SocketAddr) -> Result<String, String> {
 /// What the reflector said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The reflector fetched `/identity` at the address and port and the machine id matched.
     pub reachable: bool,
+    /// The address the reflector saw the request from (the caller's public address).
     pub seen_as: Option<std::net::IpAddr>,
+    /// What went wrong when not reachable, in words.
     pub error: Option<String>,
 }
 

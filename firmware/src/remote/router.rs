@@ -6,9 +6,13 @@
 
 use core::net::Ipv4Addr;
 
+/// The route to the internet: the interface it leaves by and the router it goes through (the gateway asked for
+/// mappings).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DefaultRoute {
+    /// The interface name (`eth0`).
     pub interface: String,
+    /// The router's LAN address.
     pub gateway: Ipv4Addr,
 }
 
@@ -40,6 +44,7 @@ pub fn parse_default_route(text: &str) -> Option<DefaultRoute> {
     best.map(|(_, r)| r)
 }
 
+/// The default route of this box now, from `/proc/net/route`; `None` without one (then there is no router to ask).
 pub fn default_route() -> Option<DefaultRoute> {
     parse_default_route(&std::fs::read_to_string("/proc/net/route").ok()?)
 }

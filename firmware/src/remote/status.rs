@@ -25,6 +25,7 @@ fn ser_methods<S: serde::Serializer>(m: &[MappingMethod], s: S) -> Result<S::Ok,
     s.collect_seq(m.iter().map(|m| method_name(*m)))
 }
 
+/// Where remote access stands, as the status page and the API show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Status {
@@ -47,6 +48,7 @@ pub enum Status {
     },
 }
 
+/// Why remote access is not working, with what the owner can do ([`Reason::sentence`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
@@ -131,6 +133,7 @@ impl Reason {
         }
     }
 
+    /// The reason's short name as the API's `kind` field (stable for scripts and tests).
     pub fn kind(&self) -> &'static str {
         match self {
             Reason::NotClaimed => "not_claimed",
@@ -201,8 +204,11 @@ pub fn is_non_public(ip: IpAddr) -> bool {
 /// A mapping an attempt holds (or a manual forward).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
+    /// How the port was opened (a manual forward reports `Manual`).
     pub method: MappingMethod,
+    /// The public address, when the router told it.
     pub external_addr: Option<IpAddr>,
+    /// The port open on the public side.
     pub external_port: u16,
     /// 0 = permanent; None = manual.
     pub lease_secs: Option<u32>,
@@ -222,11 +228,13 @@ pub enum Reach {
 /// Everything one attempt found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Findings {
+    /// The mapping the attempt holds, or why it has none.
     pub mapping: Result<Lease, Reason>,
     /// The router's external address when it named one, even while refusing to map.
     pub router_external: Option<IpAddr>,
     /// The public address from STUN, when a STUN server answered.
     pub stun_public: Option<IpAddr>,
+    /// What the reflector found.
     pub reach: Reach,
 }
 

@@ -18,6 +18,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// RFC 5389 §6.
 pub const MAGIC_COOKIE: u32 = 0x2112_A442;
+/// Bytes of a STUN message header (RFC 5389 §6).
 pub const HEADER_LEN: usize = 20;
 /// Binding request (method 0x001, class request).
 pub const BINDING_REQUEST: u16 = 0x0001;
@@ -25,11 +26,15 @@ pub const BINDING_REQUEST: u16 = 0x0001;
 pub const BINDING_SUCCESS: u16 = 0x0101;
 /// Binding error response.
 pub const BINDING_ERROR: u16 = 0x0111;
+/// MAPPED-ADDRESS (RFC 5389 §15.1): the address in clear, from old servers.
 pub const ATTR_MAPPED_ADDRESS: u16 = 0x0001;
+/// XOR-MAPPED-ADDRESS (RFC 5389 §15.2): the address XORed with the magic cookie, so NATs that rewrite addresses in
+/// payloads leave it alone.
 pub const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 const FAMILY_V4: u8 = 0x01;
 const FAMILY_V6: u8 = 0x02;
 
+/// Why a STUN reply was not used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StunError {
     #[error("the reply is shorter than a STUN header")]

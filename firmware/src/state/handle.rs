@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
+/// Why [`Handle::update`] made no change: the caller's closure refused it, the result broke a rule of the schema, or
+/// the flash write failed. In every case the published state is the one before.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError<E> {
     /// The closure refused the change.

@@ -33,34 +33,55 @@ pub const SCHEMA_VERSION: u16 = 4;
 /// Largest encoded state the store must hold. The full-bounds test proves the schema fits.
 pub const MAX_RECORD: usize = 16 * 1024;
 
+/// Longest name (account, library, API token) in UTF-8 bytes; with the other bounds it fixes the largest record.
 pub const MAX_NAME: usize = 32;
-pub const MAX_ACCOUNTS: usize = 28; // owner + 15 Home members + 12 friends
-pub const MAX_MEMBERS: usize = 15; // Home members besides the owner
+/// Accounts of every role together (owner, 15 Home members, 12 friends).
+pub const MAX_ACCOUNTS: usize = 28;
+/// Home members besides the owner (the Plex Home limit).
+pub const MAX_MEMBERS: usize = 15;
+/// Friends: remote accounts with their own password.
 pub const MAX_FRIENDS: usize = 12;
+/// Signed-in devices of all accounts together; when full, a new sign-in replaces the same account's least recently
+/// seen device, or is refused if that account has none.
 pub const MAX_DEVICES: usize = 64;
+/// API tokens the owner made for scripts and hooks.
 pub const MAX_API_TOKENS: usize = 16;
+/// Libraries; also the bound of every list of library ids (shares, DLNA's choice).
 pub const MAX_LIBRARIES: usize = 16;
-pub const MAX_FOLDERS: usize = 16; // all libraries together
+/// Media folders of all libraries together (one pool, so the record bound is on the total).
+pub const MAX_FOLDERS: usize = 16;
+/// Longest media folder path in bytes.
 pub const MAX_PATH: usize = 112;
+/// Networks in one list (LAN networks, allowed without auth).
 pub const MAX_NETS: usize = 8;
+/// Trusted reverse proxies whose X-Forwarded-For is believed.
 pub const MAX_PROXIES: usize = 4;
+/// Longest device name in bytes (`X-Plex-Device-Name`, or the owner's new name for it).
 pub const MAX_DEVICE_NAME: usize = 24;
+/// Longest product name (`X-Plex-Product`) in bytes.
 pub const MAX_PRODUCT: usize = 20;
+/// Longest reflector URL in bytes.
 pub const MAX_URL: usize = 96;
+/// STUN servers the remote room asks for the public address.
 pub const MAX_STUN: usize = 2;
 /// A Let's Encrypt ECDSA leaf and intermediate take about 1.9 KiB.
 pub const MAX_CERT: usize = 2304;
 /// PKCS#8 of an ECDSA P-256/P-384 or Ed25519 key (RSA keys do not fit; the API says so).
 pub const MAX_KEY: usize = 320;
+/// Reset history kept (the newest last); enough to see a watchdog loop that leads to safe mode.
 pub const MAX_RESETS: usize = 8;
 /// Host names the owner adds for the Host check (schema 4), e.g. a dynamic-DNS name.
 pub const MAX_HOST_NAMES: usize = 4;
 /// Longest added host name; a DNS name has at most 253 characters (RFC 1035 §2.3.4), real ones far fewer.
 pub const MAX_HOST_NAME: usize = 128;
 
+/// An account, library or token name, bounded by [`MAX_NAME`].
 pub type Name = String<MAX_NAME>;
+/// An account's id, from [`State::next_id`]: never reused, so a deleted account's tokens cannot come back.
 pub type AccountId = u16;
+/// A device's id, from [`State::next_id`] (never reused).
 pub type DeviceId = u16;
+/// A library's id, from [`State::next_id`] (never reused); catalog items and shares refer to it.
 pub type LibraryId = u8;
 /// Unix time in seconds (u32 lasts until 2106 and keeps records small).
 pub type Time = u32;
@@ -69,6 +90,7 @@ pub type Time = u32;
 /// version (auth room) so they are not repeated in every record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret {
+    /// Random per secret, so equal passwords give different hashes.
     pub salt: [u8; 16],
     /// 128-bit argon2id output.
     pub hash: [u8; 16],
@@ -79,6 +101,7 @@ pub struct Secret {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TokenHash(pub [u8; 16]);
 
+/// What an account is in the Home, which decides how it signs in and what it sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// The account that claimed the server. Exactly one once claimed.
@@ -89,22 +112,31 @@ pub enum Role {
     Friend,
 }
 
+/// A person who can sign in: the owner, a Home member or a friend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// Never reused (see [`AccountId`]).
     pub id: AccountId,
     pub role: Role,
     pub name: Name,
+    /// The sign-in password: the owner's and friends'; a Home member has none.
     pub password: Option<Secret>,
+    /// The PIN that guards switching to this account in the Home; having one makes the server secured.
     pub pin: Option<Secret>,
     /// Libraries this account may see. Ignored for the owner, who sees everything.
     pub shares: Vec<LibraryId, MAX_LIBRARIES>,
+    /// When the account was made.
     pub created: Time,
 }
 
+/// A signed-in app on some client: the bearer token it was given, whose account it acts for, and what the owner sees
+/// of it in the device list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
     pub id: DeviceId,
+    /// The account the device acts for.
     pub account: AccountId,
+    /// Hash of the device's bearer token (the token itself is never stored).
     pub token: TokenHash,
     /// First 64 bits of SHA-256 of `X-Plex-Client-Identifier`: finds the device again when it signs in anew.
     pub client: [u8; 8],
@@ -112,11 +144,13 @@ pub struct Device {
     pub name: String<MAX_DEVICE_NAME>,
     /// `X-Plex-Product`.
     pub product: String<MAX_PRODUCT>,
+    /// When the device first signed in.
     pub created: Time,
     /// Written coarsely (see the auth room), never per request.
     pub last_seen: Time,
 }
 
+/// What an API token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
     /// Browse and stream every library.
@@ -127,23 +161,31 @@ pub enum Scope {
     Admin,
 }
 
+/// A bearer token the owner made for a script or a library update hook (not tied to a device).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
+    /// Never reused; the API names the token by it.
     pub id: u16,
+    /// The owner's label for the token.
     pub name: Name,
     pub scope: Scope,
+    /// Hash of the bearer token, shown once at creation and never stored.
     pub token: TokenHash,
+    /// When the token was made.
     pub created: Time,
 }
 
 /// An IP network in CIDR form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Net {
+    /// The network address (host bits are ignored by [`Net::contains`]).
     pub addr: IpAddr,
+    /// Prefix length in bits (0-32 for IPv4, 0-128 for IPv6).
     pub prefix: u8,
 }
 
 impl Net {
+    /// Whether `ip` is in this network; an IPv4-mapped IPv6 address counts as the IPv4 address it carries.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
@@ -189,6 +231,7 @@ impl core::fmt::Display for Net {
     }
 }
 
+/// Whether plain HTTP is answered, redirected to HTTPS, or the only way in (Plex's "Secure connections").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecureConnections {
     /// Plain HTTP gets a redirect (browsers) or 403 (others).
@@ -199,6 +242,7 @@ pub enum SecureConnections {
     Disabled,
 }
 
+/// The owner's DLNA settings; whether DLNA actually runs is [`State::dlna_effectively_on`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dlna {
     /// The owner's switch.
@@ -216,6 +260,7 @@ impl Default for Dlna {
     }
 }
 
+/// How the last port mapping was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MappingMethod {
     UpnpIgd,
@@ -228,15 +273,21 @@ pub enum MappingMethod {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mapping {
     pub method: MappingMethod,
+    /// The router that made the mapping (the IGD, PCP or NAT-PMP server).
     pub gateway: IpAddr,
+    /// The public address the router reported, if it said; requests from it count as LAN ("treat WAN IP as LAN").
     pub external_addr: Option<IpAddr>,
+    /// The port open on the router's public side.
     pub external_port: u16,
+    /// The local port the router forwards to.
     pub internal_port: u16,
     /// 0 = permanent.
     pub lease_secs: u32,
+    /// When the mapping was made or last renewed; with `lease_secs`, when it runs out.
     pub obtained: Time,
 }
 
+/// The owner's remote access settings (reachability from outside the LAN).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remote {
     /// On after the claim unless the owner unticked it.
@@ -251,6 +302,7 @@ pub struct Remote {
     pub reflector_url: String<MAX_URL>,
     /// STUN servers as host:port.
     pub stun_servers: Vec<String<64>, MAX_STUN>,
+    /// The last mapping that succeeded, so a restart renews or deletes it instead of leaving it on the router.
     pub last_mapping: Option<Mapping>,
 }
 
@@ -268,6 +320,7 @@ impl Default for Remote {
     }
 }
 
+/// The owner's server settings, as the settings page and API show them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// Shown to apps and DLNA devices. Empty = the hostname.
@@ -276,9 +329,12 @@ pub struct Settings {
     pub lan_networks: Vec<Net, MAX_NETS>,
     /// "List of IP addresses and networks that are allowed without auth". Ignored while secured.
     pub allowed_without_auth: Vec<Net, MAX_NETS>,
+    /// Requests from the public address of the last mapping count as LAN (for routers that loop back to their WAN
+    /// address).
     pub treat_wan_ip_as_lan: bool,
     /// X-Forwarded-For is believed only from these.
     pub trusted_proxies: Vec<Net, MAX_PROXIES>,
+    /// Whether plain HTTP is served, redirected or refused.
     pub secure_connections: SecureConnections,
     pub dlna: Dlna,
     pub remote: Remote,
@@ -319,6 +375,7 @@ pub fn host_name(raw: &str) -> Result<HostName, StateError> {
     bounded("a host name", &s)
 }
 
+/// The HTTPS certificate chain and its key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tls {
     /// DER certificates, leaf first, each prefixed by its u16 length.
@@ -329,6 +386,7 @@ pub struct Tls {
     pub custom: bool,
 }
 
+/// What a library holds, which decides how its files are named, grouped and shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LibraryKind {
     Movies,
@@ -338,20 +396,26 @@ pub enum LibraryKind {
     OtherVideos,
 }
 
+/// A library as the owner named it; its folders are in [`State::folders`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Library {
+    /// Never reused (see [`LibraryId`]).
     pub id: LibraryId,
     pub kind: LibraryKind,
+    /// The owner's name for the library.
     pub name: Name,
 }
 
 /// A media folder. Folders of all libraries share one pool so the bound is on the total.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Folder {
+    /// The library that has this folder.
     pub library: LibraryId,
+    /// Absolute path on the box.
     pub path: String<MAX_PATH>,
 }
 
+/// Why the previous run ended, as the next start found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResetReason {
     /// Power came back without a clean-stop marker.
@@ -364,9 +428,12 @@ pub enum ResetReason {
     Crash,
 }
 
+/// One entry of the reset history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reset {
+    /// Why the run ended.
     pub reason: ResetReason,
+    /// When the next start found it.
     pub at: Time,
 }
 
@@ -389,7 +456,9 @@ pub enum Run {
 /// Safe mode: too many watchdog resets in a short time. Remote access and DLNA stay off until cleared.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafeMode {
+    /// On: remote access and DLNA stay off until the owner clears it.
     pub active: bool,
+    /// When safe mode began.
     pub since: Time,
 }
 
@@ -401,12 +470,16 @@ pub struct State {
     pub accounts: Vec<Account, MAX_ACCOUNTS>,
     pub devices: Vec<Device, MAX_DEVICES>,
     pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    /// The owner's settings.
     pub settings: Settings,
+    /// The HTTPS certificate; `None` before the claim (a self-signed one is made once the server is claimed).
     pub tls: Option<Tls>,
     pub libraries: Vec<Library, MAX_LIBRARIES>,
+    /// Media folders of all libraries (see [`Folder`]).
     pub folders: Vec<Folder, MAX_FOLDERS>,
     /// Newest last; at most [`MAX_RESETS`].
     pub resets: Vec<Reset, MAX_RESETS>,
+    /// Set by too many watchdog resets in a short time.
     pub safe_mode: SafeMode,
     /// Next id for accounts, devices, tokens and libraries (never reused).
     pub next_id: u16,
@@ -414,6 +487,7 @@ pub struct State {
     pub run: Run,
 }
 
+/// Why a change to the state or a stored record was refused; the text is shown to the person who asked.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StateError {
     #[error("{0}")]
@@ -459,18 +533,22 @@ impl State {
         }
     }
 
+    /// The machine id as 32 lower-case hex digits (`machineIdentifier` in the Plex API, the DLNA UDN).
     pub fn machine_identifier(&self) -> std::string::String {
         self.machine_id.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The account that claimed the server; `None` before the claim.
     pub fn owner(&self) -> Option<&Account> {
         self.accounts.iter().find(|a| a.role == Role::Owner)
     }
 
+    /// The account with this id, of any role.
     pub fn account(&self, id: AccountId) -> Option<&Account> {
         self.accounts.iter().find(|a| a.id == id)
     }
 
+    /// Whether someone has claimed the server (there is an owner); before that only setup is open.
     pub fn is_claimed(&self) -> bool {
         self.owner().is_some()
     }

@@ -64,10 +64,12 @@ pub struct Meter {
 }
 
 impl Meter {
+    /// A meter on a full budget: the first `burst_bytes` go through at once.
     pub fn new(budget: Budget) -> Meter {
         Meter { budget, tat: None }
     }
 
+    /// The budget this meter paces against (the store's stats report it).
     pub fn budget(&self) -> Budget {
         self.budget
     }

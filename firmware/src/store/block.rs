@@ -23,6 +23,8 @@ nix::ioctl_read_bad!(blk_pbszget, nix::request_code_none!(0x12, 123), u32);
 /// Smallest write unit this backend uses.
 pub const MIN_SECTOR: u32 = 4096;
 
+/// The store on a block device, a partition or a region of a regular file: sector-aligned writes, erase as 0xFF (see
+/// the module doc).
 pub struct BlockDevice {
     file: File,
     offset: u64,

@@ -100,25 +100,43 @@ use std::io;
 /// Largest payload a record carries (the state room's `MAX_RECORD`).
 pub const MAX_PAYLOAD: usize = 16 * 1024;
 
+/// The first four bytes of a slot header ("HSLT"): tell a Hearth slot from foreign content.
 pub const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"HSLT");
+/// The first four bytes of a record header ("HREC").
 pub const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"HREC");
+/// Version of the slot and record layout drawn above; a slot header with another version is not read.
 pub const LAYOUT_VERSION: u16 = 1;
 
+/// Bytes of a slot header (layout above).
 pub const SLOT_HEADER_LEN: usize = 20;
+/// Offset of the slot header's magic.
 pub const SLOT_MAGIC_OFF: usize = 0;
+/// Offset of the slot header's layout version (u16).
 pub const SLOT_LAYOUT: usize = 4;
+/// Offset of the slot header's record alignment `unit` (u16).
 pub const SLOT_UNIT: usize = 6;
+/// Offset of the slot header's nominal slot length (u32).
 pub const SLOT_LEN: usize = 8;
+/// Offset of the slot header's generation (u32).
 pub const SLOT_GEN: usize = 12;
+/// Offset of the slot header's crc32c over bytes 0..16.
 pub const SLOT_CRC: usize = 16;
 
+/// Bytes of a record header (layout above); a record's payload follows it.
 pub const RECORD_HEADER_LEN: usize = 28;
+/// Offset of the record header's magic.
 pub const REC_MAGIC_OFF: usize = 0;
+/// Offset of the payload's schema version (u16), which the state room migrates from.
 pub const REC_SCHEMA: usize = 4;
+/// Offset of the record flags (u16, reserved: 0).
 pub const REC_FLAGS: usize = 6;
+/// Offset of the record's sequence number (u64): the newest record has the highest.
 pub const REC_SEQ: usize = 8;
+/// Offset of the payload length (u32).
 pub const REC_LEN: usize = 16;
+/// Offset of the payload's crc32c.
 pub const REC_PCRC: usize = 20;
+/// Offset of the header's own crc32c over bytes 0..24: the commit point of a record.
 pub const REC_HCRC: usize = 24;
 
 /// Shape of a flash device.
@@ -134,7 +152,9 @@ pub struct Geometry {
 
 /// Raw access to a flash-like device. Offsets are relative to the start of the store's area.
 pub trait Flash: Send {
+    /// The device's shape; the same for the life of the value.
     fn geometry(&self) -> Geometry;
+    /// Fill `buf` from `offset`.
     fn read(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Program bytes. On NOR semantics a write can only clear bits.
     fn write(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
@@ -172,8 +192,11 @@ impl Flash for Box<dyn Flash> {
 /// The newest valid record found at open.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Loaded {
+    /// Schema version of the payload's encoding (the state room decodes and migrates by it).
     pub schema: u16,
+    /// The record's sequence number; the next write uses `seq + 1`.
     pub seq: u64,
+    /// The record's bytes as the state room encoded them.
     pub payload: Vec<u8>,
 }
 
@@ -188,6 +211,8 @@ pub enum Opened {
     Damaged,
 }
 
+/// Why the store could not open, write or format. After a failed write the previous record is still the
+/// current one.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the flash holds something that is not a Hearth store; refusing to erase it (start with --format to erase it)")]
@@ -207,6 +232,7 @@ pub enum StoreError {
 pub struct Stats {
     /// Sequence number of the newest record (0: none yet).
     pub seq: u64,
+    /// The slot (0 = A, 1 = B) that holds the newest record.
     pub active_slot: u8,
     /// Records written since open.
     pub records_written: u64,
@@ -244,6 +270,8 @@ struct Slot {
     base: u64,
 }
 
+/// The state record on a flash device: two slots of appended records, written so a power cut at any byte leaves the
+/// last committed record readable (see the module doc).
 #[derive(Clone, Debug)]
 pub struct Store<F: Flash> {
     flash: F,
@@ -431,6 +459,7 @@ impl<F: Flash> Store<F> {
         }
     }
 
+    /// Health and wear counters (newest seq, erases, bytes programmed, slot switches) since open.
     pub fn stats(&self) -> Stats {
         self.stats
     }

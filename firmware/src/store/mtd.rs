@@ -20,12 +20,19 @@ use std::path::Path;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MtdInfoUser {
+    /// The device type (`MTD_NORFLASH`, `MTD_NANDFLASH`, ...).
     pub kind: u8,
+    /// Capability bits (`MTD_WRITEABLE`).
     pub flags: u32,
+    /// Total size of the partition in bytes.
     pub size: u32,
+    /// Erase block size in bytes.
     pub erasesize: u32,
+    /// Smallest write (the NAND page; 1 on NOR).
     pub writesize: u32,
+    /// Out-of-band bytes per page (not used).
     pub oobsize: u32,
+    /// An obsolete field of the kernel ABI; not used.
     pub padding: u64,
 }
 
@@ -33,7 +40,9 @@ pub struct MtdInfoUser {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EraseInfoUser {
+    /// First byte to erase, on an erase-block boundary.
     pub start: u32,
+    /// Bytes to erase, whole erase blocks.
     pub length: u32,
 }
 
@@ -44,12 +53,18 @@ nix::ioctl_write_ptr!(mem_erase, b'M', 2, EraseInfoUser);
 nix::ioctl_write_ptr!(mem_get_bad_block, b'M', 11, i64);
 nix::ioctl_write_ptr!(mem_set_bad_block, b'M', 12, i64);
 
+/// `mtd_info_user.type` of RAM (mtd-abi.h); kept with the other types for reading `kind`.
 pub const MTD_RAM: u8 = 1;
+/// `mtd_info_user.type` of NOR flash (no bad blocks).
 pub const MTD_NORFLASH: u8 = 3;
+/// `mtd_info_user.type` of SLC NAND flash (bad blocks are asked for).
 pub const MTD_NANDFLASH: u8 = 4;
+/// `mtd_info_user.type` of MLC NAND flash (handled as NAND; see the store's known limits).
 pub const MTD_MLCNANDFLASH: u8 = 8;
+/// `mtd_info_user.flags` bit of a writable device (a read-only partition is refused).
 pub const MTD_WRITEABLE: u32 = 0x400;
 
+/// The store on a Linux MTD character device: erase by `MEMERASE`, bad blocks skipped (see the module doc).
 pub struct Mtd {
     file: File,
     geometry: Geometry,

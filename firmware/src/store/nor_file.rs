@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// A regular file that behaves like NOR flash (writes only clear bits), for hosts and tests.
 pub struct NorFile {
     file: File,
     geometry: Geometry,

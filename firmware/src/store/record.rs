@@ -11,6 +11,7 @@ use super::{
 /// CRC-32C (Castagnoli, the iSCSI polynomial), as the design asks for both payload and header checks.
 pub const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
+/// CRC-32C of `bytes`, the check of every slot header, record header and payload.
 pub fn crc32c(bytes: &[u8]) -> u32 {
     CRC32C.checksum(bytes)
 }
@@ -44,6 +45,7 @@ pub struct SlotHeader {
 }
 
 impl SlotHeader {
+    /// The 20 bytes of the slot header as they go on flash (layout in the store's doc), its crc included.
     pub fn encode(&self) -> [u8; SLOT_HEADER_LEN] {
         let mut b = [0u8; SLOT_HEADER_LEN];
         b[SLOT_MAGIC_OFF..SLOT_MAGIC_OFF + 4].copy_from_slice(&SLOT_MAGIC.to_le_bytes());
@@ -71,18 +73,25 @@ impl SlotHeader {
 /// The fixed-size front of a record. `crc32c(header)` covers bytes 0..24.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
+    /// Version of the payload's encoding (state room).
     pub schema: u16,
+    /// Reserved, written 0.
     pub flags: u16,
+    /// Sequence number over the store's life: the highest valid one is the current state.
     pub seq: u64,
+    /// Payload bytes that follow the header.
     pub len: u32,
+    /// crc32c of the payload: a record whose payload fails it is skipped at open.
     pub payload_crc: u32,
 }
 
 impl RecordHeader {
+    /// The header for `payload` as record `seq` of schema `schema` (flags 0, the payload's crc).
     pub fn new(schema: u16, seq: u64, payload: &[u8]) -> RecordHeader {
         RecordHeader { schema, flags: 0, seq, len: payload.len() as u32, payload_crc: crc32c(payload) }
     }
 
+    /// The 28 bytes of the record header as they go on flash, its own crc included.
     pub fn encode(&self) -> [u8; RECORD_HEADER_LEN] {
         let mut b = [0u8; RECORD_HEADER_LEN];
         b[REC_MAGIC_OFF..REC_MAGIC_OFF + 4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -126,7 +135,9 @@ impl RecordHeader {
 /// One record whose header checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// Where the record starts in the slot's logical bytes.
     pub offset: u64,
+    /// The record's decoded header.
     pub header: RecordHeader,
     /// The payload crc matched too.
     pub valid: bool,
@@ -135,6 +146,7 @@ pub struct Entry {
 /// What one slot holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlotScan {
+    /// The slot header, when one checked out (`None`: erased, torn or foreign).
     pub header: Option<SlotHeader>,
     /// Records whose header checked out, in flash order.
     pub entries: Vec<Entry>,

@@ -23,6 +23,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How a simulated chip programs: like NOR flash (bit-clearing writes, real erase) or like a block device
+/// (whole-sector writes that replace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Semantics {
     Nor,
@@ -32,9 +34,11 @@ pub enum Semantics {
 /// One operation that changed the chip, in activity order (for choosing cut points).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Op {
+    /// An erase (true) or a write (false).
     pub erase: bool,
     /// Activity counter (bytes) when the operation started.
     pub start: u64,
+    /// Bytes the operation covered.
     pub len: u64,
 }
 

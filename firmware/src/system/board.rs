@@ -10,29 +10,40 @@ use std::path::Path;
 /// Where build-image puts the board file inside the initramfs.
 pub const BOARD_PATH: &str = "/etc/hearth/board.toml";
 
+/// One board's profile (`board/<name>.toml`): what init mode needs to bring the box up and `scripts/build-image`
+/// needs to build its image.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Board {
+    /// The board's name, as `board/<name>.toml` and the image names use it.
     pub name: String,
     /// Rust target triple of the hearth binary for this board.
     pub target: String,
+    /// The hostname init sets (the DLNA friendly name and the self-signed certificate use it).
     pub hostname: String,
     /// Serial console device name without /dev (kernel `console=`).
     pub console: String,
+    /// Where the kernel comes from.
     pub kernel: Kernel,
     /// Kernel modules in load order.
     #[serde(default)]
     pub modules: Vec<Module>,
+    /// How the LAN comes up.
     pub network: Network,
+    /// Where the flash store lives.
     pub flash: FlashArea,
+    /// The hardware watchdog.
     pub watchdog: Watchdog,
+    /// The media disk.
     pub media: Media,
+    /// When repeated watchdog resets put the box in safe mode.
     pub safe_mode: SafeModeRule,
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
 }
 
+/// Where the board's kernel comes from (a Debian kernel package) and its device tree.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Kernel {
@@ -40,11 +51,12 @@ pub struct Kernel {
     pub debian_arch: String,
     /// Debian metapackage the versioned kernel image package is resolved from.
     pub package: String,
-    /// Device tree blob, relative to the package's /usr/lib/linux-image-<version>/.
+    /// Device tree blob, relative to the package's `/usr/lib/linux-image-<version>/`.
     #[serde(default)]
     pub device_tree: Option<String>,
 }
 
+/// A kernel module init loads at boot.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Module {
@@ -55,38 +67,54 @@ pub struct Module {
     pub params: String,
 }
 
+/// How init brings up the LAN interface.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
+    /// The interface name as the kernel names it (`eth0`).
     pub interface: String,
+    /// Ask DHCP (the default); the static address is used when this is off or DHCP gets no answer.
     #[serde(default = "yes")]
     pub dhcp: bool,
     /// `a.b.c.d/prefix`, used when DHCP gets no answer.
     pub static_address: String,
+    /// The default gateway with the static address, if any.
     pub static_gateway: Option<std::net::Ipv4Addr>,
 }
 
+/// The device region that holds the flash store (a raw MTD partition or a block device).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FlashArea {
+    /// The device node (`/dev/mtd0`, `/dev/mmcblk0p2`).
     pub device: String,
+    /// Where the store's area starts on the device, in bytes.
     pub offset: u64,
+    /// The store's area in bytes (two slots).
     pub size: u64,
+    /// The erase block size in bytes (for a block device, what the store treats as one).
     pub erase_size: u32,
 }
 
+/// The hardware watchdog init opens and feeds.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Watchdog {
+    /// The device node, usually `/dev/watchdog`.
     pub device: String,
+    /// Seconds without a feed before the board resets (the driver may round it).
     pub timeout_secs: u32,
 }
 
+/// The media disk init mounts for the libraries.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Media {
+    /// The block device of the media partition (`/dev/sda1`).
     pub device: String,
+    /// Its file system type as `mount(2)` names it (`ext4`).
     pub fs: String,
+    /// Where it is mounted (`/media`).
     pub mount: String,
 }
 
@@ -94,17 +122,25 @@ pub struct Media {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SafeModeRule {
+    /// Watchdog resets that turn safe mode on, when they fall within `within_minutes`.
     pub watchdog_resets: u32,
+    /// The window, in minutes, the resets are counted in.
     pub within_minutes: u32,
 }
 
+/// How `scripts/run-qemu` starts the machine for a QEMU board.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Qemu {
+    /// The QEMU system emulator (`qemu-system-aarch64`).
     pub system: String,
+    /// QEMU's `-machine`.
     pub machine: String,
+    /// QEMU's `-cpu`.
     pub cpu: String,
+    /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// The emulated watchdog device QEMU adds (`-device`).
     pub watchdog: String,
 }
 
@@ -112,6 +148,7 @@ fn yes() -> bool {
     true
 }
 
+/// Why the board file could not be read or is wrong; names the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
     #[error("cannot read the board file {path}: {source}")]
@@ -124,6 +161,7 @@ pub enum BoardError {
 }
 
 impl Board {
+    /// Read and check the board file at `path` (init reads [`BOARD_PATH`]).
     pub fn load(path: &Path) -> Result<Board, BoardError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| BoardError::Read { path: path.display().to_string(), source })?;

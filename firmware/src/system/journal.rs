@@ -30,6 +30,7 @@ pub struct Journal {
 pub static RECENT: Journal = Journal::new(CAPACITY);
 
 impl Journal {
+    /// An empty journal keeping the newest `capacity` lines (const: [`RECENT`] is a static).
     pub const fn new(capacity: usize) -> Journal {
         Journal { lines: Mutex::new(VecDeque::new()), capacity }
     }

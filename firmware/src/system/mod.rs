@@ -41,6 +41,7 @@ pub enum PowerAction {
 pub struct PowerSwitch(tokio::sync::watch::Sender<Option<PowerAction>>);
 
 impl PowerSwitch {
+    /// The switch and the receiver init mode waits on for the first request.
     pub fn new() -> (PowerSwitch, tokio::sync::watch::Receiver<Option<PowerAction>>) {
         let (tx, rx) = tokio::sync::watch::channel(None);
         (PowerSwitch(tx), rx)

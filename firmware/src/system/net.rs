@@ -15,14 +15,19 @@ use std::time::{Duration, Instant};
 /// An address for the LAN interface, from DHCP or from the board's static fallback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lease {
+    /// The interface address.
     pub address: Ipv4Addr,
+    /// The network prefix length.
     pub prefix: u8,
+    /// The default gateway, when DHCP or the board gives one.
     pub gateway: Option<Ipv4Addr>,
     /// Seconds; `None` for a static address.
     pub lease_secs: Option<u32>,
+    /// The DHCP server that gave the lease (its server identifier).
     pub server: Option<Ipv4Addr>,
 }
 
+/// Why the LAN interface could not be brought up; names the interface and the step.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("interface {0} did not appear (is its driver module in the board file?)")]

@@ -38,7 +38,9 @@ pub const CLOCK_FLOOR: Time = 1_735_689_600;
 /// The board's safe-mode rule (`[safe_mode]` in the board file; `hearth serve` uses [`Rule::default`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rule {
+    /// Watchdog resets that turn safe mode on, when they fall within `within_minutes`.
     pub watchdog_resets: u32,
+    /// The window, in minutes, the resets are counted in.
     pub within_minutes: u32,
 }
 

@@ -40,6 +40,7 @@ pub struct Beat {
 const RESTING: u64 = u64::MAX;
 
 impl Beat {
+    /// Report the subsystem alive now; the watchdog thread stops feeding the device when a bump is overdue.
     pub fn bump(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64 + 1;
         self.last_ms.store(ms, Ordering::Relaxed);
@@ -48,6 +49,7 @@ impl Beat {
     pub fn rest(&self) {
         self.last_ms.store(RESTING, Ordering::Relaxed);
     }
+    /// The subsystem's name, as the log and the clean-stop marker name a stale one.
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -104,6 +106,8 @@ impl Default for Heartbeats {
 }
 
 impl Heartbeats {
+    /// A new heartbeat for the subsystem `name`: checked from now on, and stale ("never started") until its first
+    /// bump.
     pub fn register(&self, name: &'static str) -> Beat {
         let b = Beat { name, last_ms: Arc::new(AtomicU64::new(0)), epoch: self.epoch };
         self.beats.lock().unwrap().push(b.clone());
@@ -276,8 +280,11 @@ impl Notify {
 /// An open watchdog device.
 pub struct Device {
     file: std::fs::File,
+    /// The device node it was opened at.
     pub path: String,
+    /// The timeout the driver chose (it may round the asked one).
     pub timeout_secs: u32,
+    /// `WDIOC_GETBOOTSTATUS` at open: `WDIOF_CARDRESET` means the last reset was the watchdog's.
     pub boot_status: c_int,
 }
 
@@ -300,6 +307,7 @@ impl Device {
         }
     }
 
+    /// Feed the device (`WDIOC_KEEPALIVE`): the board is not reset for another timeout.
     pub fn keepalive(&self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
         let mut dummy: c_int = 0;
