@@ -10,10 +10,11 @@
 //! - [`remote`]: port mapping, remote-access status, STUN, the reflector.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 //! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
+//! - [`wire`]: HTTP/1.1 framing below the rooms that speak it: the request head parsed once, HTTP dates,
+//!   percent-decoding and XML escaping.
 
 pub mod dlna;
 pub mod auth;
-pub mod calendar;
 pub mod http;
 pub mod library;
 pub mod remote;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod store;
 pub mod stream;
 pub mod system;
+pub mod wire;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,6 +7,7 @@
 
 use super::access::Identity;
 use crate::state::{MAX_DEVICE_NAME, MAX_PRODUCT, State, TokenHash};
+use crate::wire::Fields;
 
 pub const TOKEN_HEX: usize = 64;
 
@@ -49,16 +50,17 @@ pub enum Presented {
 }
 
 /// Find the token: `X-Plex-Token` header, then `Authorization: Bearer`, then the `X-Plex-Token` query parameter.
-pub fn presented(headers: &hyper::HeaderMap, query: Option<&str>) -> Presented {
-    if let Some(v) = headers.get("x-plex-token") {
-        return match v.to_str() {
+/// `headers` is the request's fields as either engine parsed them (`wire::Head` or hyper's `HeaderMap`).
+pub fn presented(headers: &impl Fields, query: Option<&str>) -> Presented {
+    if let Some(v) = headers.text("x-plex-token") {
+        return match v {
             Ok(s) if !s.trim().is_empty() => Presented::Text(s.trim().to_owned()),
             _ => Presented::Unreadable,
         };
     }
-    if let Some(v) = headers.get(hyper::header::AUTHORIZATION) {
+    if let Some(v) = headers.text("authorization") {
         // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
-        let Ok(s) = v.to_str() else { return Presented::Unreadable };
+        let Ok(s) = v else { return Presented::Unreadable };
         return match s.split_once(' ') {
             Some((scheme, tok)) if scheme.eq_ignore_ascii_case("bearer") && !tok.trim().is_empty() => {
                 Presented::Text(tok.trim().to_owned())
@@ -70,7 +72,7 @@ pub fn presented(headers: &hyper::HeaderMap, query: Option<&str>) -> Presented {
         if let Some((k, v)) = pair.split_once('=')
             && k.eq_ignore_ascii_case("x-plex-token")
         {
-            return match crate::http::routes::percent_decode(v) {
+            return match crate::wire::percent_decode(v) {
                 Some(s) if !s.is_empty() => Presented::Text(s),
                 _ => Presented::Unreadable,
             };

@@ -20,7 +20,7 @@
 //! gets 503 after [`DEADLINE`], and at most [`MAX_WAITING`] such threads wait at once (more requests are
 //! refused at once rather than piling up threads on a mount that never answers).
 
-use super::{Prepared, pace::Class};
+use super::Refused;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -82,14 +82,11 @@ impl Refusal {
     }
 }
 
-impl Prepared {
-    /// The answer to a part request whose file was refused.
-    pub(super) fn refused(r: &Refusal) -> Prepared {
-        let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".into())];
-        if r.status() == 503 {
-            headers.push(("Retry-After", "5".into()));
-        }
-        Prepared { status: r.status(), headers, body: None, class: Class::Lan }.with_text(&r.to_string())
+impl From<&Refusal> for Refused {
+    /// The answer to a part request whose file was refused (503 asks to come back in a few seconds).
+    fn from(r: &Refusal) -> Refused {
+        let headers = if r.status() == 503 { vec![("Retry-After", "5".into())] } else { Vec::new() };
+        Refused { status: r.status(), headers, message: r.to_string() }
     }
 }
 
