@@ -9,6 +9,7 @@ use super::access::Identity;
 use crate::state::{MAX_DEVICE_NAME, MAX_PRODUCT, State, TokenHash};
 use crate::wire::Fields;
 
+/// Length of a token as handed out: 32 bytes in lowercase hex.
 pub const TOKEN_HEX: usize = 64;
 
 /// A new token: the text to hand out once, and the hash to store.
@@ -92,6 +93,7 @@ pub fn identify(p: &Presented, state: &State) -> Identity {
     identify_hash(&hash, state)
 }
 
+/// Who holds the token with this hash: a device's account, an API token, or no one (compared in constant time).
 pub fn identify_hash(hash: &TokenHash, state: &State) -> Identity {
     let eq = |a: &TokenHash| super::secret::same(&a.0, &hash.0);
     if let Some(d) = state.devices.iter().find(|d| eq(&d.token))
@@ -110,11 +112,14 @@ pub fn identify_hash(hash: &TokenHash, state: &State) -> Identity {
 pub struct Client {
     /// First 8 bytes of SHA-256 of `X-Plex-Client-Identifier` (random when absent: a new device each time).
     pub client: [u8; 8],
+    /// `X-Plex-Device-Name` (else `X-Plex-Device`), cut to fit.
     pub name: heapless::String<MAX_DEVICE_NAME>,
+    /// `X-Plex-Product`, cut to fit.
     pub product: heapless::String<MAX_PRODUCT>,
 }
 
 impl Client {
+    /// The device of a sign-in request, from its X-Plex-* fields.
     pub fn from_headers(headers: &hyper::HeaderMap) -> Client {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
         let client = match get("x-plex-client-identifier") {

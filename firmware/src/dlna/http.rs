@@ -1,8 +1,8 @@
 //! TCP 32469: the description, SCPDs, icons, SOAP control and the media streams for renderers.
 //!
-//! A small HTTP/1.1 loop of its own (httparse heads, Content-Length or chunked bodies up to
-//! [`soap::MAX_BODY`], keep-alive) so every media body goes out with `sendfile(2)` on any request of a
-//! connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
+//! A small HTTP/1.1 loop of its own (each head parsed once by the wire room, `wire::head`; Content-Length or
+//! chunked bodies up to [`soap::MAX_BODY`]; keep-alive by RFC 9112 §9.3) so every media body goes out with
+//! `sendfile(2)` on any request of a connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
 //!
 //! Renderer behaviours handled: HEAD before GET; `getcontentFeatures.dlna.org` (answered on every media
 //! response); `transferMode.dlna.org` Streaming/Interactive/Background (DLNA guidelines 7.4.49: a mode the
@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The DLNA HTTP port (the description URL in SSDP names it).
 pub const PORT: u16 = 32469;
 /// Idle keep-alive connections are closed after this.
 const IDLE: Duration = Duration::from_secs(60);
@@ -371,15 +372,8 @@ async fn media(
     if req.field("timeseekrange.dlna.org").is_some() {
         return simple(stream, 406, "text/plain", &[], b"Time seek is not supported; use byte ranges.\r\n", head, keep).await;
     }
-    // DLNA guidelines 7.4.49: Streaming for audio/video, Interactive for images, Background for all.
-    let mode = match header(req, "transfermode.dlna.org").map(str::to_ascii_lowercase).as_deref() {
-        None => if kind == Medium::Image { "Interactive" } else { "Streaming" },
-        Some("streaming") if kind != Medium::Image => "Streaming",
-        Some("interactive") if kind == Medium::Image => "Interactive",
-        Some("background") => "Background",
-        Some(_) => {
-            return simple(stream, 406, "text/plain", &[], b"That transfer mode does not fit this kind of media.\r\n", head, keep).await;
-        }
+    let Some(mode) = transfer_mode(req, kind) else {
+        return simple(stream, 406, "text/plain", &[], b"That transfer mode does not fit this kind of media.\r\n", head, keep).await;
     };
     // The Range core decides, as on port 32400: preconditions (RFC 9110 §13.2.2), If-Range (§13.1.5), one
     // range or none (§14.2), a repeated Range ignored.
@@ -421,6 +415,18 @@ async fn media(
     }
     send_file(stream, &file, start, len, live.egress.counter(crate::stream::pace::Class::Lan)).await?;
     Ok(keep)
+}
+
+/// The transfer mode a media request asks for, or None when it does not fit the medium (406). DLNA guidelines
+/// 7.4.49: Streaming for audio/video, Interactive for images, Background for all; the default by medium.
+fn transfer_mode(req: &Request, kind: Medium) -> Option<&'static str> {
+    match header(req, "transfermode.dlna.org").map(str::to_ascii_lowercase).as_deref() {
+        None => Some(if kind == Medium::Image { "Interactive" } else { "Streaming" }),
+        Some("streaming") if kind != Medium::Image => Some("Streaming"),
+        Some("interactive") if kind == Medium::Image => Some("Interactive"),
+        Some("background") => Some("Background"),
+        Some(_) => None,
+    }
 }
 
 /// What a media request's Range and conditional headers ask of a file of `size` bytes: the Range core's

@@ -1,4 +1,10 @@
 //! Accepting connections and handing each request to the right engine.
+//!
+//! A plain connection's loop reads and parses every request head once (`wire::read_head`); a part request
+//! passes the doors on that parsed head ([`part_doors`]: Host/Origin, secure connections, the access rule) and
+//! goes to the stream room's sendfile path; any other request is lent to hyper for one exchange. TLS
+//! connections go to hyper after their first head, through the same door functions (`http::doors`,
+//! `routes::admit`) on hyper's parsed request.
 
 use super::deadline::{BodyClock, Timed};
 use super::doors::Insecure;
@@ -383,5 +389,53 @@ fn redirect(location: &str, format: Format) -> Response<Body> {
             .body(super::empty())
             .expect("valid response"),
         Err(_) => error(StatusCode::FORBIDDEN, super::doors::REQUIRED_TLS, format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NorFile, Store};
+
+    /// Serve `requests` (raw bytes, one connection) with [`plain_session`] on this thread; the answer and how
+    /// many complete request heads were parsed on this thread meanwhile (`wire::head::parsed_on_this_thread`:
+    /// the current-thread runtime runs the session here, and nothing else on it parses heads).
+    async fn session(requests: &str) -> (String, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
+        let (store, _) = Store::open(flash).unwrap();
+        let handle = crate::state::Handle::start(store, crate::state::State::new([7; 16]));
+        let ctx = Arc::new(Ctx::new(handle, false, dir.path().to_path_buf()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = requests.replace("{host}", &addr.to_string());
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(requests.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = c.read_to_string(&mut answer).await;
+            answer
+        });
+        let (stream, peer) = listener.accept().await.unwrap();
+        let before = crate::wire::head::parsed_on_this_thread();
+        plain_session(stream, peer, ctx).await;
+        let parsed = crate::wire::head::parsed_on_this_thread() - before;
+        (client.await.unwrap(), parsed)
+    }
+
+    /// Issue 23 deliverable 1: a fast-path part request is parsed once, though the Host/Origin doors, the
+    /// secure-connections door, the admission and the stream room all read it (before: three httparse runs).
+    /// A pipelined API request before it adds one parse for the loop (hyper's own parse is not this parser).
+    #[tokio::test]
+    async fn a_part_request_head_is_parsed_once() {
+        let part = "GET /library/parts/7/1/f.mkv HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1\r\n\r\n";
+        let (answer, parsed) = session(part).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "the admission answered (an unclaimed box): {answer}");
+        assert!(answer.contains("not claimed yet"), "{answer}");
+        assert_eq!(parsed, 1, "one parse for one part request");
+        let identity = "GET /identity HTTP/1.1\r\nHost: {host}\r\n\r\n";
+        let (answer, parsed) = session(&format!("{identity}{part}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("not claimed yet"), "{answer}");
+        assert_eq!(parsed, 2, "one parse per request head");
     }
 }

@@ -57,10 +57,12 @@ pub struct Egress {
 }
 
 impl Egress {
+    /// Count `n` bytes sent in `class`.
     pub fn add(&self, class: Class, n: u64) {
         self.counter(class).fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Bytes sent in `class` since start.
     pub fn bytes(&self, class: Class) -> u64 {
         self.counter(class).load(Ordering::Relaxed)
     }
@@ -77,12 +79,17 @@ impl Egress {
 
 /// Counters and the pacer, shared by every stream.
 pub struct Streams {
+    /// The bandwidth classes' token buckets (remote caps).
     pub pacer: Arc<Pacer>,
     /// Egress per class; shared with DLNA's stream server (serve.rs hands it over).
     pub egress: Arc<Egress>,
+    /// Body bytes sent with sendfile(2) (the fast path).
     pub zero_copy_bytes: AtomicU64,
+    /// Body bytes copied through hyper (TLS, or a connection hyper kept).
     pub copied_bytes: AtomicU64,
+    /// Bodies being sent now.
     pub active: AtomicU64,
+    /// Part answers given (any status).
     pub responses: AtomicU64,
     /// Running bodies, asked again at every state change (see the module doc).
     running: std::sync::Mutex<std::collections::HashMap<u64, Running>>,
@@ -120,6 +127,7 @@ impl Cancel {
         }
     }
 
+    /// Whether the stream was stopped.
     pub fn is_cancelled(&self) -> bool {
         *self.set.borrow()
     }
@@ -153,6 +161,7 @@ impl Drop for Ticket {
 }
 
 impl Streams {
+    /// No streams yet, an uncapped pacer; [`Streams::follow`] applies the caps.
     pub fn new() -> Arc<Streams> {
         Arc::new(Streams {
             pacer: Pacer::new(),
@@ -214,6 +223,7 @@ impl Streams {
         }
     }
 
+    /// The counters as `GET /api/v1/system` shows them under `streams`.
     pub fn stats(&self) -> serde_json::Value {
         let (remote_streams, remote_downloads) = self.pacer.counts();
         serde_json::json!({
@@ -230,15 +240,23 @@ impl Streams {
 /// A part request as the fast path sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRequest {
+    /// A HEAD request: the answer's fields, no body.
     pub head: bool,
+    /// The part's item id; None for a part URL of another shape (404, never a path).
     pub item: Option<ItemId>,
+    /// `?download=1`: an attachment, paced as a download when remote.
     pub download: bool,
+    /// The connection persists after the answer (RFC 9112 §9.3, from the head).
     pub keep_alive: bool,
     /// The request carries a body (it should not): answer, then close.
     pub has_body: bool,
+    /// The one `Range` value (none when absent or repeated).
     pub range: Option<Vec<u8>>,
+    /// `If-None-Match`, raw.
     pub if_none_match: Option<Vec<u8>>,
+    /// `If-Modified-Since`, raw.
     pub if_modified_since: Option<Vec<u8>>,
+    /// `If-Range`, raw.
     pub if_range: Option<Vec<u8>>,
     /// `X-Plex-Token` header or query parameter, for the access rule (never logged).
     pub token: Option<String>,
@@ -585,14 +603,19 @@ async fn send_head(stream: &TcpStream, head: &[u8], body_follows: bool) -> std::
     Ok(())
 }
 
+/// Why a sendfile body ended before its last byte.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// The file shrank under the send: the connection is reset, never padded.
     #[error("the file got shorter while it was being sent")]
     Truncated,
+    /// The client took nothing for [`STALL`].
     #[error("the client accepted nothing for {0:?}")]
     Stalled(Duration),
+    /// The caller's access was revoked ([`Streams::recheck`]).
     #[error("the caller's access was revoked while streaming")]
     Revoked,
+    /// The socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -687,6 +710,7 @@ fn abort(stream: &TcpStream) {
     );
 }
 
+/// The reason phrase of the statuses a part answer has (RFC 9110 §15).
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -714,6 +738,7 @@ pub struct FileBody {
 }
 
 impl FileBody {
+    /// Copy `len` bytes of `file` from `start`, paced and counted in `class`.
     pub async fn new(
         file: std::fs::File,
         start: u64,

@@ -40,7 +40,9 @@ pub const MAX_WAITING: usize = 32;
 /// A media file open for reading, with what fstat(2) said about it.
 #[derive(Debug)]
 pub struct MediaFile {
+    /// The open file (O_RDONLY, resolved beneath the library folder).
     pub file: File,
+    /// fstat(2) of the open file: size, times, inode for the ETag.
     pub meta: Metadata,
 }
 
@@ -119,6 +121,7 @@ pub(crate) struct Openers {
 }
 
 impl Openers {
+    /// At most `max` opens waiting on folders at once.
     pub(crate) const fn new(max: usize) -> Openers {
         Openers { running: AtomicUsize::new(0), max }
     }

@@ -143,9 +143,13 @@ impl Validators {
 /// The request's conditional headers (raw values).
 #[derive(Clone, Debug, Default)]
 pub struct Conditions<'a> {
+    /// `If-None-Match` (RFC 9110 §13.1.2).
     pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since` (RFC 9110 §13.1.3).
     pub if_modified_since: Option<&'a [u8]>,
+    /// `If-Range` (RFC 9110 §13.1.5).
     pub if_range: Option<&'a [u8]>,
+    /// `Range` (RFC 9110 §14.2), already checked to be the only one.
     pub range: Option<&'a [u8]>,
 }
 

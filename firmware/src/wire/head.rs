@@ -430,7 +430,7 @@ mod tests {
         let Read::Head(h) = read_head(&mut server, &mut buf, HEAD_TIMEOUT).await else { panic!("a head") };
         assert_eq!(&buf[h.len()..], b"GET /b");
         drop(client);
-        let _ = bytes::Buf::advance(&mut buf, h.len());
+        bytes::Buf::advance(&mut buf, h.len());
         assert!(matches!(read_head(&mut server, &mut buf, HEAD_TIMEOUT).await, Read::Refused(Bad::Malformed)));
     }
 }
