@@ -13,10 +13,11 @@
 //! - [`command`]: the `recover` and `reflector` commands' shells (argv, logging, opening the data).
 //! - [`system`]: the bottom shelf (clock, interfaces, random bytes, logging, connection workers), board
 //!   profiles, network bring-up, watchdog, reset reasons.
+//! - [`wire`]: HTTP/1.1 framing below the rooms that speak it: the request head parsed once, HTTP dates,
+//!   percent-decoding and XML escaping.
 
 pub mod dlna;
 pub mod auth;
-pub mod calendar;
 pub mod command;
 pub mod http;
 pub mod init;
@@ -27,6 +28,7 @@ pub mod state;
 pub mod store;
 pub mod stream;
 pub mod system;
+pub mod wire;
 
 /// Version string reported by `/identity` and the setup page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

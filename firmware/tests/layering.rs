@@ -34,20 +34,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("calendar", &[]),
 ];
 
-/// Arrows allowed for now, each named by the referring file and the path it uses. The request-head work of
-/// issue 23 (deliverable 1) moves the head, percent-decoding and XML escaping to the `wire` room and gives the
-/// stream room what it needs instead of `http::Ctx`; then this list is removed. Exempt arrows are also left out
-/// of the cycle check.
-const EXEMPT: &[(&str, &str)] = &[
-    ("dlna/http.rs", "crate::http::conn"),
-    ("dlna/content.rs", "crate::http::xml_escape"),
-    ("dlna/description.rs", "crate::http::xml_escape"),
-    ("dlna/soap.rs", "crate::http::xml_escape"),
-    ("auth/token.rs", "crate::http::routes::percent_decode"),
-    ("stream/mod.rs", "crate::http::Ctx"),
-    ("stream/mod.rs", "crate::auth::Visible"),
-];
-
 /// One reference from a file in one room to another room.
 #[derive(Clone, Debug)]
 struct Arrow {
@@ -77,7 +63,6 @@ fn arrows_only_go_down() {
     }
 
     let mut wrong = Vec::new();
-    let mut exempted = Vec::new();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for a in &arrows {
         let ok = if TOP.contains(&a.from.as_str()) {
@@ -90,18 +75,10 @@ fn arrows_only_go_down() {
                 None => false,
             }
         };
-        let exempt = EXEMPT.iter().any(|(f, p)| a.file == *f && a.path.starts_with(p));
-        if exempt {
-            exempted.push(a);
-            continue;
-        }
         graph.entry(a.from.clone()).or_default().insert(a.to.clone());
         if !ok {
             wrong.push(a);
         }
-    }
-    for a in &exempted {
-        println!("exempt for now: {}:{}: {} -> {} ({})", a.file, a.line, a.from, a.to, a.path);
     }
     let unknown: BTreeSet<&str> = arrows
         .iter()

@@ -26,21 +26,27 @@ use std::net::IpAddr;
 /// A request these doors turn away: the status and a sentence that says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    /// 400, 403 or 421.
     pub status: u16,
+    /// What to do about it.
     pub message: String,
 }
 
 /// The host of a `Host` header or an origin: an IP address, or a lower-case name without a trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
+    /// An IP literal (IPv6 without brackets).
     Ip(IpAddr),
+    /// A DNS name, lowercase, no trailing dot.
     Name(String),
 }
 
 /// `host[:port]` as in a `Host` header or after an origin's `scheme://`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
+    /// The host.
     pub host: Host,
+    /// The port, when given.
     pub port: Option<u16>,
 }
 

@@ -7,7 +7,9 @@
 
 use super::access::Identity;
 use crate::state::{MAX_DEVICE_NAME, MAX_PRODUCT, State, TokenHash};
+use crate::wire::Fields;
 
+/// Length of a token as handed out: 32 bytes in lowercase hex.
 pub const TOKEN_HEX: usize = 64;
 
 /// A new token: the text to hand out once, and the hash to store.
@@ -49,16 +51,17 @@ pub enum Presented {
 }
 
 /// Find the token: `X-Plex-Token` header, then `Authorization: Bearer`, then the `X-Plex-Token` query parameter.
-pub fn presented(headers: &hyper::HeaderMap, query: Option<&str>) -> Presented {
-    if let Some(v) = headers.get("x-plex-token") {
-        return match v.to_str() {
+/// `headers` is the request's fields as either engine parsed them (`wire::Head` or hyper's `HeaderMap`).
+pub fn presented(headers: &impl Fields, query: Option<&str>) -> Presented {
+    if let Some(v) = headers.text("x-plex-token") {
+        return match v {
             Ok(s) if !s.trim().is_empty() => Presented::Text(s.trim().to_owned()),
             _ => Presented::Unreadable,
         };
     }
-    if let Some(v) = headers.get(hyper::header::AUTHORIZATION) {
+    if let Some(v) = headers.text("authorization") {
         // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
-        let Ok(s) = v.to_str() else { return Presented::Unreadable };
+        let Ok(s) = v else { return Presented::Unreadable };
         return match s.split_once(' ') {
             Some((scheme, tok)) if scheme.eq_ignore_ascii_case("bearer") && !tok.trim().is_empty() => {
                 Presented::Text(tok.trim().to_owned())
@@ -70,7 +73,7 @@ pub fn presented(headers: &hyper::HeaderMap, query: Option<&str>) -> Presented {
         if let Some((k, v)) = pair.split_once('=')
             && k.eq_ignore_ascii_case("x-plex-token")
         {
-            return match crate::http::routes::percent_decode(v) {
+            return match crate::wire::percent_decode(v) {
                 Some(s) if !s.is_empty() => Presented::Text(s),
                 _ => Presented::Unreadable,
             };
@@ -90,6 +93,7 @@ pub fn identify(p: &Presented, state: &State) -> Identity {
     identify_hash(&hash, state)
 }
 
+/// Who holds the token with this hash: a device's account, an API token, or no one (compared in constant time).
 pub fn identify_hash(hash: &TokenHash, state: &State) -> Identity {
     let eq = |a: &TokenHash| super::secret::same(&a.0, &hash.0);
     if let Some(d) = state.devices.iter().find(|d| eq(&d.token))
@@ -108,11 +112,14 @@ pub fn identify_hash(hash: &TokenHash, state: &State) -> Identity {
 pub struct Client {
     /// First 8 bytes of SHA-256 of `X-Plex-Client-Identifier` (random when absent: a new device each time).
     pub client: [u8; 8],
+    /// `X-Plex-Device-Name` (else `X-Plex-Device`), cut to fit.
     pub name: heapless::String<MAX_DEVICE_NAME>,
+    /// `X-Plex-Product`, cut to fit.
     pub product: heapless::String<MAX_PRODUCT>,
 }
 
 impl Client {
+    /// The device of a sign-in request, from its X-Plex-* fields.
     pub fn from_headers(headers: &hyper::HeaderMap) -> Client {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
         let client = match get("x-plex-client-identifier") {

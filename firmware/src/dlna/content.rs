@@ -4,7 +4,7 @@
 use super::catalog::{Kind, protocol_info};
 use super::soap::{Action, Fault, response};
 use super::view::{Node, View};
-use crate::http::xml_escape;
+use crate::wire::xml_escape;
 use std::cmp::Ordering;
 use std::fmt::Write;
 
@@ -258,7 +258,7 @@ pub fn res_url(base: &str, id: u64, ext: &str) -> String {
 
 /// Unix seconds to `YYYY-MM-DD` (dc:date is ISO 8601).
 fn iso_date(secs: u64) -> String {
-    let (y, m, d) = crate::calendar::civil_from_days((secs / 86_400) as i64);
+    let (y, m, d) = crate::wire::calendar::civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -1,6 +1,6 @@
 //! The device description (UDA 1.1 §2.3), the two SCPDs (§2.5) and the icons, all served on TCP 32469.
 
-use crate::http::xml_escape;
+use crate::wire::xml_escape;
 use crate::state::State;
 
 /// Where the device description is served; SSDP's LOCATION points here.

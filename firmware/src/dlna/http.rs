@@ -1,8 +1,8 @@
 //! TCP 32469: the description, SCPDs, icons, SOAP control and the media streams for renderers.
 //!
-//! A small HTTP/1.1 loop of its own (httparse heads, Content-Length or chunked bodies up to
-//! [`soap::MAX_BODY`], keep-alive) so every media body goes out with `sendfile(2)` on any request of a
-//! connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
+//! A small HTTP/1.1 loop of its own (each head parsed once by the wire room, `wire::head`; Content-Length or
+//! chunked bodies up to [`soap::MAX_BODY`]; keep-alive by RFC 9112 §9.3) so every media body goes out with
+//! `sendfile(2)` on any request of a connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
 //!
 //! Renderer behaviours handled: HEAD before GET; `getcontentFeatures.dlna.org` (answered on every media
 //! response); `transferMode.dlna.org` Streaming/Interactive/Background (DLNA guidelines 7.4.49: a mode the
@@ -15,7 +15,8 @@ use super::description as desc;
 use super::soap::{self, Fault};
 use super::{Live, content};
 use crate::auth::Visible;
-use crate::http::conn::{Head, read_head};
+use crate::wire::head::{Read, read_head};
+use crate::wire::{Fields, Head};
 use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
 use crate::system::fds;
 use bytes::{Buf, BytesMut};
@@ -26,6 +27,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The DLNA HTTP port (the description URL in SSDP names it).
 pub const PORT: u16 = 32469;
 /// Idle keep-alive connections are closed after this.
 const IDLE: Duration = Duration::from_secs(60);
@@ -36,47 +38,17 @@ const MAX_CONNECTIONS: usize = 64;
 /// source that holds its share leaves three quarters to every other renderer (R-F3).
 const PER_SOURCE: u32 = MAX_CONNECTIONS as u32 / 4;
 
-/// A parsed request head.
-#[derive(Debug)]
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    pub http10: bool,
-    pub headers: Vec<(String, String)>,
-}
+/// A request head as this loop reads it: the wire room's, parsed once by [`read_head`].
+pub type Request = Head;
 
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of the header `name`, in order (a field that may appear once is checked with
-    /// [`range::single`]).
-    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn keep_alive(&self) -> bool {
-        let conn = self.header("connection").map(str::to_ascii_lowercase);
-        if self.http10 { conn.as_deref() == Some("keep-alive") } else { conn.as_deref() != Some("close") }
-    }
-}
-
-/// Parse a complete head (already checked complete by `read_head`).
+/// Parse a complete head (a test fixture; the loop gets its heads parsed from [`read_head`]).
 pub fn parse_head(bytes: &[u8]) -> Option<Request> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Request::new(&mut headers);
-    r.parse(bytes).ok()?;
-    Some(Request {
-        method: r.method?.to_string(),
-        path: r.path?.to_string(),
-        http10: r.version == Some(0),
-        headers: r
-            .headers
-            .iter()
-            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string()))
-            .collect(),
-    })
+    Head::parse_complete(bytes).ok()
+}
+
+/// The value of field `name` as text (None when absent or not UTF-8).
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.field(name).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// Accept until dropped. Dropping the future closes the listener and aborts every connection. Connections live
@@ -150,20 +122,16 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
     };
     let mut buf = BytesMut::with_capacity(4096);
     loop {
-        let head = match tokio::time::timeout(IDLE, read_head(&mut stream, &mut buf)).await {
-            Ok(Ok(Head::Complete(n))) => n,
-            Ok(Ok(Head::TooLarge)) => {
-                let _ = simple(&mut stream, 431, "text/plain", &[], b"Request headers are too large.\r\n", false, false).await;
+        let req = match read_head(&mut stream, &mut buf, IDLE).await {
+            Read::Head(head) => head,
+            Read::Refused(bad) => {
+                let text = format!("{}\r\n", bad.message());
+                let _ = simple(&mut stream, bad.status(), "text/plain", &[], text.as_bytes(), false, false).await;
                 return;
             }
-            Ok(Ok(Head::Malformed)) => {
-                let _ = simple(&mut stream, 400, "text/plain", &[], b"That is not an HTTP/1.1 request.\r\n", false, false).await;
-                return;
-            }
-            _ => return,
+            Read::Closed | Read::TooSlow => return,
         };
-        let Some(req) = parse_head(&buf[..head]) else { return };
-        buf.advance(head);
+        buf.advance(req.len());
         let body = match read_body(&mut stream, &mut buf, &req).await {
             Ok(b) => b,
             Err(status) => {
@@ -178,7 +146,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
         };
         // The rule can change between requests of one connection (securing, LAN networks).
         let Ok(sees) = live.admits_http(peer_ip) else { return };
-        let keep = req.keep_alive();
+        let keep = req.persistent();
         match respond(&mut stream, &req, &body, &live, sees, &base, keep).await {
             Ok(true) if keep => {}
             _ => return,
@@ -198,7 +166,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// the body deadline (`system::fds::body_timeout`) of the head, else 408 (R-F3).
 async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) -> Result<Vec<u8>, u16> {
     let until = tokio::time::Instant::now() + fds::body_timeout();
-    if req.header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
+    if header(req, "transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
         let mut body = Vec::new();
         loop {
             let (used, size) = loop {
@@ -224,7 +192,7 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) ->
             }
         }
     }
-    let len = match req.header("content-length") {
+    let len = match header(req, "content-length") {
         None => 0,
         Some(v) => v.parse::<usize>().map_err(|_| 400u16)?,
     };
@@ -267,7 +235,7 @@ async fn simple(
         "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n",
         reason(status),
         server_header(),
-        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        crate::wire::date::now(),
         body.len()
     );
     for (k, v) in extra {
@@ -315,10 +283,10 @@ async fn respond(
     base: &str,
     keep: bool,
 ) -> std::io::Result<bool> {
-    let path = req.path.split('?').next().unwrap_or("");
-    let head = req.method == "HEAD";
-    let get = head || req.method == "GET";
-    match (req.method.as_str(), path) {
+    let path = req.path();
+    let head = req.method() == "HEAD";
+    let get = head || req.method() == "GET";
+    match (req.method(), path) {
         (_, desc::PATH) if get => {
             let state = live.state.snapshot();
             simple(stream, 200, XML, &[], desc::device(&state).as_bytes(), head, keep).await
@@ -329,7 +297,7 @@ async fn respond(
         (_, "/icon/120.png") if get => simple(stream, 200, "image/png", &[], desc::ICON_120, head, keep).await,
         ("POST", desc::CDS_CONTROL | desc::CMS_CONTROL) => {
             let view = live.view(sees);
-            let answer = soap::parse(body, req.header("soapaction")).and_then(|a| {
+            let answer = soap::parse(body, header(req, "soapaction")).and_then(|a| {
                 let (service, run): (&str, &dyn Fn() -> Result<String, Fault>) = if path == desc::CDS_CONTROL {
                     (content::CDS, &|| content::content_directory(&a, &view, base))
                 } else {
@@ -354,7 +322,7 @@ async fn respond(
             simple(stream, 501, "text/plain", &[], b"Event subscriptions are not supported by this server.\r\n", false, keep).await
         }
         (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], head, keep).await,
-        _ if !get && req.method != "POST" => {
+        _ if !get && req.method() != "POST" => {
             simple(stream, 405, "text/plain", &[("Allow", "GET, HEAD, POST".into())], b"Use GET, HEAD or POST.\r\n", false, keep).await
         }
         _ => simple(stream, 404, "text/plain", &[], b"Nothing is served at this address.\r\n", head, keep).await,
@@ -397,22 +365,15 @@ async fn media(
     let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
     let secs = mtime.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let etag = format!("\"{size:x}-{secs:x}\"");
-    let last_modified = httpdate::fmt_http_date(mtime);
+    let last_modified = crate::wire::date::of(mtime);
     let kind = medium(item.mime);
 
     // DLNA guidelines 7.4.40.4: time seek is not offered (OP=01), so a TimeSeekRange request is 406.
-    if req.header("timeseekrange.dlna.org").is_some() {
+    if req.field("timeseekrange.dlna.org").is_some() {
         return simple(stream, 406, "text/plain", &[], b"Time seek is not supported; use byte ranges.\r\n", head, keep).await;
     }
-    // DLNA guidelines 7.4.49: Streaming for audio/video, Interactive for images, Background for all.
-    let mode = match req.header("transfermode.dlna.org").map(str::to_ascii_lowercase).as_deref() {
-        None => if kind == Medium::Image { "Interactive" } else { "Streaming" },
-        Some("streaming") if kind != Medium::Image => "Streaming",
-        Some("interactive") if kind == Medium::Image => "Interactive",
-        Some("background") => "Background",
-        Some(_) => {
-            return simple(stream, 406, "text/plain", &[], b"That transfer mode does not fit this kind of media.\r\n", head, keep).await;
-        }
+    let Some(mode) = transfer_mode(req, kind) else {
+        return simple(stream, 406, "text/plain", &[], b"That transfer mode does not fit this kind of media.\r\n", head, keep).await;
     };
     // The Range core decides, as on port 32400: preconditions (RFC 9110 §13.2.2), If-Range (§13.1.5), one
     // range or none (§14.2), a repeated Range ignored.
@@ -441,7 +402,7 @@ async fn media(
         "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {}\r\nContent-Length: {len}\r\n",
         reason(status),
         server_header(),
-        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        crate::wire::date::now(),
         item.mime
     );
     for (k, v) in &h {
@@ -456,15 +417,27 @@ async fn media(
     Ok(keep)
 }
 
+/// The transfer mode a media request asks for, or None when it does not fit the medium (406). DLNA guidelines
+/// 7.4.49: Streaming for audio/video, Interactive for images, Background for all; the default by medium.
+fn transfer_mode(req: &Request, kind: Medium) -> Option<&'static str> {
+    match header(req, "transfermode.dlna.org").map(str::to_ascii_lowercase).as_deref() {
+        None => Some(if kind == Medium::Image { "Interactive" } else { "Streaming" }),
+        Some("streaming") if kind != Medium::Image => Some("Streaming"),
+        Some("interactive") if kind == Medium::Image => Some("Interactive"),
+        Some("background") => Some("Background"),
+        Some(_) => None,
+    }
+}
+
 /// What a media request's Range and conditional headers ask of a file of `size` bytes: the Range core's
 /// decision ([`range::decide`]), the same one port 32400 makes, with a repeated Range ignored
 /// ([`range::single`]).
 fn decision(req: &Request, validators: &Validators, size: u64) -> Decision {
     let conditions = Conditions {
-        if_none_match: req.header("if-none-match").map(str::as_bytes),
-        if_modified_since: req.header("if-modified-since").map(str::as_bytes),
-        if_range: req.header("if-range").map(str::as_bytes),
-        range: range::single(req.headers_named("range").map(str::as_bytes)),
+        if_none_match: req.field("if-none-match"),
+        if_modified_since: req.field("if-modified-since"),
+        if_range: req.field("if-range"),
+        range: range::single(req.all("range")),
     };
     range::decide(&conditions, validators, size)
 }

@@ -198,7 +198,7 @@ pub fn response(service: &str, action: &str, out: &[(&str, &str)]) -> String {
     );
     s.push_str(&format!("<u:{action}Response xmlns:u=\"{service}\">"));
     for (name, value) in out {
-        s.push_str(&format!("<{name}>{}</{name}>", crate::http::xml_escape(value)));
+        s.push_str(&format!("<{name}>{}</{name}>", crate::wire::xml_escape(value)));
     }
     s.push_str(&format!("</u:{action}Response></s:Body></s:Envelope>\n"));
     s

@@ -1,11 +1,19 @@
 //! Accepting connections and handing each request to the right engine.
+//!
+//! A plain connection's loop reads and parses every request head once (`wire::read_head`); a part request
+//! passes the doors on that parsed head ([`part_doors`]: Host/Origin, secure connections, the access rule) and
+//! goes to the stream room's sendfile path; any other request is lent to hyper for one exchange. TLS
+//! connections go to hyper after their first head, through the same door functions (`http::doors`,
+//! `routes::admit`) on hyper's parsed request.
 
 use super::deadline::{BodyClock, Timed};
-use super::exchange::{Exchange, Framing, head_facts};
+use super::doors::Insecure;
+use super::exchange::{Exchange, Framing};
 use super::rewind::Rewind;
 use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
-use crate::state::SecureConnections;
+use crate::wire::head::{Read, read_head};
+use crate::wire::Head;
 use crate::system::fds;
 use bytes::BytesMut;
 use hyper::body::Incoming;
@@ -52,46 +60,6 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
 
 const TOO_MANY: &str = "Too many connections from your address; try again when some have finished.";
 
-/// Outcome of reading a request head.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Head {
-    /// A complete head of this many bytes is at the start of the buffer.
-    Complete(usize),
-    /// The peer closed before sending anything.
-    Closed,
-    /// Over [`MAX_HEAD`].
-    TooLarge,
-    /// Not HTTP.
-    Malformed,
-}
-
-/// Read until the buffer holds a complete request head (or it cannot).
-pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut BytesMut) -> std::io::Result<Head> {
-    loop {
-        if !buf.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut req = httparse::Request::new(&mut headers);
-            match req.parse(buf) {
-                Ok(httparse::Status::Complete(n)) => return Ok(Head::Complete(n)),
-                Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => return Ok(Head::TooLarge),
-                Err(_) => return Ok(Head::Malformed),
-            }
-            if buf.len() >= MAX_HEAD {
-                return Ok(Head::TooLarge);
-            }
-        }
-        buf.reserve(4096);
-        if stream.read_buf(buf).await? == 0 {
-            return Ok(if buf.is_empty() {
-                Head::Closed
-            } else {
-                Head::Malformed
-            });
-        }
-    }
-}
-
 async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let _ = stream.set_nodelay(true);
     // DESIGN.md "Network surface": HTTP and HTTPS share 32400; a TLS ClientHello starts with the handshake
@@ -115,65 +83,75 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
-/// A plain-TCP session: every request head is read here; part GET/HEAD go to the stream fast path (sendfile),
-/// any other request to hyper for that one exchange ([`Exchange`]), and both come back for the next head on
-/// keep-alive. A request whose body this loop cannot delimit (chunked, upgrade) hands the rest of the
-/// connection to hyper.
+/// A plain-TCP session: every request head is read and parsed here, once ([`crate::wire::Head`]); part
+/// GET/HEAD go to the stream fast path (sendfile), any other request to hyper for that one exchange
+/// ([`Exchange`]), and both come back for the next head on keep-alive. A request whose body this loop cannot
+/// delimit (chunked, upgrade) hands the rest of the connection to hyper.
 async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut buf = BytesMut::with_capacity(4096);
     loop {
-        let head_len = match first_head(&mut stream, &mut buf, peer).await {
-            Some(n) => n,
-            None => return linger_close(stream).await,
+        let Some(head) = first_head(&mut stream, &mut buf, peer).await else {
+            return linger_close(stream).await;
         };
         // Stream fast path (stream room): part GET/HEAD answered here with sendfile(2).
-        let Some(req) = crate::stream::fast_path_request(&buf[..head_len]) else {
-            let facts = head_facts(&buf[..head_len]);
-            let Framing::Length(body) = facts.framing else { break };
-            match one_exchange(&mut stream, &mut buf, head_len, body, peer, &ctx).await {
-                Some(true) if facts.keep_alive => continue,
+        let Some(req) = crate::stream::PartRequest::of(&head) else {
+            let Framing::Length(body) = head.framing() else { break };
+            match one_exchange(&mut stream, &mut buf, head.len(), body, peer, &ctx).await {
+                Some(true) if head.persistent() => continue,
                 Some(_) => return linger_close(stream).await,
                 None => return,
             }
         };
-        let state = ctx.state.snapshot();
-        // The Host and Origin doors (http/doors.rs), before anything else looks at the request.
-        if let Err(refused) = super::doors::browser_head(&state, &buf[..head_len]) {
-            let _ = stream.write_all(&plain_refusal(refused.status, &refused.message)).await;
-            return linger_close(stream).await;
-        }
-        if state.settings.secure_connections == SecureConnections::Required {
-            let _ = stream.write_all(&plain_refusal(403, REQUIRED_TLS)).await;
-            return linger_close(stream).await;
-        }
-        // The same rule as the copy path's part route: the item's library among those the caller sees.
-        let params = routes::Params(vec![("id", req.item.map(|i| i.to_string()).unwrap_or_default())]);
-        let library_of = |id: u32| ctx.library.library_of(id);
-        let admitted =
-            routes::admit_head(routes::ITEM, &params, &buf[..head_len], peer, &state, &ctx.auth.subnets(), &library_of);
-        let (origin, caller) = match admitted {
-            Ok(pass) => pass,
-            Err(refusal) => {
-                if refusal.status == 401 && refusal.token_presented {
-                    tracing::info!(peer = %refusal.addr, "refused a part request with an invalid token");
-                }
-                let _ = stream.write_all(&plain_refusal(refusal.status, refusal.message)).await;
+        let viewer = match part_doors(&head, &req, peer, &ctx) {
+            Ok(viewer) => viewer,
+            Err(answer) => {
+                let _ = stream.write_all(&answer).await;
                 return linger_close(stream).await;
             }
         };
-        if let crate::auth::Caller::Account { device, .. } = caller {
-            ctx.auth.seen(device);
-        }
-        let visible = caller.sees();
         // What follows the head stays in `buf`: the next pipelined request.
-        bytes::Buf::advance(&mut buf, head_len);
-        let standing = super::standing::standing(&caller, origin, &state);
-        match crate::stream::serve(&mut stream, req, &ctx, peer, visible, origin.lan, standing).await {
+        bytes::Buf::advance(&mut buf, head.len());
+        match crate::stream::serve(&mut stream, req, viewer, &ctx.library, &ctx.streams).await {
             crate::stream::Next::KeepAlive => continue,
             crate::stream::Next::Close => return,
         }
     }
     hyper_session(stream, buf, peer, ctx, false).await
+}
+
+/// The doors a fast-path part request passes, in the order the copy path's `dispatch` and `routes::run` ask
+/// them, on the one parsed head: Host and Origin, secure connections, then the access rule for the item's
+/// library. Ok is who asks, as the stream room needs it; Err is the complete answer (the connection closes).
+fn part_doors(
+    head: &Head,
+    req: &crate::stream::PartRequest,
+    peer: SocketAddr,
+    ctx: &Ctx,
+) -> Result<crate::stream::Viewer, Vec<u8>> {
+    let state = ctx.state.snapshot();
+    // The Host and Origin doors (http/doors.rs), before anything else looks at the request.
+    super::doors::browser_head(&state, head).map_err(|r| plain_refusal(r.status, &r.message))?;
+    match super::doors::insecure(&state, head, head.target(), false) {
+        Ok(()) => {}
+        Err(Insecure::Redirect(location)) => return Err(plain_redirect(&location)),
+        Err(Insecure::Refuse) => return Err(plain_refusal(403, super::doors::REQUIRED_TLS)),
+    }
+    // The same rule as the copy path's part route: the item's library among those the caller sees.
+    let params = routes::Params(vec![("id", req.item.map(|i| i.to_string()).unwrap_or_default())]);
+    let library_of = |id: u32| ctx.library.library_of(id);
+    let own = ctx.auth.subnets();
+    let (origin, caller) = routes::admit_head(routes::ITEM, &params, head, peer, &state, &own, &library_of)
+        .map_err(|refusal| {
+            if refusal.status == 401 && refusal.token_presented {
+                tracing::info!(peer = %refusal.addr, "refused a part request with an invalid token");
+            }
+            plain_refusal(refusal.status, refusal.message)
+        })?;
+    if let crate::auth::Caller::Account { device, .. } = caller {
+        ctx.auth.seen(device);
+    }
+    let standing = super::standing::standing(&caller, origin, &state);
+    Ok(crate::stream::Viewer { peer, visible: caller.sees(), lan: origin.lan, standing })
 }
 
 /// Serve one non-stream request with hyper: the head and `body` bytes of body, no more. Some(true) when the
@@ -240,35 +218,25 @@ where
     hyper_session(io, buf, peer, ctx, true).await
 }
 
-/// Read one request head within the time and size limits. None = the connection is done (an error answer,
-/// if any, was written).
-async fn first_head<S>(io: &mut S, buf: &mut BytesMut, peer: SocketAddr) -> Option<usize>
+/// Read one request head within the time and size limits, and parse it (once). None = the connection is done
+/// (an error answer, if any, was written).
+async fn first_head<S>(io: &mut S, buf: &mut BytesMut, peer: SocketAddr) -> Option<Head>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(io, buf)).await {
-        Err(_) => {
+    match read_head(io, buf, HEAD_TIMEOUT).await {
+        Read::Head(head) => Some(head),
+        Read::TooSlow => {
             tracing::debug!(%peer, "request head too slow; closing");
-            return None;
-        }
-        Ok(Err(_)) | Ok(Ok(Head::Closed)) => return None,
-        Ok(Ok(h)) => h,
-    };
-    match head {
-        Head::TooLarge => {
-            let _ = io.write_all(&plain_refusal(431, "Request headers are larger than 16 KiB.")).await;
             None
         }
-        Head::Malformed => {
-            let _ = io.write_all(&plain_refusal(400, "That is not an HTTP/1.1 request.")).await;
+        Read::Closed => None,
+        Read::Refused(bad) => {
+            let _ = io.write_all(&plain_refusal(bad.status(), bad.message())).await;
             None
         }
-        Head::Complete(n) => Some(n),
-        Head::Closed => None,
     }
 }
-
-const REQUIRED_TLS: &str = "This server requires secure connections: use https:// on the same address and port.";
 
 /// A complete error answer for the paths that do not go through hyper; the connection closes after it.
 fn plain_refusal(status: u16, message: &str) -> Vec<u8> {
@@ -279,6 +247,12 @@ fn plain_refusal(status: u16, message: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// A complete 301 to `location` for the paths that do not go through hyper; the connection closes after it.
+fn plain_redirect(location: &str) -> Vec<u8> {
+    format!("HTTP/1.1 301 Moved Permanently\r\nLocation: {location}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        .into_bytes()
 }
 
 /// Hand the connection, with the bytes already read, to hyper's HTTP/1 server.
@@ -362,11 +336,10 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
         let status = StatusCode::from_u16(refused.status).expect("valid status");
         return error(status, &refused.message, if json { Format::Json } else { format });
     }
-    if !secure {
-        let required = ctx.state.snapshot().settings.secure_connections == SecureConnections::Required;
-        if required {
-            return insecure_refused(&req, format);
-        }
+    match super::doors::insecure(&ctx.state.snapshot(), req.headers(), path_and_query(&req), secure) {
+        Ok(()) => {}
+        Err(Insecure::Redirect(location)) => return redirect(&location, format),
+        Err(Insecure::Refuse) => return error(StatusCode::FORBIDDEN, super::doors::REQUIRED_TLS, format),
     }
     // --- setup page: a browser asking for `/` goes to /web/ (API clients asking for `/` fall through to the
     // route table and get the MediaContainer). Before routing, so it does not depend on who declares `/`.
@@ -402,32 +375,67 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
     routes::run(route, params, ctx, peer, secure, req, format).await
 }
 
-/// Secure connections "Required": browsers are sent to the https:// address of the same page, other clients
-/// get 403 with the reason.
-fn insecure_refused(req: &Request<Incoming>, format: Format) -> Response<Body> {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h));
-    let browser = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    if let (true, Some(host)) = (browser, host) {
-        let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let location = format!("https://{host}{path}");
-        if let Ok(location) = header::HeaderValue::from_str(&location) {
-            return Response::builder()
-                .status(StatusCode::MOVED_PERMANENTLY)
-                .header(header::LOCATION, location)
-                .body(super::empty())
-                .expect("valid response");
-        }
-    }
-    error(StatusCode::FORBIDDEN, REQUIRED_TLS, format)
+/// The request's target as sent (path and query).
+fn path_and_query<B>(req: &Request<B>) -> &str {
+    req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/")
 }
 
-/// A Host header we are willing to echo into a redirect: host[:port], no path, no userinfo.
-fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+/// A 301 to `location` (a 403 when it is not a field value, which [`super::doors::insecure`] does not give).
+fn redirect(location: &str, format: Format) -> Response<Body> {
+    match header::HeaderValue::from_str(location) {
+        Ok(location) => Response::builder()
+            .status(StatusCode::MOVED_PERMANENTLY)
+            .header(header::LOCATION, location)
+            .body(super::empty())
+            .expect("valid response"),
+        Err(_) => error(StatusCode::FORBIDDEN, super::doors::REQUIRED_TLS, format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NorFile, Store};
+
+    /// Serve `requests` (raw bytes, one connection) with [`plain_session`] on this thread; the answer and how
+    /// many complete request heads were parsed on this thread meanwhile (`wire::head::parsed_on_this_thread`:
+    /// the current-thread runtime runs the session here, and nothing else on it parses heads).
+    async fn session(requests: &str) -> (String, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
+        let (store, _) = Store::open(flash).unwrap();
+        let handle = crate::state::Handle::start(store, crate::state::State::new([7; 16]));
+        let ctx = Arc::new(Ctx::new(handle, false, dir.path().to_path_buf()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = requests.replace("{host}", &addr.to_string());
+        let client = tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(requests.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = c.read_to_string(&mut answer).await;
+            answer
+        });
+        let (stream, peer) = listener.accept().await.unwrap();
+        let before = crate::wire::head::parsed_on_this_thread();
+        plain_session(stream, peer, ctx).await;
+        let parsed = crate::wire::head::parsed_on_this_thread() - before;
+        (client.await.unwrap(), parsed)
+    }
+
+    /// Issue 23 deliverable 1: a fast-path part request is parsed once, though the Host/Origin doors, the
+    /// secure-connections door, the admission and the stream room all read it (before: three httparse runs).
+    /// A pipelined API request before it adds one parse for the loop (hyper's own parse is not this parser).
+    #[tokio::test]
+    async fn a_part_request_head_is_parsed_once() {
+        let part = "GET /library/parts/7/1/f.mkv HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1\r\n\r\n";
+        let (answer, parsed) = session(part).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "the admission answered (an unclaimed box): {answer}");
+        assert!(answer.contains("not claimed yet"), "{answer}");
+        assert_eq!(parsed, 1, "one parse for one part request");
+        let identity = "GET /identity HTTP/1.1\r\nHost: {host}\r\n\r\n";
+        let (answer, parsed) = session(&format!("{identity}{part}")).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("not claimed yet"), "{answer}");
+        assert_eq!(parsed, 2, "one parse per request head");
+    }
 }

@@ -72,6 +72,7 @@ pub struct Timed<T> {
 }
 
 impl<T> Timed<T> {
+    /// `inner`, whose reads end with an error once `clock` fires.
     pub fn new(inner: T, clock: BodyClock) -> Timed<T> {
         Timed { inner, clock, sleep: Box::pin(tokio::time::sleep_until(Instant::now())), set: None }
     }

@@ -15,7 +15,8 @@
 //! [`Route::accepts`]: super::routes::Route::accepts
 
 use crate::auth::doors::{OwnNames, Refused, host_door, origin_door};
-use crate::state::State;
+use crate::state::{SecureConnections, State};
+use crate::wire::{Fields, Head};
 use hyper::{HeaderMap, Method, header};
 
 /// The body type every state-changing route takes unless it names another.
@@ -30,27 +31,60 @@ pub fn browser(state: &State, host: Option<&str>, origin: Option<&str>, http11: 
     origin_door(origin, authority.as_ref(), secure)
 }
 
-/// [`browser`] for a request hyper parsed.
+/// [`browser`] for a request hyper parsed. A second Host line is refused here too (RFC 9112 §3.2), as the
+/// head parser refuses it on the heads the connection loop reads ([`crate::wire::head::Bad::TwoHosts`]).
 pub fn browser_request<B>(state: &State, req: &hyper::Request<B>, secure: bool) -> Result<(), Refused> {
-    let text = |name: header::HeaderName| req.headers().get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        let bad = crate::wire::head::Bad::TwoHosts;
+        return Err(Refused { status: bad.status(), message: bad.message().into() });
+    }
     let http11 = req.version() >= hyper::Version::HTTP_11;
-    browser(state, text(header::HOST), text(header::ORIGIN), http11, secure)
+    browser(state, text(req.headers(), "host"), text(req.headers(), "origin"), http11, secure)
 }
 
-/// [`browser`] for a raw request head read by the stream fast path (plain TCP).
-pub fn browser_head(state: &State, head: &[u8]) -> Result<(), Refused> {
-    let mut raw = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut raw);
-    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Err(Refused { status: 400, message: "That is not an HTTP/1.1 request.".into() });
+/// [`browser`] for a request head the connection loop parsed (plain TCP, the stream fast path).
+pub fn browser_head(state: &State, head: &Head) -> Result<(), Refused> {
+    browser(state, text(head, "host"), text(head, "origin"), head.http11(), false)
+}
+
+/// A field as the doors read it: a value that is not text becomes a NUL, which no door accepts.
+fn text<'a>(fields: &'a impl Fields, name: &str) -> Option<&'a str> {
+    fields.text(name).map(|v| v.unwrap_or("\u{0}"))
+}
+
+/// What a plain-HTTP request gets when secure connections are "Required" (see [`insecure`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Insecure {
+    /// A browser: 301 to this https:// address of the same page.
+    Redirect(String),
+    /// Any other client: 403 with [`REQUIRED_TLS`].
+    Refuse,
+}
+
+/// Why a plain-HTTP request is refused when secure connections are "Required".
+pub const REQUIRED_TLS: &str = "This server requires secure connections: use https:// on the same address and port.";
+
+/// The secure-connections door, for both engines (the fast path's parsed head, hyper's request): Ok unless
+/// the request came over plain HTTP (`secure` false) while the setting is "Required". Then a browser (it
+/// accepts `text/html` and names a Host we can echo) is sent to `https://{host}{target}`, and any other
+/// client is refused.
+pub fn insecure(state: &State, fields: &impl Fields, target: &str, secure: bool) -> Result<(), Insecure> {
+    if secure || state.settings.secure_connections != SecureConnections::Required {
+        return Ok(());
     }
-    let text = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| std::str::from_utf8(h.value).unwrap_or("\u{0}"))
-    };
-    browser(state, text("host"), text("origin"), req.version == Some(1), false)
+    let host = fields.text("host").and_then(Result::ok).filter(|h| valid_host(h));
+    let browser = fields.text("accept").and_then(Result::ok).is_some_and(|v| v.contains("text/html"));
+    match (browser, host) {
+        (true, Some(host)) => Err(Insecure::Redirect(format!("https://{host}{target}"))),
+        _ => Err(Insecure::Refuse),
+    }
+}
+
+/// A Host header we are willing to echo into a redirect: host[:port], no path, no userinfo.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 /// The body-type door (see the module doc): Ok unless `method` changes state, the request carries a body and

@@ -6,6 +6,7 @@
 //! its end is only a flush (the connection lives on). The response head hyper writes is read on its way out to
 //! learn whether hyper closes the connection (`Connection: close`).
 
+use crate::wire::Head;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
@@ -13,62 +14,31 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// How the body of a request is delimited, from its head.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// No body, or a `Content-Length` body of this many bytes.
-    Length(u64),
-    /// Chunked, an upgrade, or something this loop does not delimit: hyper keeps the connection.
-    Other,
-}
+/// How the body of a request is delimited: the wire room's reading of the head.
+pub use crate::wire::head::Framing;
 
 /// What the loop needs to know about one request head.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HeadFacts {
+    /// How its body is delimited.
     pub framing: Framing,
     /// RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
     pub keep_alive: bool,
 }
 
-/// Read the framing and persistence of a complete request head.
+impl HeadFacts {
+    /// The facts of a parsed head ([`Head::framing`], [`Head::persistent`]).
+    pub fn of(head: &Head) -> HeadFacts {
+        HeadFacts { framing: head.framing(), keep_alive: head.persistent() }
+    }
+}
+
+/// [`HeadFacts::of`] the complete head in `head`; one that does not parse has no framing this loop can use.
 pub fn head_facts(head: &[u8]) -> HeadFacts {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    if req.parse(head).is_err() {
-        return HeadFacts {
-            framing: Framing::Other,
-            keep_alive: false,
-        };
+    match Head::parse_complete(head) {
+        Ok(h) => HeadFacts::of(&h),
+        Err(_) => HeadFacts { framing: Framing::Other, keep_alive: false },
     }
-    let mut keep_alive = req.version == Some(1);
-    let mut framing = Framing::Length(0);
-    let mut lengths = 0;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            lengths += 1;
-            framing = match std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()) {
-                Some(n) if lengths == 1 => Framing::Length(n),
-                _ => Framing::Other,
-            };
-            if lengths > 1 {
-                break;
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") || h.name.eq_ignore_ascii_case("upgrade") {
-            framing = Framing::Other;
-            break;
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if v.split(',').any(|t| t.trim() == "close") {
-                keep_alive = false;
-            } else if v.split(',').any(|t| t.trim() == "keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    if req.method == Some("CONNECT") {
-        framing = Framing::Other;
-    }
-    HeadFacts { framing, keep_alive }
 }
 
 /// The connection as hyper sees it for one exchange.

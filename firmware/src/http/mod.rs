@@ -37,10 +37,8 @@ use std::time::Instant;
 
 pub use conn::serve;
 
-/// Largest request head accepted; larger gets 431.
-pub const MAX_HEAD: usize = 16 * 1024;
-/// A client must send its whole request head within this time.
-pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The head limits are the wire room's (one head parser for every door).
+pub use crate::wire::{HEAD_TIMEOUT, MAX_HEAD};
 /// Largest request body accepted by API handlers; larger gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -146,22 +144,8 @@ pub fn json(value: &serde_json::Value) -> Response<Body> {
         .expect("valid response")
 }
 
-/// Escape text for an XML attribute or element.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// XML escaping lives in the wire room (shared with DLNA); kept here for the handlers that write XML.
+pub use crate::wire::xml_escape;
 
 #[cfg(test)]
 mod tests {

@@ -870,21 +870,27 @@ pub async fn part(call: Call) -> Response<Body> {
         peer: call.peer,
         lan: call.origin.lan,
     };
-    let prepared = crate::stream::prepare(&call.ctx, &ask).await;
+    let prepared = crate::stream::prepare(&call.ctx.library, &ask).await;
     call.ctx
         .streams
         .responses
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(refused) => {
+            let mut b = Response::builder().status(refused.status);
+            for (n, v) in refused.fields() {
+                b = b.header(n, v);
+            }
+            let body = if ask.head { super::empty() } else { full(refused.body()) };
+            return b.body(body).expect("valid response");
+        }
+    };
     let mut b = Response::builder().status(prepared.status);
     for (n, v) in &prepared.headers {
-        if *n != "X-Hearth-Message" {
-            b = b.header(*n, v.as_str());
-        }
+        b = b.header(*n, v.as_str());
     }
-    let body = match (&prepared.body, prepared.text()) {
-        (None, Some(t)) if !ask.head => full(t),
-        _ => super::empty(),
-    };
+    let body = super::empty();
     let Some((file, start, len)) = prepared.body else {
         return b.body(body).expect("valid response");
     };

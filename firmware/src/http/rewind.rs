@@ -7,12 +7,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Bytes already read, then the socket.
 pub struct Rewind<S> {
     pre: Bytes,
     inner: S,
 }
 
 impl<S> Rewind<S> {
+    /// Replay `pre`, then read `inner`.
     pub fn new(pre: Bytes, inner: S) -> Self {
         Rewind { pre, inner }
     }

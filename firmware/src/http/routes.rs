@@ -171,14 +171,14 @@ pub type LibraryOf<'a> = &'a dyn Fn(u32) -> Option<crate::state::LibraryId>;
 pub fn admit(
     access: Access,
     params: &Params,
-    headers: &hyper::HeaderMap,
+    headers: &impl crate::wire::Fields,
     query: Option<&str>,
     peer: SocketAddr,
     state: &crate::state::State,
     own_subnets: &[crate::state::Net],
     library_of: LibraryOf<'_>,
 ) -> Result<(Origin, Caller), Refusal> {
-    let forwarded = headers.get("x-forwarded-for").map(|v| v.to_str().unwrap_or("?"));
+    let forwarded = headers.text("x-forwarded-for").map(|v| v.unwrap_or("?"));
     let origin = crate::auth::origin(peer.ip(), forwarded, state, own_subnets)
         .map_err(|e| Refusal { status: 400, message: e.0, addr: peer.ip(), token_presented: false })?;
     let presented = token::presented(headers, query);
@@ -195,33 +195,18 @@ pub fn admit(
     }
 }
 
-/// [`admit`] for a raw request head read by the stream fast path (which answers before hyper and the router).
+/// [`admit`] for a request head the connection loop parsed ([`crate::wire::Head`]), as the stream fast path
+/// has it: the same door, reading the head's fields where they are.
 pub fn admit_head(
     access: Access,
     params: &Params,
-    head: &[u8],
+    head: &crate::wire::Head,
     peer: SocketAddr,
     state: &crate::state::State,
     own_subnets: &[crate::state::Net],
     library_of: LibraryOf<'_>,
 ) -> Result<(Origin, Caller), Refusal> {
-    let bad = Refusal { status: 400, message: "That is not an HTTP/1.1 request.", addr: peer.ip(), token_presented: false };
-    let mut raw = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut raw);
-    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Err(bad);
-    }
-    let mut headers = hyper::HeaderMap::new();
-    for h in req.headers.iter() {
-        let (Ok(name), Ok(value)) =
-            (hyper::header::HeaderName::from_bytes(h.name.as_bytes()), hyper::header::HeaderValue::from_bytes(h.value))
-        else {
-            return Err(bad);
-        };
-        headers.append(name, value);
-    }
-    let query = req.path.and_then(|p| p.split_once('?')).map(|(_, q)| q);
-    admit(access, params, &headers, query, peer, state, own_subnets, library_of)
+    admit(access, params, head, head.query(), peer, state, own_subnets, library_of)
 }
 
 /// Check the request's body type against the route's, then the route's access class, then run its handler.
@@ -315,24 +300,8 @@ fn matches(pattern: &'static str, path: &str) -> Option<Params> {
     }
 }
 
-/// Decode %XX escapes in a path segment; None when the result is not UTF-8 or an escape is broken.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+/// Percent-decoding lives in the wire room (auth decodes a query token with it too).
+pub use crate::wire::percent_decode;
 
 #[cfg(test)]
 mod tests {

@@ -323,12 +323,12 @@ fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
-    Some(crate::calendar::days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+    Some(crate::wire::calendar::days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 fn format_time(t: i64) -> String {
     let secs = t.rem_euclid(86_400);
-    let (y, m, d) = crate::calendar::civil_from_days(t.div_euclid(86_400));
+    let (y, m, d) = crate::wire::calendar::civil_from_days(t.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
 }
 

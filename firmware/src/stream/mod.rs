@@ -7,7 +7,9 @@
 //! LAN/WAN guess ([`origin`], replaceable), the zero-copy / copied byte counters, and the egress counters per
 //! bandwidth class ([`Egress`], shown by the setup page's graph; DLNA's 32469 streams add theirs as LAN).
 //! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
-//! the access rule (callers pass who may see what; see [`viewer`]).
+//! the access rule (callers pass who may see what and how to ask again: [`Viewer`]), the
+//! request head's parsing (the wire room parses it once: [`PartRequest::of`] reads a [`Head`]), HTTP itself beyond
+//! the part answers (no `http` import: arrows only go down).
 //!
 //! Revocation (review finding A-F11): a stream is admitted at its request, but it may run for hours. Each
 //! running body registers in [`Streams`] with its library and a [`Standing`] the caller gives it (the access
@@ -23,9 +25,9 @@ pub mod open;
 pub mod pace;
 pub mod range;
 
-use crate::http::Ctx;
 use crate::auth::Visible;
-use crate::library::ItemId;
+use crate::library::{Catalog, ItemId};
+use crate::wire::{Fields, Head};
 use crate::state::LibraryId;
 use pace::{Class, Lease, Pacer};
 use range::{Conditions, Decision, Plan, Validators};
@@ -55,10 +57,12 @@ pub struct Egress {
 }
 
 impl Egress {
+    /// Count `n` bytes sent in `class`.
     pub fn add(&self, class: Class, n: u64) {
         self.counter(class).fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Bytes sent in `class` since start.
     pub fn bytes(&self, class: Class) -> u64 {
         self.counter(class).load(Ordering::Relaxed)
     }
@@ -75,12 +79,17 @@ impl Egress {
 
 /// Counters and the pacer, shared by every stream.
 pub struct Streams {
+    /// The bandwidth classes' token buckets (remote caps).
     pub pacer: Arc<Pacer>,
     /// Egress per class; shared with DLNA's stream server (serve.rs hands it over).
     pub egress: Arc<Egress>,
+    /// Body bytes sent with sendfile(2) (the fast path).
     pub zero_copy_bytes: AtomicU64,
+    /// Body bytes copied through hyper (TLS, or a connection hyper kept).
     pub copied_bytes: AtomicU64,
+    /// Bodies being sent now.
     pub active: AtomicU64,
+    /// Part answers given (any status).
     pub responses: AtomicU64,
     /// Running bodies, asked again at every state change (see the module doc).
     running: std::sync::Mutex<std::collections::HashMap<u64, Running>>,
@@ -118,6 +127,7 @@ impl Cancel {
         }
     }
 
+    /// Whether the stream was stopped.
     pub fn is_cancelled(&self) -> bool {
         *self.set.borrow()
     }
@@ -151,6 +161,7 @@ impl Drop for Ticket {
 }
 
 impl Streams {
+    /// No streams yet, an uncapped pacer; [`Streams::follow`] applies the caps.
     pub fn new() -> Arc<Streams> {
         Arc::new(Streams {
             pacer: Pacer::new(),
@@ -212,6 +223,7 @@ impl Streams {
         }
     }
 
+    /// The counters as `GET /api/v1/system` shows them under `streams`.
     pub fn stats(&self) -> serde_json::Value {
         let (remote_streams, remote_downloads) = self.pacer.counts();
         serde_json::json!({
@@ -228,107 +240,140 @@ impl Streams {
 /// A part request as the fast path sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartRequest {
+    /// A HEAD request: the answer's fields, no body.
     pub head: bool,
+    /// The part's item id; None for a part URL of another shape (404, never a path).
     pub item: Option<ItemId>,
+    /// `?download=1`: an attachment, paced as a download when remote.
     pub download: bool,
+    /// The connection persists after the answer (RFC 9112 §9.3, from the head).
     pub keep_alive: bool,
     /// The request carries a body (it should not): answer, then close.
     pub has_body: bool,
+    /// The one `Range` value (none when absent or repeated).
     pub range: Option<Vec<u8>>,
+    /// `If-None-Match`, raw.
     pub if_none_match: Option<Vec<u8>>,
+    /// `If-Modified-Since`, raw.
     pub if_modified_since: Option<Vec<u8>>,
+    /// `If-Range`, raw.
     pub if_range: Option<Vec<u8>>,
     /// `X-Plex-Token` header or query parameter, for the access rule (never logged).
     pub token: Option<String>,
 }
 
-/// Is this head a part request for the fast path? (`head` is one complete request head.)
-pub fn fast_path_request(head: &[u8]) -> Option<PartRequest> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    req.parse(head).ok()?;
-    let is_head = match req.method? {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return None,
-    };
-    let target = req.path?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let rest = path.strip_prefix("/library/parts/")?;
-    // /library/parts/{id}/{ts}/{file}: only the id is used; it never touches the filesystem.
-    let segments: Vec<&str> = rest.split('/').collect();
-    let item = if segments.len() == 3 && !segments[1].is_empty() && !segments[2].is_empty() {
-        segments[0].parse::<ItemId>().ok()
-    } else {
-        None
-    };
-    let mut p = PartRequest {
-        head: is_head,
-        item,
-        download: false,
-        // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
-        keep_alive: req.version == Some(1),
-        has_body: false,
-        range: None,
-        if_none_match: None,
-        if_modified_since: None,
-        if_range: None,
-        token: None,
-    };
-    for kv in query.split('&') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
-            "download" => p.download = v == "1",
-            "X-Plex-Token" => p.token = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    for h in req.headers.iter() {
-        let v = h.value.to_vec();
-        let name = h.name;
-        if name.eq_ignore_ascii_case("if-none-match") {
-            p.if_none_match = Some(v);
-        } else if name.eq_ignore_ascii_case("if-modified-since") {
-            p.if_modified_since = Some(v);
-        } else if name.eq_ignore_ascii_case("if-range") {
-            p.if_range = Some(v);
-        } else if name.eq_ignore_ascii_case("x-plex-token") {
-            p.token = String::from_utf8(v).ok();
-        } else if name.eq_ignore_ascii_case("connection") {
-            let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            if v.split(',').any(|t| t.trim() == "close") {
-                p.keep_alive = false;
-            } else if v.split(',').any(|t| t.trim() == "keep-alive") {
-                p.keep_alive = true;
+impl PartRequest {
+    /// The part request in `head`, if it is one (`GET`/`HEAD /library/parts/...`): what the fast path needs,
+    /// read from the head the connection loop parsed.
+    pub fn of(head: &Head) -> Option<PartRequest> {
+        let is_head = match head.method() {
+            "GET" => false,
+            "HEAD" => true,
+            _ => return None,
+        };
+        let rest = head.path().strip_prefix("/library/parts/")?;
+        // /library/parts/{id}/{ts}/{file}: only the id is used; it never touches the filesystem.
+        let segments: Vec<&str> = rest.split('/').collect();
+        let item = if segments.len() == 3 && !segments[1].is_empty() && !segments[2].is_empty() {
+            segments[0].parse::<ItemId>().ok()
+        } else {
+            None
+        };
+        let mut download = false;
+        let mut token = None;
+        for kv in head.query().unwrap_or("").split('&') {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match k {
+                "download" => download = v == "1",
+                "X-Plex-Token" => token = Some(v.to_string()),
+                _ => {}
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            p.has_body |= h.value != b"0";
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            p.has_body = true;
         }
+        if let Some(v) = head.field("x-plex-token") {
+            token = String::from_utf8(v.to_vec()).ok();
+        }
+        let owned = |name: &str| head.field(name).map(<[u8]>::to_vec);
+        Some(PartRequest {
+            head: is_head,
+            item,
+            download,
+            keep_alive: head.persistent(),
+            has_body: head.has_body(),
+            // RFC 9110 §14.2: a repeated Range is ignored, as on the copy path and DLNA (range::single).
+            range: range::single(head.all("range")).map(<[u8]>::to_vec),
+            if_none_match: owned("if-none-match"),
+            if_modified_since: owned("if-modified-since"),
+            if_range: owned("if-range"),
+            token,
+        })
     }
-    // RFC 9110 §14.2: a repeated Range is ignored, as on the copy path and DLNA (range::single).
-    let ranges = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("range"));
-    p.range = range::single(ranges.map(|h| h.value)).map(<[u8]>::to_vec);
-    Some(p)
+}
+
+/// [`PartRequest::of`] on raw bytes (test fixtures).
+#[cfg(test)]
+fn fast_path_request(head: &[u8]) -> Option<PartRequest> {
+    PartRequest::of(&Head::parse_complete(head).ok()?)
 }
 
 /// A response ready to go: status, headers and (for GET) the byte span of the open file.
 pub struct Prepared {
+    /// 200, 206 or 304.
     pub status: u16,
+    /// Every field of the answer but `Date` and `Connection` (the writer's).
     pub headers: Vec<(&'static str, String)>,
     /// (file, first byte, length) when there is a body to send.
     pub body: Option<(std::fs::File, u64, u64)>,
+    /// The bandwidth class the body is paced and counted in.
     pub class: Class,
+}
+
+/// A part request answered with a sentence instead of the file (404, 416, 503): its status, the fields that
+/// go with it (`Content-Range` on 416, `Retry-After` on 503) and the message a person reads. Each writer
+/// (the fast path here, hyper's copy path in `http::plex`) renders it with [`Refused::fields`] and
+/// [`Refused::body`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The status code.
+    pub status: u16,
+    /// Fields beyond the body's type and length.
+    pub headers: Vec<(&'static str, String)>,
+    /// What to do about it, one sentence.
+    pub message: String,
+}
+
+impl Refused {
+    fn new(status: u16, message: impl Into<String>) -> Refused {
+        Refused { status, headers: Vec::new(), message: message.into() }
+    }
+
+    /// The answer's body: the message and a newline (also for HEAD, whose writer sends only its length).
+    pub fn body(&self) -> String {
+        format!("{}\n", self.message)
+    }
+
+    /// Every field of the answer but `Date` and `Connection`: [`Refused::headers`], then the body's type and
+    /// length.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut all = self.headers.clone();
+        all.push(("Content-Type", "text/plain; charset=utf-8".into()));
+        all.push(("Content-Length", self.body().len().to_string()));
+        all
+    }
 }
 
 /// What part requests need from the request, whichever engine read it.
 pub struct Ask<'a> {
+    /// The part's item id, None for a malformed part URL (404).
     pub item: Option<ItemId>,
+    /// A HEAD request: the answer's fields, no body.
     pub head: bool,
+    /// `?download=1`: an attachment, paced as a download when remote.
     pub download: bool,
+    /// The Range and conditional fields.
     pub conditions: Conditions<'a>,
+    /// The libraries the caller sees (the auth room's rule, decided by the caller).
     pub visible: Visible,
+    /// The peer, for logs.
     pub peer: SocketAddr,
     /// The request's origin is LAN (the auth room's rule: LAN networks, trusted proxies, WAN-IP-as-LAN).
     pub lan: bool,
@@ -336,39 +381,21 @@ pub struct Ask<'a> {
 
 /// Decide the answer to a part request: 404 for unknown or hidden ids and for files [`open::open_media`] refuses,
 /// 503 when their folder does not answer in time, 304/206/416/200 by RFC 9110.
-pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
-    let not_found = |msg: &str| {
-        Prepared {
-            status: 404,
-            headers: vec![("Content-Type", "text/plain; charset=utf-8".into())],
-            body: None,
-            class: Class::Lan,
-        }
-        .with_text(msg)
-    };
+pub async fn prepare(catalog: &Catalog, ask: &Ask<'_>) -> Result<Prepared, Refused> {
     let Some(id) = ask.item else {
-        return not_found(
+        return Err(Refused::new(
+            404,
             "Part URLs look like /library/parts/{id}/{time}/file.ext; take them from the item's metadata.",
-        );
+        ));
     };
-    let Some(item) = ctx
-        .library
-        .item(id)
-        .filter(|i| ask.visible.allows(i.library))
-    else {
-        return not_found("There is no media part with that id.");
+    let Some(item) = catalog.item(id).filter(|i| ask.visible.allows(i.library)) else {
+        return Err(Refused::new(404, "There is no media part with that id."));
     };
-    let root = crate::library::root_of(&ctx.library.state().snapshot(), item.library, item.path());
-    let (file, meta) = match open::open_media(root, item.path().to_owned()).await {
-        Ok(m) => (m.file, m.meta),
-        Err(r) => return Prepared::refused(&r),
-    };
+    let root = crate::library::root_of(&catalog.state().snapshot(), item.library, item.path());
+    let opened = open::open_media(root, item.path().to_owned()).await.map_err(|r| Refused::from(&r))?;
+    let (file, meta) = (opened.file, opened.meta);
     let size = meta.len();
-    let v = Validators::new(
-        size,
-        meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        meta.ino(),
-    );
+    let v = Validators::new(size, meta.mtime() * 1_000_000_000 + meta.mtime_nsec(), meta.ino());
     let class = if ask.lan {
         Class::Lan
     } else if ask.download {
@@ -379,10 +406,9 @@ pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
     let mut headers: Vec<(&'static str, String)> = vec![
         ("Accept-Ranges", "bytes".into()),
         ("ETag", v.etag.clone()),
-        ("Last-Modified", range::http_date(v.modified)),
+        ("Last-Modified", crate::wire::http_date(v.modified)),
     ];
-    let decision = range::decide(&ask.conditions, &v, size);
-    let (status, span) = match decision {
+    let (status, span) = match range::decide(&ask.conditions, &v, size) {
         Decision::NotModified => (304, None),
         Decision::Send(Plan::Full) => (200, Some((0, size))),
         Decision::Send(Plan::Partial { start, end }) => {
@@ -392,14 +418,7 @@ pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
         Decision::Send(Plan::Unsatisfiable) => {
             // RFC 9110 §15.5.17: 416 carries Content-Range: bytes */complete-length.
             headers.push(("Content-Range", format!("bytes */{size}")));
-            let mut p = Prepared {
-                status: 416,
-                headers,
-                body: None,
-                class,
-            };
-            p = p.with_text("The requested range is outside the file.");
-            return p;
+            return Err(Refused { status: 416, headers, message: "The requested range is outside the file.".into() });
         }
     };
     if let Some((_, len)) = span {
@@ -413,34 +432,10 @@ pub async fn prepare(ctx: &Ctx, ask: &Ask<'_>) -> Prepared {
         Some((start, len)) if !ask.head && len > 0 => Some((file, start, len)),
         _ => None,
     };
-    Prepared {
-        status,
-        headers,
-        body,
-        class,
-    }
+    Ok(Prepared { status, headers, body, class })
 }
 
-impl Prepared {
-    fn with_text(mut self, msg: &str) -> Prepared {
-        self.headers.retain(|(n, _)| *n != "Content-Length");
-        self.headers
-            .push(("Content-Type", "text/plain; charset=utf-8".into()));
-        self.headers
-            .push(("Content-Length", (msg.len() + 1).to_string()));
-        self.headers.push(("X-Hearth-Message", msg.into()));
-        self
-    }
-
-    /// The body of an error answer (its message), if this is one.
-    pub fn text(&self) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == "X-Hearth-Message")
-            .map(|(_, m)| format!("{m}\n"))
-    }
-}
-
+/// The media type of a container the scanner names.
 pub fn content_type(container: &str) -> &'static str {
     match container {
         "mp4" => "video/mp4",
@@ -488,19 +483,33 @@ fn disposition(name: &str) -> String {
 /// What the connection does after a fast-path response.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
+    /// Read the next request on this connection.
     KeepAlive,
+    /// The connection is done (closed, or to be closed).
     Close,
 }
 
-/// Answer one part request on the raw connection (the caller has consumed its head).
+/// Who asks for a part, as the caller (the http room, with the auth room's rule) decided: what they see,
+/// whether they are on the LAN, and how to ask again while the body runs.
+pub struct Viewer {
+    /// The peer, for logs.
+    pub peer: SocketAddr,
+    /// The libraries the caller sees.
+    pub visible: Visible,
+    /// The request's origin is LAN.
+    pub lan: bool,
+    /// Asked again at every state change while the body runs (revocation).
+    pub standing: Standing,
+}
+
+/// Answer one part request on the raw connection (the caller has consumed its head): the catalog finds the
+/// item, `streams` paces, counts and registers the body.
 pub async fn serve(
     stream: &mut TcpStream,
     req: PartRequest,
-    ctx: &Arc<Ctx>,
-    peer: SocketAddr,
-    visible: Visible,
-    lan: bool,
-    standing: Standing,
+    viewer: Viewer,
+    catalog: &Catalog,
+    streams: &Arc<Streams>,
 ) -> Next {
     let ask = Ask {
         item: req.item,
@@ -512,70 +521,59 @@ pub async fn serve(
             if_range: req.if_range.as_deref(),
             range: req.range.as_deref(),
         },
-        visible,
-        peer,
-        lan,
+        visible: viewer.visible,
+        peer: viewer.peer,
+        lan: viewer.lan,
     };
-    let prepared = prepare(ctx, &ask).await;
+    let prepared = prepare(catalog, &ask).await;
     let keep_alive = req.keep_alive && !req.has_body;
-    ctx.streams.responses.fetch_add(1, Ordering::Relaxed);
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        prepared.status,
-        reason(prepared.status)
-    );
-    for (n, v) in &prepared.headers {
-        if *n == "X-Hearth-Message" {
-            continue;
+    streams.responses.fetch_add(1, Ordering::Relaxed);
+    let (out, prepared) = match prepared {
+        Ok(p) => (answer_head(p.status, &p.headers, keep_alive), p),
+        Err(refused) => {
+            let mut out = answer_head(refused.status, &refused.fields(), keep_alive);
+            if !req.head {
+                out.extend_from_slice(refused.body().as_bytes());
+            }
+            let sent = send_head(stream, &out, false).await;
+            return if sent.is_ok() && keep_alive { Next::KeepAlive } else { Next::Close };
         }
-        head.push_str(n);
-        head.push_str(": ");
-        head.push_str(v);
-        head.push_str("\r\n");
-    }
-    head.push_str(&format!(
-        "Date: {}\r\n",
-        range::http_date(crate::library::unix_now() as i64)
-    ));
-    head.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
-    let mut out = head.into_bytes();
-    if !req.head
-        && let Some(t) = prepared.text()
-    {
-        out.extend_from_slice(t.as_bytes());
-    }
+    };
     if send_head(stream, &out, prepared.body.is_some()).await.is_err() {
         return Next::Close;
     }
     let Some((file, start, len)) = prepared.body else {
-        return if keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        };
+        return if keep_alive { Next::KeepAlive } else { Next::Close };
     };
-    let library = req.item.and_then(|id| ctx.library.item(id)).map_or(LibraryId::MAX, |i| i.library);
-    let ticket = ctx.streams.register(library, standing);
-    ctx.streams.active.fetch_add(1, Ordering::Relaxed);
-    let mut lease = ctx.streams.pacer.lease(prepared.class);
-    let counters = [&ctx.streams.zero_copy_bytes, ctx.streams.egress.counter(prepared.class)];
+    let library = req.item.and_then(|id| catalog.item(id)).map_or(LibraryId::MAX, |i| i.library);
+    let ticket = streams.register(library, viewer.standing);
+    streams.active.fetch_add(1, Ordering::Relaxed);
+    let mut lease = streams.pacer.lease(prepared.class);
+    let counters = [&streams.zero_copy_bytes, streams.egress.counter(prepared.class)];
     let sent = send_file(stream, &file, start, len, &mut lease, &counters, &ticket.cancel).await;
-    ctx.streams.active.fetch_sub(1, Ordering::Relaxed);
+    streams.active.fetch_sub(1, Ordering::Relaxed);
     match sent {
         Ok(()) if keep_alive => Next::KeepAlive,
         Ok(()) => Next::Close,
         Err(e) => {
-            tracing::debug!(%peer, error = %e, "stream ended early");
+            tracing::debug!(peer = %viewer.peer, error = %e, "stream ended early");
             if matches!(e, SendError::Truncated | SendError::Revoked) {
                 abort(stream);
             }
             Next::Close
         }
     }
+}
+
+/// The fast path's response head: status line, `fields`, `Date`, `Connection`.
+fn answer_head(status: u16, fields: &[(&'static str, String)], keep_alive: bool) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", status, reason(status));
+    for (n, v) in fields {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str(&format!("Date: {}\r\n", crate::wire::date::now()));
+    head.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
+    head.into_bytes()
 }
 
 /// Write a response head. When a body follows, MSG_MORE holds the head back so it leaves in the same packet as
@@ -605,14 +603,19 @@ async fn send_head(stream: &TcpStream, head: &[u8], body_follows: bool) -> std::
     Ok(())
 }
 
+/// Why a sendfile body ended before its last byte.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// The file shrank under the send: the connection is reset, never padded.
     #[error("the file got shorter while it was being sent")]
     Truncated,
+    /// The client took nothing for [`STALL`].
     #[error("the client accepted nothing for {0:?}")]
     Stalled(Duration),
+    /// The caller's access was revoked ([`Streams::recheck`]).
     #[error("the caller's access was revoked while streaming")]
     Revoked,
+    /// The socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -707,6 +710,7 @@ fn abort(stream: &TcpStream) {
     );
 }
 
+/// The reason phrase of the statuses a part answer has (RFC 9110 §15).
 pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -734,6 +738,7 @@ pub struct FileBody {
 }
 
 impl FileBody {
+    /// Copy `len` bytes of `file` from `start`, paced and counted in `class`.
     pub async fn new(
         file: std::fs::File,
         start: u64,

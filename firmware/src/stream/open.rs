@@ -20,7 +20,7 @@
 //! gets 503 after [`DEADLINE`], and at most [`MAX_WAITING`] such threads wait at once (more requests are
 //! refused at once rather than piling up threads on a mount that never answers).
 
-use super::{Prepared, pace::Class};
+use super::Refused;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
@@ -40,7 +40,9 @@ pub const MAX_WAITING: usize = 32;
 /// A media file open for reading, with what fstat(2) said about it.
 #[derive(Debug)]
 pub struct MediaFile {
+    /// The open file (O_RDONLY, resolved beneath the library folder).
     pub file: File,
+    /// fstat(2) of the open file: size, times, inode for the ETag.
     pub meta: Metadata,
 }
 
@@ -82,14 +84,11 @@ impl Refusal {
     }
 }
 
-impl Prepared {
-    /// The answer to a part request whose file was refused.
-    pub(super) fn refused(r: &Refusal) -> Prepared {
-        let mut headers = vec![("Content-Type", "text/plain; charset=utf-8".into())];
-        if r.status() == 503 {
-            headers.push(("Retry-After", "5".into()));
-        }
-        Prepared { status: r.status(), headers, body: None, class: Class::Lan }.with_text(&r.to_string())
+impl From<&Refusal> for Refused {
+    /// The answer to a part request whose file was refused (503 asks to come back in a few seconds).
+    fn from(r: &Refusal) -> Refused {
+        let headers = if r.status() == 503 { vec![("Retry-After", "5".into())] } else { Vec::new() };
+        Refused { status: r.status(), headers, message: r.to_string() }
     }
 }
 
@@ -122,6 +121,7 @@ pub(crate) struct Openers {
 }
 
 impl Openers {
+    /// At most `max` opens waiting on folders at once.
     pub(crate) const fn new(max: usize) -> Openers {
         Openers { running: AtomicUsize::new(0), max }
     }

@@ -22,9 +22,12 @@ pub const MIN_GRANT: u64 = 16 * 1024;
 /// No cap.
 pub const UNCAPPED: u64 = u64::MAX;
 
+/// A bandwidth class: who a body goes to, which decides its pacing and its egress counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Class {
+    /// A LAN client (including trusted proxies and WAN-IP-as-LAN): never paced.
     Lan,
+    /// A remote client playing: paced under the stream cap.
     RemoteStream,
     /// Plex's `download=1` from a remote address.
     RemoteDownload,
@@ -38,6 +41,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// An empty bucket at `now`.
     pub fn new(now: Instant) -> Bucket {
         Bucket {
             tokens: 0.0,
@@ -150,6 +154,7 @@ pub fn kbps_to_bytes(kbps: u32) -> u64 {
 }
 
 impl Pacer {
+    /// A pacer with no caps (the state's caps are set by `Streams::follow`).
     pub fn new() -> Arc<Pacer> {
         Arc::new(Pacer {
             table: Mutex::new(Table {

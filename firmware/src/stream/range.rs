@@ -143,9 +143,13 @@ impl Validators {
 /// The request's conditional headers (raw values).
 #[derive(Clone, Debug, Default)]
 pub struct Conditions<'a> {
+    /// `If-None-Match` (RFC 9110 §13.1.2).
     pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since` (RFC 9110 §13.1.3).
     pub if_modified_since: Option<&'a [u8]>,
+    /// `If-Range` (RFC 9110 §13.1.5).
     pub if_range: Option<&'a [u8]>,
+    /// `Range` (RFC 9110 §14.2), already checked to be the only one.
     pub range: Option<&'a [u8]>,
 }
 
@@ -215,57 +219,8 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-
-/// RFC 9110 §5.6.7: IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub fn http_date(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::calendar::civil_from_days(days);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Parse an IMF-fixdate (the only form we generate; §5.6.7 says recipients should accept the obsolete
-/// forms too, which players do not send for media). None when it is not one: every numeric field is
-/// digits of the ABNF's width (`day = 2DIGIT`, `year = 4DIGIT`, `hour`/`minute`/`second = 2DIGIT`), so a
-/// sign or a short field is refused rather than read as a date.
-pub fn parse_http_date(b: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(trim(b)).ok()?;
-    let digits = |t: &str, width: usize| -> Option<i64> {
-        if t.len() == width && t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
-    };
-    let mut w = s.split_whitespace();
-    let _day = w.next()?.strip_suffix(',')?;
-    let d = digits(w.next()?, 2)?;
-    let mon = w.next()?;
-    let m = MONTHS.iter().position(|x| *x == mon)? as i64 + 1;
-    let y = digits(w.next()?, 4)?;
-    let mut hms = w.next()?.split(':');
-    let (h, mi, se) = (
-        digits(hms.next()?, 2)?,
-        digits(hms.next()?, 2)?,
-        digits(hms.next()?, 2)?,
-    );
-    if hms.next().is_some() || w.next()? != "GMT" || w.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(crate::calendar::days_from_civil(y, m, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
+/// The HTTP date codec lives in the wire room; re-exported for the Range core's callers and tests.
+pub use crate::wire::date::{http_date, parse_http_date};
 
 #[cfg(test)]
 mod tests {
