@@ -65,14 +65,19 @@ pub async fn put(mut call: Call) -> Response<Body> {
     .await)
 }
 
+/// The published state, when the server is claimed (Enable and Retry need an owner; 409 otherwise).
+fn claimed(ctx: &Ctx) -> Result<std::sync::Arc<State>, Refused> {
+    let s = ctx.state.snapshot();
+    if !s.is_claimed() {
+        return Err(settings::Refusal::NotClaimed.into());
+    }
+    Ok(s)
+}
+
 /// `POST /api/v1/remote/enable`: turn on (or, when on, re-run the attempt).
 pub async fn enable(call: Call) -> Response<Body> {
     reply(async {
-        let s = call.ctx.state.snapshot();
-        if !s.is_claimed() {
-            return Err(settings::Refusal::NotClaimed.into());
-        }
-        if s.settings.remote.enabled {
+        if claimed(&call.ctx)?.settings.remote.enabled {
             call.ctx.remote.retry();
         } else {
             call.ctx.state.update(|s| settings::apply(Change::switch(true), s)).await?;
@@ -85,11 +90,7 @@ pub async fn enable(call: Call) -> Response<Body> {
 /// `POST /api/v1/remote/retry`.
 pub async fn retry(call: Call) -> Response<Body> {
     reply(async {
-        let s = call.ctx.state.snapshot();
-        if !s.is_claimed() {
-            return Err(settings::Refusal::NotClaimed.into());
-        }
-        if !s.settings.remote.enabled {
+        if !claimed(&call.ctx)?.settings.remote.enabled {
             return Err(Refused::conflict("Remote access is off: press Enable to turn it on."));
         }
         call.ctx.remote.retry();

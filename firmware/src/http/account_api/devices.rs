@@ -6,7 +6,7 @@ use crate::http::body;
 use crate::http::refused::{Refused, reply};
 use crate::http::routes::Call;
 use crate::http::Body;
-use crate::state::{self, Scope};
+use crate::state::{self, Scope, State};
 use hyper::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,21 +51,34 @@ pub async fn create_token(mut call: Call) -> Response<Body> {
 /// `DELETE /api/v1/tokens/{id}` (Owner).
 pub async fn revoke_token(call: Call) -> Response<Body> {
     reply(async {
-        let id = id_param(&call)?;
-        call.ctx
-            .state
-            .update(|s| {
-                let before = s.api_tokens.len();
-                s.api_tokens.retain(|t| t.id != id);
-                if s.api_tokens.len() == before {
-                    return Err(AuthError::NotFound(format!("there is no API token with id {id}")));
-                }
-                Ok(())
-            })
-            .await?;
+        let id = revoke(call, "API token", |s| &mut s.api_tokens, |t| t.id).await?;
         ok(json!({ "revoked": id }))
     }
     .await)
+}
+
+/// Remove the record `{id}` of the list `list` picks (404 naming `what` when there is none): revoking a token
+/// or a device is removing its record. Answers the id.
+async fn revoke<T, const N: usize>(
+    call: Call,
+    what: &'static str,
+    list: fn(&mut State) -> &mut heapless::Vec<T, N>,
+    id_of: fn(&T) -> u16,
+) -> Result<u16, Refused> {
+    let id = id_param(&call)?;
+    call.ctx
+        .state
+        .update(|s| {
+            let v = list(s);
+            let before = v.len();
+            v.retain(|t| id_of(t) != id);
+            if v.len() == before {
+                return Err(AuthError::NotFound(format!("there is no {what} with id {id}")));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(id)
 }
 
 /// `GET /api/v1/devices` (Owner): every signed-in device.
@@ -126,18 +139,7 @@ pub async fn rename_device(mut call: Call) -> Response<Body> {
 /// `DELETE /api/v1/devices/{id}` (Owner): revoke; the device gets 401 "sign in again" from now on.
 pub async fn revoke_device(call: Call) -> Response<Body> {
     reply(async {
-        let id = id_param(&call)?;
-        call.ctx
-            .state
-            .update(|s| {
-                let before = s.devices.len();
-                s.devices.retain(|d| d.id != id);
-                if s.devices.len() == before {
-                    return Err(AuthError::NotFound(format!("there is no device with id {id}")));
-                }
-                Ok(())
-            })
-            .await?;
+        let id = revoke(call, "device", |s| &mut s.devices, |d| d.id).await?;
         tracing::info!(device = id, "device revoked");
         ok(json!({ "revoked": id }))
     }
