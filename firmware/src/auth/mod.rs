@@ -26,6 +26,7 @@ pub mod doors;
 pub mod home;
 pub mod line;
 pub mod lockout;
+pub mod proof;
 pub mod recover;
 pub mod secret;
 pub mod token;

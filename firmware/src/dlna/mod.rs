@@ -17,6 +17,7 @@ pub mod lan;
 pub mod library;
 pub mod soap;
 pub mod ssdp;
+pub mod switch;
 pub mod view;
 
 use crate::auth::{Access, Denial, Identity, Visible};

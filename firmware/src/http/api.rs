@@ -1,4 +1,4 @@
-//! Handlers for the Plex-style and health endpoints that exist in every state.
+//! Handlers for the Plex-style and health endpoints that exist in every state, and the power request.
 
 use super::routes::Call;
 use super::{Body, Format, full, xml_escape};
@@ -40,43 +40,36 @@ pub async fn health(call: Call) -> Response<Body> {
     super::json(&serde_json::json!({ "status": "ok", "uptime": uptime }))
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PowerAsk {
+    action: crate::system::PowerAction,
+}
+
 /// `POST /api/v1/system/reboot`: ask init mode to stop cleanly (flush the store, sync) and restart the board.
 /// Body `{"action": "reboot" | "poweroff"}` or empty for reboot. 202: the reboot starts after this answer.
-pub async fn reboot(call: Call) -> Response<Body> {
-    use http_body_util::BodyExt;
+pub async fn reboot(mut call: Call) -> Response<Body> {
+    use super::body;
+    use super::refused::{Refused, reply};
     use hyper::StatusCode;
-    let format = call.format;
-    let Some(power) = call.ctx.power.clone() else {
-        return super::error(
-            StatusCode::CONFLICT,
-            "this Hearth runs as an ordinary program on a host (hearth serve), not as the board's init; \
-             restart it or the host instead",
-            format,
-        );
-    };
-    let body = match http_body_util::Limited::new(call.req.into_body(), super::MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return super::error(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large", format),
-    };
-    let action = if body.iter().all(u8::is_ascii_whitespace) {
-        crate::system::PowerAction::Reboot
-    } else {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Ask {
-            action: crate::system::PowerAction,
-        }
-        match serde_json::from_slice::<Ask>(&body) {
-            Ok(a) => a.action,
-            Err(e) => {
-                let msg = format!("the body must be {{\"action\": \"reboot\"}} or {{\"action\": \"poweroff\"}}: {e}");
-                return super::error(StatusCode::BAD_REQUEST, &msg, format);
-            }
-        }
-    };
-    tracing::info!(peer = %call.peer, ?action, "power request through the API");
-    power.request(action);
-    let mut r = super::json(&serde_json::json!({ "action": action, "status": "stopping" }));
-    *r.status_mut() = StatusCode::ACCEPTED;
-    r
+    reply(async {
+        let Some(power) = call.ctx.power.clone() else {
+            return Err(Refused::conflict(
+                "this Hearth runs as an ordinary program on a host (hearth serve), not as the board's init; \
+                 restart it or the host instead",
+            ));
+        };
+        let bytes = body::read(&mut call.req).await?;
+        let action = if bytes.iter().all(u8::is_ascii_whitespace) {
+            crate::system::PowerAction::Reboot
+        } else {
+            body::parse::<PowerAsk>(&bytes, body::Quote::Reason)?.action
+        };
+        tracing::info!(peer = %call.peer, ?action, "power request through the API");
+        power.request(action);
+        let mut r = super::json(&serde_json::json!({ "action": action, "status": "stopping" }));
+        *r.status_mut() = StatusCode::ACCEPTED;
+        Ok(r)
+    }
+    .await)
 }

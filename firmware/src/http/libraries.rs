@@ -5,10 +5,11 @@
 // Handlers return ready error responses through `Result`; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
 
+use super::body;
+use super::refused::{Answer, Refused, reply};
 use super::routes::{Call, Params};
-use super::{Body, Ctx, Format, MAX_BODY, error, json};
-use crate::state::{Folder, Library, LibraryKind, StateError, UpdateError, bounded, push};
-use http_body_util::BodyExt;
+use super::{Body, Ctx, json};
+use crate::state::{Folder, Library, LibraryKind, StateError, bounded, push};
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
 
@@ -33,50 +34,6 @@ fn parse_kind(s: &str) -> Option<LibraryKind> {
     })
 }
 
-fn bad(status: StatusCode, msg: &str) -> Response<Body> {
-    error(status, msg, Format::Json)
-}
-
-/// Read a JSON body (at most [`MAX_BODY`]).
-async fn body<T: for<'de> Deserialize<'de>>(
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<T, Response<Body>> {
-    let bytes = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-    {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Err(bad(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The request body is larger than 64 KiB.",
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        bad(
-            StatusCode::BAD_REQUEST,
-            &format!("The request body is not the JSON expected: {e}"),
-        )
-    })
-}
-
-fn state_error<E: std::fmt::Display>(e: UpdateError<E>) -> Response<Body> {
-    match e {
-        UpdateError::Rejected(r) => bad(StatusCode::BAD_REQUEST, &r.to_string()),
-        UpdateError::Invalid(StateError::Duplicate(name)) => bad(
-            StatusCode::CONFLICT,
-            &format!("There is already a library called {name:?}; pick another name."),
-        ),
-        UpdateError::Invalid(StateError::Full { what, max }) => bad(
-            StatusCode::CONFLICT,
-            &format!("Hearth holds at most {max} {what}; remove one first."),
-        ),
-        UpdateError::Invalid(e) => bad(StatusCode::BAD_REQUEST, &e.to_string()),
-        UpdateError::Store(e) => bad(StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
-}
-
 fn library_json(ctx: &Ctx, l: &Library) -> serde_json::Value {
     let s = ctx.state.snapshot();
     let folders: Vec<&str> = s
@@ -96,12 +53,16 @@ fn library_json(ctx: &Ctx, l: &Library) -> serde_json::Value {
 }
 
 /// Start a scan of library `id` (new or with a new folder) and answer 201 with the library.
-fn scanning(ctx: &Ctx, id: u8) -> Response<Body> {
+fn scanning(ctx: &Ctx, id: u8) -> Answer {
     ctx.library.refresh(id);
     match ctx.state.snapshot().libraries.iter().find(|l| l.id == id) {
-        Some(l) => created(library_json(ctx, l)),
-        None => bad(StatusCode::NOT_FOUND, "That library was deleted meanwhile."),
+        Some(l) => Ok(created(library_json(ctx, l))),
+        None => Err(deleted_meanwhile()),
     }
+}
+
+fn deleted_meanwhile() -> Refused {
+    Refused::not_found("That library was deleted meanwhile.")
 }
 
 fn created(v: serde_json::Value) -> Response<Body> {
@@ -123,6 +84,7 @@ pub async fn list(call: Call) -> Response<Body> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewLibrary {
     name: String,
     kind: String,
@@ -131,203 +93,141 @@ struct NewLibrary {
 }
 
 /// `POST /api/v1/libraries` `{"name", "kind", "folders": [...]}`.
-pub async fn create(call: Call) -> Response<Body> {
-    let Call { ctx, req, .. } = call;
-    let new: NewLibrary = match body(req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Some(kind) = parse_kind(&new.kind) else {
-        return bad(
-            StatusCode::BAD_REQUEST,
-            "kind is one of movies, shows, music, photos, other_videos.",
-        );
-    };
-    let name = new.name.trim().to_string();
-    if name.is_empty() {
-        return bad(StatusCode::BAD_REQUEST, "A library needs a name.");
-    }
-    let mut paths = Vec::new();
-    for f in &new.folders {
-        match crate::library::check_folder(f) {
-            Ok(p) => paths.push(p),
-            Err(e) => return bad(StatusCode::BAD_REQUEST, &e.to_string()),
+pub async fn create(mut call: Call) -> Response<Body> {
+    reply(async {
+        let new: NewLibrary = body::json(&mut call.req).await?;
+        let kind = parse_kind(&new.kind)
+            .ok_or_else(|| Refused::bad("kind is one of movies, shows, music, photos, other_videos."))?;
+        let name = new.name.trim().to_string();
+        if name.is_empty() {
+            return Err(Refused::bad("A library needs a name."));
         }
-    }
-    let result = ctx
-        .state
-        .update(|s| {
-            let id = s.free_library_id()?;
-            let name = bounded("the library name", &name)?;
-            push("libraries", &mut s.libraries, Library { id, kind, name })?;
-            for p in &paths {
-                if s.folders
-                    .iter()
-                    .any(|f| f.library == id && f.path.as_str() == p)
-                {
-                    continue;
+        let paths = new.folders.iter().map(|f| crate::library::check_folder(f)).collect::<Result<Vec<_>, _>>()?;
+        let id = call
+            .ctx
+            .state
+            .update(|s| {
+                let id = s.free_library_id()?;
+                let name = bounded("the library name", &name)?;
+                push("libraries", &mut s.libraries, Library { id, kind, name })?;
+                for p in &paths {
+                    if s.folders.iter().any(|f| f.library == id && f.path.as_str() == p) {
+                        continue;
+                    }
+                    let path = bounded("the folder path", p)?;
+                    push("media folders", &mut s.folders, Folder { library: id, path })?;
                 }
-                let path = bounded("the folder path", p)?;
-                push(
-                    "media folders",
-                    &mut s.folders,
-                    Folder { library: id, path },
-                )?;
-            }
-            Ok::<_, StateError>(id)
-        })
-        .await;
-    let id = match result {
-        Ok(id) => id,
-        Err(UpdateError::Rejected(e)) => return state_error(UpdateError::<StateError>::Invalid(e)),
-        Err(e) => return state_error(e),
-    };
-    scanning(&ctx, id)
+                Ok::<_, StateError>(id)
+            })
+            .await?;
+        scanning(&call.ctx, id)
+    }
+    .await)
 }
 
-fn lib_id(ctx: &Ctx, params: &Params) -> Result<u8, Response<Body>> {
+fn lib_id(ctx: &Ctx, params: &Params) -> Result<u8, Refused> {
     let s = ctx.state.snapshot();
     params
         .get("id")
         .and_then(|v| v.parse::<u8>().ok())
         .filter(|id| s.libraries.iter().any(|l| l.id == *id))
-        .ok_or_else(|| bad(StatusCode::NOT_FOUND, "There is no library with that id."))
+        .ok_or_else(|| Refused::not_found("There is no library with that id."))
 }
 
 /// `DELETE /api/v1/libraries/{id}`: the library, its folders, its shares and its items go.
 pub async fn delete(call: Call) -> Response<Body> {
-    let id = match lib_id(&call.ctx, &call.params) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let result = call
-        .ctx
-        .state
-        .update(|s| {
-            s.libraries.retain(|l| l.id != id);
-            s.folders.retain(|f| f.library != id);
-            s.settings.dlna.libraries.retain(|l| *l != id);
-            for a in s.accounts.iter_mut() {
-                a.shares.retain(|l| *l != id);
-            }
-            Ok::<_, StateError>(())
-        })
-        .await;
-    if let Err(e) = result {
-        return state_error(e);
+    reply(async {
+        let id = lib_id(&call.ctx, &call.params)?;
+        call.ctx
+            .state
+            .update(|s| {
+                s.libraries.retain(|l| l.id != id);
+                s.folders.retain(|f| f.library != id);
+                s.settings.dlna.libraries.retain(|l| *l != id);
+                for a in s.accounts.iter_mut() {
+                    a.shares.retain(|l| *l != id);
+                }
+                Ok::<_, StateError>(())
+            })
+            .await?;
+        call.ctx.library.retain_libraries(&call.ctx.state.snapshot());
+        Ok(json(&serde_json::json!({ "deleted": id })))
     }
-    call.ctx
-        .library
-        .retain_libraries(&call.ctx.state.snapshot());
-    json(&serde_json::json!({ "deleted": id }))
+    .await)
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FolderBody {
     path: String,
 }
 
+/// The prologue of both folder routes: the library `{id}` (404 when there is none) and the folder the body
+/// names.
+async fn folder_call(call: &mut Call) -> Result<(u8, FolderBody), Refused> {
+    let id = lib_id(&call.ctx, &call.params)?;
+    let f: FolderBody = body::json(&mut call.req).await?;
+    Ok((id, f))
+}
+
 /// `POST /api/v1/libraries/{id}/folders` `{"path"}`.
-pub async fn add_folder(call: Call) -> Response<Body> {
-    let id = match lib_id(&call.ctx, &call.params) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Call { ctx, req, .. } = call;
-    let f: FolderBody = match body(req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let path = match crate::library::check_folder(&f.path) {
-        Ok(p) => p,
-        Err(e) => return bad(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    let result = ctx
-        .state
-        .update(|s| {
-            if !s.libraries.iter().any(|l| l.id == id) {
-                return Err(StateError::Missing { what: "library", id: id as u32 });
-            }
-            if s.folders
-                .iter()
-                .any(|x| x.library == id && x.path.as_str() == path)
-            {
-                return Err(StateError::Invalid(
-                    "that folder is already in this library",
-                ));
-            }
-            let p = bounded("the folder path", &path)?;
-            push(
-                "media folders",
-                &mut s.folders,
-                Folder {
-                    library: id,
-                    path: p,
-                },
-            )
-        })
-        .await;
-    match result {
-        Ok(()) => {}
-        Err(UpdateError::Rejected(StateError::Invalid(m))) => {
-            return bad(StatusCode::CONFLICT, &format!("{m}."));
-        }
-        Err(UpdateError::Rejected(StateError::Missing { .. })) => {
-            return bad(StatusCode::NOT_FOUND, "That library was deleted meanwhile.");
-        }
-        Err(UpdateError::Rejected(e)) => return state_error(UpdateError::<StateError>::Invalid(e)),
-        Err(e) => return state_error(e),
+pub async fn add_folder(mut call: Call) -> Response<Body> {
+    reply(async {
+        let (id, f) = folder_call(&mut call).await?;
+        let path = crate::library::check_folder(&f.path)?;
+        // Checked and changed in one update: a DELETE of the library that wins the race is a 404 here.
+        call.ctx
+            .state
+            .update(|s| {
+                if !s.libraries.iter().any(|l| l.id == id) {
+                    return Err(deleted_meanwhile());
+                }
+                if s.folders.iter().any(|x| x.library == id && x.path.as_str() == path) {
+                    return Err(Refused::conflict("That folder is already in this library."));
+                }
+                let p = bounded("the folder path", &path)?;
+                push("media folders", &mut s.folders, Folder { library: id, path: p })?;
+                Ok(())
+            })
+            .await?;
+        scanning(&call.ctx, id)
     }
-    scanning(&ctx, id)
+    .await)
 }
 
 /// `DELETE /api/v1/libraries/{id}/folders` `{"path"}`: the folder's items leave with the next scan.
-pub async fn remove_folder(call: Call) -> Response<Body> {
-    let id = match lib_id(&call.ctx, &call.params) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Call { ctx, req, .. } = call;
-    let f: FolderBody = match body(req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let want = if f.path.len() > 1 {
-        f.path.trim_end_matches('/')
-    } else {
-        &f.path
-    };
-    // Checked and changed in one update, which also hands back the library: a DELETE of the library that wins
-    // the race is a 404 here, not a library missing after the change (C-8).
-    let result = ctx
-        .state
-        .update(|s| {
-            let Some(l) = s.libraries.iter().find(|l| l.id == id).cloned() else {
-                return Err("That library was deleted meanwhile.");
-            };
-            let before = s.folders.len();
-            s.folders
-                .retain(|x| !(x.library == id && x.path.as_str() == want));
-            if s.folders.len() == before {
-                return Err("That folder is not in this library.");
-            }
-            Ok(l)
-        })
-        .await;
-    let l = match result {
-        Ok(l) => l,
-        Err(UpdateError::Rejected(m)) => return bad(StatusCode::NOT_FOUND, m),
-        Err(e) => return state_error(e),
-    };
-    ctx.library.refresh(id);
-    json(&library_json(&ctx, &l))
+pub async fn remove_folder(mut call: Call) -> Response<Body> {
+    reply(async {
+        let (id, f) = folder_call(&mut call).await?;
+        let want = if f.path.len() > 1 { f.path.trim_end_matches('/') } else { &f.path };
+        // Checked and changed in one update, which also hands back the library: a DELETE of the library that
+        // wins the race is a 404 here, not a library missing after the change (C-8).
+        let l = call
+            .ctx
+            .state
+            .update(|s| {
+                let Some(l) = s.libraries.iter().find(|l| l.id == id).cloned() else {
+                    return Err(deleted_meanwhile());
+                };
+                let before = s.folders.len();
+                s.folders.retain(|x| !(x.library == id && x.path.as_str() == want));
+                if s.folders.len() == before {
+                    return Err(Refused::not_found("That folder is not in this library."));
+                }
+                Ok(l)
+            })
+            .await?;
+        call.ctx.library.refresh(id);
+        Ok(json(&library_json(&call.ctx, &l)))
+    }
+    .await)
 }
 
 /// `POST /api/v1/libraries/{id}/refresh`.
 pub async fn refresh(call: Call) -> Response<Body> {
     let id = match lib_id(&call.ctx, &call.params) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     call.ctx.library.refresh(id);
     let mut r = json(&serde_json::json!({ "queued": id }));
@@ -339,7 +239,7 @@ pub async fn refresh(call: Call) -> Response<Body> {
 pub async fn progress(call: Call) -> Response<Body> {
     let id = match lib_id(&call.ctx, &call.params) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into(),
     };
     json(&serde_json::to_value(call.ctx.library.progress_of(id).view()).unwrap_or_default())
 }
@@ -370,6 +270,7 @@ fn bandwidth_json(ctx: &Ctx) -> Response<Body> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BandwidthBody {
     upload_kbps: Option<u32>,
     stream_kbps: Option<u32>,
@@ -378,40 +279,34 @@ struct BandwidthBody {
 
 /// `PUT /api/v1/bandwidth` `{"upload_kbps", "stream_kbps", "lan_networks"}` (each optional; 0 = uncapped;
 /// an empty network list = the server's own subnets). Running streams follow at once.
-pub async fn set_bandwidth(call: Call) -> Response<Body> {
-    let Call { ctx, req, .. } = call;
-    let b: BandwidthBody = match body(req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let mut nets = Vec::new();
-    for n in b.lan_networks.iter().flatten() {
-        match n.parse::<crate::state::Net>() {
-            Ok(n) => nets.push(n),
-            Err(e) => return bad(StatusCode::BAD_REQUEST, &format!("{n:?}: {e}")),
-        }
-    }
-    let result = ctx
-        .state
-        .update(|s| {
-            if let Some(u) = b.upload_kbps {
-                s.settings.remote.upload_kbps = u;
-            }
-            if let Some(k) = b.stream_kbps {
-                s.settings.remote.stream_kbps = k;
-            }
-            if b.lan_networks.is_some() {
-                s.settings.lan_networks.clear();
-                for n in &nets {
-                    push("LAN networks", &mut s.settings.lan_networks, *n)?;
+pub async fn set_bandwidth(mut call: Call) -> Response<Body> {
+    reply(async {
+        let b: BandwidthBody = body::json(&mut call.req).await?;
+        let nets = b
+            .lan_networks
+            .iter()
+            .flatten()
+            .map(|n| n.parse::<crate::state::Net>().map_err(|e| Refused::bad(format!("{n:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        call.ctx
+            .state
+            .update(|s| {
+                if let Some(u) = b.upload_kbps {
+                    s.settings.remote.upload_kbps = u;
                 }
-            }
-            Ok::<_, StateError>(())
-        })
-        .await;
-    match result {
-        Ok(()) => bandwidth_json(&ctx),
-        Err(UpdateError::Rejected(e)) => state_error(UpdateError::<StateError>::Invalid(e)),
-        Err(e) => state_error(e),
+                if let Some(k) = b.stream_kbps {
+                    s.settings.remote.stream_kbps = k;
+                }
+                if b.lan_networks.is_some() {
+                    s.settings.lan_networks.clear();
+                    for n in &nets {
+                        push("LAN networks", &mut s.settings.lan_networks, *n)?;
+                    }
+                }
+                Ok::<_, StateError>(())
+            })
+            .await?;
+        Ok(bandwidth_json(&call.ctx))
     }
+    .await)
 }

@@ -10,12 +10,14 @@
 
 pub mod account_api;
 pub mod api;
+pub mod body;
 pub mod conn;
 pub mod deadline;
 pub mod doors;
 pub mod exchange;
 pub mod libraries;
 pub mod plex;
+pub mod refused;
 pub mod remote;
 pub mod rewind;
 pub mod routes;

@@ -688,37 +688,59 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
     }
 }
 
-/// An item or group by id, if visible: (library, item or group).
-fn find_metadata(call: &Call) -> Result<(Library, Result<Item, Group>), Response<Body>> {
+/// What a metadata id names: a playable item (movie, episode, track, photo) or a group of them (show,
+/// season, artist, album, photo album).
+enum Found {
+    Item(Item),
+    Group(Group),
+}
+
+impl Found {
+    fn library(&self) -> crate::state::LibraryId {
+        match self {
+            Found::Item(i) => i.library,
+            Found::Group(g) => g.library,
+        }
+    }
+}
+
+/// An item or group by id, if visible: its library and what it is. Not found and not visible answer alike.
+fn find_metadata(call: &Call) -> Result<(Library, Found), Response<Body>> {
     // The words the access rule answers for an item the caller may not see: the same for both.
-    let nf = || {
-        error(
-            StatusCode::NOT_FOUND,
-            crate::auth::Denial::NoSuchItem.message(),
-            call.format,
-        )
-    };
-    let id = call
-        .params
-        .get("id")
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or_else(nf)?;
+    let nf = || error(StatusCode::NOT_FOUND, crate::auth::Denial::NoSuchItem.message(), call.format);
+    let id = call.params.get("id").and_then(|v| v.parse::<u32>().ok()).ok_or_else(nf)?;
     let found = match call.ctx.library.item(id) {
-        Some(i) => Ok(i),
-        None => Err(call.ctx.library.group(id).ok_or_else(nf)?),
-    };
-    let lib_id = match &found {
-        Ok(i) => i.library,
-        Err(g) => g.library,
+        Some(i) => Found::Item(i),
+        None => Found::Group(call.ctx.library.group(id).ok_or_else(nf)?),
     };
     let s = call.ctx.state.snapshot();
-    let lib = s
-        .libraries
-        .iter()
-        .find(|l| l.id == lib_id)
-        .cloned()
-        .filter(|l| visible(call).allows(l.id));
+    let lib = s.libraries.iter().find(|l| l.id == found.library()).cloned().filter(|l| visible(call).allows(l.id));
     Ok((lib.ok_or_else(nf)?, found))
+}
+
+/// The prologue of the routes under a group (`children`, `allLeaves`): the group the id names, or 404 with
+/// `not_a_group` when it names a playable item.
+fn find_group(call: &Call, not_a_group: &str) -> Result<(Library, Group), Response<Body>> {
+    match find_metadata(call)? {
+        (lib, Found::Group(g)) => Ok((lib, g)),
+        (_, Found::Item(_)) => Err(error(StatusCode::NOT_FOUND, not_a_group, call.format)),
+    }
+}
+
+/// A MediaContainer of the `kids` under group `g`, titled as Plex titles them (`title2`: the album, for
+/// `children`).
+fn group_container(call: &Call, lib: &Library, g: &Group, title2: Option<&str>, view_group: &str, kids: Vec<Node>) -> Response<Body> {
+    let mut root = media_container()
+        .a("size", kids.len() as u64)
+        .a("librarySectionID", lib.id as u64)
+        .a("key", g.id as u64)
+        .a("title1", &*g.show)
+        .opt("title2", title2)
+        .a("viewGroup", view_group);
+    for k in kids {
+        root = root.kid(k);
+    }
+    container(call.format, root)
 }
 
 /// `GET /library/metadata/{id}`.
@@ -728,8 +750,8 @@ pub async fn metadata(call: Call) -> Response<Body> {
         Err(r) => return r,
     };
     let node = match &found {
-        Ok(i) => item_node(&call, &lib, i),
-        Err(g) => group_node(&call, &lib, g),
+        Found::Item(i) => item_node(&call, &lib, i),
+        Found::Group(g) => group_node(&call, &lib, g),
     };
     let root = media_container()
         .a("size", 1u64)
@@ -742,104 +764,44 @@ pub async fn metadata(call: Call) -> Response<Body> {
 /// `GET /library/metadata/{id}/children`: a show's seasons, a season's episodes, an artist's albums, an
 /// album's tracks.
 pub async fn children(call: Call) -> Response<Body> {
-    let (lib, found) = match find_metadata(&call) {
+    let (lib, g) = match find_group(&call, "That item has no children; only shows, seasons, artists and albums do.") {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let Err(g) = found else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "That item has no children; only shows, seasons, artists and albums do.",
-            call.format,
-        );
-    };
     let artist = lib.kind == LibraryKind::Music && g.is_top();
+    let library = &call.ctx.library;
     let kids: Vec<Node> = match g.season {
-        None if artist => call
-            .ctx
-            .library
-            .albums(lib.id, Some(g.id))
-            .iter()
-            .map(|a| group_node(&call, &lib, a))
-            .collect(),
+        None if artist => library.albums(lib.id, Some(g.id)).iter().map(|a| group_node(&call, &lib, a)).collect(),
         None if g.album.is_some() => {
-            let mut v = call.ctx.library.episodes(g.id);
+            let mut v = library.episodes(g.id);
             if lib.kind == LibraryKind::Photos {
                 v.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()).then(a.id.cmp(&b.id)));
             }
             v.iter().map(|i| item_node(&call, &lib, i)).collect()
         }
-        None => call
-            .ctx
-            .library
-            .seasons(g.id)
-            .iter()
-            .map(|s| group_node(&call, &lib, s))
-            .collect(),
-        Some(_) => call
-            .ctx
-            .library
-            .episodes(g.id)
-            .iter()
-            .map(|i| item_node(&call, &lib, i))
-            .collect(),
+        None => library.seasons(g.id).iter().map(|s| group_node(&call, &lib, s)).collect(),
+        Some(_) => library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect(),
     };
-    let mut root = media_container()
-        .a("size", kids.len() as u64)
-        .a("librarySectionID", lib.id as u64)
-        .a("key", g.id as u64)
-        .a("title1", &*g.show)
-        .opt("title2", g.album.as_deref())
-        .a(
-            "viewGroup",
-            match (artist, g.album.is_some(), g.season.is_none()) {
-                (true, _, _) => "album",
-                (_, true, _) if lib.kind == LibraryKind::Photos => "photo",
-                (_, true, _) => "track",
-                (_, _, true) => "season",
-                _ => "episode",
-            },
-        );
-    for k in kids {
-        root = root.kid(k);
-    }
-    container(call.format, root)
+    let view_group = match (artist, g.album.is_some(), g.season.is_none()) {
+        (true, _, _) => "album",
+        (_, true, _) if lib.kind == LibraryKind::Photos => "photo",
+        (_, true, _) => "track",
+        (_, _, true) => "season",
+        _ => "episode",
+    };
+    group_container(&call, &lib, &g, g.album.as_deref(), view_group, kids)
 }
 
 /// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season), every track of an artist (or
 /// album).
 pub async fn all_leaves(call: Call) -> Response<Body> {
-    let (lib, found) = match find_metadata(&call) {
+    let (lib, g) = match find_group(&call, "That item has no episodes or tracks; only shows, seasons, artists and albums do.") {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let Err(g) = found else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "That item has no episodes or tracks; only shows, seasons, artists and albums do.",
-            call.format,
-        );
-    };
-    let kids: Vec<Node> = call
-        .ctx
-        .library
-        .episodes(g.id)
-        .iter()
-        .map(|i| item_node(&call, &lib, i))
-        .collect();
-    let mut root = media_container()
-        .a("size", kids.len() as u64)
-        .a("librarySectionID", lib.id as u64)
-        .a("key", g.id as u64)
-        .a("title1", &*g.show)
-        .a(
-            "viewGroup",
-            if lib.kind == LibraryKind::Music { "track" } else { "episode" },
-        );
-    for k in kids {
-        root = root.kid(k);
-    }
-    container(call.format, root)
+    let kids: Vec<Node> = call.ctx.library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect();
+    let view_group = if lib.kind == LibraryKind::Music { "track" } else { "episode" };
+    group_container(&call, &lib, &g, None, view_group, kids)
 }
 
 /// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection (TLS, or a plain connection hyper kept after a

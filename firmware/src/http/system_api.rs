@@ -72,16 +72,16 @@ pub async fn system(call: Call) -> Response<Body> {
 /// is not an error (nothing changes).
 pub async fn clear_safe_mode(call: Call) -> Response<Body> {
     let was = call.ctx.state.snapshot().safe_mode.active;
-    match call.ctx.state.update(|s| {
+    let cleared = call.ctx.state.update(|s| {
         crate::system::reset::clear_safe_mode(s);
         Ok::<_, core::convert::Infallible>(())
-    }).await {
-        Ok(()) => {
-            if was {
-                tracing::info!("safe mode cleared by the owner");
-            }
-            json(&json!({ "safe_mode": { "active": false, "since": 0 }, "was_active": was }))
+    });
+    super::refused::reply(async {
+        cleared.await?;
+        if was {
+            tracing::info!("safe mode cleared by the owner");
         }
-        Err(e) => super::error(hyper::StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), call.format),
+        Ok(json(&json!({ "safe_mode": { "active": false, "since": 0 }, "was_active": was })))
     }
+    .await)
 }

@@ -7,11 +7,12 @@
 //! owner's certificate and lets that task make a fresh one).
 //! Must not touch: the private key on the way out — it is never answered, logged or echoed in an error.
 
+use super::body;
+use super::refused::{Refused, reply};
 use super::routes::Call;
-use super::{Body, MAX_BODY, error, json, tls};
-use crate::state::{SecureConnections, State, StateError, UpdateError};
-use http_body_util::{BodyExt, Limited};
-use hyper::{Response, StatusCode};
+use super::{Body, json, tls};
+use crate::state::{SecureConnections, State, StateError};
+use hyper::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -59,55 +60,47 @@ struct Change {
 
 /// `PUT /api/v1/settings/tls` `{"secure_connections"?, "certificate_pem"? + "key_pem"?, "use_self_signed"?}`.
 /// Everything is checked before anything changes.
-pub async fn put(call: Call) -> Response<Body> {
-    let Call { ctx, req, format, .. } = call;
-    let bad = |m: &str| error(StatusCode::BAD_REQUEST, m, format);
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "The request body is larger than 64 KiB.", format),
-    };
-    // serde's message could quote the body (the key); say what is wrong without it.
-    let Ok(c) = serde_json::from_slice::<Change>(&body) else {
-        return bad("The body must be a JSON object with secure_connections, certificate_pem and key_pem, or use_self_signed.");
-    };
-    let mode = match c.secure_connections.as_deref() {
-        None => None,
-        Some("required") => Some(SecureConnections::Required),
-        Some("preferred") => Some(SecureConnections::Preferred),
-        Some("disabled") => Some(SecureConnections::Disabled),
-        Some(_) => return bad("secure_connections is one of required, preferred, disabled."),
-    };
-    let installed = match (c.certificate_pem, c.key_pem) {
-        (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => return bad("Send the certificate and its private key together."),
-        (Some(_), Some(_)) if c.use_self_signed => {
-            return bad("Either install a certificate or go back to the self-signed one, not both.");
-        }
-        (Some(cert), Some(key)) => match tls::custom(cert.as_bytes(), key.as_bytes(), crate::system::clock::unix_now() as i64) {
-            Ok(t) => Some(t),
-            Err(e) => return bad(&format!("That certificate cannot be used: {e}.")),
-        },
-    };
-    let result = ctx
-        .state
-        .update(|s| {
-            if let Some(m) = mode {
-                if m == SecureConnections::Required && s.tls.is_none() && installed.is_none() {
-                    return Err(StateError::Invalid("there is no certificate yet; it is made when the server is claimed"));
+pub async fn put(mut call: Call) -> Response<Body> {
+    reply(async {
+        // serde's reason could quote the body (the key): only syntax errors and field names are echoed.
+        let c: Change = body::json_quoting(&mut call.req, body::Quote::Never).await?;
+        let mode = match c.secure_connections.as_deref() {
+            None => None,
+            Some("required") => Some(SecureConnections::Required),
+            Some("preferred") => Some(SecureConnections::Preferred),
+            Some("disabled") => Some(SecureConnections::Disabled),
+            Some(_) => return Err(Refused::bad("secure_connections is one of required, preferred, disabled.")),
+        };
+        let installed = match (c.certificate_pem, c.key_pem) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => return Err(Refused::bad("Send the certificate and its private key together.")),
+            (Some(_), Some(_)) if c.use_self_signed => {
+                return Err(Refused::bad("Either install a certificate or go back to the self-signed one, not both."));
+            }
+            (Some(cert), Some(key)) => match tls::custom(cert.as_bytes(), key.as_bytes(), crate::system::clock::unix_now() as i64) {
+                Ok(t) => Some(t),
+                Err(e) => return Err(Refused::bad(format!("That certificate cannot be used: {e}."))),
+            },
+        };
+        let use_self_signed = c.use_self_signed;
+        call.ctx
+            .state
+            .update(|s| {
+                if let Some(m) = mode {
+                    if m == SecureConnections::Required && s.tls.is_none() && installed.is_none() {
+                        return Err(StateError::Invalid("there is no certificate yet; it is made when the server is claimed"));
+                    }
+                    s.settings.secure_connections = m;
                 }
-                s.settings.secure_connections = m;
-            }
-            if let Some(t) = installed {
-                s.tls = Some(t);
-            } else if c.use_self_signed && s.tls.as_ref().is_some_and(|t| t.custom) {
-                s.tls = None; // tls::keep_certificate makes a new self-signed one at once
-            }
-            Ok(())
-        })
-        .await;
-    match result {
-        Ok(()) => json(&view(&ctx.state.snapshot())),
-        Err(UpdateError::Rejected(e)) | Err(UpdateError::Invalid(e)) => bad(&format!("{e}.")),
-        Err(UpdateError::Store(m)) => error(StatusCode::SERVICE_UNAVAILABLE, &m, format),
+                if let Some(t) = installed {
+                    s.tls = Some(t);
+                } else if use_self_signed && s.tls.as_ref().is_some_and(|t| t.custom) {
+                    s.tls = None; // tls::keep_certificate makes a new self-signed one at once
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(json(&view(&call.ctx.state.snapshot())))
     }
+    .await)
 }

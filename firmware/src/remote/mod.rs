@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod pcp;
 pub mod reflector;
 pub mod router;
+pub mod settings;
 pub mod status;
 pub mod stun;
 
