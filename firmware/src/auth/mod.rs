@@ -91,9 +91,6 @@ impl AuthError {
     }
 }
 
-/// Unix time now, in the state's unit: the system room's clock ([`crate::system::clock::now`]), named here
-/// for the handlers that stamp auth records.
-pub use crate::system::clock::now;
 
 /// The auth room's runtime part, shared by all requests.
 #[derive(Default)]
@@ -122,7 +119,7 @@ impl Guard {
 
     /// Note that a device was used (RAM only).
     pub fn seen(&self, device: DeviceId) {
-        self.seen.lock().unwrap().insert(device, now());
+        self.seen.lock().unwrap().insert(device, crate::system::clock::now());
     }
 
     /// The last-seen time not yet written to flash, if any.

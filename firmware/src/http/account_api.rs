@@ -95,7 +95,7 @@ fn own_account(call: &Call) -> Result<Account, Refused> {
 async fn issue(call: &Call, account: AccountId) -> Result<(String, state::DeviceId), Refused> {
     let client = token::Client::from_headers(call.req.headers());
     let (text, hash) = token::mint();
-    let now = crate::auth::now();
+    let now = crate::system::clock::now();
     let id = call
         .ctx
         .state

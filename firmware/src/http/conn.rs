@@ -27,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Accept until `stop` turns true. Each connection lives on one of the [`Workers`](super::workers::Workers).
+/// Accept until `stop` turns true. Each connection lives on one of the [`Workers`](crate::system::workers::Workers).
 /// One source holds at most [`fds::per_source_cap`] connections (R-F2); more are refused at once with 503.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
-    let workers = super::workers::Workers::get();
+    let workers = crate::system::workers::Workers::get();
     let sources = fds::Sources::new(fds::per_source_cap(fds::limit()));
     let mut trouble = fds::AcceptTrouble::new("HTTP");
     loop {

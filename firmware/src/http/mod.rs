@@ -26,8 +26,6 @@ pub mod system_api;
 pub mod tls;
 pub mod tls_api;
 pub mod web;
-/// The connection workers live in the system room; `http::conn` reaches them by this path.
-pub use crate::system::workers;
 
 use crate::state::Handle;
 use bytes::Bytes;

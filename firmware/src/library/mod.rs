@@ -444,7 +444,7 @@ impl Catalog {
         old: &HashMap<Box<[u8]>, Item>,
         unreadable: &[PathBuf],
     ) {
-        let now = unix_now();
+        let now = crate::system::clock::now();
         let mut shelves = self.shelves.write().unwrap();
         // The other libraries' items as they are; this library's from the scan (and the unreadable folders).
         let mut next = shelves.carry(|r| r.library != id);
@@ -892,9 +892,6 @@ fn parent_name(path: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Unix time now in seconds (32 bits): the system room's clock ([`crate::system::clock::now`]), named here for
-/// the stream room's Date header.
-pub use crate::system::clock::now as unix_now;
 
 /// Check a folder the owner wants to add: absolute, UTF-8 (the state stores text), an existing readable
 /// directory. Returns the path as given (no symlink resolution: the scanner keeps within it).

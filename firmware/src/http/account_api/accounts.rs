@@ -130,7 +130,7 @@ async fn add_account(mut call: Call, role: Role) -> Answer {
     precheck(&call, Some(&name), None, Some(&b.shares))?;
     let pin = seal(&call, b.pin).await?;
     let password = seal(&call, password).await?;
-    let now = crate::auth::now();
+    let now = crate::system::clock::now();
     let (id, secured) = call
         .ctx
         .state

@@ -41,7 +41,7 @@ pub async fn create_token(mut call: Call) -> Response<Body> {
             _ => return Err(Refused::bad("scope is one of read_library, refresh_library, admin")),
         };
         let (text, hash) = token::mint();
-        let now = crate::auth::now();
+        let now = crate::system::clock::now();
         let id = call.ctx.state.update(|s| home::add_api_token(s, name.clone(), scope, hash, now)).await?;
         created(json!({ "id": id, "name": name.as_str(), "scope": scope_name(scope), "token": text, "created": now }))
     }

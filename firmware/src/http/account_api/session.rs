@@ -53,7 +53,7 @@ pub async fn claim(mut call: Call) -> Response<Body> {
         let sealed = call.ctx.auth.hasher.seal(b.password).await.map_err(AuthError::from)?;
         let client = token::Client::from_headers(call.req.headers());
         let (text, hash) = token::mint();
-        let now = crate::auth::now();
+        let now = crate::system::clock::now();
         let (owner, device) = call
             .ctx
             .state
