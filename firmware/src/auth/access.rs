@@ -113,53 +113,7 @@ impl Access {
     }
 }
 
-/// A set of library ids (ids are 1..=255): a bitset, so a [`Caller`] stays `Copy`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Libraries([u64; 4]);
-
-impl Libraries {
-    /// Add a library.
-    pub fn insert(&mut self, id: LibraryId) {
-        self.0[usize::from(id / 64)] |= 1 << (id % 64);
-    }
-
-    /// The library is in the set.
-    pub fn contains(&self, id: LibraryId) -> bool {
-        self.0[usize::from(id / 64)] & (1 << (id % 64)) != 0
-    }
-}
-
-impl FromIterator<LibraryId> for Libraries {
-    fn from_iter<I: IntoIterator<Item = LibraryId>>(ids: I) -> Libraries {
-        let mut set = Libraries::default();
-        for id in ids {
-            set.insert(id);
-        }
-        set
-    }
-}
-
-/// Which libraries a caller may see (see the module doc). Only [`decide`] makes one for a caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Visible {
-    /// Every library.
-    All,
-    /// These libraries (of those that exist).
-    Only(Libraries),
-}
-
-impl Visible {
-    /// No library at all.
-    pub const NOTHING: Visible = Visible::Only(Libraries([0; 4]));
-
-    /// The caller may see library `id`.
-    pub fn allows(&self, id: LibraryId) -> bool {
-        match self {
-            Visible::All => true,
-            Visible::Only(s) => s.contains(id),
-        }
-    }
-}
+pub use crate::state::visible::{Libraries, Visible};
 
 /// The libraries the owner chose for DLNA, all when the choice is empty (what a DLNA caller sees).
 pub fn dlna_libraries(state: &State) -> Visible {

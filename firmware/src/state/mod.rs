@@ -18,6 +18,7 @@ mod settle;
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod visible;
 pub mod wear;
 
 use core::net::IpAddr;

@@ -25,7 +25,7 @@ pub mod open;
 pub mod pace;
 pub mod range;
 
-use crate::auth::Visible;
+use crate::state::visible::Visible;
 use crate::library::{Catalog, ItemId};
 use crate::wire::{Fields, Head};
 use crate::state::LibraryId;
