@@ -343,11 +343,16 @@ const V1_RECORD: &[u8] = include_bytes!("fixtures/v1.rec");
 /// A full schema 2 record written by `encode` of 9012a71 (schema 2, see `fixtures/README.md`).
 const V2_RECORD: &[u8] = include_bytes!("fixtures/v2.rec");
 
+/// An account as the fixture tests compare it: id, name, role, salts of password and PIN, shares, created.
+type AccountRow<'a> = (u16, &'a str, Role, Option<u8>, Option<u8>, &'a [u8], u32);
+/// A device as the fixture tests compare it: id, account, token hash, client, name, product, created, last seen.
+type DeviceRow<'a> = (u16, u16, [u8; 16], &'a [u8; 8], &'a str, &'a str, u32, u32);
+
 /// What the version 1 and 2 fixtures hold (they differ only in the machine id, the caps and safe mode).
 fn assert_old_fixture(st: &State, machine: &[u8; 16]) {
     st.validate().unwrap();
     assert_eq!(&st.machine_id, machine);
-    let people: std::vec::Vec<(u16, &str, Role, Option<u8>, Option<u8>, &[u8], u32)> = st
+    let people: std::vec::Vec<AccountRow> = st
         .accounts
         .iter()
         .map(|a| {
@@ -364,7 +369,7 @@ fn assert_old_fixture(st: &State, machine: &[u8; 16]) {
     ]);
     assert_eq!(st.accounts[0].password, Some(Secret { salt: [1; 16], hash: [2; 16] }));
     assert_eq!(st.accounts[2].pin, Some(Secret { salt: [5; 16], hash: [6; 16] }));
-    let devices: std::vec::Vec<(u16, u16, [u8; 16], &[u8; 8], &str, &str, u32, u32)> = st
+    let devices: std::vec::Vec<DeviceRow> = st
         .devices
         .iter()
         .map(|d| (d.id, d.account, d.token.0, &d.client, d.name.as_str(), d.product.as_str(), d.created, d.last_seen))
