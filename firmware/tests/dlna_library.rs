@@ -4,14 +4,14 @@
 //! HTTP (the real listener and router, in process); the DLNA side through the ContentDirectory action handler
 //! that 32469 runs (the fixed port 32469 itself is left to tests/dlna/run, in its own namespaces).
 
+mod common;
+
 use hearth::dlna::content::{CDS, content_directory};
 use hearth::dlna::soap::Action;
 use hearth::dlna::view::View;
-use hearth::state::{Folder, Handle, Library, LibraryKind, State, bounded};
-use hearth::store::{NorFile, Store};
+use hearth::state::{Folder, Library, LibraryKind, State, bounded};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A real MP4, written by the `mp4` crate's muxer: one H.264 video track of `seconds` one-second samples.
@@ -98,20 +98,12 @@ async fn dlna_browse_shows_the_catalogs_probed_duration_and_plex_item_id() {
     let t = tempfile::tempdir().unwrap();
     let films = t.path().join("films");
     real_mp4(&films.join("Big.Buck.Bunny.2008.mp4"), 3);
-    let data = t.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let flash = NorFile::open_or_create(&data.join("flash.img"), 64 * 1024, 4096).unwrap();
     let mut s = State::new([7; 16]);
     s.libraries.push(Library { id: 1, kind: LibraryKind::Movies, name: bounded("name", "Films").unwrap() }).unwrap();
     s.folders.push(Folder { library: 1, path: bounded("path", films.to_str().unwrap()).unwrap() }).unwrap();
-    let handle = Handle::start(Store::format(flash).unwrap(), s);
-
-    // The context exactly as `hearth serve` makes it: opens the catalog and starts its first scan.
-    let ctx = Arc::new(hearth::http::Ctx::new(handle.clone(), false, data.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(hearth::http::conn::serve(listener, ctx.clone(), stop_rx));
+    // The context exactly as `hearth serve` makes it (tests/common): opens the catalog and starts its first scan.
+    let srv = common::InProcess::start(s).await;
+    let (handle, ctx, addr) = (srv.handle.clone(), srv.ctx.clone(), srv.addr.to_string());
     let deadline = Instant::now() + Duration::from_secs(30);
     while ctx.library.progress_of(1).scans.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "the first scan never finished");
@@ -167,6 +159,5 @@ async fn dlna_browse_shows_the_catalogs_probed_duration_and_plex_item_id() {
     ctx.library.scan_now(1);
     assert_eq!(hearth::dlna::catalog::Catalog::generation(&*ctx.library), settled);
 
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    drop(srv);
 }

@@ -8,7 +8,6 @@ mod common;
 use common::Server;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// One raw request with the given head lines (no Host added) and body; (status, body text).
 fn send(srv: &Server, method: &str, path: &str, lines: &[&str], body: &str) -> (u16, String) {
@@ -106,15 +105,7 @@ fn open_server_with_a_film(srv: &Server, media: &Path) -> (String, String) {
     let body = serde_json::json!({ "name": "Films", "kind": "movies", "folders": [media] }).to_string();
     let (st, v) = srv.json("POST", "/api/v1/libraries", &auth, Some(&body));
     assert_eq!(st, 201, "{v}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let part = loop {
-        let (_, v) = srv.json("GET", "/library/sections/1/all", &[], None);
-        if let Some(key) = v["MediaContainer"]["Metadata"][0]["Media"][0]["Part"][0]["key"].as_str() {
-            break key.to_owned();
-        }
-        assert!(Instant::now() < deadline, "the film was never listed: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let part = srv.first_part(None, 1);
     (token, part)
 }
 

@@ -10,7 +10,6 @@ use serde_json::Value;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
@@ -64,16 +63,11 @@ fn libraries(s: &Server, token: &str) -> Value {
 
 /// Wait until library 1 has finished `scans` scans.
 fn wait_scans(s: &Server, token: &str, scans: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    common::wait_for(&format!("scan {scans} of library 1 to finish"), 60, || {
         let v = libraries(s, token);
         let p = &v["libraries"][0]["progress"];
-        if p["scans"].as_u64().unwrap_or(0) >= scans && p["running"] == false {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "the scan never finished: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (p["scans"].as_u64().unwrap_or(0) >= scans && p["running"] == false).then_some(v)
+    })
 }
 
 /// Library 1's items as the Plex API lists them: (file title, duration if probed).

@@ -1,50 +1,32 @@
 //! HTTPS and HTTP on one port, and the three "Secure connections" modes, against the real listener.
 
-use hearth::http::{self, tls};
-use hearth::state::{self, Account, Handle, Role, SecureConnections, Secret, State};
-use hearth::store::{NorFile, Store};
+mod common;
+
+use hearth::http::tls;
+use hearth::state::{self, Handle, SecureConnections, State};
 use rustls_pki_types::{CertificateDer, ServerName};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn start(mode: SecureConnections) -> (SocketAddr, Handle, CertificateDer<'static>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
-    let (store, _) = Store::open(flash).unwrap();
+/// An in-process server (tests/common) whose owner chose `mode`, once it has made its certificate; (address,
+/// state handle, the certificate, the server: keep it, dropping it stops the listener).
+async fn start(mode: SecureConnections) -> (SocketAddr, Handle, CertificateDer<'static>, common::InProcess) {
     let mut s = State::new([7; 16]);
-    s.accounts
-        .push(Account {
-            id: 1,
-            role: Role::Owner,
-            name: state::bounded("name", "owner").unwrap(),
-            password: Some(Secret { salt: [1; 16], hash: [2; 16] }),
-            pin: None,
-            shares: Default::default(),
-            created: 0,
-        })
-        .unwrap();
+    s.accounts.push(common::test_owner()).unwrap();
     s.settings.secure_connections = mode;
-    let handle = Handle::start(store, s);
+    let srv = common::InProcess::start(s).await;
     // The running server makes its own certificate once it sees a claimed state without one.
-    tokio::spawn(tls::keep_certificate(handle.clone()));
-    let mut rx = handle.subscribe();
+    tokio::spawn(tls::keep_certificate(srv.handle.clone()));
+    let mut rx = srv.handle.subscribe();
     let cert = loop {
         if let Some(t) = rx.borrow_and_update().tls.as_ref() {
             break tls::unpack_chain(&t.chain).unwrap().remove(0);
         }
         rx.changed().await.unwrap();
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ctx = Arc::new(http::Ctx::new(handle.clone(), false, dir.path().to_path_buf()));
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let _keep = _stop;
-        http::serve(listener, ctx, stop_rx).await
-    });
-    (addr, handle, cert, dir)
+    (srv.addr, srv.handle.clone(), cert, srv)
 }
 
 fn connector(cert: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {

@@ -7,46 +7,21 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The built binary (tests/common), claimed, with loopback allowed without auth; its data folder goes with it.
 struct Server {
-    child: Child,
     addr: String,
+    _srv: common::Server,
     _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Server {
     let data = tempfile::tempdir().unwrap();
-    // The kernel picks the port and Hearth prints it: a port picked here and released first could be taken by a
-    // test running beside this one.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("is running"), "{line}");
-    let addr = format!("127.0.0.1:{}", common::listening_port(&line).expect("a port in the line"));
-    let server = Server {
-        child,
-        addr,
-        _data: data,
-    };
-    claim_and_open_loopback(&server.addr);
-    server
+    let srv = common::Server::start(data.path());
+    let addr = srv.addr.clone();
+    claim_and_open_loopback(&addr);
+    Server { addr, _srv: srv, _data: data }
 }
 
 /// Owner tokens of the running test servers, by address.
@@ -186,25 +161,11 @@ fn add_movies(addr: &str, name: &str, folder: &Path, want_items: u64) -> serde_j
 }
 
 fn wait_scanned(addr: &str, lib: u64, want_items: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    common::wait_for(&format!("library {lib} to list {want_items} items"), 30, || {
         let libs = json(addr, "/api/v1/libraries");
-        let l = libs["libraries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["id"] == lib)
-            .unwrap()
-            .clone();
-        if l["items"] == want_items && l["progress"]["running"] == false {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "library {lib} never reached {want_items} items: {l}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        let l = libs["libraries"].as_array()?.iter().find(|l| l["id"] == lib)?.clone();
+        (l["items"] == want_items && l["progress"]["running"] == false).then_some(())
+    });
 }
 
 fn items(addr: &str, section: u64) -> Vec<serde_json::Value> {
@@ -637,14 +598,7 @@ fn bad_clients_do_not_disturb_others() {
         s.read_exact(&mut first).unwrap();
         drop(s);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while json(a, "/api/v1/streams")["active"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "streams of gone clients were not freed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_for("the streams of gone clients to be freed", 10, || (json(a, "/api/v1/streams")["active"] == 0).then_some(()));
     // A file truncated while it is being sent ends with a closed connection, never with other bytes.
     let path = lab.media.join("Big.Buck.Bunny.2008.mp4");
     let mut s = TcpStream::connect(a).unwrap();

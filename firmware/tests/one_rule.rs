@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes that look like an MP4 to the recogniser.
 fn fake_mp4(path: &Path) {
@@ -30,16 +30,8 @@ fn library(srv: &Server, owner: &str, name: &str, kind: &str, folder: &Path, wan
     let (st, v) = srv.json("POST", "/api/v1/libraries", &[("X-Plex-Token", owner)], Some(&body));
     assert_eq!(st, 201, "{v}");
     let id = v["id"].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, libs) = get(srv, "/api/v1/libraries", owner);
-        let l = libs["libraries"].as_array().unwrap().iter().find(|l| l["id"] == id).unwrap().clone();
-        if l["items"] == want && l["progress"]["running"] == false {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "library {name} never reached {want} items: {l}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    srv.library_ready(owner, id, want);
+    id
 }
 
 fn metadata(v: &Value) -> Vec<Value> {

@@ -1,10 +1,11 @@
 //! /api/v1/remote against the real listener and the real remote task, in-process; the reflector as the
 //! built `hearth reflector` binary on loopback. (The router side is proven in tests/netlab/run.)
 
+mod common;
+
 use hearth::http;
 use hearth::remote;
-use hearth::state::{self, Account, Handle, Role, Secret, State};
-use hearth::store::{NorFile, Store};
+use hearth::state::{self, Handle, State};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::process::{Child, Command};
@@ -16,8 +17,7 @@ struct Box_ {
     addr: SocketAddr,
     handle: Handle,
     ctx: Arc<http::Ctx>,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::watch::Sender<bool>,
+    _srv: common::InProcess,
 }
 
 /// The owner's admin API token for every test server (the hash goes into each claimed state).
@@ -26,23 +26,12 @@ fn owner_token() -> &'static (String, hearth::state::TokenHash) {
     TOKEN.get_or_init(hearth::auth::token::mint)
 }
 
+/// An in-process server (tests/common) with the remote-access task beside it; claimed: an owner and the
+/// owner's admin API token.
 async fn start(claimed: bool) -> Box_ {
-    let dir = tempfile::tempdir().unwrap();
-    let flash = NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
-    let (store, _) = Store::open(flash).unwrap();
     let mut s = State::new([9; 16]);
     if claimed {
-        s.accounts
-            .push(Account {
-                id: 1,
-                role: Role::Owner,
-                name: state::bounded("name", "owner").unwrap(),
-                password: Some(Secret { salt: [1; 16], hash: [2; 16] }),
-                pin: None,
-                shares: Default::default(),
-                created: 0,
-            })
-            .unwrap();
+        s.accounts.push(common::test_owner()).unwrap();
         s.api_tokens
             .push(hearth::state::ApiToken {
                 id: 2,
@@ -54,16 +43,11 @@ async fn start(claimed: bool) -> Box_ {
             .unwrap();
         s.next_id = 3;
     }
-    let handle = Handle::start(store, s);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ctx = Arc::new(http::Ctx::new(handle.clone(), false, dir.path().to_path_buf()));
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(http::serve(listener, ctx.clone(), stop_rx.clone()));
-    let cfg = remote::Config { internal_port: addr.port(), check_every: Duration::from_secs(1), ..Default::default() };
+    let srv = common::InProcess::start(s).await;
+    let cfg = remote::Config { internal_port: srv.addr.port(), check_every: Duration::from_secs(1), ..Default::default() };
     let beat = hearth::system::watchdog::Heartbeats::default().register("remote access");
-    tokio::spawn(remote::run(handle.clone(), ctx.remote.clone(), cfg, stop_rx, beat));
-    Box_ { addr, handle, ctx, _dir: dir, _stop: stop }
+    tokio::spawn(remote::run(srv.handle.clone(), srv.ctx.remote.clone(), cfg, srv.stopping(), beat));
+    Box_ { addr: srv.addr, handle: srv.handle.clone(), ctx: srv.ctx.clone(), _srv: srv }
 }
 
 async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {

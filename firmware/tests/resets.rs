@@ -104,14 +104,10 @@ fn three_watchdog_resets_within_fifteen_minutes_start_safe_mode_until_the_owner_
     assert_eq!(v["dlna_effectively_on"], false, "DLNA is off in safe mode");
     let (st, _) = call(&s, "POST", "/api/v1/remote/enable", Some(&token), "");
     assert_eq!(st, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
+    let status = common::wait_for("the remote status to name safe mode", 5, || {
         let (_, v) = call(&s, "GET", "/api/v1/remote", Some(&token), "");
-        if v["status"]["reason"]["kind"] == "safe_mode" || Instant::now() > deadline {
-            break v["status"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        Some(v["status"].clone()).filter(|st| st["reason"]["kind"] == "safe_mode")
+    });
     assert_eq!(status["state"], "unsuccessful", "remote access does not start in safe mode: {status}");
     assert!(status["reason"]["sentence"].as_str().unwrap().contains("Safe mode is on"), "{status}");
     s.stop_cleanly();

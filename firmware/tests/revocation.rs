@@ -85,15 +85,7 @@ fn film() -> Film {
     let folder = media.path().to_str().unwrap();
     let lib = ok(&srv, "POST", "/api/v1/libraries", &owner, json!({"name": "Films", "kind": "movies", "folders": [folder]}));
     let lib = lib["id"].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let key = loop {
-        let (_, v) = srv.json("GET", &format!("/library/sections/{lib}/all"), &[("X-Plex-Token", &owner)], None);
-        if let Some(k) = v["MediaContainer"]["Metadata"][0]["Media"][0]["Part"][0]["key"].as_str() {
-            break k.to_owned();
-        }
-        assert!(Instant::now() < deadline, "the film was never listed: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let key = srv.first_part(Some(&owner), lib);
     std::mem::forget(dir); // the server's data folder lives as long as the test process
     Film { srv, owner, key, size, _media: media }
 }

@@ -6,6 +6,7 @@ use hearth::auth::lockout::FREE;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -166,10 +167,14 @@ fn a_f5_busy_attempts_count_and_a_legit_source_still_signs_in() {
     srv.claim("Ada", OWNER_PW);
     let port = srv.port;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Answers each source has had so far: the flood is at full pressure once every source has spent its free
+    // failures, and the clean sign-in must be followed by more of the flood.
+    let answered: Arc<Vec<AtomicUsize>> = Arc::new((0..SOURCES).map(|_| AtomicUsize::new(0)).collect());
     let started = Instant::now();
     let attackers: Vec<_> = (0..SOURCES)
         .map(|i| {
             let stop = stop.clone();
+            let answered = answered.clone();
             std::thread::spawn(move || {
                 let src = format!("127.0.3.{}", i + 1);
                 let mut counts = std::collections::BTreeMap::<u16, usize>::new();
@@ -179,6 +184,7 @@ fn a_f5_busy_attempts_count_and_a_legit_source_still_signs_in() {
                     let body = sign_in_body(&format!("guess-{i}-{n}"), "wrong password");
                     let (st, _) = post_from(&src, port, "/api/v1/sign-in", &[], &body);
                     *counts.entry(st).or_default() += 1;
+                    answered[i].fetch_add(1, Ordering::SeqCst);
                     if st != 401 {
                         std::thread::sleep(Duration::from_millis(20));
                     }
@@ -187,9 +193,13 @@ fn a_f5_busy_attempts_count_and_a_legit_source_still_signs_in() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    let answers = || answered.iter().map(|n| n.load(Ordering::SeqCst)).collect::<Vec<_>>();
+    common::wait_for("every source to spend its free failures", 60, || answers().iter().all(|&n| n > FREE as usize).then_some(()));
     let (legit, v) = post_from("127.0.2.2", port, "/api/v1/sign-in", &[], &sign_in_body("Ada", OWNER_PW));
-    std::thread::sleep(Duration::from_millis(500));
+    let after = answers();
+    common::wait_for("every source to be answered again after the clean sign-in", 60, || {
+        answers().iter().zip(&after).all(|(now, then)| now > then).then_some(())
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let per_source: Vec<_> = attackers.into_iter().map(|a| a.join().unwrap()).collect();
     let flood_secs = started.elapsed().as_secs_f64();

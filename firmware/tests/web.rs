@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 use common::Server;
@@ -84,15 +84,11 @@ fn system_status_is_for_the_owner_and_tells_the_truth() {
 
     // Secure connections and the certificate: Hearth made its own at the claim.
     let auth = [("X-Plex-Token", token.as_str())];
-    let mut cert = serde_json::Value::Null;
-    for _ in 0..100 {
+    let cert = common::wait_for("the certificate Hearth makes at the claim", 5, || {
         let (_, _, body) = srv.call("GET", "/api/v1/settings/tls", &auth, None);
-        cert = serde_json::from_str::<serde_json::Value>(&body).unwrap();
-        if !cert["certificate"].is_null() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        let cert = serde_json::from_str::<serde_json::Value>(&body).unwrap();
+        (!cert["certificate"].is_null()).then_some(cert)
+    });
     assert_eq!(cert["secure_connections"], "preferred", "{cert}");
     assert_eq!(cert["certificate"]["custom"], false, "{cert}");
     assert_eq!(cert["certificate"]["sha256"].as_str().unwrap().len(), 32 * 3 - 1, "{cert}");
@@ -148,15 +144,7 @@ fn egress(srv: &Server, token: &str) -> [u64; 3] {
 
 /// Poll the egress counters until `want` holds (a counter grows right after the send that fed the client).
 fn egress_until(srv: &Server, token: &str, want: impl Fn([u64; 3]) -> bool) -> [u64; 3] {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let e = egress(srv, token);
-        if want(e) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "egress never got there: {e:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for("the egress counters", 5, || Some(egress(srv, token)).filter(|e| want(*e)))
 }
 
 #[test]
@@ -175,16 +163,7 @@ fn the_system_screen_counts_egress_per_class_and_shows_the_log_and_watchdog() {
     let lib = format!(r#"{{"name":"Films","kind":"movies","folders":["{}"]}}"#, dir.path().join("media").display());
     let (st, _, body) = srv.call("POST", "/api/v1/libraries", &auth, Some(&lib));
     assert_eq!(st, 201, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let key = loop {
-        let (_, _, body) = srv.call("GET", "/library/sections/1/all", &auth, None);
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        if let Some(k) = v["MediaContainer"]["Metadata"][0]["Media"][0]["Part"][0]["key"].as_str() {
-            break k.to_string();
-        }
-        assert!(Instant::now() < deadline, "the film was never scanned: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let key = srv.first_part(Some(&token), 1);
 
     // LAN (loopback is LAN by default), the sendfile fast path: the whole film.
     let (st, body) = get_bytes(&srv, &key, &[("X-Plex-Token", &token)]);

@@ -13,8 +13,8 @@ zero-copy (plexapi's keep-alive connections start with API requests). Exit statu
 
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,12 +24,13 @@ import urllib.request
 from plexapi.server import PlexServer
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def listening_port(line):
+    """The port in Hearth's "Hearth X is running. Set it up at http://127.0.0.1:PORT/web/" line (as
+    firmware/tests/common does): Hearth listens on port 0 and the kernel picks, so no port picked here and released
+    before Hearth binds it can be taken by another program meanwhile."""
+    m = re.search(r" Set it up at http://127\.0\.0\.1:(\d+)/", line)
+    assert m, f"no port in Hearth's line {line!r}"
+    return int(m.group(1))
 
 
 TOKEN = {"value": ""}
@@ -107,13 +108,13 @@ def main():
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48",
                         "-frames:v", "1", os.path.join(photos, rel)], check=True)
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     data = os.path.join(work, "data")
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--data-dir", data],
+    proc = subprocess.Popen([binary, "--listen", "127.0.0.1:0", "--data-dir", data],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        assert "is running" in proc.stdout.readline()
+        line = proc.stdout.readline()
+        assert "is running" in line, line
+        base = f"http://127.0.0.1:{listening_port(line)}"
         # Claim the server from the LAN (loopback); the owner's token is what the tools use from then on.
         TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
         api(base, "POST", "/api/v1/libraries", {"name": "Films", "kind": "movies", "folders": [films]})

@@ -5,7 +5,9 @@
 //!   caps in kbit/s (`upload_kbps`, `stream_kbps`) so a slow uplink like 0.5 Mbit/s can be expressed.
 //! - There was no safe mode (version 2 adds `State::safe_mode`).
 //!
-//! Its unchanged parts are the frozen version 3 types ([`super::v3`]).
+//! Its unchanged parts are the frozen version 3 types ([`super::v3`]), never today's: version 1 was defined in
+//! 9012a71 as these two structs over the version 2 types, which version 3 kept byte for byte (4101bde only added
+//! `State::run`). `fixtures/v1.rec`, written by that code, proves these types read the real bytes.
 
 use super::v3::{
     Account, ApiToken, Device, Dlna, Folder, Library, Mapping, Net, Reset, SafeMode, SecureConnections, Tls,

@@ -2,7 +2,8 @@
 //!
 //! Difference from version 3: there was no clean-stop marker (`State::run`). A version 2 record migrates with
 //! `Run::Stopped`, so the first start of a version 3 Hearth records no reason it cannot know. Its parts are the
-//! frozen version 3 types ([`super::v3`]), which version 2 shared.
+//! frozen version 3 types ([`super::v3`]), which version 2 shared (4101bde changed no type but `State`), never
+//! today's. `fixtures/v2.rec`, written by the version 2 code (9012a71), proves these types read the real bytes.
 
 use super::v3::{
     Account, ApiToken, Device, Folder, Library, Reset, Run, SafeMode, Settings, Tls, MAX_ACCOUNTS, MAX_API_TOKENS,

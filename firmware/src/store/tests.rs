@@ -593,27 +593,46 @@ fn figures() {
 }
 
 /// Seeds for the fuzz target (firmware/fuzz): real store images, so the fuzzer mutates valid slot and record
-/// headers instead of having to forge CRCs. Writes only when `HEARTH_FUZZ_SEEDS=<dir>` is set (scripts/fuzz-store).
+/// headers instead of having to forge CRCs. Every run reads each seed back as `fuzz_targets/store_open.rs` does
+/// (first byte the semantics, the rest the image padded with erased bytes): the store opens it, finds the last
+/// record written, and a write then a reopen gives that write back. With `HEARTH_FUZZ_SEEDS=<dir>` the seeds are
+/// also written there (scripts/fuzz-store).
 #[test]
 fn fuzz_seeds() {
-    let Some(dir) = std::env::var_os("HEARTH_FUZZ_SEEDS") else { return };
-    let dir = std::path::PathBuf::from(dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = std::env::var_os("HEARTH_FUZZ_SEEDS").map(std::path::PathBuf::from);
+    if let Some(dir) = &dir {
+        std::fs::create_dir_all(dir).unwrap();
+    }
     let mut n = 0;
     for (sem, selector, write) in [(Semantics::Nor, 0u8, 1u32), (Semantics::Block, 1, 512)] {
         for updates in [1usize, 3, 12] {
-            let (flash, _) = filled(sem, (40 * 1024, 4096, write), updates, updates as u64);
+            let (flash, history) = filled(sem, (40 * 1024, 4096, write), updates, updates as u64);
             let img = flash.image();
             let used = img.iter().rposition(|b| *b != 0xFF).map_or(0, |p| p + 1);
             // Short seeds (slot A only, trailing erased bytes dropped) unless slot B is in use.
             let keep = if used > 20 * 1024 { img.len() } else { used };
             let mut seed = vec![selector];
             seed.extend_from_slice(&img[..keep]);
-            std::fs::write(dir.join(format!("store-{sem:?}-{updates}")), seed).unwrap();
+            let name = format!("store-{sem:?}-{updates}");
+            let mut image = seed[1..].to_vec();
+            image.resize(40 * 1024, 0xFF);
+            let again = SimFlash::with_image(sem, image, 4096, write);
+            let (mut store, opened) = Store::open(again.clone()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let last = history.values().next_back().unwrap();
+            assert!(matches!(&opened, Opened::Found(l) if &l.payload == last), "{name}: the last record is found");
+            store.write(7, b"fuzz").unwrap();
+            let (_, reopened) = Store::open(SimFlash::with_image(sem, again.image(), 4096, write)).unwrap();
+            assert!(matches!(reopened, Opened::Found(l) if (l.schema, l.payload.as_slice()) == (7, &b"fuzz"[..])), "{name}");
+            if let Some(dir) = &dir {
+                std::fs::write(dir.join(&name), seed).unwrap();
+            }
             n += 1;
         }
     }
-    println!("wrote {n} fuzz seeds to {}", dir.display());
+    assert_eq!(n, 6);
+    if let Some(dir) = dir {
+        println!("wrote {n} fuzz seeds to {}", dir.display());
+    }
 }
 
 /// The System screen's wear figure (erases of each block so far) survives restarts: it is derived from the slot

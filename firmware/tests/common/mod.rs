@@ -108,6 +108,26 @@ impl Server {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// Wait (at most 30 s) until library `id` lists `items` items and no scan runs, as `GET /api/v1/libraries`
+    /// shows it to `token`; that library's entry.
+    pub fn library_ready(&self, token: &str, id: u64, items: u64) -> Value {
+        wait_for(&format!("library {id} to list {items} items"), 30, || {
+            let (_, v) = self.json("GET", "/api/v1/libraries", &[("X-Plex-Token", token)], None);
+            let l = v["libraries"].as_array()?.iter().find(|l| l["id"] == id)?.clone();
+            (l["items"] == items && l["progress"]["running"] == false).then_some(l)
+        })
+    }
+
+    /// Wait (at most 30 s) until section `section` lists an item with a media part, as `token` sees it (no
+    /// token: the request carries none); the first part's key.
+    pub fn first_part(&self, token: Option<&str>, section: u64) -> String {
+        let auth: Vec<(&str, &str)> = token.map(|t| ("X-Plex-Token", t)).into_iter().collect();
+        wait_for(&format!("section {section} to list a part"), 30, || {
+            let (_, v) = self.json("GET", &format!("/library/sections/{section}/all"), &auth, None);
+            Some(v["MediaContainer"]["Metadata"][0]["Media"][0]["Part"][0]["key"].as_str()?.to_owned())
+        })
+    }
+
     /// `GET /api/v1/system` as the owner (must answer 200).
     pub fn system(&self, token: &str) -> Value {
         let (st, v) = self.json("GET", "/api/v1/system", &[("X-Plex-Token", token)], None);
@@ -145,6 +165,19 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Ask `done` every 20 ms until it answers `Some`, for at most `secs` seconds: how a test waits for something the
+/// server does in the background (a scan, a status change). After the deadline it fails saying "waited for `what`".
+pub fn wait_for<T>(what: &str, secs: u64, mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = done() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "waited {secs} s for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -191,4 +224,50 @@ pub fn recover(dir: &Path, password: &str) -> std::process::Output {
         .unwrap();
     rec.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     rec.wait_with_output().unwrap()
+}
+
+/// Hearth's HTTP listener in this process, on 127.0.0.1 (the kernel picks the port), over a state store in a
+/// temporary folder: for tests that reach inside (the state handle, the context) instead of running the binary.
+pub struct InProcess {
+    pub addr: std::net::SocketAddr,
+    pub handle: hearth::state::Handle,
+    pub ctx: std::sync::Arc<hearth::http::Ctx>,
+    /// Dropping it stops the listener; [`InProcess::stopping`] hands receivers to other tasks.
+    stop: tokio::sync::watch::Sender<bool>,
+    pub dir: tempfile::TempDir,
+}
+
+/// The owner account the in-process servers are claimed with (id 1, "owner"; a password no test signs in with).
+pub fn test_owner() -> hearth::state::Account {
+    hearth::state::Account {
+        id: 1,
+        role: hearth::state::Role::Owner,
+        name: hearth::state::bounded("name", "owner").unwrap(),
+        password: Some(hearth::state::Secret { salt: [1; 16], hash: [2; 16] }),
+        pin: None,
+        shares: Default::default(),
+        created: 0,
+    }
+}
+
+impl InProcess {
+    /// Start the store (a 128 KiB NOR file), the state handle with `state`, and `http::serve` on 127.0.0.1:0.
+    /// Must run inside a tokio runtime.
+    pub async fn start(state: hearth::state::State) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let flash = hearth::store::NorFile::open_or_create(&dir.path().join("flash.img"), 128 * 1024, 4096).unwrap();
+        let (store, _) = hearth::store::Store::open(flash).unwrap();
+        let handle = hearth::state::Handle::start(store, state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ctx = std::sync::Arc::new(hearth::http::Ctx::new(handle.clone(), false, dir.path().to_path_buf()));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(hearth::http::serve(listener, ctx.clone(), stop_rx));
+        InProcess { addr, handle, ctx, stop, dir }
+    }
+
+    /// A receiver that sees the listener's stop: for tasks started beside it (the remote-access task).
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
 }
