@@ -147,23 +147,30 @@ fn refused_bundles_leave_the_slots_and_the_boot_order_as_they_were() {
     assert!(hearth(&["bundle", "--new-key", other_key.to_str().unwrap()]).status.success());
     let mut changed = good.clone();
     *changed.last_mut().unwrap() ^= 0x01;
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
-        ("bad signature", bench.bundle_with(&other_key, BOARD, &newer, "0.0.0", &img), "", 403, "not signed by a key this firmware trusts"),
-        ("other board", bench.bundle_with(&dev_key(), "rpi4", &newer, "0.0.0", &img), "", 422, "for the board \"rpi4\""),
-        ("truncated", good[..good.len() - 100].to_vec(), "", 400, "truncated"),
-        ("image changed after signing", changed, "", 422, "changed or damaged after signing"),
-        ("too large", bench.bundle(&newer, &image(SLOT_SIZE)), "", 413, "does not fit in slot B"),
-        ("downgrade", bench.bundle(&current, &img), "", 409, "allow_downgrade=1"),
-        ("not a bundle", b"PK\x03\x04 a zip file, not a bundle at all; long enough to fill a header........".to_vec(), "", 400, "not a Hearth update bundle"),
-        ("needs a newer running version", bench.bundle_with(&dev_key(), BOARD, &newer, &newer, &img), "", 422, "install an update to"),
+    // (case, bundle, status, words in the message, refused before the first image byte: slot B untouched too)
+    let cases: Vec<(&str, Vec<u8>, u16, &str, bool)> = vec![
+        ("bad signature", bench.bundle_with(&other_key, BOARD, &newer, "0.0.0", &img), 403, "not signed by a key this firmware trusts", true),
+        ("other board", bench.bundle_with(&dev_key(), "rpi4", &newer, "0.0.0", &img), 422, "for the board \"rpi4\"", true),
+        ("too large", bench.bundle(&newer, &image(SLOT_SIZE)), 413, "does not fit in slot B", true),
+        ("downgrade", bench.bundle(&current, &img), 409, "allow_downgrade=1", true),
+        ("not a bundle", b"PK\x03\x04 a zip file, not a bundle at all; long enough to fill a header........".to_vec(), 400, "not a Hearth update bundle", true),
+        ("needs a newer running version", bench.bundle_with(&dev_key(), BOARD, &newer, &newer, &img), 422, "install an update to", true),
+        ("truncated", good[..good.len() - 100].to_vec(), 400, "truncated", false),
+        ("image changed after signing", changed, 422, "changed or damaged after signing", false),
     ];
     let before = bench.disk();
-    for (name, bundle, query, status, words) in cases {
-        let (st, v) = upload(&s, &token, query, &bundle);
+    for (name, bundle, status, words, before_image) in cases {
+        let (st, v) = upload(&s, &token, "", &bundle);
         let msg = v["error"]["message"].as_str().unwrap_or_default();
         assert_eq!(st, status, "{name}: {v}");
         assert!(msg.contains(words), "{name}: {msg}");
-        assert!(bench.disk() == before, "{name}: the slots or the boot state changed");
+        let now = bench.disk();
+        assert!(now[0] == before[0], "{name}: the booted slot A changed");
+        assert!(now[2] == before[2], "{name}: the boot state changed");
+        if before_image {
+            assert!(now[1] == before[1], "{name}: slot B changed although the bundle was refused before its image");
+        }
+        assert_eq!(s.system(&token)["update"]["slots"]["next_boot"], "A", "{name}");
     }
     // The owner insists: the same version goes in with the flag.
     let (st, v) = upload(&s, &token, "?allow_downgrade=1", &bench.bundle(&current, &img));

@@ -274,6 +274,11 @@ impl Intake {
         };
         let n = chunk.len().min(want - self.head.len());
         self.head.extend_from_slice(&chunk[..n]);
+        // The magic is known as soon as its bytes are in: a wrong file is named before the rest arrives.
+        let seen = self.head.len().min(MAGIC.len());
+        if self.head[..seen] != MAGIC[..seen] {
+            return Err(BundleError::NotABundle);
+        }
         if self.head.len() < want {
             return Ok((n, Taken::Held));
         }
