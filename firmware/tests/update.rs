@@ -256,3 +256,64 @@ fn one_install_at_a_time() {
     assert_eq!(bench.bootstate().order(), [Slot::A, Slot::B], "the boot order is untouched");
     drop(first);
 }
+
+/// Issue 19 deliverable 6, with the test hook that fakes a newer schema (`HEARTH_TEST_SCHEMA_AHEAD=1`: this
+/// build writes its records as schema + 1, which a build without the hook cannot read, like an older firmware
+/// after a rollback). `cargo test -p hearth --features test-hooks --test update`.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn an_unconfirmed_newer_schema_never_reaches_flash() {
+    let bench = Bench::new("A", 600, &[]);
+    let slots = bench.path("slots.toml");
+    let set_confirm = |secs: u32| {
+        let t = std::fs::read_to_string(&slots).unwrap();
+        let t: String = t.lines().map(|l| if l.starts_with("confirm_after_secs") { format!("confirm_after_secs = {secs}\n") } else { format!("{l}\n") }).collect();
+        std::fs::write(&slots, t).unwrap();
+    };
+    let args = ["--slots", slots.to_str().unwrap()];
+    let ahead = [("HEARTH_TEST_SCHEMA_AHEAD", "1")];
+    // The old firmware: an owner with a token and a setting.
+    let s = bench.start();
+    let token = s.claim("owner", "correct horse battery");
+    s.stop_cleanly();
+    // The "new" firmware starts, serves, never confirms (600 s), stops: the record stays in the old schema.
+    let s = Server::start_with(&bench.path("data"), &args, &ahead);
+    assert_eq!(s.system(&token)["update"]["slots"]["confirmed"], false);
+    s.stop_cleanly();
+    // Rolled back: the old firmware reads everything.
+    let s = bench.start();
+    assert_eq!(s.system(&token)["update"]["slots"]["booted"], "A", "the owner's token still works");
+    s.stop_cleanly();
+    // The same with a confirmed start: now the newer schema is written, and the old firmware cannot read it
+    // (so the first half of this test would have failed without the hold).
+    set_confirm(1);
+    let s = Server::start_with(&bench.path("data"), &args, &ahead);
+    wait_for(&s, &token, "confirmed", |sl| sl["confirmed"] == true);
+    s.stop_cleanly();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(bench.path("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an old firmware must not read the newer schema: {out:?}");
+}
+
+#[test]
+fn hearth_update_installs_from_a_console() {
+    let bench = Bench::new("A", 600, &[]);
+    let (current, newer) = versions();
+    let img = image(50_000);
+    let file = bench.path("console.bundle");
+    std::fs::write(&file, bench.bundle(&current, &img)).unwrap();
+    let slots = bench.path("slots.toml");
+    let o = hearth(&["update", file.to_str().unwrap(), "--slots", slots.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("allow_downgrade=1 (--allow-downgrade)"), "{o:?}");
+    assert_eq!(bench.bootstate().order(), [Slot::A, Slot::B]);
+    std::fs::write(&file, bench.bundle(&newer, &img)).unwrap();
+    let o = hearth(&["update", file.to_str().unwrap(), "--slots", slots.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("version {newer} is installed in slot B")), "{o:?}");
+    assert_eq!(&bench.disk()[1][..img.len()], &img[..]);
+    assert_eq!(bench.bootstate().order(), [Slot::B, Slot::A]);
+}

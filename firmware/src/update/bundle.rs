@@ -231,7 +231,7 @@ pub enum Taken<'a> {
 
 enum Phase {
     Head,
-    Image { manifest: Manifest, hash: ring::digest::Context, got: u64 },
+    Image { manifest: Manifest, hash: Box<ring::digest::Context>, got: u64 },
 }
 
 /// The bundle reader: fed the upload in chunks of any size, it verifies the head before handing out a single
@@ -287,7 +287,7 @@ impl Intake {
             return Ok((n, Taken::Held));
         }
         let manifest = header.verify(&self.head[HEADER_LEN..], &self.public_key)?;
-        let hash = ring::digest::Context::new(&ring::digest::SHA256);
+        let hash = Box::new(ring::digest::Context::new(&ring::digest::SHA256));
         self.phase = Phase::Image { manifest: manifest.clone(), hash, got: 0 };
         Ok((n, Taken::Verified(manifest)))
     }
