@@ -265,6 +265,21 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_read_and_checked() {
+        let with = |t: &str| qemu_aarch64().replace("\n[qemu]", &format!("\n{t}\n[qemu]"));
+        let good = "[slots]\nbootstate = \"/dev/vda2\"\na = \"/dev/vda5\"\nb = \"/dev/vda6\"\nconfirm_after_secs = 60\n";
+        let b = Board::parse("q", &with(good)).unwrap();
+        let s = b.slots.unwrap();
+        assert_eq!((s.bootstate.as_str(), s.a.as_str(), s.b.as_str(), s.confirm_after_secs), ("/dev/vda2", "/dev/vda5", "/dev/vda6", 60));
+        let e = Board::parse("q", &with(&good.replace("/dev/vda6", "/dev/vda5"))).unwrap_err().to_string();
+        assert!(e.contains("three different partitions"), "{e}");
+        let e = Board::parse("q", &with(&good.replace("= 60", "= 0"))).unwrap_err().to_string();
+        assert!(e.contains("slots.confirm_after_secs"), "{e}");
+        let e = Board::parse("q", &with(&good.replace("a = ", "slot_a = "))).unwrap_err().to_string();
+        assert!(e.contains("slot_a"), "{e}");
+    }
+
+    #[test]
     fn a_missing_field_is_named() {
         let text = qemu_aarch64().replace("device = \"/dev/vda\"\n", "");
         let e = Board::parse("q.toml", &text).unwrap_err().to_string();

@@ -7,6 +7,18 @@
 //! Must not touch: HTTP (http/update_api.rs calls in here), the record format (store room) or the schema
 //! (state room); it uses only [`crate::system`] (board profile) below it.
 //!
+//! What the image build and the boot script share with this room (scripts/build-image, board/boot/boot.cmd):
+//! - boot.cmd's `bs_vars` is exactly `BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT HEARTH_UPDATE` ([`bootstate`]), and
+//!   it puts `rauc.slot=A|B` on the kernel command line ([`slot`]);
+//! - the board file's `[slots]` names the partitions: `bootstate`, `a`, `b` (device paths) and
+//!   `confirm_after_secs` (system::board::Slots);
+//! - a slot image is at most the slot partition's size − 64 KiB: the last 64 KiB hold the footer (the signed
+//!   manifest), which `hearth bundle --footer` makes for the factory slot;
+//! - the version is the build-time `HEARTH_VERSION` (MAJOR.MINOR.PATCH; [`crate::VERSION`]), the trusted key
+//!   the build-time `HEARTH_UPDATE_PUBKEY` (below); changing either rebuilds only the hearth crate;
+//! - test images (feature `test-hooks`): `hearth.test.schema_ahead` on the command line fakes a newer schema
+//!   ([`crate::state::handle::fakes_newer_schema`]).
+//!
 //! The public key that bundles must be signed with is built in ([`PUBLIC_KEY`]): the hex in the build-time
 //! environment variable `HEARTH_UPDATE_PUBKEY` (64 lowercase hex digits, the content of a `.pub` file made by
 //! `hearth bundle --new-key`), else the development key in `board/keys/dev-update.pub` ([`trusts_dev_key`]
