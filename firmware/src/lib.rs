@@ -15,6 +15,7 @@
 //!   profiles, network bring-up, watchdog, reset reasons.
 //! - [`wire`]: HTTP/1.1 framing below the rooms that speak it: the request head parsed once, HTTP dates,
 //!   percent-decoding and XML escaping.
+//! - [`update`]: signed bundles, the two boot slots, U-Boot's boot state, confirm and rollback.
 
 pub mod dlna;
 pub mod auth;
@@ -29,6 +30,12 @@ pub mod store;
 pub mod stream;
 pub mod system;
 pub mod wire;
+pub mod update;
 
-/// Version string reported by `/identity` and the setup page.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Version string reported by `/identity`, the setup page and the update room (MAJOR.MINOR.PATCH): the
+/// build-time environment variable `HEARTH_VERSION` when set (scripts/build-image passes the image's version;
+/// changing it rebuilds only this crate), else the crate's version.
+pub const VERSION: &str = match option_env!("HEARTH_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};

@@ -1,4 +1,4 @@
-//! argv → serve | init | reflector | recover. Nothing else lives here.
+//! argv → serve | init | reflector | recover | bundle | update. Nothing else lives here.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,6 +12,15 @@ usage: hearth [serve] [options]     run the media server (the default)
        hearth init [--board FILE]   run as PID 1 on a board (automatic when started as PID 1)
        hearth init --check-board FILE   check a board file and print what it says
        hearth reflector [options]   tell Hearth servers whether the internet reaches them
+       hearth bundle --new-key FILE  make an Ed25519 update signing key (PKCS#8) in FILE and its public
+                                    half in FILE's .pub (hex; the image build's HEARTH_UPDATE_PUBKEY)
+       hearth bundle --key KEY --board BOARD --version V [--min-version M] --image SLOT.img --out OUT
+                     [--footer FILE]
+                                    sign a slot image into an update bundle (--footer: also write the
+                                    64 KiB slot footer, for a factory image's slot)
+       hearth update FILE [--allow-downgrade] [--board FILE | --slots FILE]
+                                    install an update bundle into the inactive slot (as the System
+                                    screen does); it boots at the next restart
        hearth --version
 
 serve options:
@@ -22,6 +31,8 @@ serve options:
   --format               erase a flash file that does not hold a Hearth store (destroys its contents)
   --remote-methods LIST  port-mapping methods in the order tried (default igd,pcp,natpmp)
   --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
+  --slots FILE           run as if booted from a slot: FILE (TOML) names board, booted (A|B), bootstate,
+                         a, b (partitions or files) and confirm_after_secs (tests; hosts on a disk image)
 
 reflector options:
   --listen ADDR              address to listen on (default 0.0.0.0:32499)
@@ -43,7 +54,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Some("serve" | "recover" | "init" | "reflector") if help => {
+        Some("serve" | "recover" | "init" | "reflector" | "bundle" | "update") if help => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
@@ -63,6 +74,14 @@ fn main() -> ExitCode {
         Some("init") => {
             argv.remove(0);
             init(argv)
+        }
+        Some("update") => {
+            argv.remove(0);
+            hearth::update::command::update(argv)
+        }
+        Some("bundle") => {
+            argv.remove(0);
+            hearth::update::command::bundle(argv)
         }
         Some("reflector") => {
             argv.remove(0);

@@ -38,6 +38,9 @@ pub struct Board {
     pub media: Media,
     /// When repeated watchdog resets put the box in safe mode.
     pub safe_mode: SafeModeRule,
+    /// The A/B boot slots and U-Boot's boot-state partition (issue 19); absent: no updates.
+    #[serde(default)]
+    pub slots: Option<Slots>,
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
@@ -128,6 +131,29 @@ pub struct SafeModeRule {
     pub within_minutes: u32,
 }
 
+/// `[slots]`: where the update room (firmware/src/update/) finds the two slots and the boot state, as Linux
+/// names the partitions (scripts/build-image writes the same layout; board/boot/boot.cmd boots it):
+///
+/// ```toml
+/// [slots]
+/// bootstate = "/dev/vda2"      # raw boot-state partition: two 16 KiB U-Boot env copies
+/// a = "/dev/vda5"              # slot A partition (image, footer in its last 64 KiB)
+/// b = "/dev/vda6"              # slot B partition
+/// confirm_after_secs = 60      # every heartbeat fresh this long → this start is confirmed
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Slots {
+    /// The raw boot-state partition (two U-Boot env copies).
+    pub bootstate: String,
+    /// Slot A's partition.
+    pub a: String,
+    /// Slot B's partition.
+    pub b: String,
+    /// A start is confirmed once every heartbeat stayed fresh this many seconds.
+    pub confirm_after_secs: u32,
+}
+
 /// How `scripts/run-qemu` starts the machine for a QEMU board.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +227,19 @@ impl Board {
         if self.safe_mode.watchdog_resets == 0 || self.safe_mode.within_minutes == 0 {
             return Err(("safe_mode", "watchdog_resets and within_minutes must be at least 1".into()));
         }
+        if let Some(sl) = &self.slots {
+            for (field, dev) in [("slots.bootstate", &sl.bootstate), ("slots.a", &sl.a), ("slots.b", &sl.b)] {
+                if !dev.starts_with("/dev/") {
+                    return Err((field, format!("{dev:?} must be a device path like /dev/vda5")));
+                }
+            }
+            if sl.a == sl.b || sl.bootstate == sl.a || sl.bootstate == sl.b {
+                return Err(("slots", "bootstate, a and b must be three different partitions".into()));
+            }
+            if !(1..=3600).contains(&sl.confirm_after_secs) {
+                return Err(("slots.confirm_after_secs", "must be between 1 and 3600".into()));
+            }
+        }
         for m in &self.modules {
             if m.name.is_empty() || m.name.contains('/') || m.name.ends_with(".ko") {
                 return Err(("modules.name", format!("{:?} must be a module file stem like virtio_net", m.name)));
@@ -265,6 +304,21 @@ mod tests {
         assert!(pos("virtio_pci_modern_dev") < pos("virtio_pci"));
         assert!(pos("jbd2") < pos("ext4"));
         assert_eq!(b.modules[pos("i6300esb")].params, "heartbeat=30 nowayout=0");
+    }
+
+    #[test]
+    fn slots_are_read_and_checked() {
+        let with = |t: &str| qemu_aarch64().replace("\n[qemu]", &format!("\n{t}\n[qemu]"));
+        let good = "[slots]\nbootstate = \"/dev/vda2\"\na = \"/dev/vda5\"\nb = \"/dev/vda6\"\nconfirm_after_secs = 60\n";
+        let b = Board::parse("q", &with(good)).unwrap();
+        let s = b.slots.unwrap();
+        assert_eq!((s.bootstate.as_str(), s.a.as_str(), s.b.as_str(), s.confirm_after_secs), ("/dev/vda2", "/dev/vda5", "/dev/vda6", 60));
+        let e = Board::parse("q", &with(&good.replace("/dev/vda6", "/dev/vda5"))).unwrap_err().to_string();
+        assert!(e.contains("three different partitions"), "{e}");
+        let e = Board::parse("q", &with(&good.replace("= 60", "= 0"))).unwrap_err().to_string();
+        assert!(e.contains("slots.confirm_after_secs"), "{e}");
+        let e = Board::parse("q", &with(&good.replace("a = ", "slot_a = "))).unwrap_err().to_string();
+        assert!(e.contains("slot_a"), "{e}");
     }
 
     #[test]

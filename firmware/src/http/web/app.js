@@ -712,6 +712,49 @@ function graph(samples) {
   });
   return svg;
 }
+// The Firmware section (issue 19): both slots, the last update, an upload with progress, then the restart.
+function firmware(u) {
+  if (!u) return null;
+  const dev = u.trusts_dev_key ? p('This firmware accepts updates signed with the development key: anyone can make one. Fine for a test box, not for a home.', 'bad') : null;
+  const sl = u.slots;
+  if (!sl) return h('div', { id: 'firmware' }, facts([['Version', u.version]]), dev, p('This server does not run from a boot slot, so it cannot install updates here.', 'mut'));
+  const last = sl.last_update;
+  const box = h('div', { id: 'update-box' });
+  const restart = v => action('Restart into version ' + v, async () => { const r = await api('POST', 'system/reboot', { action: 'reboot' }); if (!r.ok) return r.msg; box.replaceChildren(p('Restarting\u2026 the page comes back when the box does.', 'mut')); });
+  const file = h('input', { type: 'file', id: 'bundle', accept: '.bundle' });
+  const bar = h('progress', { id: 'upload-progress', max: 100, value: 0, hidden: true });
+  const err = h('p', { class: 'err', id: 'upload-error', role: 'alert' });
+  const go = h('button', { type: 'button', id: 'upload', onclick: () => {
+    const f = file.files[0]; err.textContent = '';
+    if (!f) { err.textContent = 'Choose a hearth-<version>-<board>.bundle file first.'; return; }
+    const x = new XMLHttpRequest();
+    x.open('POST', '/api/v1/system/update' + (down.checked ? '?allow_downgrade=1' : ''));
+    x.setRequestHeader('Accept', 'application/json');
+    x.setRequestHeader('Content-Type', 'application/octet-stream');
+    x.setRequestHeader('X-Plex-Client-Identifier', clientId);
+    const t = token.get(); if (t) x.setRequestHeader('X-Plex-Token', t);
+    x.upload.onprogress = e => { if (e.lengthComputable) bar.value = Math.round(e.loaded / e.total * 100); };
+    x.onload = () => {
+      busy(go, false); bar.hidden = true;
+      let d = null; try { d = JSON.parse(x.responseText); } catch (e) { d = null; }
+      if (x.status === 200 && d) { box.replaceChildren(p(d.message, 'ok'), restart(d.restart_into)); return; }
+      err.textContent = d && d.error ? d.error.message : 'The server answered ' + x.status + '.';
+    };
+    x.onerror = () => { busy(go, false); bar.hidden = true; err.textContent = 'The connection broke during the upload; nothing was installed. Try again.'; };
+    busy(go, true); bar.hidden = false; bar.value = 0;
+    x.send(f);
+  } }, 'Upload and install');
+  const down = h('input', { type: 'checkbox', id: 'allow-downgrade' });
+  box.append(h('div', { class: 'row' }, file, go), h('label', null, down, ' Allow an older version (a downgrade)'), bar, err);
+  if (last && last.outcome === 'pending' && last.slot !== sl.booted) box.append(restart(last.version));
+  return h('div', { id: 'firmware' },
+    facts([['Running', 'slot ' + sl.booted + ', version ' + sl.booted_version + (sl.confirmed ? '' : ' (not yet confirmed)')],
+      ['Other slot', 'slot ' + sl.other + ', ' + (sl.other_version ? 'version ' + sl.other_version : 'version unknown')],
+      ['Next boot', 'slot ' + sl.next_boot],
+      ['Last update', last ? last.message : 'none yet']]),
+    last && last.outcome === 'failed' ? p(last.message[0].toUpperCase() + last.message.slice(1) + ': the new version did not start properly three times, so the box went back to the version it ran before.', 'bad') : null,
+    dev, box);
+}
 async function system(live) {
   const d = await need('system');
   if (d.missing) return show('System', notYet('System status'));
@@ -725,6 +768,7 @@ async function system(live) {
     d.safe_mode.active ? h('div', { class: 'row', id: 'safe-mode-box' },
       p('The watchdog reset this box ' + d.resets.filter(r => r.reason === 'watchdog').length + ' times recently (see Last resets below): a part of Hearth stopped responding each time. Remote access and DLNA were turned off in case one of them is the cause. Leaving safe mode turns each back on as its own switch says; if the resets come back, safe mode returns.', 'bad'),
       action('Leave safe mode', async () => { const r = await api('DELETE', 'system/safe-mode'); if (!r.ok) return r.msg; if (server) server.safe_mode = false; route(); })) : null,
+    d.update ? [h('h3', null, 'Firmware'), firmware(d.update)] : null,
     h('h3', null, 'Watchdog'), 'watchdog' in d ? facts(Object.entries(d.watchdog).map(([k, v]) => [k, String(v)])) : notYet('Watchdog state'),
     h('h3', null, 'Last resets'), d.resets.length ? h('ul', { id: 'resets' }, d.resets.map(r => h('li', null, (REASONS[r.reason] || r.reason) + ', ' + (r.at ? when(r.at) : 'time unknown (the clock was not set)')))) : p('No resets recorded.', 'mut'),
     h('h3', null, 'Flash store'),
