@@ -31,6 +31,9 @@ pub struct Board {
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
+    /// The boot disk's layout and U-Boot (partition sizes, U-Boot package): read by scripts/build-image only.
+    #[serde(default)]
+    pub image: Option<toml::Value>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -220,7 +223,7 @@ mod tests {
     #[test]
     fn reads_the_qemu_board() {
         let b = Board::parse("q", &qemu_aarch64()).unwrap();
-        assert_eq!(b.flash.device, "/dev/vda");
+        assert_eq!(b.flash.device, "/dev/vda3");
         assert_eq!(b.network.static_net().unwrap(), ("10.0.2.15".parse().unwrap(), 24));
         let names: Vec<_> = b.modules.iter().map(|m| m.name.as_str()).collect();
         let pos = |n| names.iter().position(|x| *x == n).unwrap();
@@ -231,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named() {
-        let text = qemu_aarch64().replace("device = \"/dev/vda\"\n", "");
+        let text = qemu_aarch64().replace("device = \"/dev/vda3\"\n", "");
         let e = Board::parse("q.toml", &text).unwrap_err().to_string();
         assert!(e.contains("missing field `device`") && e.contains("flash"), "{e}");
     }
