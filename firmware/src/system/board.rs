@@ -31,9 +31,33 @@ pub struct Board {
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
-    /// The boot disk's layout and U-Boot (partition sizes, U-Boot package): read by scripts/build-image only.
+    /// The boot disk's layout and where U-Boot comes from (scripts/build-image writes disk.img from it).
     #[serde(default)]
-    pub image: Option<toml::Value>,
+    pub image: Option<ImageLayout>,
+}
+
+/// `[image]`: the boot disk build-image writes. MBR: p1 FAT boot (boot.scr), p2 raw boot state, p3 the store
+/// (`[flash]`), p4 extended holding p5 slot A and p6 slot B (board/boot/boot.cmd reads the same numbers).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLayout {
+    /// Where U-Boot comes from: `qemu` (run-qemu's -bios), `rpi` (u-boot.bin on p1), `board` (the board's flash).
+    pub uboot: String,
+    /// Debian package and path under /usr/lib/u-boot/ of the U-Boot binary (`qemu`, `rpi`).
+    #[serde(default)]
+    pub uboot_package: Option<String>,
+    #[serde(default)]
+    pub uboot_binary: Option<String>,
+    /// `rpi`: the Pi boot firmware's package and the files of it that go onto p1.
+    #[serde(default)]
+    pub firmware_package: Option<String>,
+    #[serde(default)]
+    pub firmware_files: Vec<String>,
+    /// Size of the FAT boot partition and of each slot, MiB.
+    pub boot_mib: u32,
+    pub slot_mib: u32,
+    /// The boot disk as Linux names it (`/dev/vda`, `/dev/mmcblk0`): partitions are this plus the number.
+    pub disk: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
