@@ -10,6 +10,7 @@
 //! - [`remote`]: port mapping, remote-access status, STUN, the reflector.
 //! - [`serve`]: `hearth serve`, wiring the rooms together on a host.
 //! - [`system`]: init mode (PID 1 on a board): mounts, modules, network, reboot; board profiles.
+//! - [`update`]: signed bundles, the two boot slots, U-Boot's boot state, confirm and rollback.
 
 pub mod dlna;
 pub mod auth;
@@ -22,6 +23,12 @@ pub mod state;
 pub mod store;
 pub mod stream;
 pub mod system;
+pub mod update;
 
-/// Version string reported by `/identity` and the setup page.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Version string reported by `/identity`, the setup page and the update room (MAJOR.MINOR.PATCH): the
+/// build-time environment variable `HEARTH_VERSION` when set (scripts/build-image passes the image's version;
+/// changing it rebuilds only this crate), else the crate's version.
+pub const VERSION: &str = match option_env!("HEARTH_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};

@@ -1,4 +1,4 @@
-//! argv → serve | init | reflector | recover. Nothing else lives here.
+//! argv → serve | init | reflector | recover | bundle | update. Nothing else lives here.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,6 +12,12 @@ usage: hearth [serve] [options]     run the media server (the default)
        hearth init [--board FILE]   run as PID 1 on a board (automatic when started as PID 1)
        hearth init --check-board FILE   check a board file and print what it says
        hearth reflector [options]   tell Hearth servers whether the internet reaches them
+       hearth bundle --new-key FILE  make an Ed25519 update signing key (PKCS#8) in FILE and its public
+                                    half in FILE's .pub (hex; the image build's HEARTH_UPDATE_PUBKEY)
+       hearth bundle --key KEY --board BOARD --version V [--min-version M] --image SLOT.img --out OUT
+                     [--footer FILE]
+                                    sign a slot image into an update bundle (--footer: also write the
+                                    64 KiB slot footer, for a factory image's slot)
        hearth --version
 
 serve options:
@@ -43,7 +49,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Some("serve" | "recover" | "init" | "reflector") if help => {
+        Some("serve" | "recover" | "init" | "reflector" | "bundle") if help => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
@@ -63,6 +69,10 @@ fn main() -> ExitCode {
         Some("init") => {
             argv.remove(0);
             init(argv)
+        }
+        Some("bundle") => {
+            argv.remove(0);
+            hearth::update::command::bundle(argv)
         }
         Some("reflector") => {
             argv.remove(0);
