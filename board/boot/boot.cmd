@@ -10,7 +10,8 @@
 #
 # Boot state: two copies of 16 KiB at byte 0 and 0x4000 of the partition, each in U-Boot's env format
 # (u32le CRC-32 of the rest, key=value NUL-separated, a final NUL, zero padding). Copy 1 if its CRC holds, else
-# copy 2, else the defaults. Both copies are rewritten before every try (copy 1 first).
+# copy 2, else the defaults. Both copies are rewritten before every try (copy 1 first). Only the variables in
+# bs_vars survive (Hearth's HEARTH_UPDATE among them: firmware/src/update/bootstate.rs lists them).
 #
 # Each slot (ext4) holds /boot/vmlinuz, /boot/initrd.img, /boot/dtb where the board has one, and
 # /boot/slot.env: text `slot_args=...` lines (kernel command-line words the slot carries, e.g. test hooks).
@@ -19,7 +20,7 @@
 # Counters stay at 9 or less: setexpr prints hex, test -gt reads decimal.
 setenv bs_size 0x4000
 setenv bs_blks 0x20
-setenv bs_vars "BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT"
+setenv bs_vars "BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT HEARTH_UPDATE"
 setenv bs_addr ${ramdisk_addr_r}
 part start ${devtype} ${devnum} ${hearth_bootstate_part} bs_blk1
 setexpr bs_blk2 ${bs_blk1} + ${bs_blks}
