@@ -18,6 +18,9 @@ usage: hearth [serve] [options]     run the media server (the default)
                      [--footer FILE]
                                     sign a slot image into an update bundle (--footer: also write the
                                     64 KiB slot footer, for a factory image's slot)
+       hearth update FILE [--allow-downgrade] [--board FILE | --slots FILE]
+                                    install an update bundle into the inactive slot (as the System
+                                    screen does); it boots at the next restart
        hearth --version
 
 serve options:
@@ -28,6 +31,8 @@ serve options:
   --format               erase a flash file that does not hold a Hearth store (destroys its contents)
   --remote-methods LIST  port-mapping methods in the order tried (default igd,pcp,natpmp)
   --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
+  --slots FILE           run as if booted from a slot: FILE (TOML) names board, booted (A|B), bootstate,
+                         a, b (partitions or files) and confirm_after_secs (tests; hosts on a disk image)
 
 reflector options:
   --listen ADDR              address to listen on (default 0.0.0.0:32499)
@@ -49,7 +54,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Some("serve" | "recover" | "init" | "reflector" | "bundle") if help => {
+        Some("serve" | "recover" | "init" | "reflector" | "bundle" | "update") if help => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
@@ -69,6 +74,10 @@ fn main() -> ExitCode {
         Some("init") => {
             argv.remove(0);
             init(argv)
+        }
+        Some("update") => {
+            argv.remove(0);
+            hearth::update::command::update(argv)
         }
         Some("bundle") => {
             argv.remove(0);

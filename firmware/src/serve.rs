@@ -37,6 +37,8 @@ pub struct Config {
     pub remote_methods: Vec<crate::state::MappingMethod>,
     /// How often the remote task checks that the router still holds the mapping (`--remote-check-secs`).
     pub remote_check: std::time::Duration,
+    /// `--slots FILE`: run as if booted from a slot (update room; tests and hosts running a disk image).
+    pub slots: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             format: false,
             remote_methods: crate::remote::mapping::ORDER.to_vec(),
             remote_check: std::time::Duration::from_secs(60),
+            slots: None,
         }
     }
 }
@@ -78,6 +81,7 @@ impl Config {
                 Long("flash-size") => cfg.flash_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("erase-size") => cfg.erase_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("format") => cfg.format = true,
+                Long("slots") => cfg.slots = Some(p.value().map_err(e)?.into()),
                 Long("remote-methods") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
                     cfg.remote_methods = crate::remote::mapping::parse_methods(&v)?;
@@ -201,12 +205,13 @@ pub fn open_state<F: Flash + 'static>(
     };
     let (state, fresh, damaged, found) = match opened {
         Opened::Found(rec) => {
-            let s = state::decode(rec.schema, &rec.payload)
+            let s = state::decode(state::handle::read_schema(rec.schema), &rec.payload)
                 .map_err(|source| OpenError::State { path: path.clone(), source })?;
-            if rec.schema != state::SCHEMA_VERSION {
-                tracing::info!(from = rec.schema, to = state::SCHEMA_VERSION, "migrated the stored state");
+            let current = state::handle::write_schema();
+            if rec.schema != current {
+                tracing::info!(from = rec.schema, to = current, "migrated the stored state");
             }
-            (s, rec.schema != state::SCHEMA_VERSION, false, true)
+            (s, rec.schema != current, false, true)
         }
         Opened::Blank => (State::new(random_id()), true, false, false),
         Opened::Damaged => {
@@ -234,6 +239,15 @@ pub fn random_id() -> [u8; 16] {
 /// Run until SIGINT/SIGTERM. Exit status 1 with a message when the data folder or flash is unusable.
 pub fn run(cfg: Config) -> ExitCode {
     init_logging();
+    if let Some(path) = &cfg.slots {
+        match crate::update::Slots::from_host_file(path) {
+            Ok(s) => crate::update::begin(s),
+            Err(e) => {
+                eprintln!("hearth: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let opening = match open_data(&cfg) {
         Ok(o) => o,
         Err(e) => {
@@ -305,6 +319,7 @@ pub async fn serve_until(
     // R-F2: the fd limit is the number of connections the server can hold; take all the system allows.
     crate::system::fds::raise_limit();
     let handle = opening.handle.clone();
+    crate::update::confirm::hold_migration(&handle, opening.previous_run && opening.needs_write);
     // One record before anything starts: why the previous run ended, safe mode, the run marker (and the new,
     // migrated or recovered state in this build's encoding).
     let (card_reset, previous, rule) = (sup.card_reset, opening.previous_run, sup.rule);
@@ -357,6 +372,7 @@ pub async fn serve_until(
         handle.set_heartbeat(move || b.bump());
     }
     let notify = sup.pets.notify.clone();
+    tokio::spawn(crate::update::confirm::watch(beats.clone(), sup.timeout / 2, handle.clone()));
     let marker = handle.clone();
     let petter = watchdog::spawn(sup.pets, beats, sup.timeout, move |starving| {
         // Not waiting: the stalled part may be the store writer. See system::reset.

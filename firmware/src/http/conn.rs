@@ -337,7 +337,8 @@ fn dispatch_timed(
 ) -> impl Future<Output = Response<Body>> + Send {
     use hyper::body::Body as _;
     let format = Format::of(req.headers());
-    let armed = (!req.body().is_end_stream()).then(|| clock.start());
+    let upload = req.uri().path() == super::update_api::PATH;
+    let armed = (!req.body().is_end_stream()).then(|| if upload { clock.start_upload(super::update_api::MIN_RATE) } else { clock.start() });
     async move {
         let answer = dispatch(ctx, peer, secure, req).await;
         drop(armed);

@@ -34,6 +34,8 @@ pub struct BodyClock(Arc<Clock>);
 struct Clock {
     until: Mutex<Option<Instant>>,
     fired: AtomicBool,
+    /// Bytes per second that buy more time ([`BodyClock::start_upload`]); 0: a fixed deadline.
+    rate: std::sync::atomic::AtomicU64,
 }
 
 impl BodyClock {
@@ -41,6 +43,27 @@ impl BodyClock {
     pub fn start(&self) -> Armed {
         *self.0.until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + crate::system::fds::body_timeout());
         Armed(self.clone())
+    }
+
+    /// Arm a rate-based deadline for a large upload (a firmware bundle): [`body_timeout`] of credit, and every
+    /// `bytes_per_sec` bytes received buy one more second, so a body that keeps arriving at that rate never
+    /// times out and one that slows below it does.
+    ///
+    /// [`body_timeout`]: crate::system::fds::body_timeout
+    pub fn start_upload(&self, bytes_per_sec: u64) -> Armed {
+        self.0.rate.store(bytes_per_sec, Ordering::Relaxed);
+        self.start()
+    }
+
+    /// Bytes arrived: a rate-based deadline moves on by their worth.
+    fn received(&self, n: usize) {
+        let rate = self.0.rate.load(Ordering::Relaxed);
+        if rate == 0 || n == 0 {
+            return;
+        }
+        if let Some(until) = self.0.until.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            *until += std::time::Duration::from_nanos((n as u64).saturating_mul(1_000_000_000) / rate);
+        }
     }
 
     /// A body read blocked past the deadline: the request's answer is 408 and the connection ends.
@@ -58,6 +81,7 @@ pub struct Armed(BodyClock);
 
 impl Drop for Armed {
     fn drop(&mut self) {
+        self.0.0.rate.store(0, Ordering::Relaxed);
         *self.0.0.until.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
@@ -93,9 +117,13 @@ impl<T> Timed<T> {
 
 impl<T: AsyncRead + Unpin> AsyncRead for Timed<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Pending => self.blocked(cx),
-            ready => ready,
+            ready => {
+                self.clock.received(buf.filled().len() - before);
+                ready
+            }
         }
     }
 }

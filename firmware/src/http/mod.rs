@@ -23,6 +23,7 @@ pub mod standing;
 pub mod system_api;
 pub mod tls;
 pub mod tls_api;
+pub mod update_api;
 pub mod web;
 pub mod workers;
 

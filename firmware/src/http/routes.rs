@@ -143,6 +143,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/settings/tls", Access::Owner, super::tls_api::get),
     route!(PUT "/api/v1/settings/tls", Access::Owner, super::tls_api::put),
     route!(GET "/api/v1/system", Access::Owner, super::system_api::system),
+    route!(POST "/api/v1/system/update", Access::Owner, super::update_api::update, accepts "application/octet-stream"),
     route!(DELETE "/api/v1/system/safe-mode", Access::Owner, super::system_api::clear_safe_mode),
     // The setup page (issue 7): public files; its data comes from the routes above.
     route!(GET "/web", Access::Public, super::web::slashless),

@@ -59,6 +59,7 @@ pub async fn system(call: Call) -> Response<Body> {
             "rss_kib": memory.map(|m| m.0),
             "peak_rss_kib": memory.map(|m| m.1),
         },
+        "update": crate::update::status(),
         "egress": {
             "lan_bytes": egress.bytes(Class::Lan),
             "remote_stream_bytes": egress.bytes(Class::RemoteStream),

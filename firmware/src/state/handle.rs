@@ -70,6 +70,9 @@ struct Inner {
     /// Changes merged into a later change's record (queued while the writer was busy or waiting for the wear
     /// budget) since start: never written alone.
     merged: AtomicU64,
+    /// Writes are published but not put on flash ([`Handle::hold_writes`]): an unconfirmed firmware keeps an
+    /// older schema's record as it is (issue 19).
+    held: std::sync::atomic::AtomicBool,
 }
 
 /// Cheap to clone; all clones share one state and one writer.
@@ -101,6 +104,7 @@ impl Handle {
             heartbeat: Mutex::new(None),
             budget,
             merged: AtomicU64::new(0),
+            held: std::sync::atomic::AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&inner);
         let thread = std::thread::Builder::new()
@@ -251,6 +255,25 @@ impl Handle {
         })
     }
 
+    /// Schema rule across firmware versions (issue 19): from now on, changes are validated and published as
+    /// usual but not written to flash, so the record there keeps the schema an older firmware reads. The update
+    /// room calls this at start when the stored record was migrated and the new firmware has not confirmed
+    /// itself; [`Handle::release_writes`] ends it. Changes made meanwhile live in memory only.
+    pub fn hold_writes(&self) {
+        self.inner.held.store(true, Ordering::SeqCst);
+    }
+
+    /// End [`Handle::hold_writes`]; true when writes were held (then call [`Handle::rewrite`] to put the newest
+    /// state on flash).
+    pub fn release_writes(&self) -> bool {
+        self.inner.held.swap(false, Ordering::SeqCst)
+    }
+
+    /// Writes are being held.
+    pub fn writes_held(&self) -> bool {
+        self.inner.held.load(Ordering::SeqCst)
+    }
+
     /// Write the newest state again even though nothing changed (a new, migrated or recovered state).
     pub async fn rewrite(&self) -> Result<(), UpdateError<core::convert::Infallible>> {
         self.submit(|_| Ok(()), true).await
@@ -318,9 +341,16 @@ fn writer<F: Flash>(mut store: Store<F>, rx: mpsc::Receiver<Msg>, inner: std::sy
         for j in stale {
             let _ = j.done.send(Err("an earlier change it depended on could not be saved".into()));
         }
-        if let Some(last) = live.last() {
+        if let Some(last) = live.last()
+            && inner.held.load(Ordering::SeqCst)
+        {
+            inner.published.send_replace(last.state.clone());
+            for j in live {
+                let _ = j.done.send(Ok(()));
+            }
+        } else if let Some(last) = live.last() {
             let before = store.stats().bytes_written;
-            let result = store.write(SCHEMA_VERSION, &last.bytes);
+            let result = store.write(write_schema(), &last.bytes);
             meter.charge(store.stats().bytes_written - before, Instant::now());
             *inner.stats.lock().unwrap() = store.stats();
             match result {
@@ -368,6 +398,35 @@ impl Batch {
             Msg::Urgent => self.urgent = true,
         }
     }
+}
+
+/// The schema number records are written with: [`SCHEMA_VERSION`], or one more in a test image that fakes a
+/// newer schema ([`fakes_newer_schema`]).
+pub fn write_schema() -> u16 {
+    if fakes_newer_schema() { SCHEMA_VERSION + 1 } else { SCHEMA_VERSION }
+}
+
+/// The schema to decode a stored record with: a test image that fakes a newer schema reads its own
+/// `SCHEMA_VERSION + 1` records as [`SCHEMA_VERSION`] (the encoding is the same).
+pub fn read_schema(stored: u16) -> u16 {
+    if fakes_newer_schema() && stored == SCHEMA_VERSION + 1 { SCHEMA_VERSION } else { stored }
+}
+
+/// Test images only (feature `test-hooks`): `hearth.test.schema_ahead` on the kernel command line (or
+/// `HEARTH_TEST_SCHEMA_AHEAD=1` in the environment, for host tests) makes this build write its records as a
+/// schema one newer than it is, as a later firmware would: an older firmware cannot read them. The QEMU
+/// rollback test uses it to prove that an unconfirmed update leaves the old schema on flash.
+pub fn fakes_newer_schema() -> bool {
+    #[cfg(feature = "test-hooks")]
+    {
+        static AHEAD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AHEAD.get_or_init(|| {
+            std::env::var_os("HEARTH_TEST_SCHEMA_AHEAD").is_some_and(|v| v == "1")
+                || std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| c.split_whitespace().any(|w| w == "hearth.test.schema_ahead"))
+        })
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    false
 }
 
 fn describe(e: &StoreError) -> String {

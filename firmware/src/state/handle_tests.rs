@@ -225,3 +225,30 @@ fn detached_changes_and_shutdown_do_not_wait_for_the_budget() {
     rt.block_on(third).unwrap().expect("the shutdown wrote it and answered");
     assert_eq!(stored(&flash).settings.remote.upload_kbps, 4);
 }
+
+#[test]
+fn held_writes_are_published_but_stay_off_flash_until_released() {
+    // Issue 19: an unconfirmed firmware must not replace an older schema's record on flash.
+    let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
+    let rt = runtime();
+    let handle = start(&flash);
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.upload_kbps = 1000;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+    handle.hold_writes();
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.upload_kbps = 2000;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+    rt.block_on(handle.flush());
+    assert_eq!(handle.snapshot().settings.remote.upload_kbps, 2000, "the change is in force");
+    assert_eq!(stored(&flash).settings.remote.upload_kbps, 1000, "but flash still holds the record from before the hold");
+    assert!(handle.release_writes());
+    rt.block_on(handle.rewrite()).unwrap();
+    assert_eq!(stored(&flash).settings.remote.upload_kbps, 2000, "released: the newest state is written");
+    assert!(!handle.release_writes(), "nothing held any more");
+    handle.shutdown();
+}

@@ -28,6 +28,9 @@ pub struct Board {
     pub watchdog: Watchdog,
     pub media: Media,
     pub safe_mode: SafeModeRule,
+    /// The A/B boot slots and U-Boot's boot-state partition (issue 19); absent: no updates.
+    #[serde(default)]
+    pub slots: Option<Slots>,
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
@@ -125,6 +128,25 @@ pub struct SafeModeRule {
     pub within_minutes: u32,
 }
 
+/// `[slots]`: where the update room (firmware/src/update/) finds the two slots and the boot state, as Linux
+/// names the partitions (scripts/build-image writes the same layout; board/boot/boot.cmd boots it):
+///
+/// ```toml
+/// [slots]
+/// bootstate = "/dev/vda2"      # raw boot-state partition: two 16 KiB U-Boot env copies
+/// a = "/dev/vda5"              # slot A partition (image, footer in its last 64 KiB)
+/// b = "/dev/vda6"              # slot B partition
+/// confirm_after_secs = 60      # every heartbeat fresh this long → this start is confirmed
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Slots {
+    pub bootstate: String,
+    pub a: String,
+    pub b: String,
+    pub confirm_after_secs: u32,
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Qemu {
@@ -189,6 +211,19 @@ impl Board {
         }
         if self.safe_mode.watchdog_resets == 0 || self.safe_mode.within_minutes == 0 {
             return Err(("safe_mode", "watchdog_resets and within_minutes must be at least 1".into()));
+        }
+        if let Some(sl) = &self.slots {
+            for (field, dev) in [("slots.bootstate", &sl.bootstate), ("slots.a", &sl.a), ("slots.b", &sl.b)] {
+                if !dev.starts_with("/dev/") {
+                    return Err((field, format!("{dev:?} must be a device path like /dev/vda5")));
+                }
+            }
+            if sl.a == sl.b || sl.bootstate == sl.a || sl.bootstate == sl.b {
+                return Err(("slots", "bootstate, a and b must be three different partitions".into()));
+            }
+            if !(1..=3600).contains(&sl.confirm_after_secs) {
+                return Err(("slots.confirm_after_secs", "must be between 1 and 3600".into()));
+            }
         }
         for m in &self.modules {
             if m.name.is_empty() || m.name.contains('/') || m.name.ends_with(".ko") {

@@ -147,6 +147,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
     let opening = crate::serve::open_state(Path::new(&area.device), || super::flash::open(&area), opts.format)
         .map_err(|e| InitError::Flash { device: area.device.clone(), message: e.to_string() })?;
     milestone("state loaded");
+    crate::update::begin_on_board(&board);
     mount_media(&board);
     milestone("media mounted");
     if let Err(e) = crate::serve::data_folder::make_private(Path::new(DATA_DIR)) {

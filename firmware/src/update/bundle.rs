@@ -287,6 +287,11 @@ impl Intake {
         Ok((n, Taken::Verified(manifest)))
     }
 
+    /// The header and manifest bytes as received (verified once [`Intake::manifest`] is Some): a slot's footer.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     /// The verified manifest, once the head is through.
     pub fn manifest(&self) -> Option<&Manifest> {
         match &self.phase {

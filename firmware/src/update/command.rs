@@ -165,3 +165,53 @@ fn sign_image(
     println!("{}: board {} version {} (replaces {} and later), image {} bytes", out.display(), manifest.board, version, min_version, size);
     Ok(ExitCode::SUCCESS)
 }
+
+/// `hearth update FILE [--allow-downgrade] [--board FILE | --slots FILE]`: install a bundle from a console, as
+/// POST /api/v1/system/update does. The slots come from the board file (default /etc/hearth/board.toml) and
+/// the kernel command line, or from a `--slots` file as `hearth serve --slots` takes it.
+pub fn update(argv: Vec<OsString>) -> Result<ExitCode, String> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(argv);
+    let e = |e: lexopt::Error| e.to_string();
+    let (mut file, mut allow, mut board, mut slots_file) = (None::<PathBuf>, false, None::<PathBuf>, None::<PathBuf>);
+    while let Some(arg) = p.next().map_err(e)? {
+        match arg {
+            Long("allow-downgrade") => allow = true,
+            Long("board") => board = Some(p.value().map_err(e)?.into()),
+            Long("slots") => slots_file = Some(p.value().map_err(e)?.into()),
+            Value(v) if file.is_none() => file = Some(v.into()),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let file = file.ok_or("give the bundle file: hearth update FILE")?;
+    let slots = match slots_file {
+        Some(f) => super::Slots::from_host_file(&f)?,
+        None => {
+            let path = board.unwrap_or_else(|| crate::system::board::BOARD_PATH.into());
+            let b = crate::system::board::Board::load(&path).map_err(|e| e.to_string())?;
+            let s = b.slots.ok_or_else(|| format!("{}: the board has no [slots]; it cannot install updates", path.display()))?;
+            let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+            let booted = super::slot::booted_from_cmdline(&cmdline)
+                .ok_or("the kernel command line has no rauc.slot=: this system was not started by the boot script")?;
+            let places = super::slot::Places { bootstate: s.bootstate.into(), a: s.a.into(), b: s.b.into() };
+            super::Slots::new(b.name, booted, places, std::time::Duration::from_secs(s.confirm_after_secs.into()))
+        }
+    };
+    let mut f = std::fs::File::open(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let turn = slots.turn().map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 16];
+    let result = slots.install(&turn, allow, || {
+        let n = f.read(&mut buf).map_err(|e| super::install::InstallError::Upload(e.to_string()))?;
+        Ok((n > 0).then(|| bytes::Bytes::copy_from_slice(&buf[..n])))
+    });
+    match result {
+        Ok(m) => {
+            println!("version {} is installed in slot {}; restart into it", m.version, slots.booted.other().name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("hearth update: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

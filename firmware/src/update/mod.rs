@@ -12,8 +12,72 @@
 //! `hearth bundle --new-key`), else the development key in `board/keys/dev-update.pub` ([`trusts_dev_key`]
 //! says which, and GET /api/v1/system reports it).
 
+pub mod bootstate;
 pub mod bundle;
 pub mod command;
+pub mod confirm;
+pub mod install;
+pub mod slot;
+
+pub use install::Slots;
+
+/// What GET /api/v1/system shows under `"update"`: the key trusted, this version, and (when running from a
+/// slot) the booted slot, the other slot's version, whether this start is confirmed, the next boot and the
+/// last update's result with a sentence for the System screen.
+pub fn status() -> serde_json::Value {
+    let slots = Slots::get().map(|s| {
+        let state = bootstate::read_file(&s.places.bootstate).map(|x| x.0).unwrap_or_default();
+        let other = s.booted.other();
+        let other_version = slot::read_footer(s.places.slot(other), &s.key).map(|m| m.version.to_string());
+        let last = state.last_update().map(|u| {
+            serde_json::json!({
+                "outcome": match u.outcome { bootstate::Outcome::Pending => "pending", bootstate::Outcome::Confirmed => "confirmed", bootstate::Outcome::Failed => "failed" },
+                "slot": u.slot.name(),
+                "version": u.version,
+                "message": confirm::sentence(&u, s.booted, s.confirmed()),
+            })
+        });
+        serde_json::json!({
+            "board": s.board,
+            "booted": s.booted.name(),
+            "booted_version": crate::VERSION,
+            "other": other.name(),
+            "other_version": other_version,
+            "confirmed": s.confirmed(),
+            "next_boot": state.order().first().map(|x| x.name()),
+            "last_update": last,
+            "installing": s.installing(),
+        })
+    });
+    serde_json::json!({
+        "version": crate::VERSION,
+        "trusts_dev_key": trusts_dev_key(),
+        "slots": slots,
+    })
+}
+
+/// Init mode, once the board's devices exist: when the board has `[slots]` and the kernel command line names
+/// the booted slot (`rauc.slot=`), record the slots for this run and repair the boot state after a rollback.
+pub fn begin_on_board(board: &crate::system::board::Board) {
+    let Some(s) = &board.slots else { return };
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let Some(booted) = slot::booted_from_cmdline(&cmdline) else {
+        tracing::warn!("the board has slots but the kernel command line has no rauc.slot=: not started by the boot script; updates are off");
+        return;
+    };
+    let places = slot::Places { bootstate: s.bootstate.clone().into(), a: s.a.clone().into(), b: s.b.clone().into() };
+    let confirm_after = std::time::Duration::from_secs(s.confirm_after_secs.into());
+    begin(Slots::new(board.name.clone(), booted, places, confirm_after));
+}
+
+/// Record this run's slots and repair the boot state after a rollback (`hearth serve --slots` and init mode).
+pub fn begin(slots: Slots) {
+    if Slots::set(slots)
+        && let Some(s) = Slots::get()
+    {
+        s.start();
+    }
+}
 
 /// The development public key kept in the repository (board/keys/README.md: DEVELOPMENT ONLY).
 pub const DEV_PUBLIC_KEY: [u8; 32] = hex32(include_str!("../../../board/keys/dev-update.pub"));
