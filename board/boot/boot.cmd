@@ -16,7 +16,7 @@
 # Each slot (ext4) holds /boot/vmlinuz, /boot/initrd.img, /boot/dtb where the board has one, and
 # /boot/slot.env: text `slot_args=...` lines (kernel command-line words the slot carries, e.g. test hooks).
 # A slot whose files do not load loses its tries and the next one is tried in the same boot; when every slot
-# is spent the counters go back to 3 and the first slot of BOOT_ORDER boots (a box never stops trying).
+# is spent the first slot of BOOT_ORDER gets 3 tries again and boots (a box never stops trying).
 # Counters stay at 9 or less: setexpr prints hex, test -gt reads decimal.
 setenv bs_size 0x4000
 setenv bs_blks 0x20
@@ -54,18 +54,20 @@ for BOOT_SLOT in ${BOOT_ORDER}; do
     test -n "${slot_ok}" || setenv BOOT_B_LEFT 0
   fi
 done
+# Every slot spent: the first slot of BOOT_ORDER gets its tries back (this one spent), the other stays spent:
+# it may be half-written or known bad, and only Hearth gives a slot tries (when it installs into it).
 if test -z "${slot_ok}"; then
-  echo "bootstate: no slot has tries left; every slot gets 3 again"
-  setenv BOOT_A_LEFT 3; setenv BOOT_B_LEFT 3
+  setenv slot_first
   for BOOT_SLOT in ${BOOT_ORDER}; do
-    if test -n "${slot_ok}"; then
-      true
-    elif test "${BOOT_SLOT}" = "A"; then
-      setenv BOOT_A_LEFT 2; setenv slot A; setenv slotpart ${hearth_slot_a_part}; run bs_save; run slot_load
-    else
-      setenv BOOT_B_LEFT 2; setenv slot B; setenv slotpart ${hearth_slot_b_part}; run bs_save; run slot_load
-    fi
+    test -n "${slot_first}" || setenv slot_first ${BOOT_SLOT}
   done
+  echo "bootstate: no slot has tries left; slot ${slot_first} gets 3 again"
+  if test "${slot_first}" = "B"; then
+    setenv BOOT_B_LEFT 2; setenv slot B; setenv slotpart ${hearth_slot_b_part}
+  else
+    setenv BOOT_A_LEFT 2; setenv slot A; setenv slotpart ${hearth_slot_a_part}
+  fi
+  run bs_save; run slot_load
 fi
 if test -z "${slot_ok}"; then
   echo "no slot could be loaded; resetting"
