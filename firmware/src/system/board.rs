@@ -44,6 +44,33 @@ pub struct Board {
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
     #[serde(default)]
     pub qemu: Option<Qemu>,
+    /// The boot disk's layout and where U-Boot comes from (scripts/build-image writes disk.img from it).
+    #[serde(default)]
+    pub image: Option<ImageLayout>,
+}
+
+/// `[image]`: the boot disk build-image writes. MBR: p1 FAT boot (boot.scr), p2 raw boot state, p3 the store
+/// (`[flash]`), p4 extended holding p5 slot A and p6 slot B (board/boot/boot.cmd reads the same numbers).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLayout {
+    /// Where U-Boot comes from: `qemu` (run-qemu's -bios), `rpi` (u-boot.bin on p1), `board` (the board's flash).
+    pub uboot: String,
+    /// Debian package and path under /usr/lib/u-boot/ of the U-Boot binary (`qemu`, `rpi`).
+    #[serde(default)]
+    pub uboot_package: Option<String>,
+    #[serde(default)]
+    pub uboot_binary: Option<String>,
+    /// `rpi`: the Pi boot firmware's package and the files of it that go onto p1.
+    #[serde(default)]
+    pub firmware_package: Option<String>,
+    #[serde(default)]
+    pub firmware_files: Vec<String>,
+    /// Size of the FAT boot partition and of each slot, MiB.
+    pub boot_mib: u32,
+    pub slot_mib: u32,
+    /// The boot disk as Linux names it (`/dev/vda`, `/dev/mmcblk0`): partitions are this plus the number.
+    pub disk: String,
 }
 
 /// Where the board's kernel comes from (a Debian kernel package) and its device tree.
@@ -297,7 +324,7 @@ mod tests {
     #[test]
     fn reads_the_qemu_board() {
         let b = Board::parse("q", &qemu_aarch64()).unwrap();
-        assert_eq!(b.flash.device, "/dev/vda");
+        assert_eq!(b.flash.device, "/dev/vda3");
         assert_eq!(b.network.static_net().unwrap(), ("10.0.2.15".parse().unwrap(), 24));
         let names: Vec<_> = b.modules.iter().map(|m| m.name.as_str()).collect();
         let pos = |n| names.iter().position(|x| *x == n).unwrap();
@@ -323,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_missing_field_is_named() {
-        let text = qemu_aarch64().replace("device = \"/dev/vda\"\n", "");
+        let text = qemu_aarch64().replace("device = \"/dev/vda3\"\n", "");
         let e = Board::parse("q.toml", &text).unwrap_err().to_string();
         assert!(e.contains("missing field `device`") && e.contains("flash"), "{e}");
     }
