@@ -200,9 +200,16 @@ impl Slots {
 
     /// Before the first image byte: the booted slot boots next, the target's footer is zeroed.
     fn prepare(&self, target: Slot, part_size: u64) -> std::io::Result<std::fs::File> {
+        // Before the first byte of the image: the booted slot boots next and the target has no tries, so a
+        // half-written target is never booted, even if the booted slot later spends its own tries (U-Boot
+        // gives tries back only to the first slot of BOOT_ORDER when every slot is spent).
         let (mut state, _) = bootstate::read_file(&self.places.bootstate)?;
+        let before = state.clone();
         if state.order().first() == Some(&target) {
             state.boot_next(self.booted);
+        }
+        state.set(target.left_key(), "0");
+        if state != before {
             bootstate::write_file(&self.places.bootstate, &state)?;
         }
         let f = std::fs::OpenOptions::new().write(true).open(self.places.slot(target))?;
