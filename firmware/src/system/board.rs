@@ -335,7 +335,11 @@ mod tests {
 
     #[test]
     fn slots_are_read_and_checked() {
-        let with = |t: &str| qemu_aarch64().replace("\n[qemu]", &format!("\n{t}\n[qemu]"));
+        // The board file's own [slots] table is taken out; each case puts its own in.
+        let board = qemu_aarch64();
+        let (head, tail) = board.split_at(board.find("\n[slots]").expect("the QEMU board has [slots]"));
+        let without = format!("{head}{}", &tail[tail.find("\n[qemu]").expect("[qemu] follows")..]);
+        let with = |t: &str| without.replace("\n[qemu]", &format!("\n{t}\n[qemu]"));
         let good = "[slots]\nbootstate = \"/dev/vda2\"\na = \"/dev/vda5\"\nb = \"/dev/vda6\"\nconfirm_after_secs = 60\n";
         let b = Board::parse("q", &with(good)).unwrap();
         let s = b.slots.unwrap();
