@@ -33,7 +33,20 @@ fn refused_by_name(srv: &Server, token: &str, method: &str, path: &str, body: &s
     assert_eq!(st, 400, "{method} {path} {body}: {v}");
     assert!(message(&v).contains(field), "{method} {path}: the message names {field}: {v}");
     let (_, after) = srv.json("GET", check, &auth, None);
-    assert_eq!(before, after, "{method} {path}: a refusal changes nothing stored");
+    assert_eq!(stored(before), stored(after), "{method} {path}: a refusal changes nothing stored");
+}
+
+/// What an answer says about stored things: a library's scan progress is a runtime fact that moves on its own
+/// (a new library's first scan may still be running when `before` is read), so it is left out.
+fn stored(mut v: Value) -> Value {
+    if let Some(libraries) = v.get_mut("libraries").and_then(Value::as_array_mut) {
+        for l in libraries {
+            if let Some(o) = l.as_object_mut() {
+                o.remove("progress");
+            }
+        }
+    }
+    v
 }
 
 #[test]
