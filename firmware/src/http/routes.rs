@@ -90,7 +90,7 @@ use super::account_api as acct;
 /// dispatch to the library of the item the `id` parameter names.
 pub const ITEM: Access = Access::Item(Section::Param("id"));
 
-/// Every route Hearth answers over hyper: a request that matches none gets 404 (or 405 when only the
+/// Every route Hearth answers on port 32400: a request that matches none gets 404 (or 405 when only the
 /// method differs).
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
