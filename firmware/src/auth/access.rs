@@ -143,6 +143,8 @@ pub enum Identity {
 /// Where the request comes from, after X-Forwarded-For from trusted proxies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Origin {
+    /// The caller's address: the socket peer, or, when the peer is a trusted proxy, the nearest X-Forwarded-For hop
+    /// that is not one (IPv4-mapped addresses read as IPv4).
     pub addr: IpAddr,
     /// In the LAN networks (or the server's own public address with "treat WAN IP as LAN").
     pub lan: bool,
@@ -176,6 +178,7 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// The HTTP status this refusal is answered with (401, 403, 404 or 409).
     pub fn status(self) -> u16 {
         match self {
             Denial::NotClaimed
@@ -190,6 +193,7 @@ impl Denial {
         }
     }
 
+    /// The sentence shown to the person refused, saying what to do next.
     pub fn message(self) -> &'static str {
         match self {
             Denial::NotClaimed => "This server is not claimed yet. Claim it from a computer on its local network at /web/.",
@@ -237,6 +241,7 @@ impl Caller {
     }
 }
 
+/// The outcome of [`decide`]: who passed, or why the request is refused.
 pub type Decision = Result<Caller, Denial>;
 
 /// The access rule. Pure: same inputs, same answer; no clocks, no I/O.

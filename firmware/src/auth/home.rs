@@ -9,6 +9,8 @@ use crate::state::{
     Time, TokenHash,
 };
 
+/// Check a name `raw` for `what` (an account, a token): trimmed, not empty, no control characters, within
+/// [`crate::state::MAX_NAME`] bytes; the error says which rule failed.
 pub fn name(what: &'static str, raw: &str) -> Result<Name, AuthError> {
     let t = raw.trim();
     if t.is_empty() {
@@ -20,10 +22,12 @@ pub fn name(what: &'static str, raw: &str) -> Result<Name, AuthError> {
     Ok(state::bounded("the name", t)?)
 }
 
+/// Whether an account other than `except` already has the name `n`, compared case-insensitively.
 pub fn name_taken(s: &State, n: &str, except: Option<AccountId>) -> bool {
     s.accounts.iter().any(|a| Some(a.id) != except && a.name.to_lowercase() == n.to_lowercase())
 }
 
+/// Check a list of library ids to share: each must exist; duplicates are dropped.
 pub fn shares(s: &State, ids: &[LibraryId]) -> Result<heapless::Vec<LibraryId, MAX_LIBRARIES>, AuthError> {
     let mut out = heapless::Vec::new();
     for id in ids {
@@ -71,6 +75,7 @@ pub fn add_account(s: &mut State, mut account: Account) -> Result<AccountId, Aut
     Ok(id)
 }
 
+/// The account `id` if it has `role`, for an edit; a member's id given as a friend's is not found.
 pub fn account_mut(s: &mut State, id: AccountId, role: Role) -> Result<&mut Account, AuthError> {
     s.accounts
         .iter_mut()
@@ -78,6 +83,7 @@ pub fn account_mut(s: &mut State, id: AccountId, role: Role) -> Result<&mut Acco
         .ok_or_else(|| AuthError::NotFound(format!("there is no {} with id {id}", role_word(role))))
 }
 
+/// The word for `r` in messages ("owner", "Home member", "friend").
 pub fn role_word(r: Role) -> &'static str {
     match r {
         Role::Owner => "owner",
@@ -143,6 +149,8 @@ pub fn add_device(s: &mut State, account: AccountId, client: &Client, token: Tok
     Ok(id)
 }
 
+/// Add an API token `name` with `scope` and the hash of its token; refused when the name is taken
+/// (case-insensitively) or the tokens are full. Returns the new token's id.
 pub fn add_api_token(s: &mut State, name: Name, scope: Scope, token: TokenHash, now: Time) -> Result<u16, AuthError> {
     if s.api_tokens.iter().any(|t| t.name.to_lowercase() == name.to_lowercase()) {
         return Err(AuthError::Conflict(format!("an API token named {:?} already exists", name.as_str())));

@@ -23,6 +23,7 @@ use super::lockout::Source;
 pub struct Seat {
     /// The caller's source prefix; `None` for work an account already signed in asked for (a new password).
     pub source: Option<Source>,
+    /// The caller came from the LAN; LAN places go before WAN ones.
     pub lan: bool,
     /// The source had no failure on record when the attempt started.
     pub clean: bool,
@@ -42,14 +43,17 @@ pub struct Line<T> {
 type Rank = (bool, bool, u64);
 
 impl<T> Line<T> {
+    /// An empty line that holds at most `capacity` places.
     pub fn new(capacity: usize) -> Line<T> {
         Line { places: Vec::new(), arrivals: 0, now: 0, capacity }
     }
 
+    /// How many places are waiting.
     pub fn len(&self) -> usize {
         self.places.len()
     }
 
+    /// Whether nobody is waiting.
     pub fn is_empty(&self) -> bool {
         self.places.is_empty()
     }

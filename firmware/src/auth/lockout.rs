@@ -42,9 +42,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Failures a key may have before it is blocked at all.
 pub const FREE: u32 = 5;
+/// The longest block one failure can cause, so nobody is locked out for more than 15 minutes.
 pub const MAX_BLOCK: Duration = Duration::from_secs(15 * 60);
+/// A key with no failure for this long starts over.
 pub const FORGET: Duration = Duration::from_secs(24 * 3600);
+/// Counters kept at most; bounds the memory an attacker with many addresses can make Hearth use.
 pub const MAX_KEYS: usize = 4096;
 
 /// The unit per-source limits count: the caller's address cut to its prefix (see the module doc).
@@ -52,6 +56,7 @@ pub const MAX_KEYS: usize = 4096;
 pub struct Source {
     /// The address with the bits beyond `prefix` cleared.
     pub net: IpAddr,
+    /// Prefix length of `net` in bits (64, 24 or 32, see [`Source::of`]).
     pub prefix: u8,
 }
 
@@ -75,6 +80,7 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// What failures are counted against: an account as seen from one side, or a source prefix.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     /// Lower-cased account name (or "#id" for a member picked by id), and whether the attempt came from the LAN.
@@ -121,6 +127,8 @@ impl Counter {
     }
 }
 
+/// The failure counters of every key (RAM only, so a restart forgets them); see the module doc for
+/// the schedule.
 #[derive(Default)]
 pub struct Lockout {
     keys: Mutex<HashMap<Key, Counter>>,
@@ -233,6 +241,7 @@ impl Lockout {
         longest
     }
 
+    /// Forget every counter, as a restart does.
     pub fn clear(&self) {
         self.keys.lock().unwrap().clear();
     }

@@ -73,6 +73,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
             AuthError::BadInput(_) => 400,
@@ -95,13 +96,16 @@ impl AuthError {
 /// The auth room's runtime part, shared by all requests.
 #[derive(Default)]
 pub struct Guard {
+    /// The argon2id hasher threads and their fair line.
     pub hasher: secret::Hasher,
+    /// Failure counters that slow down guessing.
     pub lockout: lockout::Lockout,
     seen: Mutex<HashMap<DeviceId, Time>>,
     subnets: RwLock<Vec<Net>>,
 }
 
 impl Guard {
+    /// A guard with the server's own subnets read.
     pub fn new() -> Guard {
         let g = Guard::default();
         g.refresh_subnets();
@@ -113,6 +117,7 @@ impl Guard {
         *self.subnets.write().unwrap() = own_subnets();
     }
 
+    /// The server's own subnets (counted as LAN when the owner set no LAN networks), as last read.
     pub fn subnets(&self) -> Vec<Net> {
         self.subnets.read().unwrap().clone()
     }

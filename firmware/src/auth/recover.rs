@@ -15,6 +15,7 @@ use crate::state::{Handle, Role};
 use std::io::BufRead;
 use std::path::Path;
 
+/// Name of the recovery file in the data directory; its first line is the new owner password.
 pub const RECOVERY_FILE: &str = "recover-owner";
 
 /// What a recovery did, for the console and the log (no secrets).

@@ -20,9 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::Duration;
 
+/// argon2id memory in KiB (19 MiB, the OWASP minimum row).
 pub const M_COST_KIB: u32 = 19 * 1024;
+/// argon2id passes over the memory.
 pub const T_COST: u32 = 2;
+/// argon2id lanes (one: a hash uses one core).
 pub const P_COST: u32 = 1;
+/// Bytes of argon2id output stored per secret.
 pub const OUTPUT: usize = 16;
 /// Hashes computed at the same time.
 pub const HASHERS: usize = 2;

@@ -29,6 +29,7 @@ pub struct Item {
     pub path: PathBuf,
     /// Folder of the file relative to its library folder, `/`-separated, "" at the top (folder views).
     pub folder: String,
+    /// The title shown (`dc:title`).
     pub title: String,
     /// Video, audio or image: picks its place in the tree and its upnp:class.
     pub kind: Kind,

@@ -1,7 +1,7 @@
 //! Accepting connections and handing each request to the right engine.
 //!
 //! A plain connection's loop reads and parses every request head once (`wire::read_head`); a part request
-//! passes the doors on that parsed head ([`part_doors`]: Host/Origin, secure connections, the access rule) and
+//! passes the doors on that parsed head (`part_doors`: Host/Origin, secure connections, the access rule) and
 //! goes to the stream room's sendfile path; any other request is lent to hyper for one exchange. TLS
 //! connections go to hyper after their first head, through the same door functions (`http::doors`,
 //! `routes::admit`) on hyper's parsed request.

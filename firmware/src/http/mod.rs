@@ -43,15 +43,20 @@ pub use crate::wire::{HEAD_TIMEOUT, MAX_HEAD};
 /// Largest request body accepted by API handlers; larger gets 413.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// The body type of every response Hearth sends: boxed so handlers, errors and the page share one type.
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// What every handler can reach.
 pub struct Ctx {
+    /// The state handle: snapshots to read, validated updates to change it.
     pub state: Handle,
+    /// When the server started, for the uptime that `/health` and the system API report.
     pub started: Instant,
     /// Neither flash slot held a valid record at start; running on defaults.
     pub recovered_from_damage: bool,
+    /// The data directory the server runs on (state file, catalog index).
     pub data_dir: PathBuf,
+    /// The HTTPS acceptor cached for the certificate in the state.
     pub certificates: tls::Certificates,
     /// The auth room's runtime part: hashing, lockout, last-seen times, own subnets.
     pub auth: std::sync::Arc<crate::auth::Guard>,
@@ -88,10 +93,12 @@ impl Ctx {
     }
 }
 
+/// A whole body from bytes already in memory.
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
+/// An empty body (for 204, HEAD and redirects).
 pub fn empty() -> Body {
     full(Bytes::new())
 }
@@ -104,6 +111,8 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format the request's `Accept` asks for: JSON when it names `application/json`, XML (Plex's
+    /// default) otherwise.
     pub fn of(headers: &hyper::HeaderMap) -> Format {
         let json = headers
             .get(header::ACCEPT)

@@ -17,10 +17,15 @@ use crate::auth::{Caller, Origin, decide, token};
 
 /// Everything a handler gets.
 pub struct Call {
+    /// What every handler can reach (state, auth, library, streams).
     pub ctx: Arc<Ctx>,
+    /// The request, body not yet read.
     pub req: Request<Incoming>,
+    /// The path segments the route captured.
     pub params: Params,
+    /// The socket peer (a trusted proxy's address when behind one; see `origin`).
     pub peer: SocketAddr,
+    /// Whether to answer JSON or XML.
     pub format: Format,
     /// The request came over TLS.
     pub secure: bool,
@@ -30,17 +35,23 @@ pub struct Call {
     pub caller: Caller,
 }
 
+/// The future a handler returns: boxed, so every handler fits the one [`Handler`] type of the table.
 pub type Reply = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+/// A route's handler: gets the admitted request, answers it.
 pub type Handler = fn(Call) -> Reply;
 
+/// One row of [`ROUTES`]: method, path pattern, access class, accepted body type and handler.
 pub struct Route {
+    /// The method it answers (HEAD is answered by the GET route).
     pub method: Method,
     /// Segments; `{name}` captures one segment.
     pub path: &'static str,
+    /// Who may call it, checked before the handler runs (no default on purpose).
     pub access: Access,
     /// The media type a state-changing request's body must have ([`super::doors::body_type`]): JSON unless
     /// the route names another (e.g. a firmware upload), which keeps every other check.
     pub accepts: &'static str,
+    /// What answers the request once admitted.
     pub handler: Handler,
 }
 
@@ -49,6 +60,7 @@ pub struct Route {
 pub struct Params(pub Vec<(&'static str, String)>);
 
 impl Params {
+    /// The value captured for `{name}`, if the route has it.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -78,6 +90,8 @@ use super::account_api as acct;
 /// dispatch to the library of the item the `id` parameter names.
 pub const ITEM: Access = Access::Item(Section::Param("id"));
 
+/// Every route Hearth answers on port 32400: a request that matches none gets 404 (or 405 when only the
+/// method differs).
 pub static ROUTES: &[Route] = &[
     route!(GET "/identity", Access::Public, super::api::identity),
     route!(GET "/health", Access::Public, super::api::health),
@@ -155,9 +169,13 @@ pub static ROUTES: &[Route] = &[
 /// Why [`admit`] refused a request.
 #[derive(Debug)]
 pub struct Refusal {
+    /// The HTTP status to answer with.
     pub status: u16,
+    /// The sentence shown to the person refused.
     pub message: &'static str,
+    /// The caller's address, for the log of refused tokens.
     pub addr: std::net::IpAddr,
+    /// The request carried a token: a 401 then means a bad or revoked token, which is logged.
     pub token_presented: bool,
 }
 
@@ -249,6 +267,7 @@ pub async fn run(
     (route.handler)(Call { ctx, req, params, peer, format, secure, origin, caller }).await
 }
 
+/// Why [`find`] found no route: none has the path (404), or none with this method (405).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Miss {
     NotFound,

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 /// The certificate Hearth makes for itself is valid this long (then remade; see [`keep_certificate`]).
 pub const SELF_SIGNED_DAYS: i64 = 3650;
 
+/// Why a certificate could not be installed or made; the text tells the owner what to fix.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TlsError {
     #[error("the certificate is not PEM (expected -----BEGIN CERTIFICATE-----)")]
@@ -252,7 +253,7 @@ pub fn box_addresses() -> Vec<IpAddr> {
 
 /// `notBefore` and `notAfter` of a DER certificate, as unix seconds.
 ///
-/// RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+/// RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { \[0\] version OPTIONAL,
 /// serialNumber INTEGER, signature AlgorithmIdentifier, issuer Name, validity SEQUENCE { notBefore Time,
 /// notAfter Time }, ... } ... }; Time ::= UTCTime | GeneralizedTime (§4.1.2.5).
 pub fn validity(cert: &[u8]) -> Result<(i64, i64), TlsError> {

@@ -67,6 +67,7 @@ pub struct Item {
     pub library: LibraryId,
     /// Absolute path, raw bytes (names need not be UTF-8).
     pub path: Box<[u8]>,
+    /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
@@ -127,7 +128,9 @@ impl Item {
 /// (Photos library: one folder below the library folder, `show` empty, `parent` 0, `album` the folder path).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
+    /// Never reused, from the same counter as items' ids; see [`ItemId`].
     pub id: ItemId,
+    /// The library the group belongs to.
     pub library: LibraryId,
     /// The show's name (show, season) or the artist's name (artist, album).
     pub show: Box<str>,
@@ -211,6 +214,7 @@ pub struct Progress {
 pub struct ProgressView {
     /// A scan is queued or running.
     pub running: bool,
+    /// Files looked at in the current scan (or the last one when none runs).
     pub files_seen: u64,
     /// Files looked at per second in the current scan (or the last one when none runs).
     pub files_per_second: f64,

@@ -8,7 +8,10 @@
 /// What a file name says about its item.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Parsed {
+    /// The title to show: separators made spaces, the year left out; for an episode, the words after the
+    /// marker up to the first quality tag, or "Episode N".
     pub title: String,
+    /// The release year the name carries, if any.
     pub year: Option<u16>,
     /// (show name, season, episode) when the name carries an episode marker.
     pub episode: Option<(String, u16, u16)>,
@@ -169,8 +172,11 @@ fn split_year(s: &str) -> (String, Option<u16>) {
 /// What a music file's name says.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TrackName {
+    /// The track's title, number left out.
     pub title: String,
+    /// Track number from the name, if any.
     pub track: Option<u16>,
+    /// Disc number from a `1-03` style name, if any (never 0).
     pub disc: Option<u16>,
 }
 
@@ -212,8 +218,11 @@ pub fn track(stem: &[u8]) -> TrackName {
 /// What the folders between the library folder and a music file say.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct MusicFolders {
+    /// The folder above the album folder, if any.
     pub artist: Option<String>,
+    /// The folder the file is in (above its disc folder, if it has one), if any.
     pub album: Option<String>,
+    /// Disc number from a `CD2` or `Disc 2` folder below the album, if any.
     pub disc: Option<u16>,
 }
 

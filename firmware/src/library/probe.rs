@@ -42,14 +42,17 @@ pub struct Probed {
 /// A track's tags, as the music shelves use them. Empty strings are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tags {
+    /// The track title tag.
     pub title: Option<String>,
     /// The album artist when the file names one (so a compilation stays one album), else the track artist.
     pub artist: Option<String>,
+    /// The album tag.
     pub album: Option<String>,
     /// Track number on its disc.
     pub track: Option<u16>,
     /// Disc number of a multi-disc album.
     pub disc: Option<u16>,
+    /// The year of the date tag (0 counts as none).
     pub year: Option<u16>,
 }
 

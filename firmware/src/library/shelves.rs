@@ -27,7 +27,9 @@ pub(super) struct Record {
     text: u32,
     name_len: u16,
     title_len: u16,
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
     duration_ms: u64,
     added: u32,
@@ -42,7 +44,9 @@ pub(super) struct Record {
     container: u16,
     video_codec: u16,
     audio_codec: u16,
+    /// The library the item's folder belongs to.
     pub library: LibraryId,
+    /// Video, audio or photo.
     pub media: Media,
 }
 

@@ -19,8 +19,11 @@ pub const FILE_MODE: u32 = 0o600;
 /// One mode Hearth changed: the path below the data folder ("" for the folder itself), before and after.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Tightened {
+    /// The path below the data folder ("" for the folder itself).
     pub name: String,
+    /// Permission bits before (mode & 0o7777).
     pub was: u32,
+    /// Permission bits after: the owner's bits kept, group and others cleared.
     pub now: u32,
 }
 

@@ -118,7 +118,9 @@ pub enum Role {
 pub struct Account {
     /// Never reused (see [`AccountId`]).
     pub id: AccountId,
+    /// Owner, Home member or friend: decides how the account signs in and what it sees.
     pub role: Role,
+    /// The account's name; unique on the server regardless of case.
     pub name: Name,
     /// The sign-in password: the owner's and friends'; a Home member has none.
     pub password: Option<Secret>,
@@ -134,6 +136,7 @@ pub struct Account {
 /// of it in the device list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
+    /// Never reused (see [`DeviceId`]).
     pub id: DeviceId,
     /// The account the device acts for.
     pub account: AccountId,
@@ -169,6 +172,7 @@ pub struct ApiToken {
     pub id: u16,
     /// The owner's label for the token.
     pub name: Name,
+    /// What the token may do.
     pub scope: Scope,
     /// Hash of the bearer token, shown once at creation and never stored.
     pub token: TokenHash,
@@ -273,6 +277,7 @@ pub enum MappingMethod {
 /// The last mapping that succeeded, kept so a restart can renew or delete it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mapping {
+    /// How the mapping was made: UPnP IGD, PCP, NAT-PMP, or by hand.
     pub method: MappingMethod,
     /// The router that made the mapping (the IGD, PCP or NAT-PMP server).
     pub gateway: IpAddr,
@@ -337,7 +342,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<Net, MAX_PROXIES>,
     /// Whether plain HTTP is served, redirected or refused.
     pub secure_connections: SecureConnections,
+    /// The owner's DLNA settings.
     pub dlna: Dlna,
+    /// The owner's remote access settings.
     pub remote: Remote,
     /// Names besides IP addresses, the box's hostname and `localhost` that a request's `Host` may carry
     /// (schema 4): a dynamic-DNS name, a name in the owner's DNS.
@@ -402,6 +409,7 @@ pub enum LibraryKind {
 pub struct Library {
     /// Never reused (see [`LibraryId`]).
     pub id: LibraryId,
+    /// What the library holds.
     pub kind: LibraryKind,
     /// The owner's name for the library.
     pub name: Name,
@@ -468,13 +476,17 @@ pub struct SafeMode {
 pub struct State {
     /// Stable across restarts; shown as 32 hex digits (`machineIdentifier`).
     pub machine_id: [u8; 16],
+    /// Every account: owner, Home members, friends.
     pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    /// Signed-in devices of all accounts.
     pub devices: Vec<Device, MAX_DEVICES>,
+    /// API tokens the owner made.
     pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
     /// The owner's settings.
     pub settings: Settings,
     /// The HTTPS certificate; `None` before the claim (a self-signed one is made once the server is claimed).
     pub tls: Option<Tls>,
+    /// The owner's libraries.
     pub libraries: Vec<Library, MAX_LIBRARIES>,
     /// Media folders of all libraries (see [`Folder`]).
     pub folders: Vec<Folder, MAX_FOLDERS>,

@@ -17,40 +17,67 @@ use super::v3::{
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
+/// Frozen schema 1 copy of the remote access settings: the upload cap in whole Mbit/s and no per-stream
+/// limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remote {
+    /// On after the claim unless the owner unticked it.
     pub enabled: bool,
+    /// Some = the owner forwarded this external port by hand.
     pub manual_port: Option<u16>,
     /// Whole Mbit/s; 0 = not set.
     pub upload_mbps: u16,
+    /// Where `hearth reflector` runs; empty = not verified from outside.
     pub reflector_url: String<MAX_URL>,
+    /// STUN servers as host:port.
     pub stun_servers: Vec<String<64>, MAX_STUN>,
+    /// The last mapping that succeeded.
     pub last_mapping: Option<Mapping>,
 }
 
+/// Frozen schema 1 copy of the owner's server settings (its `remote` is this module's [`Remote`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
+    /// Shown to apps and DLNA devices. Empty = the hostname.
     pub friendly_name: Name,
+    /// Networks counted as LAN. Empty = the server's own subnets.
     pub lan_networks: Vec<Net, MAX_NETS>,
+    /// Networks allowed without auth; ignored while secured.
     pub allowed_without_auth: Vec<Net, MAX_NETS>,
+    /// Requests from the public address of the last mapping count as LAN.
     pub treat_wan_ip_as_lan: bool,
+    /// X-Forwarded-For is believed only from these.
     pub trusted_proxies: Vec<Net, MAX_PROXIES>,
+    /// Whether plain HTTP is served, redirected or refused.
     pub secure_connections: SecureConnections,
+    /// The owner's DLNA settings.
     pub dlna: Dlna,
+    /// The owner's remote access settings, schema 1 shape.
     pub remote: Remote,
 }
 
+/// Frozen schema 1 copy of everything Hearth kept on flash: no safe mode, no clean-stop marker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Stable across restarts (`machineIdentifier`).
     pub machine_id: [u8; 16],
+    /// Every account: owner, Home members, friends.
     pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    /// Signed-in devices of all accounts.
     pub devices: Vec<Device, MAX_DEVICES>,
+    /// API tokens the owner made.
     pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    /// The owner's settings, schema 1 shape.
     pub settings: Settings,
+    /// The HTTPS certificate; `None` before the claim.
     pub tls: Option<Tls>,
+    /// The owner's libraries.
     pub libraries: Vec<Library, MAX_LIBRARIES>,
+    /// Media folders of all libraries.
     pub folders: Vec<Folder, MAX_FOLDERS>,
+    /// Reset history, newest last.
     pub resets: Vec<Reset, MAX_RESETS>,
+    /// Next id for accounts, devices, tokens and libraries (never reused).
     pub next_id: u16,
 }
 

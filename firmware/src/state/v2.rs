@@ -12,18 +12,30 @@ use super::v3::{
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
+/// Frozen schema 2 copy of everything Hearth kept on flash: schema 3 without the clean-stop marker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
+    /// Stable across restarts (`machineIdentifier`).
     pub machine_id: [u8; 16],
+    /// Every account: owner, Home members, friends.
     pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    /// Signed-in devices of all accounts.
     pub devices: Vec<Device, MAX_DEVICES>,
+    /// API tokens the owner made.
     pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    /// The owner's settings.
     pub settings: Settings,
+    /// The HTTPS certificate; `None` before the claim.
     pub tls: Option<Tls>,
+    /// The owner's libraries.
     pub libraries: Vec<Library, MAX_LIBRARIES>,
+    /// Media folders of all libraries.
     pub folders: Vec<Folder, MAX_FOLDERS>,
+    /// Reset history, newest last.
     pub resets: Vec<Reset, MAX_RESETS>,
+    /// Set by too many watchdog resets in a short time.
     pub safe_mode: SafeMode,
+    /// Next id for accounts, devices, tokens and libraries (never reused).
     pub next_id: u16,
 }
 

@@ -12,33 +12,55 @@ use heapless::{String, Vec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// Schema 3's bound on a name (account, library, API token) in UTF-8 bytes.
 pub const MAX_NAME: usize = 32;
+/// Schema 3's bound on accounts of every role together.
 pub const MAX_ACCOUNTS: usize = 28;
+/// Schema 3's bound on signed-in devices of all accounts together.
 pub const MAX_DEVICES: usize = 64;
+/// Schema 3's bound on API tokens.
 pub const MAX_API_TOKENS: usize = 16;
+/// Schema 3's bound on libraries and on every list of library ids.
 pub const MAX_LIBRARIES: usize = 16;
+/// Schema 3's bound on media folders of all libraries together.
 pub const MAX_FOLDERS: usize = 16;
+/// Schema 3's bound on a media folder path in bytes.
 pub const MAX_PATH: usize = 112;
+/// Schema 3's bound on networks in one list (LAN networks, allowed without auth).
 pub const MAX_NETS: usize = 8;
+/// Schema 3's bound on trusted reverse proxies.
 pub const MAX_PROXIES: usize = 4;
+/// Schema 3's bound on a device name in bytes.
 pub const MAX_DEVICE_NAME: usize = 24;
+/// Schema 3's bound on a product name (`X-Plex-Product`) in bytes.
 pub const MAX_PRODUCT: usize = 20;
+/// Schema 3's bound on the reflector URL in bytes.
 pub const MAX_URL: usize = 96;
+/// Schema 3's bound on STUN servers.
 pub const MAX_STUN: usize = 2;
+/// Schema 3's bound on the stored certificate chain in bytes.
 pub const MAX_CERT: usize = 2304;
+/// Schema 3's bound on the stored PKCS#8 private key in bytes.
 pub const MAX_KEY: usize = 320;
+/// Schema 3's bound on the reset history.
 pub const MAX_RESETS: usize = 8;
 
+/// Schema 3's bounded name (account, library, API token).
 pub type Name = String<MAX_NAME>;
+/// Schema 3's account id, from `State::next_id`.
 pub type AccountId = u16;
+/// Schema 3's device id, from `State::next_id`.
 pub type DeviceId = u16;
+/// Schema 3's library id, from `State::next_id`.
 pub type LibraryId = u8;
+/// Unix time in seconds, as schema 3 stored it.
 pub type Time = u32;
 
 /// An argon2id result: the per-secret random salt and the derived hash. Parameters are fixed per schema
 /// version (auth room) so they are not repeated in every record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secret {
+    /// Random per secret, so equal passwords give different hashes.
     pub salt: [u8; 16],
     /// 128-bit argon2id output.
     pub hash: [u8; 16],
@@ -49,6 +71,7 @@ pub struct Secret {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TokenHash(pub [u8; 16]);
 
+/// Frozen schema 3 copy of [`super::Role`]: what an account is in the Home.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// The account that claimed the server. Exactly one once claimed.
@@ -59,22 +82,33 @@ pub enum Role {
     Friend,
 }
 
+/// Frozen schema 3 copy of [`super::Account`]: a person who can sign in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
+    /// Never reused.
     pub id: AccountId,
+    /// Owner, Home member or friend.
     pub role: Role,
+    /// The account's name, unique on the server.
     pub name: Name,
+    /// The sign-in password: the owner's and friends'; a Home member has none.
     pub password: Option<Secret>,
+    /// The PIN that guards switching to this account in the Home.
     pub pin: Option<Secret>,
     /// Libraries this account may see. Ignored for the owner, who sees everything.
     pub shares: Vec<LibraryId, MAX_LIBRARIES>,
+    /// When the account was made.
     pub created: Time,
 }
 
+/// Frozen schema 3 copy of [`super::Device`]: a signed-in app and the account it acts for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
+    /// Never reused.
     pub id: DeviceId,
+    /// The account the device acts for.
     pub account: AccountId,
+    /// Hash of the device's bearer token (the token itself is never stored).
     pub token: TokenHash,
     /// First 64 bits of SHA-256 of `X-Plex-Client-Identifier`: finds the device again when it signs in anew.
     pub client: [u8; 8],
@@ -82,11 +116,13 @@ pub struct Device {
     pub name: String<MAX_DEVICE_NAME>,
     /// `X-Plex-Product`.
     pub product: String<MAX_PRODUCT>,
+    /// When the device first signed in.
     pub created: Time,
     /// Written coarsely (see the auth room), never per request.
     pub last_seen: Time,
 }
 
+/// Frozen schema 3 copy of [`super::Scope`]: what an API token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
     /// Browse and stream every library.
@@ -97,22 +133,32 @@ pub enum Scope {
     Admin,
 }
 
+/// Frozen schema 3 copy of [`super::ApiToken`]: a bearer token the owner made for a script or hook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
+    /// Never reused; the API names the token by it.
     pub id: u16,
+    /// The owner's label for the token.
     pub name: Name,
+    /// What the token may do.
     pub scope: Scope,
+    /// Hash of the bearer token (shown once at creation, never stored).
     pub token: TokenHash,
+    /// When the token was made.
     pub created: Time,
 }
 
 /// An IP network in CIDR form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Net {
+    /// The network address.
     pub addr: IpAddr,
+    /// Prefix length in bits.
     pub prefix: u8,
 }
 
+/// Frozen schema 3 copy of [`super::SecureConnections`]: whether plain HTTP is served, redirected
+/// or refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecureConnections {
     /// Plain HTTP gets a redirect (browsers) or 403 (others).
@@ -122,6 +168,7 @@ pub enum SecureConnections {
     Disabled,
 }
 
+/// Frozen schema 3 copy of [`super::Dlna`]: the owner's DLNA settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dlna {
     /// The owner's switch.
@@ -133,6 +180,7 @@ pub struct Dlna {
     pub libraries: Vec<LibraryId, MAX_LIBRARIES>,
 }
 
+/// Frozen schema 3 copy of [`super::MappingMethod`]: how the last port mapping was made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MappingMethod {
     UpnpIgd,
@@ -144,16 +192,23 @@ pub enum MappingMethod {
 /// The last mapping that succeeded, kept so a restart can renew or delete it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mapping {
+    /// How the mapping was made: UPnP IGD, PCP, NAT-PMP, or by hand.
     pub method: MappingMethod,
+    /// The router that made the mapping.
     pub gateway: IpAddr,
+    /// The public address the router reported, if it said.
     pub external_addr: Option<IpAddr>,
+    /// The port open on the router's public side.
     pub external_port: u16,
+    /// The local port the router forwards to.
     pub internal_port: u16,
     /// 0 = permanent.
     pub lease_secs: u32,
+    /// When the mapping was made or last renewed.
     pub obtained: Time,
 }
 
+/// Frozen schema 3 copy of [`super::Remote`]: the owner's remote access settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remote {
     /// On after the claim unless the owner unticked it.
@@ -168,9 +223,12 @@ pub struct Remote {
     pub reflector_url: String<MAX_URL>,
     /// STUN servers as host:port.
     pub stun_servers: Vec<String<64>, MAX_STUN>,
+    /// The last mapping that succeeded, so a restart renews or deletes it.
     pub last_mapping: Option<Mapping>,
 }
 
+/// Frozen schema 3 copy of [`super::Settings`]: the owner's server settings, without `host_names`
+/// (added in schema 4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// Shown to apps and DLNA devices. Empty = the hostname.
@@ -179,14 +237,19 @@ pub struct Settings {
     pub lan_networks: Vec<Net, MAX_NETS>,
     /// "List of IP addresses and networks that are allowed without auth". Ignored while secured.
     pub allowed_without_auth: Vec<Net, MAX_NETS>,
+    /// Requests from the public address of the last mapping count as LAN.
     pub treat_wan_ip_as_lan: bool,
     /// X-Forwarded-For is believed only from these.
     pub trusted_proxies: Vec<Net, MAX_PROXIES>,
+    /// Whether plain HTTP is served, redirected or refused.
     pub secure_connections: SecureConnections,
+    /// The owner's DLNA settings.
     pub dlna: Dlna,
+    /// The owner's remote access settings.
     pub remote: Remote,
 }
 
+/// Frozen schema 3 copy of [`super::Tls`]: the HTTPS certificate chain and its key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tls {
     /// DER certificates, leaf first, each prefixed by its u16 length.
@@ -197,6 +260,7 @@ pub struct Tls {
     pub custom: bool,
 }
 
+/// Frozen schema 3 copy of [`super::LibraryKind`]: what a library holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LibraryKind {
     Movies,
@@ -206,20 +270,27 @@ pub enum LibraryKind {
     OtherVideos,
 }
 
+/// Frozen schema 3 copy of [`super::Library`]: a library as the owner named it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Library {
+    /// Never reused.
     pub id: LibraryId,
+    /// What the library holds.
     pub kind: LibraryKind,
+    /// The owner's name for the library.
     pub name: Name,
 }
 
 /// A media folder. Folders of all libraries share one pool so the bound is on the total.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Folder {
+    /// The library that has this folder.
     pub library: LibraryId,
+    /// Absolute path on the box.
     pub path: String<MAX_PATH>,
 }
 
+/// Frozen schema 3 copy of [`super::ResetReason`]: why the previous run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResetReason {
     /// Power came back without a clean-stop marker.
@@ -232,9 +303,12 @@ pub enum ResetReason {
     Crash,
 }
 
+/// Frozen schema 3 copy of [`super::Reset`]: one entry of the reset history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reset {
+    /// Why the run ended.
     pub reason: ResetReason,
+    /// When the next start found it.
     pub at: Time,
 }
 
@@ -256,7 +330,9 @@ pub enum Run {
 /// Safe mode: too many watchdog resets in a short time. Remote access and DLNA stay off until cleared.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SafeMode {
+    /// On: remote access and DLNA stay off until the owner clears it.
     pub active: bool,
+    /// When safe mode began.
     pub since: Time,
 }
 
@@ -265,15 +341,23 @@ pub struct SafeMode {
 pub struct State {
     /// Stable across restarts; shown as 32 hex digits (`machineIdentifier`).
     pub machine_id: [u8; 16],
+    /// Every account: owner, Home members, friends.
     pub accounts: Vec<Account, MAX_ACCOUNTS>,
+    /// Signed-in devices of all accounts.
     pub devices: Vec<Device, MAX_DEVICES>,
+    /// API tokens the owner made.
     pub api_tokens: Vec<ApiToken, MAX_API_TOKENS>,
+    /// The owner's settings.
     pub settings: Settings,
+    /// The HTTPS certificate; `None` before the claim.
     pub tls: Option<Tls>,
+    /// The owner's libraries.
     pub libraries: Vec<Library, MAX_LIBRARIES>,
+    /// Media folders of all libraries.
     pub folders: Vec<Folder, MAX_FOLDERS>,
     /// Newest last; at most [`MAX_RESETS`].
     pub resets: Vec<Reset, MAX_RESETS>,
+    /// Set by too many watchdog resets in a short time.
     pub safe_mode: SafeMode,
     /// Next id for accounts, devices, tokens and libraries (never reused).
     pub next_id: u16,

@@ -4,7 +4,7 @@
 
 use super::LibraryId;
 
-/// A set of library ids (ids are 1..=255): a bitset, so a [`Caller`] stays `Copy`.
+/// A set of library ids (ids are 1..=255): a bitset, so the auth room's `Caller` stays `Copy`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Libraries([u64; 4]);
 

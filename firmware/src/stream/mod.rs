@@ -3,9 +3,10 @@
 //! connections hyper kept after a chunked request) copies, correctly, through [`Prepared`] and [`FileBody`].
 //!
 //! Owns: Range and conditional requests ([`range`], sans-IO, RFC 9110), response heads for media, the
-//! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes, the
-//! LAN/WAN guess ([`origin`], replaceable), the zero-copy / copied byte counters, and the egress counters per
-//! bandwidth class ([`Egress`], shown by the setup page's graph; DLNA's 32469 streams add theirs as LAN).
+//! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes (LAN or remote,
+//! by the `lan` the caller took from the auth room's origin rule), the zero-copy / copied byte counters, and
+//! the egress counters per bandwidth class ([`Egress`], shown by the setup page's graph; DLNA's 32469 streams
+//! add theirs as LAN).
 //! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
 //! the access rule (callers pass who may see what and how to ask again: [`Viewer`]), the
 //! request head's parsing (the wire room parses it once: [`PartRequest::of`] reads a [`Head`]), HTTP itself beyond

@@ -95,7 +95,7 @@ impl Workers {
         }))
     }
 
-    /// Register one beat per worker with `beats` and bump each from a task on its own worker, every [`TICK`].
+    /// Register one beat per worker with `beats` and bump each from a task on its own worker, every `TICK` (1 s).
     /// The stop aborts the tasks and rests the beats ([`Workers::rest`]).
     pub fn beat(&self, beats: &crate::system::watchdog::Heartbeats) -> Vec<(JoinHandle<()>, crate::system::watchdog::Beat)> {
         self.workers

@@ -56,8 +56,11 @@ pub enum Source {
 /// The last update, as `HEARTH_UPDATE` records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastUpdate {
+    /// Whether the update is pending, confirmed or rolled back.
     pub outcome: Outcome,
+    /// The slot the update was installed into.
     pub slot: Slot,
+    /// The version the update installed, as the manifest named it.
     pub version: String,
 }
 

@@ -37,9 +37,11 @@ use std::fmt;
 pub const MAGIC: [u8; 8] = *b"HEARTHUP";
 /// The one bundle format this firmware reads.
 pub const FORMAT: u16 = 1;
-/// Offsets of the header fields.
+/// Offset of the format number (u16 little-endian).
 pub const OFF_FORMAT: usize = 8;
+/// Offset of the manifest length (u16 little-endian).
 pub const OFF_MANIFEST_LEN: usize = 10;
+/// Offset of the 64-byte Ed25519 signature over the manifest.
 pub const OFF_SIGNATURE: usize = 12;
 /// Length of the fixed header; the manifest starts here.
 pub const HEADER_LEN: usize = 76;
@@ -75,10 +77,16 @@ impl fmt::Display for Version {
 /// The signed description of a bundle's slot image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    /// The board the image is for; a box refuses a bundle for another board.
     pub board: String,
+    /// The version the image holds; not newer than the running one is refused unless a downgrade
+    /// is allowed.
     pub version: Version,
+    /// The oldest running version this bundle may replace; an older box must update to it first.
     pub min_version: Version,
+    /// Bytes of the slot image that follow the manifest.
     pub image_size: u64,
+    /// SHA-256 of the slot image, checked as it streams before the slot is made bootable.
     pub image_sha256: [u8; 32],
 }
 
@@ -106,7 +114,9 @@ pub enum BundleError {
 /// The fixed header, read before anything is trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// Length of the manifest that follows the header (1..=[`MANIFEST_MAX`]).
     pub manifest_len: usize,
+    /// Ed25519 signature over the manifest bytes, checked before the manifest is parsed.
     pub signature: [u8; 64],
 }
 

@@ -2,7 +2,7 @@
 //!
 //! At start ([`at_start`], sans-IO): booted slot X while `BOOT_ORDER` starts with the other slot Y whose counter
 //! is 0 means U-Boot gave up on Y: the update to Y failed. Hearth repairs `BOOT_ORDER="X Y"` and records
-//! `HEARTH_UPDATE=failed Y <version>` ("update to <version> failed, rolled back").
+//! `HEARTH_UPDATE=failed Y <version>` ("update to `<version>` failed, rolled back").
 //!
 //! Healthy start ([`watch`]): every heartbeat (system::watchdog: runtime, listener answering /health, store
 //! writer, ...) fresh without a break for the board's `confirm_after_secs`; then [`confirmed`] resets X's counter

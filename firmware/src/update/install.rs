@@ -27,7 +27,9 @@ use std::time::Duration;
 pub struct Slots {
     /// Board name bundles must name.
     pub board: String,
+    /// The slot this run started from; updates go into the other one.
     pub booted: Slot,
+    /// Where the slots and the boot state are.
     pub places: Places,
     /// How long every heartbeat must stay fresh before this start counts as healthy.
     pub confirm_after: Duration,
@@ -145,6 +147,7 @@ impl Slots {
         self.confirmed.load(Ordering::SeqCst)
     }
 
+    /// Record that this start confirmed itself; [`Slots::confirm`] calls it once the boot state is written.
     pub(crate) fn mark_confirmed(&self) {
         self.confirmed.store(true, Ordering::SeqCst);
     }

@@ -75,17 +75,24 @@ pub struct HostSlots {
     pub board: String,
     /// The slot this "boot" runs from (on a board: the kernel command line says it).
     pub booted: String,
+    /// The file that holds the boot state (the U-Boot environment on a board).
     pub bootstate: PathBuf,
+    /// Slot A's partition (a file on a host).
     pub a: PathBuf,
+    /// Slot B's partition (a file on a host).
     pub b: PathBuf,
+    /// How long every heartbeat must stay fresh before a start counts as healthy.
     pub confirm_after_secs: u32,
 }
 
 /// The places of one box's slots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Places {
+    /// The boot state (U-Boot environment) that says which slot boots next.
     pub bootstate: PathBuf,
+    /// Slot A's partition.
     pub a: PathBuf,
+    /// Slot B's partition.
     pub b: PathBuf,
 }
 

@@ -12,8 +12,11 @@ use super::routes::Call;
 use super::{Body, full};
 use hyper::{Method, Request, Response, StatusCode, header};
 
+/// The setup page's HTML, served at `/web/`.
 pub const INDEX_HTML: &str = include_str!("index.html");
+/// The setup page's stylesheet, served at `/web/app.css`.
 pub const APP_CSS: &str = include_str!("app.css");
+/// The setup page's script, served at `/web/app.js`.
 pub const APP_JS: &str = include_str!("app.js");
 
 /// The whole page, all files, must stay under 64 KiB (issue 7).
