@@ -124,20 +124,38 @@ where
 
 /// Parse bytes already read as `T`, with the sentence a person can act on.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], quote: Quote) -> Result<T, BodyError> {
-    serde_json::from_slice(bytes).map_err(|e| BodyError::Malformed(describe(&e, quote)))
+    // serde_path_to_error says which field a wrong type or value is in (`action`, `folders[0].path`): serde's
+    // own message names the field only for unknown, missing and duplicate fields.
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        BodyError::Malformed(describe(e.inner(), (path != ".").then_some(path.as_str()), quote))
+    })?;
+    de.end().map_err(|e| BodyError::Malformed(describe(&e, None, quote)))?;
+    Ok(value)
 }
 
 /// serde's reason, as a sentence: "The request body is not the JSON expected here: unknown field `colour`,
-/// expected one of `name`, `kind` at line 1 column 9."
-fn describe(e: &serde_json::Error, quote: Quote) -> String {
+/// expected one of `name`, `kind` at line 1 column 9." With the field's path when serde's reason does not name
+/// it: "… here: in `action`: unknown variant `explode`, expected one of `reboot`, `poweroff`, `halt` …". A body
+/// that may carry a secret never has a value echoed (`Quote::Never`): only the field's name and the position.
+fn describe(e: &serde_json::Error, path: Option<&str>, quote: Quote) -> String {
     let reason = e.to_string();
     let names_a_field = ["unknown field", "missing field", "duplicate field"].iter().any(|p| reason.starts_with(p));
     let safe = quote == Quote::Reason || e.classify() != serde_json::error::Category::Data || names_a_field;
+    let field = match path {
+        Some(p) if !names_a_field => format!("in `{p}`: "),
+        _ => String::new(),
+    };
     if safe {
-        format!("The request body is not the JSON expected here: {reason}.")
+        format!("The request body is not the JSON expected here: {field}{reason}.")
     } else {
+        let which = match path {
+            Some(p) => format!("the field `{p}`"),
+            None => "a field".to_string(),
+        };
         format!(
-            "The request body is not the JSON expected here: a field has the wrong type or value (at line {} column {}).",
+            "The request body is not the JSON expected here: {which} has the wrong type or value (at line {} column {}).",
             e.line(),
             e.column()
         )
@@ -234,5 +252,28 @@ mod tests {
         let refused = Refused::from(e);
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
         assert!(!refused.message.contains("larger"), "{}", refused.message);
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Power {
+        action: crate::system::PowerAction,
+    }
+
+    #[test]
+    fn a_wrong_value_names_its_field() {
+        // The QEMU suite's malformed reboot request: serde alone says "unknown variant `explode`" and no field.
+        let BodyError::Malformed(m) = parse::<Power>(br#"{"action": "explode"}"#, Quote::Reason).unwrap_err() else {
+            panic!("malformed")
+        };
+        assert!(m.contains("`action`") && m.contains("explode"), "{m}");
+        // A secret-bearing body names the field, never the value.
+        let BodyError::Malformed(m) = parse::<Ask>(br#"{"name": "x", "pin": 12345}"#, Quote::Never).unwrap_err() else {
+            panic!("malformed")
+        };
+        assert!(m.contains("`pin`") && !m.contains("12345"), "{m}");
+        // Trailing bytes after the object are still refused.
+        assert!(parse::<Ask>(br#"{"name": "x"} x"#, Quote::Reason).is_err());
     }
 }

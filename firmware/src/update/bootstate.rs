@@ -192,8 +192,9 @@ impl BootState {
             _ => return None,
         };
         let slot = Slot::parse(w.next()?)?;
-        let version = w.next()?.to_string();
-        w.next().is_none().then_some(LastUpdate { outcome, slot, version })
+        // The rest is the version: a bundle's is one word, "an unknown version" (no footer to read) is three.
+        let version = w.collect::<Vec<_>>().join(" ");
+        (!version.is_empty()).then_some(LastUpdate { outcome, slot, version })
     }
 
     /// Record the last update.

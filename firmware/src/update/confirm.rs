@@ -151,6 +151,10 @@ mod tests {
         // The footer names the version when HEARTH_UPDATE does not.
         let next = at_start(&state("B A", 2, 0, None), Slot::A, Some("0.3.0".into())).unwrap();
         assert_eq!(next.last_update().unwrap().version, "0.3.0");
+        // Neither names it (a slot written without a footer): the System screen still says what happened.
+        let next = at_start(&state("B A", 2, 0, None), Slot::A, None).unwrap();
+        let u = next.last_update().expect("the record reads back");
+        assert_eq!(sentence(&u, Slot::A, false), "update to an unknown version failed, rolled back");
     }
 
     #[test]
