@@ -27,16 +27,21 @@ fn stored(flash: &SimFlash) -> State {
     decode(l.schema, &l.payload).unwrap()
 }
 
+/// Set the upload cap through the handle and wait for the write (the change most tests here make).
+fn set_upload(rt: &tokio::runtime::Runtime, handle: &Handle, kbps: u32) {
+    rt.block_on(handle.update(|s| {
+        s.settings.remote.upload_kbps = kbps;
+        Ok::<_, ()>(())
+    }))
+    .unwrap();
+}
+
 #[test]
 fn an_update_is_persisted_and_survives_reopen() {
     let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
     let rt = runtime();
     let handle = start(&flash);
-    rt.block_on(handle.update(|s| {
-        s.settings.remote.upload_kbps = 20_000;
-        Ok::<_, ()>(())
-    }))
-    .unwrap();
+    set_upload(&rt, &handle, 20_000);
     assert_eq!(handle.snapshot().settings.remote.upload_kbps, 20_000);
     handle.shutdown();
     let again = start(&flash);
@@ -50,11 +55,7 @@ fn a_failed_write_changes_nothing_and_says_so() {
     let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
     let rt = runtime();
     let handle = start(&flash);
-    rt.block_on(handle.update(|s| {
-        s.settings.remote.upload_kbps = 1000;
-        Ok::<_, ()>(())
-    }))
-    .unwrap();
+    set_upload(&rt, &handle, 1000);
     let before = handle.snapshot();
     let mut follower = handle.subscribe();
     follower.borrow_and_update();
@@ -232,17 +233,9 @@ fn held_writes_are_published_but_stay_off_flash_until_released() {
     let flash = SimFlash::new(Semantics::Nor, 128 * 1024, 4096, 1);
     let rt = runtime();
     let handle = start(&flash);
-    rt.block_on(handle.update(|s| {
-        s.settings.remote.upload_kbps = 1000;
-        Ok::<_, ()>(())
-    }))
-    .unwrap();
+    set_upload(&rt, &handle, 1000);
     handle.hold_writes();
-    rt.block_on(handle.update(|s| {
-        s.settings.remote.upload_kbps = 2000;
-        Ok::<_, ()>(())
-    }))
-    .unwrap();
+    set_upload(&rt, &handle, 2000);
     rt.block_on(handle.flush());
     assert_eq!(handle.snapshot().settings.remote.upload_kbps, 2000, "the change is in force");
     assert_eq!(stored(&flash).settings.remote.upload_kbps, 1000, "but flash still holds the record from before the hold");
