@@ -119,7 +119,7 @@ fn malformed_and_oversized_bodies_say_what_is_wrong() {
 /// "larger than 64 KiB". A client that sends half its body and closes its sending side is told its body ended
 /// early. (Fails on the old code: 413.)
 #[test]
-fn a_body_cut_short_is_not_called_too_large() {
+fn c_1_2_a_body_cut_short_is_not_called_too_large() {
     let (_dir, srv, token) = claimed();
     for path in ["/api/v1/libraries", "/api/v1/members"] {
         let mut s = TcpStream::connect(&srv.addr).unwrap();

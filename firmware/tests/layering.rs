@@ -47,7 +47,7 @@ struct Arrow {
 }
 
 #[test]
-fn arrows_only_go_down() {
+fn c_1_1_arrows_only_go_down() {
     // HEARTH_LAYERING_SRC reads another tree (an old commit's `src`, for the before → after count).
     let src = std::env::var_os("HEARTH_LAYERING_SRC")
         .map(PathBuf::from)

@@ -428,7 +428,7 @@ mod tests {
     /// secure-connections door, the admission and the stream room all read it (before: three httparse runs).
     /// A pipelined API request before it adds one parse for the loop (hyper's own parse is not this parser).
     #[tokio::test]
-    async fn a_part_request_head_is_parsed_once() {
+    async fn c_2_1_a_part_request_head_is_parsed_once() {
         let part = "GET /library/parts/7/1/f.mkv HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1\r\n\r\n";
         let (answer, parsed) = session(part).await;
         assert!(answer.starts_with("HTTP/1.1 403"), "the admission answered (an unclaimed box): {answer}");

@@ -522,7 +522,7 @@ fn todays_fixture() -> State {
 /// Today's encoder still writes exactly the committed record of today's schema: a field added, removed,
 /// reordered or retyped changes these bytes, and records already on flash would no longer decode.
 #[test]
-fn todays_schema_is_the_committed_one() {
+fn c_4_todays_schema_is_the_committed_one() {
     let path = format!("{}/src/state/fixtures/v{SCHEMA_VERSION}.rec", env!("CARGO_MANIFEST_DIR"));
     let st = todays_fixture();
     let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
