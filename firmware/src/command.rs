@@ -67,7 +67,7 @@ pub fn reflector(cfg: crate::remote::reflector::Config) -> ExitCode {
     crate::system::logging::init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        let listener = match crate::system::dual_stack::bind(cfg.listen) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("hearth reflector: cannot listen on {}: {e}", cfg.listen);

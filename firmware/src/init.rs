@@ -24,8 +24,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The address init mode serves on: every interface, the usual port.
-pub const LISTEN: &str = "0.0.0.0:32400";
+/// The address init mode serves on: every interface, both families (IPv4 only on a kernel without IPv6), the
+/// usual port.
+pub const LISTEN: &str = "[::]:32400";
 /// The data folder in init mode (tmpfs: the state lives on the board's flash, not here).
 pub const DATA_DIR: &str = "/run/hearth";
 /// How long a fatal error stays on the console before the board restarts.

@@ -24,7 +24,7 @@ usage: hearth [serve] [options]     run the media server (the default)
        hearth --version
 
 serve options:
-  --listen ADDR          address to listen on (default 0.0.0.0:32400)
+  --listen ADDR          address to listen on (default [::]:32400: IPv6 and IPv4)
   --data-dir DIR         where Hearth keeps its state (default ./hearth-data)
   --flash-size BYTES     size of the emulated NOR flash file, on first run (default 131072)
   --erase-size BYTES     erase-block size of the emulated flash, on first run (default 4096)

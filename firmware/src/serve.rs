@@ -20,8 +20,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `--listen` unless given: every interface, the port Plex clients look for.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:32400";
+/// `--listen` unless given: every interface, both families on one socket (`system::dual_stack`), the port
+/// Plex clients look for.
+pub const DEFAULT_LISTEN: &str = "[::]:32400";
 /// `--flash-size` unless given: the emulated NOR flash file's size on first run.
 pub const DEFAULT_FLASH_SIZE: u64 = 128 * 1024;
 /// `--erase-size` unless given: the emulated flash's erase block.
@@ -86,7 +87,7 @@ impl Config {
             match arg {
                 Long("listen") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
-                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like 0.0.0.0:32400, not {v:?}"))?;
+                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like [::]:32400, 0.0.0.0:32400 or [2001:db8::5]:32400, not {v:?}"))?;
                 }
                 Long("data-dir") => cfg.data_dir = p.value().map_err(e)?.into(),
                 Long("flash-size") => cfg.flash_size = p.value().map_err(e)?.parse().map_err(e)?,
@@ -306,7 +307,7 @@ pub async fn serve_until(
     }
     crash_marker(&handle);
     crate::auth::recover::apply_file(&handle, &data_dir).await;
-    let listener = match tokio::net::TcpListener::bind(listen).await {
+    let listener = match crate::system::dual_stack::bind(listen) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("hearth: cannot listen on {listen}: {e}");
@@ -315,7 +316,7 @@ pub async fn serve_until(
         }
     };
     let local = listener.local_addr().expect("local addr");
-    let mut watch = Watch::start(&handle, sup, local.port());
+    let mut watch = Watch::start(&handle, sup, crate::system::dual_stack::own_loopback(local));
     let mut ctx = http::Ctx::new(handle.clone(), opening.recovered_from_damage, data_dir);
     ctx.power = power;
     ctx.library.set_heartbeat(watch.watcher.clone());
@@ -382,7 +383,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn start(handle: &Handle, sup: Supervision, port: u16) -> Watch {
+    fn start(handle: &Handle, sup: Supervision, probe_at: SocketAddr) -> Watch {
         let beats = watchdog::Heartbeats::default();
         let canary = beats.register("runtime canary");
         let listener = beats.register("listener");
@@ -405,7 +406,7 @@ impl Watch {
         });
         let canary = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.panic_after, sup.milestones));
         let period = (sup.timeout / 4).max(Duration::from_millis(500));
-        let probe = tokio::spawn(listener_probe(port, listener.clone(), period, sup.milestones));
+        let probe = tokio::spawn(listener_probe(probe_at, listener.clone(), period, sup.milestones));
         Watch { listener, store, remote, dlna, watcher, workers, notify, petter, canary, probe }
     }
 
@@ -499,9 +500,8 @@ async fn runtime_canary(beat: watchdog::Beat, stall_after: Option<u64>, panic_af
 
 /// The listener's heartbeat: a request to our own `/health` over loopback, as a client would make it.
 /// The first answer is the "serving" boot milestone.
-async fn listener_probe(port: u16, beat: watchdog::Beat, period: Duration, milestones: bool) {
+async fn listener_probe(addr: SocketAddr, beat: watchdog::Beat, period: Duration, milestones: bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut first = true;
     loop {
         let probe = async {

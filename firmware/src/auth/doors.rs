@@ -60,7 +60,7 @@ pub fn authority(raw: &str) -> Option<Authority> {
             "" => None,
             p => Some(p.strip_prefix(':')?),
         };
-        (Host::Ip(canonical(IpAddr::V6(ip))), port)
+        (Host::Ip(crate::system::dual_stack::canonical(IpAddr::V6(ip))), port)
     } else {
         let (h, port) = match raw.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -86,13 +86,6 @@ pub fn authority(raw: &str) -> Option<Authority> {
         Some(_) => return None,
     };
     Some(Authority { host, port })
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 /// The names this server answers to besides IP addresses (see the module doc).

@@ -160,10 +160,7 @@ pub struct Denied(pub &'static str);
 /// Pure origin rule (see the module doc).
 pub fn origin(peer: IpAddr, forwarded_for: Option<&str>, state: &State, own: &[Net]) -> Result<Origin, Denied> {
     let set = &state.settings;
-    let canon = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
+    let canon = crate::system::dual_stack::canonical;
     let trusted = |ip: IpAddr| set.trusted_proxies.iter().any(|n| n.contains(ip));
     let mut addr = canon(peer);
     if trusted(addr)

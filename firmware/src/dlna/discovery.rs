@@ -115,7 +115,7 @@ impl Discovery {
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     let Ok((n, from)) = r else { continue };
-                    let ip = super::http::canonical(from.ip());
+                    let ip = crate::system::dual_stack::canonical(from.ip());
                     if !live.admits_ssdp(ip) {
                         continue;
                     }

@@ -19,6 +19,7 @@ use crate::wire::head::{Read, read_head};
 use crate::wire::{Fields, Head};
 use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
 use crate::system::fds;
+use crate::system::dual_stack::canonical;
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -154,13 +155,6 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
     }
 }
 
-/// An IPv4-mapped IPv6 address as plain IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
 
 /// The body of `req` (Content-Length or chunked, at most [`soap::MAX_BODY`]). The whole body must arrive within
 /// the body deadline (`system::fds::body_timeout`) of the head, else 408 (R-F3).

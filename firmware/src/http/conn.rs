@@ -37,6 +37,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let peer = crate::system::dual_stack::canonical_socket(peer);
                     trouble.accepted();
                     let Some(held) = sources.admit(peer.ip()) else {
                         tracing::debug!(%peer, cap = sources.cap(), "too many connections from one source; refused");

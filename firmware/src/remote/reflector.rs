@@ -25,8 +25,8 @@ use tokio::sync::Semaphore;
 
 /// Checks run at once; one more gets 503 (bounds the outbound fetches one reflector makes).
 pub const CONCURRENCY: usize = 8;
-/// Where `hearth reflector` listens without `--listen`.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:32499";
+/// Where `hearth reflector` listens without `--listen`: both families, so it can check IPv4 and IPv6 reachability.
+pub const DEFAULT_LISTEN: &str = "[::]:32499";
 const FETCH_DEADLINE: Duration = Duration::from_secs(5);
 const IDENTITY_LIMIT: usize = 16 * 1024;
 
@@ -50,7 +50,7 @@ impl Config {
             match arg {
                 Long("listen") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
-                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like 0.0.0.0:32499, not {v:?}"))?;
+                    cfg.listen = v.parse().map_err(|_| format!("--listen wants an address like [::]:32499 or 0.0.0.0:32499, not {v:?}"))?;
                 }
                 Long("allow-private-targets") => cfg.allow_private_targets = true,
                 other => return Err(other.unexpected().to_string()),
@@ -114,7 +114,7 @@ async fn answer(
     if req.method() != Method::POST {
         return err(StatusCode::METHOD_NOT_ALLOWED, "Use POST /check.");
     }
-    let ip = peer.ip().to_canonical();
+    let ip = crate::system::dual_stack::canonical(peer.ip());
     if is_non_public(ip) && !cfg.allow_private_targets {
         return err(StatusCode::FORBIDDEN, "This reflector only checks public addresses; yours is private.");
     }

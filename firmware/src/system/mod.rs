@@ -1,7 +1,8 @@
 //! The system room: the bottom shelf every room may use, and the duties of Hearth as the whole userspace of a
 //! board (the init sequence itself, which wires the rooms, is `crate::init` at the top).
 //!
-//! Owns: the wall clock ([`clock`]), the interface addresses ([`ifaces`]), random bytes ([`random`]), logging
+//! Owns: the wall clock ([`clock`]), the interface addresses ([`ifaces`]), dual-stack listening and canonical
+//! source addresses ([`dual_stack`]), random bytes ([`random`]), logging
 //! and stop signals ([`logging`]), the per-core connection workers ([`workers`]), board profiles ([`board`]),
 //! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
 //! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`], which also
@@ -13,6 +14,7 @@
 pub mod board;
 pub mod boot;
 pub mod clock;
+pub mod dual_stack;
 pub mod fds;
 pub mod flash;
 pub mod ifaces;
