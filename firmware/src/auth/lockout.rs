@@ -2,7 +2,9 @@
 //!
 //! Two kinds of key count failures:
 //! - a **source** ([`Source`]): the caller's address prefix, an IPv6 /64 (one subscriber line, one LAN
-//!   segment; privacy addresses rotate inside it for free), a WAN IPv4 /24 (rotating addresses inside a
+//!   segment; privacy addresses rotate inside it for free: RFC 7421 makes /64 the subnet every SLAAC host
+//!   lives in, and RFC 6177 has providers hand each site a /48–/56 of them, so counting single addresses
+//!   would give one household 2^64 fresh sources), a WAN IPv4 /24 (rotating addresses inside a
 //!   provider's /24 is cheap, spanning /24s is not; the cost is that a friend sharing a /24 with an attacker
 //!   shares its block, on the WAN only), and a LAN IPv4 /32 (a home network is one /24 whose other devices
 //!   must not share a stranger's block);

@@ -18,7 +18,8 @@
 //! Origin (DESIGN.md "Origin"): a request is LAN when its source address is in `Settings.lan_networks`, or,
 //! when that list is empty, in one of the server's own subnets (read with getifaddrs at start and every
 //! [`SUBNETS_REFRESH`]); with "treat WAN IP as LAN", the server's own public address (from the last mapping)
-//! counts as LAN too (hairpin NAT). X-Forwarded-For is believed only from `Settings.trusted_proxies`: the
+//! counts as LAN too (hairpin NAT). IPv6 link-local and (without a list) unique-local sources are LAN by their
+//! scope ([`lan_by_scope`]); a global IPv6 source is LAN only inside an on-link prefix of the box. X-Forwarded-For is believed only from `Settings.trusted_proxies`: the
 //! client is the right-most address in the chain that is not itself a trusted proxy.
 
 pub mod access;
@@ -179,11 +180,22 @@ pub fn origin(peer: IpAddr, forwarded_for: Option<&str>, state: &State, own: &[N
         }
     }
     let nets: &[Net] = if set.lan_networks.is_empty() { own } else { &set.lan_networks };
-    let mut lan = nets.iter().any(|n| n.contains(addr));
+    let mut lan = nets.iter().any(|n| n.contains(addr)) || lan_by_scope(addr, set.lan_networks.is_empty());
     if !lan && set.treat_wan_ip_as_lan {
         lan = set.remote.last_mapping.as_ref().and_then(|m| m.external_addr).is_some_and(|a| canon(a) == addr);
     }
     Ok(Origin { addr, lan })
+}
+
+/// IPv6 addresses that are LAN by their scope, whatever the box's own prefixes: link-local `fe80::/10` (RFC
+/// 4291 §2.5.6: a router never forwards it, so its sender is on one of our links) under any rule; unique-local
+/// `fc00::/7` (RFC 4193 §1: a site's own space, not routed on the internet) under the default rule only, as an
+/// owner who lists the LAN networks decides for ULA too. Global IPv6 addresses are LAN only inside an on-link
+/// prefix of the box's interfaces ([`own_subnets`]) or a listed network; IPv4 has no scope rule here.
+pub fn lan_by_scope(ip: IpAddr, default_rule: bool) -> bool {
+    let IpAddr::V6(v6) = ip else { return false };
+    let first = v6.segments()[0];
+    (first & 0xffc0) == 0xfe80 || (default_rule && (first & 0xfe00) == 0xfc00)
 }
 
 /// The subnets of the interfaces that are up (loopback included: the box itself is local).
@@ -253,6 +265,23 @@ mod tests {
         assert!(!o(&s, "198.51.100.4", None).unwrap().lan);
         s.settings.treat_wan_ip_as_lan = true;
         assert!(o(&s, "198.51.100.4", None).unwrap().lan);
+    }
+
+    #[test]
+    fn ipv6_lan_is_link_local_unique_local_and_on_link_prefixes() {
+        let own = vec!["192.168.1.10/24".parse().unwrap(), "2001:db8:77::10/64".parse().unwrap()];
+        let mut s = st();
+        let lan = |s: &State, p: &str| origin(p.parse().unwrap(), None, s, &own).unwrap().lan;
+        assert!(lan(&s, "2001:db8:77::abcd"), "inside the box's on-link /64");
+        assert!(lan(&s, "fe80::1:2"), "link-local");
+        assert!(lan(&s, "fd12:3456::9"), "unique-local");
+        assert!(!lan(&s, "2001:db8:11::7"), "a global address elsewhere");
+        assert!(!lan(&s, "2001:db8:78::7"), "the next /64 is not on-link");
+        // A listed LAN replaces the default: ULA is then LAN only when listed; link-local stays LAN.
+        s.settings.lan_networks.push("10.0.0.0/8".parse().unwrap()).unwrap();
+        assert!(!lan(&s, "fd12:3456::9"));
+        assert!(!lan(&s, "2001:db8:77::abcd"));
+        assert!(lan(&s, "fe80::1:2"));
     }
 
     #[tokio::test]

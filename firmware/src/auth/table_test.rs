@@ -46,6 +46,26 @@ enum Mode {
 
 const LAN: &str = "192.168.1.20:50000";
 const WAN: &str = "203.0.113.7:50000";
+/// IPv6 and IPv4-mapped origins (issue 21): each must get the answer its IPv4 equivalent gets. Under the
+/// listed LAN (192.168.1.0/24) only link-local is LAN by scope; under the default rule (own subnets
+/// 192.168.1.10/24 and 2001:db8:77::10/64) the on-link /64 and unique-local are LAN too.
+const LISTED_ORIGINS: [(bool, &str); 6] = [
+    (true, LAN),
+    (false, WAN),
+    (true, "[::ffff:192.168.1.20]:50000"),
+    (false, "[::ffff:203.0.113.7]:50000"),
+    (true, "[fe80::20]:50000"),
+    (false, "[2001:db8:77::20]:50000"),
+];
+const DEFAULT_ORIGINS: [(bool, &str); 7] = [
+    (true, LAN),
+    (false, WAN),
+    (true, "[2001:db8:77::20]:50000"),
+    (true, "[fd00:77::20]:50000"),
+    (true, "[fe80::20]:50000"),
+    (false, "[2001:db8:11::7]:50000"),
+    (false, "[::ffff:203.0.113.7]:50000"),
+];
 /// The library shared with "friend with" and the member.
 const SHARED: u8 = 1;
 
@@ -105,7 +125,8 @@ fn world(mode: Mode) -> World {
     }
     if matches!(mode, Mode::UnsecuredBypass | Mode::Secured) {
         // Both test origins are in the bypass list, so it matters only through the rule, not the address.
-        let nets: [Net; 2] = ["192.168.1.0/24".parse().unwrap(), "203.0.113.0/24".parse().unwrap()];
+        let nets: [Net; 6] = ["192.168.1.0/24", "203.0.113.0/24", "2001:db8:77::/64", "fd00::/8", "fe80::/10", "2001:db8:11::/64"]
+            .map(|n| n.parse().unwrap());
         for n in nets {
             s.settings.allowed_without_auth.push(n).unwrap();
         }
@@ -226,29 +247,38 @@ fn every_route_every_identity_every_origin_every_state() {
     }
     subjects.push(("class Libraries".into(), Access::Libraries, Params::default()));
 
-    let own: Vec<Net> = Vec::new(); // lan_networks is set, so the server's own subnets do not matter
+    // The listed LAN (world's lan_networks; own subnets do not matter), then the default rule (no list: the
+    // server's own subnets and the IPv6 scopes).
+    let own_default: Vec<Net> = ["192.168.1.10/24", "2001:db8:77::10/64"].map(|n| n.parse().unwrap()).to_vec();
+    let rules: [(bool, Vec<Net>, &[(bool, &str)]); 2] =
+        [(false, Vec::new(), &LISTED_ORIGINS), (true, own_default, &DEFAULT_ORIGINS)];
     let (mut cases, mut leaks, mut wrong) = (0usize, Vec::new(), Vec::new());
-    for mode in [Mode::Unclaimed, Mode::Unsecured, Mode::UnsecuredBypass, Mode::Secured] {
-        let w = world(mode);
-        for (label, access, params) in &subjects {
-            for (who, tok) in &w.tokens {
-                for (lan, peer) in [(true, LAN), (false, WAN)] {
-                    let peer: SocketAddr = peer.parse().unwrap();
-                    let (h, q) = headers_for(tok, cases);
-                    let got = match routes::admit(*access, params, &h, q.as_deref(), peer, &w.state, &own, &library_of) {
-                        Ok(_) => 200,
-                        Err(r) => r.status,
-                    };
-                    let id = params.get("id");
-                    let library = match access {
-                        Access::Item(_) => id.and_then(|v| v.parse().ok()).and_then(library_of),
-                        _ => id.and_then(|v| v.parse().ok()),
-                    };
-                    let want = expected(*access, library, *who, lan, mode);
-                    cases += 1;
-                    if got != want {
-                        let line = format!("{label} as {who:?} from {} in {mode:?}: got {got}, want {want}", if lan { "LAN" } else { "WAN" });
-                        if got == 200 { leaks.push(line) } else { wrong.push(line) }
+    for (default_rule, own, origins) in &rules {
+        for mode in [Mode::Unclaimed, Mode::Unsecured, Mode::UnsecuredBypass, Mode::Secured] {
+            let mut w = world(mode);
+            if *default_rule {
+                w.state.settings.lan_networks.clear();
+            }
+            for (label, access, params) in &subjects {
+                for (who, tok) in &w.tokens {
+                    for &(lan, peer_text) in origins.iter() {
+                        let peer: SocketAddr = peer_text.parse().unwrap();
+                        let (h, q) = headers_for(tok, cases);
+                        let got = match routes::admit(*access, params, &h, q.as_deref(), peer, &w.state, own, &library_of) {
+                            Ok(_) => 200,
+                            Err(r) => r.status,
+                        };
+                        let id = params.get("id");
+                        let library = match access {
+                            Access::Item(_) => id.and_then(|v| v.parse().ok()).and_then(library_of),
+                            _ => id.and_then(|v| v.parse().ok()),
+                        };
+                        let want = expected(*access, library, *who, lan, mode);
+                        cases += 1;
+                        if got != want {
+                            let line = format!("{label} as {who:?} from {peer_text} ({}) in {mode:?}: got {got}, want {want}", if lan { "LAN" } else { "WAN" });
+                            if got == 200 { leaks.push(line) } else { wrong.push(line) }
+                        }
                     }
                 }
             }
