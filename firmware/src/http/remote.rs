@@ -15,9 +15,11 @@ use serde_json::{Value, json};
 fn view(ctx: &Ctx, s: &State) -> Value {
     let r = &s.settings.remote;
     let v = ctx.remote.view();
-    let mut status = serde_json::to_value(&v.status).unwrap_or(Value::Null);
-    status["sentence"] = Value::String(v.status.sentence());
-    if let crate::remote::status::Status::Unsuccessful { reason } = &v.status {
+    let (shown, sentence) = crate::remote::status::with_ipv6(&v.status, &v.ipv6);
+    let mut status = serde_json::to_value(&shown).unwrap_or(Value::Null);
+    status["sentence"] = Value::String(sentence);
+    status["families"] = json!({ "ipv4": crate::remote::status::ipv4_family(&v.status), "ipv6": v.ipv6 });
+    if let crate::remote::status::Status::Unsuccessful { reason } = &shown {
         status["reason"]["sentence"] = Value::String(reason.sentence());
     }
     json!({

@@ -79,8 +79,32 @@ pub async fn exchange(
     limit: usize,
     deadline: Duration,
 ) -> Result<(StatusCode, Bytes), FetchError> {
+    exchange_from(None, addr, host, method, path, json_body, limit, deadline).await
+}
+
+/// A TCP connection to `addr`, from the local address `from` when given (the reflector must see the very
+/// IPv6 address a pinhole was opened for, not another address the kernel might pick).
+pub async fn connect_from(from: Option<std::net::IpAddr>, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let Some(from) = from else { return tokio::net::TcpStream::connect(addr).await };
+    let sock = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
+    sock.bind(SocketAddr::new(from, 0))?;
+    sock.connect(addr).await
+}
+
+/// [`exchange`] from the local address `from` (see [`connect_from`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    host: &str,
+    method: Method,
+    path: &str,
+    json_body: Option<String>,
+    limit: usize,
+    deadline: Duration,
+) -> Result<(StatusCode, Bytes), FetchError> {
     let work = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| FetchError::Connect(addr, e))?;
+        let tcp = connect_from(from, addr).await.map_err(|e| FetchError::Connect(addr, e))?;
         let http = |e: hyper::Error| FetchError::Http(addr, e.to_string());
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(http)?;
         let driver = tokio::spawn(async move {

@@ -14,6 +14,7 @@
 pub mod fetch;
 pub mod mapping;
 pub mod pcp;
+pub mod pinhole;
 pub mod reflector;
 pub mod router;
 pub mod settings;
@@ -79,6 +80,8 @@ pub struct View {
     pub attempt_ms: Option<u64>,
     /// Attempts so far (tests and the page use it to see that a Retry ran).
     pub attempts: u64,
+    /// IPv6: the pinhole task's status ([`pinhole::follow`]); `status::with_ipv6` combines it with `status`.
+    pub ipv6: status::FamilyStatus,
 }
 
 /// Shared between the task and the API: the published view and the Retry button.
@@ -90,7 +93,7 @@ pub struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        let (view, _) = watch::channel(View { status: Status::Disabled, mapping: Default::default(), attempt_ms: None, attempts: 0 });
+        let (view, _) = watch::channel(View { status: Status::Disabled, mapping: Default::default(), attempt_ms: None, attempts: 0, ipv6: Default::default() });
         let (retry, _) = watch::channel(0);
         Control { view: Arc::new(view), retry: Arc::new(retry) }
     }
@@ -150,6 +153,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     let mut states = handle.subscribe();
     let mut retries = control.retry.subscribe();
     let mut active: Option<Active> = None;
+    let six = tokio::spawn(pinhole::follow(handle.clone(), control.clone(), cfg.clone(), stop.clone()));
     loop {
         let state = states.borrow_and_update().clone();
         retries.borrow_and_update();
@@ -167,6 +171,7 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     if let Some(a) = active.take() {
         mapping::release(&a).await;
     }
+    let _ = six.await;
     beat.rest();
 }
 

@@ -19,6 +19,11 @@
 //!  MAP payload (§11.1):    | nonce (12) | protocol u8 | reserved (3) | internal port u16 |
 //!                          | external port u16 | external IP (16) |                                      36 bytes
 //!  IPv4 addresses travel as IPv4-mapped IPv6 (::ffff:a.b.c.d, §5).
+//!
+//! IPv6 (issue 21): the same MAP opens a pinhole in an IPv6 firewall (§11: "for IPv6 ... the MAP opcode
+//! creates an explicit dynamic mapping" with external address = internal address). The client IP is our
+//! global IPv6 address (the request must come from it, §8.1 ADDRESS_MISMATCH), the suggested external
+//! address is the all-zeros IPv6 address `::` (§11.1), and the reply's external address is our own.
 //! ```
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -94,7 +99,8 @@ fn unmapped(b: &[u8]) -> IpAddr {
     }
 }
 
-/// A PCP MAP request for TCP (RFC 6887 §11.1). `lifetime` 0 deletes the mapping (§15).
+/// A PCP MAP request for TCP (RFC 6887 §11.1). `lifetime` 0 deletes the mapping (§15). An IPv6 `client`
+/// asks for an IPv6 pinhole: its suggested external address is `::`, an IPv4 one's `::ffff:0.0.0.0` (§11.1).
 pub fn pcp_map_request(
     client: IpAddr,
     nonce: [u8; 12],
@@ -111,8 +117,12 @@ pub fn pcp_map_request(
     b[36] = PROTO_TCP;
     b[40..42].copy_from_slice(&internal_port.to_be_bytes());
     b[42..44].copy_from_slice(&suggested_port.to_be_bytes());
-    // Suggested external address: all zeros IPv4-mapped (::ffff:0.0.0.0) means "no preference" (§11.1).
-    b[44..60].copy_from_slice(&mapped(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    // Suggested external address "no preference" (§11.1): all zeros of the client's family.
+    let any = match client {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    b[44..60].copy_from_slice(&mapped(any));
     b
 }
 
@@ -278,6 +288,26 @@ mod tests {
         let nonce = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
         let got = pcp_map_request("192.168.1.10".parse().unwrap(), nonce, 32400, 32400, 7200);
         assert_eq!(got, PCP_MAP_FIXTURE);
+    }
+
+    #[test]
+    fn pcp_map_request_for_an_ipv6_pinhole() {
+        // RFC 6887 §11.1 for an IPv6 client: client IP is the address itself, suggested external IP is ::.
+        let nonce = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let got = pcp_map_request("2001:db8:77::10".parse().unwrap(), nonce, 32400, 32400, 7200);
+        let mut want = PCP_MAP_FIXTURE;
+        want[8..24].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+        want[44..60].copy_from_slice(&[0; 16]);
+        assert_eq!(got, want);
+        // The reply names our own address as the external one (a pinhole does not translate).
+        let mut reply = vec![0x02, 0x81, 0x00, 0x00];
+        reply.extend_from_slice(&3600u32.to_be_bytes());
+        reply.extend_from_slice(&9u32.to_be_bytes());
+        reply.extend_from_slice(&[0; 12]);
+        reply.extend_from_slice(&want[24..44]);
+        reply.extend_from_slice(&want[8..24]);
+        let r = pcp_map_response(&reply, &nonce, 32400).unwrap();
+        assert_eq!((r.external_addr, r.external_port), (Some("2001:db8:77::10".parse().unwrap()), 32400));
     }
 
     fn pcp_reply(result: u8, epoch: u32, ext_port: u16) -> Vec<u8> {

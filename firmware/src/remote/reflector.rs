@@ -183,7 +183,11 @@ pub struct Verdict {
 /// Ask the reflector at `url` to reach us on `port`. Err = the reflector itself could not be asked.
 pub async fn ask(url: &str, port: u16, machine: &str) -> Result<Verdict, String> {
     let (host, rport, path) = fetch::split_url(url).map_err(|e| e.to_string())?;
-    let addr = fetch::resolve(&host, rport).await.map_err(|e| e.to_string())?;
+    // The IPv4 check goes over IPv4 when the name has both (an IPv6 check is [`ask_from`]'s).
+    let addr = match resolve_family(&host, rport, false).await {
+        Some(a) => a,
+        None => fetch::resolve(&host, rport).await.map_err(|e| e.to_string())?,
+    };
     let path = format!("{}/check", path.trim_end_matches('/'));
     let body = serde_json::json!({ "port": port, "machineIdentifier": machine }).to_string();
     let host_header = if rport == 80 { host.clone() } else { format!("{host}:{rport}") };
@@ -201,4 +205,41 @@ pub async fn ask(url: &str, port: u16, machine: &str) -> Result<Verdict, String>
         seen_as: v["address"].as_str().and_then(|a| a.parse().ok()),
         error: v["error"].as_str().map(str::to_string),
     })
+}
+
+/// Ask the reflector at `url` to reach us over `from`'s family, from the address `from` (issue 21: the IPv6
+/// check must come from the global address the pinhole was opened for, so the reflector connects back to it).
+/// The reflector's name must resolve to an address of that family (a name with an AAAA record, or an IPv6
+/// literal); Err says so when it does not.
+pub async fn ask_from(url: &str, port: u16, machine: &str, from: std::net::IpAddr) -> Result<Verdict, String> {
+    let (host, rport, path) = fetch::split_url(url).map_err(|e| e.to_string())?;
+    let addr = resolve_family(&host, rport, from.is_ipv6())
+        .await
+        .ok_or_else(|| format!("the reflector URL {url} names no {} address", if from.is_ipv6() { "IPv6" } else { "IPv4" }))?;
+    let path = format!("{}/check", path.trim_end_matches('/'));
+    let body = serde_json::json!({ "port": port, "machineIdentifier": machine }).to_string();
+    let host_header = if rport == 80 { host.clone() } else { format!("{host}:{rport}") };
+    let host_header = if host.contains(':') { format!("[{host}]:{rport}") } else { host_header };
+    let (status, bytes) = fetch::exchange_from(Some(from), addr, &host_header, Method::POST, &path, Some(body), 16 * 1024, Duration::from_secs(12))
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| format!("the reflector at {url} did not answer JSON"))?;
+    if !status.is_success() {
+        let msg = v["error"].as_str().unwrap_or("no reason given");
+        return Err(format!("the reflector at {url} answered HTTP {}: {msg}", status.as_u16()));
+    }
+    Ok(Verdict {
+        reachable: v["reachable"].as_bool().unwrap_or(false),
+        seen_as: v["address"].as_str().and_then(|a| a.parse().ok()),
+        error: v["error"].as_str().map(str::to_string),
+    })
+}
+
+/// The first address of `host` in the wanted family (a literal, or the system resolver's A/AAAA answers).
+async fn resolve_family(host: &str, port: u16, v6: bool) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return (ip.is_ipv6() == v6).then_some(SocketAddr::new(ip, port));
+    }
+    let found = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host, port))).await.ok()?.ok()?;
+    found.into_iter().find(|a| a.is_ipv6() == v6)
 }

@@ -281,6 +281,127 @@ pub fn judge(f: &Findings) -> Status {
     success(false)
 }
 
+/// How one address family stands (issue 21: the status shows IPv4 and IPv6 apart).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FamilyState {
+    /// Remote access is off, or this family was not tried.
+    #[default]
+    Off,
+    /// The box has no global address of this family (no IPv6 from the provider): nothing to open.
+    NoAddress,
+    /// Asking the router.
+    Opening,
+    /// The router opened the port (mapping or pinhole); no reflector to check it.
+    Open,
+    /// The reflector fetched /identity over this family.
+    Reachable,
+    /// The port is open but the reflector could not reach it.
+    Unreachable,
+    /// The router did not open it.
+    Closed,
+}
+
+/// One family's outcome: where people reach the server over it, how, and whether that was checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FamilyStatus {
+    /// Where it stands.
+    pub state: FamilyState,
+    /// "UPnP IGD", "PCP", "NAT-PMP" or "manual port forward".
+    pub method: Option<String>,
+    /// The address and port people outside use.
+    pub at: Option<core::net::SocketAddr>,
+    /// Seconds the router granted; 0 = permanent.
+    pub lease_secs: Option<u32>,
+    /// What went wrong, in words, when it is not reachable.
+    pub why: Option<String>,
+}
+
+/// Both families side by side, for the API's `status.families` and the Network screen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Families {
+    /// IPv4, from the mapping status.
+    pub ipv4: FamilyStatus,
+    /// IPv6, from the pinhole task.
+    pub ipv6: FamilyStatus,
+}
+
+/// IPv4's family view of the mapping status.
+pub fn ipv4_family(v4: &Status) -> FamilyStatus {
+    match v4 {
+        Status::Disabled => FamilyStatus::default(),
+        Status::Mapping => FamilyStatus { state: FamilyState::Opening, ..Default::default() },
+        Status::Successful { method, external_addr, external_port, lease_secs, verified } => FamilyStatus {
+            state: if *verified { FamilyState::Reachable } else { FamilyState::Open },
+            method: Some(method_name(*method).into()),
+            at: external_addr.filter(|a| a.is_ipv4()).map(|a| core::net::SocketAddr::new(a, *external_port)),
+            lease_secs: *lease_secs,
+            why: None,
+        },
+        Status::Unsuccessful { reason } => {
+            FamilyStatus { state: FamilyState::Closed, why: Some(reason.sentence()), ..Default::default() }
+        }
+    }
+}
+
+/// The status and sentence shown with IPv6 counted. Without IPv6 in play (off, no global address) the IPv4
+/// status and its sentence stand unchanged. With a reachable IPv6 pinhole, an IPv4 failure no longer makes
+/// remote access Unsuccessful: "reachable over IPv6 only" is a success (a CGNAT or DS-Lite line).
+pub fn with_ipv6(v4: &Status, v6: &FamilyStatus) -> (Status, String) {
+    let four = ipv4_family(v4);
+    let six_at = v6.at.map(|a| a.to_string()).unwrap_or_default();
+    let six_how = v6.method.as_deref().unwrap_or("a pinhole");
+    let checked = |s: FamilyState| if s == FamilyState::Reachable { "verified from outside" } else { "not verified from outside" };
+    match (v4, v6.state) {
+        (_, FamilyState::Off | FamilyState::NoAddress | FamilyState::Opening) | (Status::Disabled | Status::Mapping, _) => {
+            (v4.clone(), v4.sentence())
+        }
+        (Status::Successful { .. }, FamilyState::Reachable | FamilyState::Open) => {
+            let s = format!(
+                "Fully accessible outside your network: reachable over IPv4 at {} through {}, {}; and over IPv6 at {six_at} \
+                 through {six_how}, {}.",
+                four.at.map(|a| a.to_string()).unwrap_or_else(|| "your public address".into()),
+                four.method.as_deref().unwrap_or(""),
+                checked(four.state),
+                checked(v6.state)
+            );
+            (v4.clone(), s)
+        }
+        (Status::Successful { .. }, _) => {
+            let why = v6.why.as_deref().unwrap_or("the router did not open it");
+            (v4.clone(), format!("{} Over IPv6 it is not reachable: {why}.", v4.sentence()))
+        }
+        (Status::Unsuccessful { reason }, FamilyState::Reachable) => {
+            let port = v6.at.map(|a| a.port()).unwrap_or(0);
+            let shown = Status::Successful {
+                method: method_of(six_how),
+                external_addr: v6.at.map(|a| a.ip()),
+                external_port: port,
+                lease_secs: v6.lease_secs,
+                verified: true,
+            };
+            let no_public_v4 = matches!(reason, Reason::DoubleNat { .. });
+            let tail = if no_public_v4 {
+                "; your provider gives you no public IPv4, so clients without IPv6 cannot reach it".to_string()
+            } else {
+                format!(". Over IPv4 it is not: {}", reason.sentence())
+            };
+            (shown, format!("Reachable over IPv6 only, at {six_at} through {six_how}, verified from outside{tail}"))
+        }
+        (Status::Unsuccessful { .. }, _) => {
+            let why = v6.why.as_deref().unwrap_or("the reflector could not check it");
+            (v4.clone(), format!("{} Over IPv6 it is not reachable either: {why}.", v4.sentence()))
+        }
+    }
+}
+
+fn method_of(name: &str) -> MappingMethod {
+    [MappingMethod::UpnpIgd, MappingMethod::Pcp, MappingMethod::NatPmp]
+        .into_iter()
+        .find(|m| method_name(*m) == name)
+        .unwrap_or(MappingMethod::Manual)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,5 +491,34 @@ mod tests {
         for a in ["11.0.0.2", "100.128.0.1", "8.8.8.8", "2001:db8::1"] {
             assert!(!is_non_public(ip(a)), "{a}");
         }
+    }
+
+    #[test]
+    fn ipv6_counts_and_ipv6_only_is_a_success() {
+        let six = FamilyStatus {
+            state: FamilyState::Reachable,
+            method: Some("PCP".into()),
+            at: Some("[2001:db8:77::10]:32400".parse().unwrap()),
+            lease_secs: Some(7200),
+            why: None,
+        };
+        let cgnat = Status::Unsuccessful { reason: Reason::DoubleNat { router_external: ip("100.64.0.2"), public: None } };
+        let (st, sentence) = with_ipv6(&cgnat, &six);
+        assert!(matches!(st, Status::Successful { verified: true, external_port: 32400, method: MappingMethod::Pcp, .. }), "{st:?}");
+        assert!(sentence.starts_with("Reachable over IPv6 only, at [2001:db8:77::10]:32400 through PCP"), "{sentence}");
+        assert!(sentence.contains("your provider gives you no public IPv4"), "{sentence}");
+        let v4 = judge(&Findings { mapping: Ok(igd("11.0.0.2")), router_external: None, stun_public: None, reach: Reach::Reached { seen_as: ip("11.0.0.2") } });
+        let (st, sentence) = with_ipv6(&v4, &six);
+        assert_eq!(st, v4);
+        assert!(sentence.contains("reachable over IPv4 at 11.0.0.2:32400 through UPnP IGD, verified from outside"), "{sentence}");
+        assert!(sentence.contains("over IPv6 at [2001:db8:77::10]:32400 through PCP, verified from outside"), "{sentence}");
+        // No IPv6 on the line: the IPv4 status and sentence as before.
+        let none = FamilyStatus { state: FamilyState::NoAddress, ..Default::default() };
+        assert_eq!(with_ipv6(&cgnat, &none), (cgnat.clone(), cgnat.sentence()));
+        // IPv6 refused too: still unsuccessful, both reasons said.
+        let refused = FamilyStatus { state: FamilyState::Closed, why: Some("UPnP error 606".into()), ..Default::default() };
+        let (st, sentence) = with_ipv6(&cgnat, &refused);
+        assert_eq!(st, cgnat);
+        assert!(sentence.ends_with("Over IPv6 it is not reachable either: UPnP error 606."), "{sentence}");
     }
 }

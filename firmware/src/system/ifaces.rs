@@ -62,3 +62,24 @@ pub fn ipv4_of(interface: &str) -> Option<Ipv4Addr> {
         IpAddr::V6(_) => None,
     })
 }
+
+/// Whether `v6` can be reached from the internet by its scope: not loopback, unspecified, multicast,
+/// link-local (fe80::/10), unique-local (fc00::/7) or IPv4-mapped. Documentation addresses (2001:db8::/32)
+/// count as global, so the netlab can stand for the internet with them.
+pub fn is_global_ipv6(v6: std::net::Ipv6Addr) -> bool {
+    let first = v6.segments()[0];
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || (first & 0xffc0) == 0xfe80
+        || (first & 0xfe00) == 0xfc00
+        || v6.to_ipv4_mapped().is_some())
+}
+
+/// The first global IPv6 address of `interface` (the address remote access opens a pinhole for).
+pub fn global_ipv6_of(interface: &str) -> Option<std::net::Ipv6Addr> {
+    addresses().into_iter().filter(|a| a.name == interface && a.up).find_map(|a| match a.addr {
+        IpAddr::V6(v6) if is_global_ipv6(v6) => Some(v6),
+        _ => None,
+    })
+}

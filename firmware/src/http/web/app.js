@@ -653,7 +653,14 @@ function remoteStatus(st) {
     : s === 'mapping' ? ['warn', 'Trying to set up remote access\u2026'] : ['', 'Remote access is disabled'];
   const why = s === 'unsuccessful' ? (st.reason && st.reason.sentence) || st.sentence : st.sentence;
   return h('div', { class: 'status', id: 'remote-status', 'data-state': s }, h('span', { class: 'dot ' + cls, 'aria-hidden': 'true' }),
-    h('div', null, h('strong', null, head), why ? p(why, s === 'unsuccessful' ? 'bad' : 'mut') : null));
+    h('div', null, h('strong', null, head), why ? p(why, s === 'unsuccessful' ? 'bad' : 'mut') : null, st.families ? families(st.families) : null));
+}
+// IPv4 and IPv6 side by side (issue 21): where each is reachable and how.
+const FAMILY = { off: 'off', no_address: 'no address from your provider', opening: 'asking the router\u2026', open: 'open, not verified from outside',
+  reachable: 'reachable, verified from outside', unreachable: 'open, but not reachable from outside', closed: 'not open' };
+function families(f) {
+  const line = x => (FAMILY[x.state] || x.state) + (x.at ? ' at ' + x.at : '') + (x.method ? ' through ' + x.method : '');
+  return h('div', { id: 'remote-families' }, facts([['IPv4', line(f.ipv4)], ['IPv6', line(f.ipv6)]]));
 }
 function mapping(m) {
   const a = x => x || 'unknown', link = x => x == null ? 'not checked' : x ? 'established' : 'not established';
