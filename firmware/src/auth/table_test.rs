@@ -250,8 +250,7 @@ fn every_route_every_identity_every_origin_every_state() {
     // The listed LAN (world's lan_networks; own subnets do not matter), then the default rule (no list: the
     // server's own subnets and the IPv6 scopes).
     let own_default: Vec<Net> = ["192.168.1.10/24", "2001:db8:77::10/64"].map(|n| n.parse().unwrap()).to_vec();
-    let rules: [(bool, Vec<Net>, &[(bool, &str)]); 2] =
-        [(false, Vec::new(), &LISTED_ORIGINS), (true, own_default, &DEFAULT_ORIGINS)];
+    let rules = [(false, Vec::new(), &LISTED_ORIGINS[..]), (true, own_default, &DEFAULT_ORIGINS[..])];
     let (mut cases, mut leaks, mut wrong) = (0usize, Vec::new(), Vec::new());
     for (default_rule, own, origins) in &rules {
         for mode in [Mode::Unclaimed, Mode::Unsecured, Mode::UnsecuredBypass, Mode::Secured] {

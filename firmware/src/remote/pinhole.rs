@@ -206,7 +206,7 @@ async fn soap(local: Ipv6Addr, control: SocketAddr, path: &str, action: &str, bo
 
 /// The IGD's IPv6 firewall control URL: the IGD found by SSDP over IPv4, its description read, the service's
 /// control path; the port is the IGD's HTTP port, to be reached at the router's IPv6 address.
-async fn find_firewall(gateway4: std::net::Ipv4Addr) -> Result<(u16, String), String> {
+async fn find_firewall() -> Result<(u16, String), String> {
     let mut opts = igd_next::SearchOptions::default();
     let local4 = crate::system::ifaces::lan_address().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     opts.bind_addr = SocketAddr::new(local4, 0);
@@ -223,13 +223,12 @@ async fn find_firewall(gateway4: std::net::Ipv4Addr) -> Result<(u16, String), St
         Some(i) => path[i + 3..].find('/').map(|j| path[i + 3 + j..].to_string()).unwrap_or_else(|| "/".into()),
         None => path,
     };
-    let _ = gateway4;
     Ok((gw.addr.port(), path))
 }
 
 /// Open a pinhole by UPnP IGDv2 AddPinhole.
-async fn open_upnp(p: &Path6, gateway4: std::net::Ipv4Addr, port: u16) -> Result<Pinhole, String> {
-    let (http_port, path) = find_firewall(gateway4).await?;
+async fn open_upnp(p: &Path6, port: u16) -> Result<Pinhole, String> {
+    let (http_port, path) = find_firewall().await?;
     let mut control = p.router;
     control.set_port(http_port);
     let control = SocketAddr::V6(control);
@@ -299,7 +298,8 @@ pub async fn open(p: &Path6, gateway4: Option<std::net::Ipv4Addr>, order: &[Mapp
     let mut why = Vec::new();
     for m in order {
         let got = match (m, gateway4) {
-            (MappingMethod::UpnpIgd, Some(g)) => open_upnp(p, g, port).await,
+            // The IGD is found by SSDP over IPv4: only with an IPv4 default route.
+            (MappingMethod::UpnpIgd, Some(_)) => open_upnp(p, port).await,
             (MappingMethod::Pcp, _) => open_pcp(p, port).await,
             _ => continue,
         };

@@ -382,7 +382,7 @@ pub fn with_ipv6(v4: &Status, v6: &FamilyStatus) -> (Status, String) {
             };
             let no_public_v4 = matches!(reason, Reason::DoubleNat { .. });
             let tail = if no_public_v4 {
-                "; your provider gives you no public IPv4, so clients without IPv6 cannot reach it".to_string()
+                "; your provider gives you no public IPv4, so clients without IPv6 cannot reach it.".to_string()
             } else {
                 format!(". Over IPv4 it is not: {}", reason.sentence())
             };
