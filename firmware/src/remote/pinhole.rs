@@ -379,7 +379,8 @@ async fn attempt(wanted: &Wanted, order: &[MappingMethod], port: u16, machine: &
 
 /// Follow `Settings.remote` for IPv6 beside the IPv4 task ([`super::run`]) until `stop`: open a pinhole when
 /// remote access is on, publish the family's status into the view, renew at half the granted lease, check
-/// every `check_every`, and delete the pinhole when remote access goes off or the server stops.
+/// every `check_every` (and try again that often while no pinhole is open), and delete the pinhole when remote
+/// access goes off or the server stops.
 pub async fn follow(handle: Handle, control: Control, cfg: super::Config, mut stop: watch::Receiver<bool>) {
     let mut states = handle.subscribe();
     let mut retries = control.retry.subscribe();
@@ -391,10 +392,14 @@ pub async fn follow(handle: Handle, control: Control, cfg: super::Config, mut st
         if let Some(h) = held.take() {
             close(&h).await;
         }
-        if !wanted.claimed || !wanted.enabled || wanted.safe_mode {
+        let on = wanted.claimed && wanted.enabled && !wanted.safe_mode;
+        if !on {
             control.publish(|v| v.ipv6 = FamilyStatus::default());
         } else {
-            control.publish(|v| v.ipv6 = FamilyStatus { state: FamilyState::Opening, ..Default::default() });
+            // A first attempt says "opening"; a repeated one keeps showing the last outcome until it has a new one.
+            if control.view().ipv6.state == FamilyState::Off {
+                control.publish(|v| v.ipv6 = FamilyStatus { state: FamilyState::Opening, ..Default::default() });
+            }
             let (st, h) = attempt(&wanted, &cfg.methods, cfg.internal_port, &state.machine_identifier()).await;
             tracing::info!(state = ?st.state, at = ?st.at, why = ?st.why, "IPv6 remote access attempt finished");
             control.publish(|v| v.ipv6 = st);
@@ -412,9 +417,11 @@ pub async fn follow(handle: Handle, control: Control, cfg: super::Config, mut st
                     if let Some(h) = held.take() { close(&h).await; }
                     return;
                 }
-                _ = tokio::time::sleep_until(renew_at), if held.is_some() => {
+                _ = tokio::time::sleep_until(renew_at), if on => {
+                    // No pinhole (no address, refused, router away): try again every check.
+                    let Some(h) = held.as_mut() else { break };
                     // PCP and UpdatePinhole have no read-only check: the check renews (RFC 6887 §11.2.1).
-                    if !renew(held.as_mut().expect("held")).await {
+                    if !renew(h).await {
                         tracing::info!("the router lost our IPv6 pinhole (restart?); opening again");
                         break;
                     }
