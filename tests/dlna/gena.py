@@ -224,9 +224,12 @@ async def burst(location, media, sample, n):
         if len(sink.of(sid)) == count:
             break
     events = sink.of(sid)[1:]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import client  # the DLNA suite's control point: count what a TV now browses
+    shown, _ = await client.browse_big(location, n)
     gaps = [round(b[0] - a[0], 2) for a, b in zip(events, events[1:])]
     span = round(events[-1][0] - t0, 1) if events else 0
-    print(f"burst of {n} files (copied in {copied:.1f} s): {len(events)} change events over {span} s; "
+    print(f"burst of {n} files (copied in {copied:.1f} s; a container now shows {shown}): {len(events)} change events over {span} s; "
           f"smallest gap {min(gaps) if gaps else '-'} s; last SystemUpdateID {update_id(events[-1][3]) if events else '-'}", flush=True)
     await raw("UNSUBSCRIBE", f"{base}/event/cds", {"SID": sid})
     shutil.rmtree(folder)

@@ -4,6 +4,7 @@
 //! Owns: the SSDP engine ([`ssdp`], sans-IO) and its socket shell ([`discovery`]) on UDP 1900; the description,
 //! control and `res` endpoints on TCP 32469 ([`http`]); the SOAP parser ([`soap`]); the hierarchy ([`view`])
 //! built from the content interface ([`catalog`]), which the library room's catalog implements ([`library`]).
+//! GENA eventing on the description's event URLs: the sans-IO core ([`gena`]) and its NOTIFY sender ([`events`]).
 //! Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
 //! Must not touch: accounts or tokens (DLNA has none: [`admit`] asks the auth room's one rule, the DLNA class of
 //! `auth::decide`, who it answers and what they see), the flash store.
