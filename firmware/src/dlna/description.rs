@@ -98,7 +98,7 @@ fn scpd(actions: &[(&str, &[Argument])], vars: &[Variable]) -> String {
     }
     s.push_str("</actionList><serviceStateTable>");
     for (name, ty, allowed) in vars {
-        let events = if *name == "SystemUpdateID" || *name == "SourceProtocolInfo" || *name == "SinkProtocolInfo" || *name == "CurrentConnectionIDs" { "yes" } else { "no" };
+        let events = if *name == "SystemUpdateID" || *name == "ContainerUpdateIDs" || *name == "SourceProtocolInfo" || *name == "SinkProtocolInfo" || *name == "CurrentConnectionIDs" { "yes" } else { "no" };
         s.push_str(&format!("<stateVariable sendEvents=\"{events}\"><name>{name}</name><dataType>{ty}</dataType>"));
         if !allowed.is_empty() {
             s.push_str("<allowedValueList>");
@@ -151,6 +151,7 @@ pub fn content_directory() -> String {
             ("SearchCapabilities", "string", &[]),
             ("SortCapabilities", "string", &[]),
             ("SystemUpdateID", "ui4", &[]),
+            ("ContainerUpdateIDs", "string", &[]),
             ("A_ARG_TYPE_ObjectID", "string", &[]),
             ("A_ARG_TYPE_Result", "string", &[]),
             ("A_ARG_TYPE_SearchCriteria", "string", &[]),

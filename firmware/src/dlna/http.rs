@@ -255,6 +255,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
         408 => "Request Timeout",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
@@ -312,8 +313,10 @@ async fn respond(
             }
         }
         ("SUBSCRIBE" | "UNSUBSCRIBE", _) => {
-            // GENA eventing is not built; control points fall back to polling GetSystemUpdateID.
-            simple(stream, 501, "text/plain", &[], b"Event subscriptions are not supported by this server.\r\n", false, keep).await
+            let reply = super::events::answer(live, req, body, stream.peer_addr().ok(), sees);
+            let kept = simple(stream, reply.status, "text/plain", &reply.headers, reply.body.as_bytes(), false, keep).await?;
+            reply.sent(live);
+            Ok(kept)
         }
         (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], head, keep).await,
         _ if !get && req.method() != "POST" => {

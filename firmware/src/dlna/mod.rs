@@ -4,6 +4,7 @@
 //! Owns: the SSDP engine ([`ssdp`], sans-IO) and its socket shell ([`discovery`]) on UDP 1900; the description,
 //! control and `res` endpoints on TCP 32469 ([`http`]); the SOAP parser ([`soap`]); the hierarchy ([`view`])
 //! built from the content interface ([`catalog`]), which the library room's catalog implements ([`library`]).
+//! GENA eventing on the description's event URLs: the sans-IO core ([`gena`]) and its NOTIFY sender ([`events`]).
 //! Runs only while `State::dlna_effectively_on()` ([`run`] follows the state).
 //! Must not touch: accounts or tokens (DLNA has none: [`admit`] asks the auth room's one rule, the DLNA class of
 //! `auth::decide`, who it answers and what they see), the flash store.
@@ -12,6 +13,8 @@ pub mod catalog;
 pub mod content;
 pub mod description;
 pub mod discovery;
+pub mod events;
+pub mod gena;
 pub mod http;
 pub mod lan;
 pub mod library;
@@ -70,6 +73,8 @@ pub struct Live {
     closed: AtomicBool,
     /// The server's egress counters (stream room): media bytes sent on 32469 count as LAN.
     pub egress: Arc<crate::stream::Egress>,
+    /// GENA subscriptions of this on-period ([`events`]).
+    events: events::Events,
 }
 
 impl Live {
@@ -90,6 +95,7 @@ impl Live {
             rule: RwLock::new((state.clone(), crate::auth::own_subnets())),
             closed: AtomicBool::new(false),
             egress,
+            events: Default::default(),
         }
     }
 
@@ -228,6 +234,7 @@ pub async fn run(
         let server = tokio::spawn(http::serve(listener, live.clone()));
         let (quit, quit_rx) = oneshot::channel();
         let ssdp = tokio::spawn(discovery.run(live.clone(), description::udn(&s.machine_id), quit_rx));
+        let eventing = tokio::spawn(events::run(live.clone()));
         tracing::info!(port = http::PORT, secured = s.is_secured(), "DLNA on");
         beat.bump();
         let ended = follow_while_on(&live, &mut builder, &*catalog, &mut rx, &mut stop, &beat).await;
@@ -235,6 +242,7 @@ pub async fn run(
         live.closed.store(true, Ordering::SeqCst);
         server.abort();
         let _ = server.await;
+        eventing.abort();
         let _ = quit.send(());
         let _ = tokio::time::timeout(Duration::from_secs(3), ssdp).await;
         tracing::info!(port = http::PORT, "DLNA off");
@@ -372,6 +380,7 @@ mod tests {
             rule: RwLock::new((Arc::new(s.clone()), Vec::new())),
             closed: AtomicBool::new(false),
             egress: Default::default(),
+            events: Default::default(),
         };
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*shelf, &s, true);
