@@ -89,10 +89,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     // The handshake reads through CorkStream, which stops at a record boundary once corked, so rustls holds
     // no half-read record when the keys go to the kernel (http::ktls).
     match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(ktls::CorkStream::new(stream))).await {
-        Ok(Ok(tls)) => match super::ktls::hand_over(tls).await {
-            HandOver::Kernel(socket) => plain_session(Socket::Kernel(Box::new(socket)), peer, ctx).await,
-            HandOver::UserSpace(tls) => tls_session(tls, peer, ctx).await,
-            HandOver::Lost => {}
+        // A client that stalls inside a record it started after its Finished holds the hand-over's drain:
+        // the head deadline ends it as it ends a slow head.
+        Ok(Ok(tls)) => match tokio::time::timeout(HEAD_TIMEOUT, super::ktls::hand_over(tls)).await {
+            Ok(HandOver::Kernel(socket)) => plain_session(Socket::Kernel(Box::new(socket)), peer, ctx).await,
+            Ok(HandOver::UserSpace(tls)) => tls_session(tls, peer, ctx).await,
+            Ok(HandOver::Lost) => {}
+            Err(_) => tracing::debug!(%peer, "TLS hand-over too slow (a record left half-sent); closing"),
         },
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),

@@ -142,7 +142,7 @@ pub fn user_space_session() {
 /// rustls would have written.
 pub async fn hand_over(tls: TlsStream<CorkStream<TcpStream>>) -> HandOver {
     let suite = tls.get_ref().1.negotiated_cipher_suite();
-    if !suite.is_some_and(|s| kernel_accepts(s)) {
+    if !suite.is_some_and(kernel_accepts) {
         user_space_session();
         return HandOver::UserSpace(Box::new(tls));
     }
