@@ -2,13 +2,15 @@
 //!
 //! A plain connection's loop reads and parses every request head once (`wire::read_head`); a part request
 //! passes the doors on that parsed head (`part_doors`: Host/Origin, secure connections, the access rule) and
-//! goes to the stream room's sendfile path; any other request is lent to hyper for one exchange. TLS
-//! connections go to hyper after their first head, through the same door functions (`http::doors`,
-//! `routes::admit`) on hyper's parsed request.
+//! goes to the stream room's sendfile path; any other request is lent to hyper for one exchange. A TLS
+//! connection whose keys the kernel took after the handshake (`http::ktls`) is served by the same loop; where
+//! the kernel cannot take them, rustls serves it in user space and it goes to hyper after its first head,
+//! through the same door functions (`http::doors`, `routes::admit`) on hyper's parsed request.
 
 use super::deadline::{BodyClock, Timed};
 use super::doors::Insecure;
 use super::exchange::{Exchange, Framing};
+use super::ktls::{HandOver, Socket};
 use super::rewind::Rewind;
 use super::routes::{self, Miss};
 use super::{Body, Ctx, Format, HEAD_TIMEOUT, MAX_HEAD, error};
@@ -71,24 +73,42 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         _ => return,
     }
     if first[0] != 0x16 {
-        return plain_session(stream, peer, ctx).await;
+        return plain_session(Socket::Plain(stream), peer, ctx).await;
     }
     let Some(acceptor) = ctx.certificates.acceptor(&ctx.state.snapshot()) else {
         tracing::debug!(%peer, "TLS client, but HTTPS is off; closing");
         return;
     };
-    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls_session(tls, peer, ctx).await,
+    if !super::ktls::kernel().await.usable() {
+        super::ktls::user_space_session();
+        return match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls_session(tls, peer, ctx).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),
+        };
+    }
+    // The handshake reads through CorkStream, which stops at a record boundary once corked, so rustls holds
+    // no half-read record when the keys go to the kernel (http::ktls).
+    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(ktls::CorkStream::new(stream))).await {
+        // A client that stalls inside a record it started after its Finished holds the hand-over's drain:
+        // the head deadline ends it as it ends a slow head.
+        Ok(Ok(tls)) => match tokio::time::timeout(HEAD_TIMEOUT, super::ktls::hand_over(tls)).await {
+            Ok(HandOver::Kernel(socket)) => plain_session(Socket::Kernel(Box::new(socket)), peer, ctx).await,
+            Ok(HandOver::UserSpace(tls)) => tls_session(tls, peer, ctx).await,
+            Ok(HandOver::Lost) => {}
+            Err(_) => tracing::debug!(%peer, "TLS hand-over too slow (a record left half-sent); closing"),
+        },
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),
     }
 }
 
-/// A plain-TCP session: every request head is read and parsed here, once ([`crate::wire::Head`]); part
-/// GET/HEAD go to the stream fast path (sendfile), any other request to hyper for that one exchange
-/// ([`Exchange`]), and both come back for the next head on keep-alive. A request whose body this loop cannot
-/// delimit (chunked, upgrade) hands the rest of the connection to hyper.
-async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// A plain-TCP or kernel-TLS session: every request head is read and parsed here, once
+/// ([`crate::wire::Head`]); part GET/HEAD go to the stream fast path (sendfile), any other request to hyper
+/// for that one exchange ([`Exchange`]), and both come back for the next head on keep-alive. A request whose
+/// body this loop cannot delimit (chunked, upgrade) hands the rest of the connection to hyper.
+async fn plain_session(mut stream: Socket, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let secure = stream.secure();
     let mut buf = BytesMut::with_capacity(4096);
     loop {
         let Some(head) = first_head(&mut stream, &mut buf, peer).await else {
@@ -97,13 +117,13 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         // Stream fast path (stream room): part GET/HEAD answered here with sendfile(2).
         let Some(req) = crate::stream::PartRequest::of(&head) else {
             let Framing::Length(body) = head.framing() else { break };
-            match one_exchange(&mut stream, &mut buf, head.len(), body, peer, &ctx).await {
+            match one_exchange(&mut stream, &mut buf, head.len(), body, peer, &ctx, secure).await {
                 Some(true) if head.persistent() => continue,
                 Some(_) => return linger_close(stream).await,
                 None => return,
             }
         };
-        let viewer = match part_doors(&head, &req, peer, &ctx) {
+        let viewer = match part_doors(&head, &req, peer, &ctx, secure) {
             Ok(viewer) => viewer,
             Err(answer) => {
                 let _ = stream.write_all(&answer).await;
@@ -112,12 +132,12 @@ async fn plain_session(mut stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         };
         // What follows the head stays in `buf`: the next pipelined request.
         bytes::Buf::advance(&mut buf, head.len());
-        match crate::stream::serve(&mut stream, req, viewer, &ctx.library, &ctx.streams).await {
+        match crate::stream::serve(stream.tcp(), req, viewer, &ctx.library, &ctx.streams).await {
             crate::stream::Next::KeepAlive => continue,
             crate::stream::Next::Close => return,
         }
     }
-    hyper_session(stream, buf, peer, ctx, false).await
+    hyper_session(stream, buf, peer, ctx, secure).await
 }
 
 /// The doors a fast-path part request passes, in the order the copy path's `dispatch` and `routes::run` ask
@@ -128,11 +148,12 @@ fn part_doors(
     req: &crate::stream::PartRequest,
     peer: SocketAddr,
     ctx: &Ctx,
+    secure: bool,
 ) -> Result<crate::stream::Viewer, Vec<u8>> {
     let state = ctx.state.snapshot();
     // The Host and Origin doors (http/doors.rs), before anything else looks at the request.
     super::doors::browser_head(&state, head).map_err(|r| plain_refusal(r.status, &r.message))?;
-    match super::doors::insecure(&state, head, head.target(), false) {
+    match super::doors::insecure(&state, head, head.target(), secure) {
         Ok(()) => {}
         Err(Insecure::Redirect(location)) => return Err(plain_redirect(&location)),
         Err(Insecure::Refuse) => return Err(plain_refusal(403, super::doors::REQUIRED_TLS)),
@@ -159,12 +180,13 @@ fn part_doors(
 /// connection can carry another request, Some(false) when it should close after a linger, None when it is
 /// already broken.
 async fn one_exchange(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     buf: &mut BytesMut,
     head_len: usize,
     body: u64,
     peer: SocketAddr,
     ctx: &Arc<Ctx>,
+    secure: bool,
 ) -> Option<bool> {
     let total = (head_len as u64).saturating_add(body);
     let pre = buf.split_to(buf.len().min(usize::try_from(total).unwrap_or(usize::MAX))).freeze();
@@ -175,7 +197,7 @@ async fn one_exchange(
     let svc = {
         let clock = clock.clone();
         service_fn(move |req| {
-            let answer = dispatch_timed(ctx.clone(), peer, false, req, clock.clone());
+            let answer = dispatch_timed(ctx.clone(), peer, secure, req, clock.clone());
             async move { Ok::<_, std::convert::Infallible>(answer.await) }
         })
     };
@@ -206,7 +228,8 @@ async fn one_exchange(
 /// Largest request body left unread by a handler that is read away to keep the connection.
 const UNREAD_BODY_LIMIT: u64 = 64 * 1024;
 
-/// A TLS session: the first head is read here (for its limits), then hyper serves it. Parts are copied.
+/// A user-space TLS session (the kernel cannot take the keys): the first head is read here (for its limits),
+/// then hyper serves it. Parts are copied.
 async fn tls_session<S>(mut io: S, peer: SocketAddr, ctx: Arc<Ctx>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -284,7 +307,7 @@ where
 /// Close after an error answer without resetting: closing with unread input makes the kernel send RST,
 /// which can destroy the answer before the client reads it (RFC 9112 §9.6). Shut down our side, then read
 /// and drop what the client still sends, for a short while.
-async fn linger_close(mut stream: TcpStream) {
+async fn linger_close(mut stream: Socket) {
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
@@ -420,7 +443,7 @@ mod tests {
         });
         let (stream, peer) = listener.accept().await.unwrap();
         let before = crate::wire::head::parsed_on_this_thread();
-        plain_session(stream, peer, ctx).await;
+        plain_session(Socket::Plain(stream), peer, ctx).await;
         let parsed = crate::wire::head::parsed_on_this_thread() - before;
         (client.await.unwrap(), parsed)
     }

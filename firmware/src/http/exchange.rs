@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use super::ktls::Socket;
 
 /// How the body of a request is delimited: the wire room's reading of the head.
 pub use crate::wire::head::Framing;
@@ -47,7 +47,7 @@ pub struct Exchange<'a> {
     pre: Bytes,
     /// Body bytes still to come from the socket.
     body_left: u64,
-    stream: &'a mut TcpStream,
+    stream: &'a mut Socket,
     /// The response head as written so far, until it is complete.
     answer: Vec<u8>,
     answer_read: bool,
@@ -56,7 +56,7 @@ pub struct Exchange<'a> {
 
 impl<'a> Exchange<'a> {
     /// `pre` is the head and the part of the body already read; `body_left` more body bytes follow on the socket.
-    pub fn new(pre: Bytes, body_left: u64, stream: &'a mut TcpStream) -> Exchange<'a> {
+    pub fn new(pre: Bytes, body_left: u64, stream: &'a mut Socket) -> Exchange<'a> {
         Exchange {
             pre,
             body_left,

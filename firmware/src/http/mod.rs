@@ -15,6 +15,7 @@ pub mod conn;
 pub mod deadline;
 pub mod doors;
 pub mod exchange;
+pub mod ktls;
 pub mod libraries;
 pub mod plex;
 pub mod refused;

@@ -7,7 +7,8 @@
 //! published watch (`system::watchdog::facts`: label → value, shown as facts; on a host it says no watchdog
 //! runs), `log` from the recent log (`system::journal::RECENT`, oldest first, newest last), `egress` from the
 //! stream room's counters (`Streams::egress`: cumulative body bytes per bandwidth class since start), `memory`
-//! from `/proc/self/status` (`system::boot::memory_kib`: resident now and at peak, null where unreadable).
+//! from `/proc/self/status` (`system::boot::memory_kib`: resident now and at peak, null where unreadable),
+//! `cpu_seconds` from `/proc/self/stat`, `tls` from `http::ktls::facts` (which path HTTPS sessions take).
 //! Must not touch: the state (read-only snapshot).
 
 use super::routes::Call;
@@ -29,6 +30,7 @@ pub async fn system(call: Call) -> Response<Body> {
         crate::system::watchdog::facts().into_iter().map(|(k, v)| (k, v.into())).collect();
     let egress = &call.ctx.streams.egress;
     let memory = crate::system::boot::memory_kib();
+    let tls = super::ktls::facts().await;
     json(&json!({
         "version": crate::VERSION,
         "uptime_seconds": call.ctx.started.elapsed().as_secs(),
@@ -59,13 +61,28 @@ pub async fn system(call: Call) -> Response<Body> {
             "rss_kib": memory.map(|m| m.0),
             "peak_rss_kib": memory.map(|m| m.1),
         },
+        "cpu_seconds": cpu_seconds(),
         "update": crate::update::status(),
+        "tls": tls,
         "egress": {
             "lan_bytes": egress.bytes(Class::Lan),
             "remote_stream_bytes": egress.bytes(Class::RemoteStream),
             "remote_download_bytes": egress.bytes(Class::RemoteDownload),
         },
     }))
+}
+
+/// CPU time this process used since start (user + system, `/proc/self/stat` fields 14 and 15, proc(5)); kernel
+/// TLS encrypts in the sending syscall, so it counts here too. `scripts/bench --https-guest` reads it from the
+/// guest. None where unreadable.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name's closing parenthesis: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf(3) reads a constant of the C library; no pointers.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
 }
 
 /// `DELETE /api/v1/system/safe-mode`: the owner has read why the box entered safe mode and turns remote access

@@ -145,6 +145,8 @@ pub fn server_config(tls: &state::Tls) -> Result<ServerConfig, TlsError> {
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::UnsupportedKey(e.to_string()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Kernel TLS (http::ktls) takes the session keys from rustls after the handshake.
+    cfg.enable_secret_extraction = true;
     Ok(cfg)
 }
 
