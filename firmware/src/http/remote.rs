@@ -7,19 +7,26 @@ use super::refused::{Refused, reply};
 use super::routes::Call;
 use super::{Body, Ctx, json};
 use crate::remote::settings::{self, Change};
+use crate::remote::status::Status;
 use crate::state::State;
 use hyper::Response;
 use serde_json::{Value, json};
+
+/// The status as the API shows it: its fields, its sentence, and for a failure the reason's own sentence.
+fn status_doc(st: &Status) -> Value {
+    let mut status = serde_json::to_value(st).unwrap_or(Value::Null);
+    status["sentence"] = Value::String(st.sentence());
+    if let Status::Unsuccessful { reason } = st {
+        status["reason"]["sentence"] = Value::String(reason.sentence());
+    }
+    status
+}
 
 /// The whole group: settings, status (with its sentence), server mapping, last mapping.
 fn view(ctx: &Ctx, s: &State) -> Value {
     let r = &s.settings.remote;
     let v = ctx.remote.view();
-    let mut status = serde_json::to_value(&v.status).unwrap_or(Value::Null);
-    status["sentence"] = Value::String(v.status.sentence());
-    if let crate::remote::status::Status::Unsuccessful { reason } = &v.status {
-        status["reason"]["sentence"] = Value::String(reason.sentence());
-    }
+    let status = status_doc(&v.status);
     json!({
         "settings": {
             "enabled": r.enabled,
@@ -99,11 +106,25 @@ pub async fn retry(call: Call) -> Response<Body> {
     .await)
 }
 
-/// `POST /api/v1/remote/disable`: turn off; the task deletes the mapping from the router.
+/// How long Disable waits for the remote task to delete the mapping and publish "off" before answering. An
+/// attempt that is running finishes first (about 7 s when no router answers); past this the answer says "off"
+/// anyway, because that is what the stored switch now makes the status.
+const DISABLE_SETTLES: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `POST /api/v1/remote/disable`: turn off; the task deletes the mapping from the router. The answer shows the
+/// new status ("disabled"), not the one before the switch.
 pub async fn disable(call: Call) -> Response<Body> {
     reply(async {
+        let mut views = call.ctx.remote.subscribe();
         call.ctx.state.update(|s| settings::apply(Change::switch(false), s)).await?;
-        Ok(current(&call.ctx))
+        let off = |v: &crate::remote::View| v.status == Status::Disabled;
+        let settled = tokio::time::timeout(DISABLE_SETTLES, views.wait_for(off)).await.is_ok_and(|r| r.is_ok());
+        let s = call.ctx.state.snapshot();
+        let mut doc = view(&call.ctx, &s);
+        if !settled && !s.settings.remote.enabled {
+            doc["status"] = status_doc(&Status::Disabled);
+        }
+        Ok(json(&doc))
     }
     .await)
 }
