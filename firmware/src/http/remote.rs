@@ -12,12 +12,14 @@ use crate::state::State;
 use hyper::Response;
 use serde_json::{Value, json};
 
-/// The status as the API shows it: its fields, its sentence, and for a failure the reason's own sentence.
+/// The status as the API shows it: its fields, its sentence, and for a failure the reason's own sentence and
+/// its protocol detail (the page's "Show details").
 fn status_doc(st: &Status) -> Value {
     let mut status = serde_json::to_value(st).unwrap_or(Value::Null);
     status["sentence"] = Value::String(st.sentence());
     if let Status::Unsuccessful { reason } = st {
         status["reason"]["sentence"] = Value::String(reason.sentence());
+        status["reason"]["detail"] = reason.detail().map_or(Value::Null, Value::String);
     }
     status
 }
