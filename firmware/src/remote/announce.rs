@@ -46,8 +46,9 @@ pub enum Heard {
     Pcp { epoch: u32 },
     /// A NAT-PMP address announcement: the epoch and the external address.
     NatPmp { epoch: u32, external: Ipv4Addr },
-    /// An SSDP `ssdp:alive` of a device: its uuid and BOOTID.UPNP.ORG (absent from UPnP 1.0 devices).
-    Ssdp { uuid: String, boot_id: Option<u32> },
+    /// An SSDP `ssdp:alive` of a device: its uuid, BOOTID.UPNP.ORG (absent from UPnP 1.0 devices), and
+    /// whether it announces the root device (`NT: upnp:rootdevice`; the embedded devices have their own uuids).
+    Ssdp { uuid: String, boot_id: Option<u32>, root: bool },
 }
 
 /// Why a datagram is not an announcement we act on.
@@ -115,11 +116,13 @@ pub fn parse_ssdp(b: &[u8]) -> Result<Heard, NotAnnouncement> {
     if !start.trim_end().eq_ignore_ascii_case("NOTIFY * HTTP/1.1") {
         return Err(NotAnnouncement::NotAlive);
     }
-    let (mut alive, mut uuid, mut boot_id) = (false, None, None);
+    let (mut alive, mut uuid, mut boot_id, mut root) = (false, None, None, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
         let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("NTS") {
+        if name.eq_ignore_ascii_case("NT") {
+            root = value.eq_ignore_ascii_case("upnp:rootdevice");
+        } else if name.eq_ignore_ascii_case("NTS") {
             alive = value.eq_ignore_ascii_case("ssdp:alive");
         } else if name.eq_ignore_ascii_case("USN") {
             let rest = value.get(..5).filter(|p| p.eq_ignore_ascii_case("uuid:")).map(|_| &value[5..]);
@@ -134,7 +137,7 @@ pub fn parse_ssdp(b: &[u8]) -> Result<Heard, NotAnnouncement> {
         return Err(NotAnnouncement::NotAlive);
     }
     let uuid = uuid.ok_or(NotAnnouncement::NoUuid)?.to_ascii_lowercase();
-    Ok(Heard::Ssdp { uuid, boot_id })
+    Ok(Heard::Ssdp { uuid, boot_id, root })
 }
 
 /// What to do about an announcement.
@@ -149,15 +152,22 @@ pub enum Verdict {
     Recheck(String),
 }
 
+/// After a restart is taken, further news within this many seconds only updates what we know: a router
+/// announces its return several ways at once (PCP, NAT-PMP, SSDP for each of its devices), and one re-map
+/// answers them all.
+pub const SETTLE_SECS: u64 = 10;
+
 /// What we know of the gateway's announcements: its address, the epoch its last PCP/NAT-PMP message
-/// carried, its external address, and the device uuid and BOOTID of its last SSDP alive.
+/// carried, its external address, the uuid of its root device and its BOOTID.
 #[derive(Clone, Debug, Default)]
 pub struct Watch {
     gateway: Option<Ipv4Addr>,
     epoch: Epoch,
     epoch_seen: bool,
     external: Option<Ipv4Addr>,
-    device: Option<(String, Option<u32>)>,
+    root: Option<String>,
+    boot_id: Option<u32>,
+    quiet_until: u64,
 }
 
 impl Watch {
@@ -181,6 +191,17 @@ impl Watch {
         let Some(gw) = self.gateway.filter(|g| from == IpAddr::V4(*g)) else {
             return Verdict::Stranger;
         };
+        match self.judge(gw, heard, now_secs) {
+            Verdict::Recheck(_) if now_secs < self.quiet_until => Verdict::Nothing,
+            Verdict::Recheck(what) => {
+                self.quiet_until = now_secs + SETTLE_SECS;
+                Verdict::Recheck(what)
+            }
+            v => v,
+        }
+    }
+
+    fn judge(&mut self, gw: Ipv4Addr, heard: Heard, now_secs: u64) -> Verdict {
         match heard {
             // RFC 6887 §14.1.3 / RFC 6886 §3.2.1: sent when the gateway (re)starts or its address changes.
             // Without an epoch to compare with, it is a restart; with one, §8.5 decides.
@@ -195,12 +216,16 @@ impl Watch {
                 }
             }
             // UPnP DA 1.1 §1.2.2: a new BOOTID means the device rebooted (or re-announced after a change);
-            // a new uuid from the gateway is a new root device. The first alive heard is the baseline.
-            Heard::Ssdp { uuid, boot_id } => {
-                let changed = self.device.as_ref().is_some_and(|(u, b)| *u != uuid || (b.is_some() && boot_id.is_some() && *b != boot_id));
+            // a root device with a new uuid is a new router. The first alive heard is the baseline.
+            Heard::Ssdp { uuid, boot_id, root } => {
+                let rebooted = matches!((self.boot_id, boot_id), (Some(old), Some(new)) if old != new);
+                let replaced = root && self.root.as_ref().is_some_and(|r| *r != uuid);
                 let what = format!("SSDP alive from {gw}, device uuid:{uuid}, BOOTID {}", boot_id.map_or("none".into(), |b| b.to_string()));
-                self.device = Some((uuid, boot_id));
-                if changed { Verdict::Recheck(what) } else { Verdict::Nothing }
+                self.boot_id = boot_id.or(self.boot_id);
+                if root {
+                    self.root = Some(uuid);
+                }
+                if rebooted || replaced { Verdict::Recheck(what) } else { Verdict::Nothing }
             }
         }
     }
@@ -237,7 +262,9 @@ mod tests {
         assert_eq!(parse_port_mapping(&PCP_ANNOUNCE), Ok(Heard::Pcp { epoch: 3 }));
         assert_eq!(parse_port_mapping(&NATPMP_ANNOUNCE), Ok(Heard::NatPmp { epoch: 2, external: Ipv4Addr::new(11, 0, 0, 2) }));
         let uuid = "3e1f4a52-6c1b-4c7e-9a52-1d2c3b4a5f60".to_string();
-        assert_eq!(parse_ssdp(NOTIFY.as_bytes()), Ok(Heard::Ssdp { uuid, boot_id: Some(1733350000) }));
+        assert_eq!(parse_ssdp(NOTIFY.as_bytes()), Ok(Heard::Ssdp { uuid, boot_id: Some(1733350000), root: true }));
+        let embedded = NOTIFY.replace("NT: upnp:rootdevice", "NT: urn:schemas-upnp-org:device:WANDevice:1");
+        assert!(matches!(parse_ssdp(embedded.as_bytes()), Ok(Heard::Ssdp { root: false, .. })));
     }
 
     #[test]
@@ -275,9 +302,9 @@ mod tests {
         // Its NAT-PMP twin a moment later says the same epoch: nothing new.
         let again = Heard::NatPmp { epoch: 3, external: Ipv4Addr::new(11, 0, 0, 2) };
         assert_eq!(w.hear(gw(), again, 1010), Verdict::Nothing);
-        // A new external address is news even when the epoch runs on.
-        let moved = Heard::NatPmp { epoch: 13, external: Ipv4Addr::new(11, 0, 0, 9) };
-        assert!(matches!(w.hear(gw(), moved, 1020), Verdict::Recheck(s) if s.contains("11.0.0.9")));
+        // A new external address is news even when the epoch runs on (after the settling time).
+        let moved = Heard::NatPmp { epoch: 23, external: Ipv4Addr::new(11, 0, 0, 9) };
+        assert!(matches!(w.hear(gw(), moved, 1030), Verdict::Recheck(s) if s.contains("11.0.0.9")));
     }
 
     #[test]
@@ -287,17 +314,23 @@ mod tests {
         w.follow(Ipv4Addr::new(192, 168, 77, 1), None, None);
         assert!(matches!(w.hear(gw(), Heard::Pcp { epoch: 0 }, 50), Verdict::Recheck(_)));
         assert_eq!(w.hear(gw(), Heard::Pcp { epoch: 1 }, 51), Verdict::Nothing);
+        // The same return told by SSDP (a BOOTID after the baseline) within the settling time: one re-map.
+        assert_eq!(w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(1), root: true }, 40), Verdict::Nothing);
+        assert_eq!(w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(2), root: true }, 52), Verdict::Nothing);
     }
 
     #[test]
     fn ssdp_bootid_changes_and_new_root_devices_mean_recheck() {
         let mut w = Watch::default();
         w.follow(Ipv4Addr::new(192, 168, 77, 1), None, None);
-        let alive = |u: &str, b| Heard::Ssdp { uuid: u.into(), boot_id: Some(b) };
-        assert_eq!(w.hear(gw(), alive("a", 7), 0), Verdict::Nothing, "the first alive is the baseline");
-        assert_eq!(w.hear(gw(), alive("a", 7), 30), Verdict::Nothing, "a periodic alive");
-        assert!(matches!(w.hear(gw(), alive("a", 8), 60), Verdict::Recheck(s) if s.contains("BOOTID 8")));
-        assert!(matches!(w.hear(gw(), alive("b", 8), 61), Verdict::Recheck(s) if s.contains("uuid:b")));
+        let alive = |u: &str, b, root| Heard::Ssdp { uuid: u.into(), boot_id: Some(b), root };
+        assert_eq!(w.hear(gw(), alive("a", 7, true), 0), Verdict::Nothing, "the first alive is the baseline");
+        // miniupnpd's embedded devices (WANDevice, WANConnectionDevice) have uuids of their own.
+        assert_eq!(w.hear(gw(), alive("a1", 7, false), 0), Verdict::Nothing, "an embedded device");
+        assert_eq!(w.hear(gw(), alive("a", 7, true), 30), Verdict::Nothing, "a periodic alive");
+        assert!(matches!(w.hear(gw(), alive("a2", 8, false), 60), Verdict::Recheck(s) if s.contains("BOOTID 8")));
+        assert_eq!(w.hear(gw(), alive("a", 8, true), 61), Verdict::Nothing, "the same reboot, told again");
+        assert!(matches!(w.hear(gw(), alive("b", 8, true), 90), Verdict::Recheck(s) if s.contains("uuid:b")), "a new router");
     }
 
     #[test]
@@ -308,10 +341,10 @@ mod tests {
         assert_eq!(w.hear(stranger, Heard::Pcp { epoch: 0 }, 5), Verdict::Stranger);
         let nat = Heard::NatPmp { epoch: 0, external: Ipv4Addr::new(6, 6, 6, 6) };
         assert_eq!(w.hear(stranger, nat, 5), Verdict::Stranger);
-        w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(1) }, 5);
-        assert_eq!(w.hear(stranger, Heard::Ssdp { uuid: "a".into(), boot_id: Some(2) }, 6), Verdict::Stranger);
+        w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(1), root: true }, 5);
+        assert_eq!(w.hear(stranger, Heard::Ssdp { uuid: "a".into(), boot_id: Some(2), root: true }, 6), Verdict::Stranger);
         // And the gateway's own baseline is untouched by the stranger.
-        assert_eq!(w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(1) }, 7), Verdict::Nothing);
+        assert_eq!(w.hear(gw(), Heard::Ssdp { uuid: "a".into(), boot_id: Some(1), root: true }, 7), Verdict::Nothing);
         // Without a gateway nothing is believed.
         assert_eq!(Watch::default().hear(gw(), Heard::Pcp { epoch: 0 }, 5), Verdict::Stranger);
     }

@@ -209,12 +209,14 @@ impl Hearing {
         let Some(ears) = self.ears.as_ref() else { return std::future::pending().await };
         loop {
             let (from, heard) = ears.next().await;
+            // Other SSDP devices (this server's own DLNA, TVs) are strangers all the time: not worth a line.
+            let ssdp = matches!(heard, announce::Heard::Ssdp { .. });
             match self.watch.hear(from, heard, crate::system::clock::unix_now()) {
                 announce::Verdict::Recheck(what) => return what,
-                announce::Verdict::Stranger => {
+                announce::Verdict::Stranger if !ssdp => {
                     tracing::info!(%from, "ignored a router announcement from an address that is not the gateway")
                 }
-                announce::Verdict::Nothing => {}
+                announce::Verdict::Stranger | announce::Verdict::Nothing => {}
             }
         }
     }
