@@ -349,6 +349,26 @@ mod tests {
         assert_eq!(Watch::default().hear(gw(), Heard::Pcp { epoch: 0 }, 5), Verdict::Stranger);
     }
 
+    /// The committed fuzz seeds (`firmware/fuzz-remote/seeds/announce/`) through the fuzz target's checks.
+    #[test]
+    fn fuzz_seeds_hold_the_target_checks() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-remote/seeds/announce");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            if let Ok(Heard::Ssdp { uuid, .. }) = parse_ssdp(&data) {
+                assert!(!uuid.is_empty() && uuid.len() <= UUID_MAX && uuid == uuid.to_ascii_lowercase());
+            }
+            let mut w = Watch::default();
+            w.follow(Ipv4Addr::new(192, 168, 77, 1), None, None);
+            for h in [parse_port_mapping(&data), parse_ssdp(&data)].into_iter().flatten() {
+                assert_eq!(w.hear("192.168.77.66".parse().unwrap(), h, 0), Verdict::Stranger);
+            }
+            n += 1;
+        }
+        assert!(n >= 3, "seeds in {}", dir.display());
+    }
+
     #[test]
     fn hostile_datagrams_never_panic() {
         use rand::{Rng, SeedableRng};

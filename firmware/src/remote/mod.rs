@@ -7,6 +7,11 @@
 //! Must not touch: authentication or the access rule (auth room), stream pacing (stream room reads
 //! `upload_kbps`/`stream_kbps`), or the flash store (changes go through the state handle).
 //!
+//! While a mapping is held the task also listens for the router's announcements ([`announce`], the sans-IO
+//! rule; [`listener`], its sockets): a restart announced by the gateway (PCP ANNOUNCE, NAT-PMP epoch, SSDP
+//! BOOTID) starts a new attempt at once, and the status says "checking again" until it is judged. Leases are
+//! renewed at half the lifetime the router granted (RFC 6887 §11.2.1).
+//!
 //! The task persists `Settings.remote.last_mapping` coarsely: when a mapping is first made or changes
 //! (method, gateway, ports, external address), and when it is deleted; never per renewal. Runtime facts
 //! (status, router name, STUN answer) live in [`View`], published through [`Control`].
@@ -316,10 +321,14 @@ struct Wake<'a> {
     hearing: &'a mut Hearing,
 }
 
-/// When to renew: at half the lifetime the router granted (RFC 6887 §11.2.1), at least a second from now;
-/// never for a permanent lease (0).
+/// When to renew a lease the router granted for `granted_secs`: after half of it (RFC 6887 §11.2.1), at least
+/// a second; never for a permanent lease (0).
+pub fn renew_after(granted_secs: u32) -> Option<Duration> {
+    (granted_secs > 0).then(|| Duration::from_secs((granted_secs as u64 / 2).max(1)))
+}
+
 fn renewal_due(a: &Active) -> Option<tokio::time::Instant> {
-    (a.lease_secs > 0).then(|| tokio::time::Instant::now() + Duration::from_secs((a.lease_secs as u64 / 2).max(1)))
+    renew_after(a.lease_secs).map(|d| tokio::time::Instant::now() + d)
 }
 
 impl Wake<'_> {
@@ -537,4 +546,20 @@ async fn stun_ask(server: SocketAddr) -> Option<SocketAddr> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Code review 2026-12-04 §5 "UPnP lease renewal": renew at half the lifetime the router granted, not the
+    /// one asked for (`mapping::keep` stores the granted lifetime of every renewal reply in `lease_secs`).
+    #[test]
+    fn code_review_5_renewal_at_half_the_granted_lease() {
+        assert_eq!(renew_after(mapping::LEASE_SECS), Some(Duration::from_secs(3600)));
+        // miniupnpd's min_lifetime / a router that grants less than asked: half of what it granted.
+        assert_eq!(renew_after(120), Some(Duration::from_secs(60)));
+        assert_eq!(renew_after(1), Some(Duration::from_secs(1)), "never a busy loop");
+        assert_eq!(renew_after(0), None, "a permanent lease is not renewed");
+    }
 }
