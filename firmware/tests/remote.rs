@@ -194,9 +194,12 @@ async fn the_reflector_refuses_private_callers_and_names_strangers() {
 #[tokio::test]
 async fn disable_answers_with_the_new_status() {
     let b = start(true).await;
-    assert_eq!(call(b.addr, "PUT", "/api/v1/remote", Some(r#"{"manual_port": 40400}"#)).await.0, 200);
+    // A reflector that accepts and never answers keeps the attempt running ("mapping") while Disable comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let body = format!(r#"{{"manual_port": 40400, "reflector_url": "http://{}"}}"#, silent.local_addr().unwrap());
+    assert_eq!(call(b.addr, "PUT", "/api/v1/remote", Some(&body)).await.0, 200);
     assert_eq!(call(b.addr, "POST", "/api/v1/remote/enable", None).await.0, 200);
-    wait_state(&b, "successful", 0).await;
+    wait_state(&b, "mapping", 0).await;
     let (code, v) = call(b.addr, "POST", "/api/v1/remote/disable", None).await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["settings"]["enabled"], false, "{v}");
