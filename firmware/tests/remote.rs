@@ -189,3 +189,52 @@ async fn the_reflector_refuses_private_callers_and_names_strangers() {
     let other = remote::reflector::ask(&url, b.addr.port(), "0123456789abcdef0123456789abcdef").await.unwrap();
     assert!(!other.reachable && other.error.unwrap().contains("another server"));
 }
+
+/// Issue 21 §5: the answer to Disable shows the new status ("off"), not the one before the switch.
+#[tokio::test]
+async fn disable_answers_with_the_new_status() {
+    let b = start(true).await;
+    // A reflector that accepts and never answers keeps the attempt running ("mapping") while Disable comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let body = format!(r#"{{"manual_port": 40400, "reflector_url": "http://{}"}}"#, silent.local_addr().unwrap());
+    assert_eq!(call(b.addr, "PUT", "/api/v1/remote", Some(&body)).await.0, 200);
+    assert_eq!(call(b.addr, "POST", "/api/v1/remote/enable", None).await.0, 200);
+    wait_state(&b, "mapping", 0).await;
+    let (code, v) = call(b.addr, "POST", "/api/v1/remote/disable", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["settings"]["enabled"], false, "{v}");
+    assert_eq!(v["status"]["state"], "disabled", "the answer shows the new status: {v}");
+    assert!(v["status"]["sentence"].as_str().unwrap().starts_with("Remote access is off"), "{v}");
+}
+
+/// Issue 21 §5: switching to a manual port forgets the router mapping kept on flash (its external address
+/// would otherwise still count as "this server's own public address").
+#[tokio::test]
+async fn a_manual_port_clears_the_last_mapping() {
+    let b = start(true).await;
+    let stored = state::Mapping {
+        method: state::MappingMethod::UpnpIgd,
+        gateway: "192.168.77.1".parse().unwrap(),
+        external_addr: Some("11.0.0.2".parse().unwrap()),
+        external_port: 32400,
+        internal_port: 32400,
+        lease_secs: 7200,
+        obtained: 1,
+    };
+    b.handle
+        .update(|s| {
+            s.settings.remote.last_mapping = Some(stored);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .unwrap();
+    let (_, v) = call(b.addr, "GET", "/api/v1/remote", None).await;
+    assert_eq!(v["last_mapping"]["external_addr"], "11.0.0.2", "{v}");
+    // Bitrates leave it alone; a manual port clears it.
+    assert_eq!(call(b.addr, "PUT", "/api/v1/remote", Some(r#"{"upload_kbps": 1000}"#)).await.0, 200);
+    assert!(b.handle.snapshot().settings.remote.last_mapping.is_some());
+    let (code, v) = call(b.addr, "PUT", "/api/v1/remote", Some(r#"{"manual_port": 40400}"#)).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["last_mapping"], Value::Null, "{v}");
+    assert_eq!(b.handle.snapshot().settings.remote.last_mapping, None);
+}

@@ -83,7 +83,7 @@ pub fn answer(live: &Live, req: &Head, body: &[u8], peer: Option<SocketAddr>, se
     let Some(service) = gena::Service::at(req.path()) else {
         return Reply::refused(Refusal { status: 404, message: "No events are published at this address; use the eventSubURL of the description." });
     };
-    let Some(peer) = peer.map(|p| super::http::canonical(p.ip())) else {
+    let Some(peer) = peer.map(|p| crate::system::dual_stack::canonical(p.ip())) else {
         return Reply::refused(Refusal { status: 400, message: "The connection has no peer address." });
     };
     let fields = Fields {

@@ -7,21 +7,32 @@ use super::refused::{Refused, reply};
 use super::routes::Call;
 use super::{Body, Ctx, json};
 use crate::remote::settings::{self, Change};
+use crate::remote::status::Status;
 use crate::state::State;
 use hyper::Response;
 use serde_json::{Value, json};
+
+/// The status as the API shows it: its fields, its sentence, and for a failure the reason's own sentence and
+/// its protocol detail (the page's "Show details").
+fn status_doc(st: &Status) -> Value {
+    let mut status = serde_json::to_value(st).unwrap_or(Value::Null);
+    status["sentence"] = Value::String(st.sentence());
+    if let Status::Unsuccessful { reason } = st {
+        status["reason"]["sentence"] = Value::String(reason.sentence());
+        status["reason"]["detail"] = reason.detail().map_or(Value::Null, Value::String);
+    }
+    status
+}
 
 /// The whole group: settings, status (with its sentence), server mapping, last mapping.
 fn view(ctx: &Ctx, s: &State) -> Value {
     let r = &s.settings.remote;
     let v = ctx.remote.view();
+    // IPv4's status joined with IPv6's (an IPv6-only line is a success), then the reason's sentence and detail.
     let (shown, sentence) = crate::remote::status::with_ipv6(&v.status, &v.ipv6);
-    let mut status = serde_json::to_value(&shown).unwrap_or(Value::Null);
+    let mut status = status_doc(&shown);
     status["sentence"] = Value::String(sentence);
     status["families"] = json!({ "ipv4": crate::remote::status::ipv4_family(&v.status), "ipv6": v.ipv6 });
-    if let crate::remote::status::Status::Unsuccessful { reason } = &shown {
-        status["reason"]["sentence"] = Value::String(reason.sentence());
-    }
     json!({
         "settings": {
             "enabled": r.enabled,
@@ -101,11 +112,25 @@ pub async fn retry(call: Call) -> Response<Body> {
     .await)
 }
 
-/// `POST /api/v1/remote/disable`: turn off; the task deletes the mapping from the router.
+/// How long Disable waits for the remote task to delete the mapping and publish "off" before answering. An
+/// attempt that is running finishes first (about 7 s when no router answers); past this the answer says "off"
+/// anyway, because that is what the stored switch now makes the status.
+const DISABLE_SETTLES: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `POST /api/v1/remote/disable`: turn off; the task deletes the mapping from the router. The answer shows the
+/// new status ("disabled"), not the one before the switch.
 pub async fn disable(call: Call) -> Response<Body> {
     reply(async {
+        let mut views = call.ctx.remote.subscribe();
         call.ctx.state.update(|s| settings::apply(Change::switch(false), s)).await?;
-        Ok(current(&call.ctx))
+        let off = |v: &crate::remote::View| v.status == Status::Disabled;
+        let settled = tokio::time::timeout(DISABLE_SETTLES, views.wait_for(off)).await.is_ok_and(|r| r.is_ok());
+        let s = call.ctx.state.snapshot();
+        let mut doc = view(&call.ctx, &s);
+        if !settled && !s.settings.remote.enabled {
+            doc["status"] = status_doc(&Status::Disabled);
+        }
+        Ok(json(&doc))
     }
     .await)
 }

@@ -3,7 +3,7 @@
 //! [`ORDER`] is the one place that says which method is tried first.
 
 use super::pcp::{self, Epoch, MapReply, PcpError};
-use super::status::Reason;
+use super::status::{Reason, Said};
 use crate::state::MappingMethod;
 use crate::system::clock::unix_now;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -60,17 +60,27 @@ pub enum Miss {
     Refused { code: u16, detail: String, external: Option<IpAddr> },
 }
 
-/// Try `methods` in order; the first mapping wins. The reason when none works: the first refusal, or
-/// "no gateway answered" naming every method tried; with it, the external address a refusing router named
-/// (miniupnpd refuses to map when its WAN address is private, yet PCP still names it: double NAT).
+/// Why no method gave a mapping: the reason, the external address a refusing router named, and every refusal.
+#[derive(Debug)]
+pub struct Missed {
+    /// The first refusal, or "no gateway answered" naming every method tried.
+    pub reason: Reason,
+    /// The external address a refusing router named (miniupnpd refuses to map when its WAN address is
+    /// private, yet PCP still names it: double NAT).
+    pub named: Option<IpAddr>,
+    /// Every refusal, in the order the methods were tried (the double-NAT pattern is read from them).
+    pub refusals: Vec<Said>,
+}
+
+/// Try `methods` in order; the first mapping wins. Without one, [`Missed`] says why.
 pub async fn map_any(
     methods: &[MappingMethod],
     gateway: Ipv4Addr,
     local: Ipv4Addr,
     internal_port: u16,
     preferred: u16,
-) -> Result<Active, (Reason, Option<IpAddr>)> {
-    let mut refusal = None;
+) -> Result<Active, Missed> {
+    let mut refusals: Vec<Said> = Vec::new();
     let mut named = None;
     for m in methods {
         let got = match m {
@@ -87,13 +97,17 @@ pub async fn map_any(
             Ok(a) => return Ok(a),
             Err(Miss::Refused { code, detail, external }) => {
                 tracing::info!(method = ?m, code, %detail, ?external, "the router refused the mapping");
-                refusal.get_or_insert(Reason::Refused { method: *m, code, detail });
+                refusals.push(Said { method: *m, code, detail });
                 named = named.or(external.filter(|a| !a.is_unspecified()));
             }
             Err(Miss::Silent) => tracing::info!(method = ?m, %gateway, "no answer"),
         }
     }
-    Err((refusal.unwrap_or(Reason::NoGateway { tried: methods.to_vec() }), named))
+    let reason = match refusals.first() {
+        Some(r) => Reason::Refused { method: r.method, code: r.code, detail: r.detail.clone() },
+        None => Reason::NoGateway { tried: methods.to_vec() },
+    };
+    Err(Missed { reason, named, refusals })
 }
 
 fn igd_code(e: &igd_next::RequestError) -> Option<(u16, String)> {
@@ -401,12 +415,15 @@ pub async fn keep(a: &mut Active, renew: bool) -> Kept {
         Held::Pcp { nonce, epoch } => {
             // A MAP with the same nonce renews (RFC 6887 §11.2.1); its epoch tells us about restarts (§8.5).
             // A plain check sends the same MAP: PCP has no read-only query for one mapping.
-            let lifetime = a.lease_secs.max(1);
-            match pcp_map(a.gateway, a.local, *nonce, a.internal_port, a.external_port, lifetime).await {
+            // Ask for the full lease again; keep what the router granted (§11.2.1: renew at half of it).
+            match pcp_map(a.gateway, a.local, *nonce, a.internal_port, a.external_port, LEASE_SECS).await {
                 Ok(r) if r.result == 0 => {
                     let lost = epoch.observe(r.epoch, now) || r.external_port != a.external_port;
                     a.external_port = r.external_port;
                     a.external_addr = r.external_addr.or(a.external_addr);
+                    if r.lifetime > 0 {
+                        a.lease_secs = r.lifetime;
+                    }
                     if lost { Kept::Lost } else { Kept::Held }
                 }
                 Ok(r) => Kept::Failed(format!("PCP result {} ({})", r.result, pcp_result_text(r.result))),
@@ -415,9 +432,13 @@ pub async fn keep(a: &mut Active, renew: bool) -> Kept {
         }
         Held::NatPmp { epoch } => {
             if renew {
-                let req = pcp::natpmp_map_request(a.internal_port, a.external_port, a.lease_secs.max(1));
+                // RFC 6886 §3.3: ask for the full lease again; renew at half of what the router granted.
+                let req = pcp::natpmp_map_request(a.internal_port, a.external_port, LEASE_SECS);
                 return match ask(a.gateway, &req, |b| pcp::natpmp_map_response(b, a.internal_port)).await {
                     Ok(r) if r.result == 0 => {
+                        if r.lifetime > 0 {
+                            a.lease_secs = r.lifetime;
+                        }
                         if epoch.observe(r.epoch, now) || r.external_port != a.external_port {
                             Kept::Lost
                         } else {

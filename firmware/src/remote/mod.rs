@@ -7,11 +7,18 @@
 //! Must not touch: authentication or the access rule (auth room), stream pacing (stream room reads
 //! `upload_kbps`/`stream_kbps`), or the flash store (changes go through the state handle).
 //!
+//! While a mapping is held the task also listens for the router's announcements ([`announce`], the sans-IO
+//! rule; [`listener`], its sockets): a restart announced by the gateway (PCP ANNOUNCE, NAT-PMP epoch, SSDP
+//! BOOTID) starts a new attempt at once, and the status says "checking again" until it is judged. Leases are
+//! renewed at half the lifetime the router granted (RFC 6887 §11.2.1).
+//!
 //! The task persists `Settings.remote.last_mapping` coarsely: when a mapping is first made or changes
 //! (method, gateway, ports, external address), and when it is deleted; never per renewal. Runtime facts
 //! (status, router name, STUN answer) live in [`View`], published through [`Control`].
 
+pub mod announce;
 pub mod fetch;
+pub mod listener;
 pub mod mapping;
 pub mod pcp;
 pub mod pinhole;
@@ -154,6 +161,8 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     let mut retries = control.retry.subscribe();
     let mut active: Option<Active> = None;
     let six = tokio::spawn(pinhole::follow(handle.clone(), control.clone(), cfg.clone(), stop.clone()));
+    let mut hearing = Hearing::default();
+    let mut cause = None;
     loop {
         let state = states.borrow_and_update().clone();
         retries.borrow_and_update();
@@ -161,11 +170,13 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
         if !wanted.claimed || !wanted.enabled || wanted.safe_mode {
             stand_down(&handle, &control, &beat, &mut active, &state, &wanted).await;
         } else {
-            map_now(&handle, &control, &cfg, &beat, &mut active, &state, &wanted).await;
+            map_now(&handle, &control, &cfg, &beat, &mut active, &state, &wanted, cause.take()).await;
         }
-        let mut wake = Wake { states: &mut states, retries: &mut retries, stop: &mut stop };
-        if !wake.again(&cfg, &beat, &mut active, &wanted).await {
-            break;
+        hearing.follow(active.as_ref());
+        let mut wake = Wake { states: &mut states, retries: &mut retries, stop: &mut stop, hearing: &mut hearing };
+        match wake.again(&cfg, &beat, &mut active, &wanted).await {
+            Next::Stop => break,
+            Next::Map(why) => cause = why,
         }
     }
     if let Some(a) = active.take() {
@@ -173,6 +184,52 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     }
     let _ = six.await;
     beat.rest();
+}
+
+/// What the task does after waiting: stop, or map again (with the reason when the mapping was lost or the
+/// router went away: the status says "checking again…" until the new attempt is judged).
+enum Next {
+    Stop,
+    Map(Option<String>),
+}
+
+/// The router's announcements ([`announce`]): the sockets on our LAN address and what the gateway said.
+#[derive(Default)]
+struct Hearing {
+    ears: Option<listener::Listener>,
+    watch: announce::Watch,
+}
+
+impl Hearing {
+    /// Listen on the held mapping's LAN address and judge announcements against its gateway and epoch.
+    fn follow(&mut self, a: Option<&Active>) {
+        let Some(a) = a else { return };
+        if self.ears.as_ref().is_none_or(|e| e.local != a.local) {
+            self.ears = Some(listener::Listener::open(a.local));
+        }
+        let epoch = match &a.held {
+            mapping::Held::Pcp { epoch, .. } | mapping::Held::NatPmp { epoch } => Some(*epoch),
+            mapping::Held::Igd(_) => None,
+        };
+        self.watch.follow(a.gateway, epoch, a.external_addr);
+    }
+
+    /// The next announcement that means "check again", with what was heard. Pending without sockets.
+    async fn restart(&mut self) -> String {
+        let Some(ears) = self.ears.as_ref() else { return std::future::pending().await };
+        loop {
+            let (from, heard) = ears.next().await;
+            // Other SSDP devices (this server's own DLNA, TVs) are strangers all the time: not worth a line.
+            let ssdp = matches!(heard, announce::Heard::Ssdp { .. });
+            match self.watch.hear(from, heard, crate::system::clock::unix_now()) {
+                announce::Verdict::Recheck(what) => return what,
+                announce::Verdict::Stranger if !ssdp => {
+                    tracing::info!(%from, "ignored a router announcement from an address that is not the gateway")
+                }
+                announce::Verdict::Stranger | announce::Verdict::Nothing => {}
+            }
+        }
+    }
 }
 
 /// Remote access is off (not claimed, disabled or safe mode): delete the mapping we hold, forget the stored
@@ -198,6 +255,7 @@ async fn stand_down(handle: &Handle, control: &Control, beat: &Beat, active: &mu
 }
 
 /// One mapping attempt (the stored external port preferred), its judgement published and a new mapping stored.
+#[allow(clippy::too_many_arguments)]
 async fn map_now(
     handle: &Handle,
     control: &Control,
@@ -206,19 +264,31 @@ async fn map_now(
     active: &mut Option<Active>,
     state: &State,
     wanted: &Wanted,
+    cause: Option<String>,
 ) {
     let started = std::time::Instant::now();
     control.publish(|v| {
-        v.status = Status::Mapping;
+        // Never "verified" about a mapping not checked since the router went away.
+        v.status = match cause {
+            Some(cause) => Status::Checking { cause },
+            None => Status::Mapping,
+        };
         v.attempts += 1;
     });
+    // The method that held the mapping is asked first: after a router restart the mapping comes back by
+    // the same door at once, without waiting out the others' searches.
+    let mut methods = cfg.methods.clone();
     if let Some(a) = active.take() {
+        if let Some(i) = methods.iter().position(|m| *m == a.method) {
+            methods[..=i].rotate_right(1);
+        }
         beat.during(HUNG, mapping::release(&a)).await;
     }
     let last = state.settings.remote.last_mapping.as_ref();
     let preferred = last.filter(|m| m.method != MappingMethod::Manual).map(|m| m.external_port).unwrap_or(cfg.internal_port);
     let machine = state.machine_identifier();
-    let (findings, view_map, held) = beat.during(HUNG, attempt(wanted, cfg, preferred, &machine)).await;
+    let cfg = Config { methods, ..cfg.clone() };
+    let (findings, view_map, held) = beat.during(HUNG, attempt(wanted, &cfg, preferred, &machine)).await;
     let st = status::judge(&findings);
     let ms = started.elapsed().as_millis() as u64;
     tracing::info!(status = ?st, ms, "remote access attempt finished");
@@ -247,19 +317,30 @@ async fn map_now(
     });
 }
 
-/// What wakes the remote task between attempts: a change of what is wanted, Retry, the stop.
+/// What wakes the remote task between attempts: a change of what is wanted, Retry, the stop, the router's
+/// announcement of a restart.
 struct Wake<'a> {
     states: &'a mut watch::Receiver<Arc<State>>,
     retries: &'a mut watch::Receiver<u64>,
     stop: &'a mut watch::Receiver<bool>,
+    hearing: &'a mut Hearing,
+}
+
+/// When to renew a lease the router granted for `granted_secs`: after half of it (RFC 6887 §11.2.1), at least
+/// a second; never for a permanent lease (0).
+pub fn renew_after(granted_secs: u32) -> Option<Duration> {
+    (granted_secs > 0).then(|| Duration::from_secs((granted_secs as u64 / 2).max(1)))
+}
+
+fn renewal_due(a: &Active) -> Option<tokio::time::Instant> {
+    renew_after(a.lease_secs).map(|d| tokio::time::Instant::now() + d)
 }
 
 impl Wake<'_> {
-    /// Wait for a reason to act again, renewing the lease at half its life and checking every `check_every`
-    /// that the router still holds the mapping. True: map again; false: stop.
-    async fn again(&mut self, cfg: &Config, beat: &Beat, active: &mut Option<Active>, wanted: &Wanted) -> bool {
-        let half_life = active.as_ref().and_then(|a| (a.lease_secs > 0).then(|| Duration::from_secs(a.lease_secs as u64 / 2)));
-        let mut renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
+    /// Wait for a reason to act again, renewing the lease at half its granted life, checking every
+    /// `check_every` that the router still holds the mapping, and listening for the router's announcements.
+    async fn again(&mut self, cfg: &Config, beat: &Beat, active: &mut Option<Active>, wanted: &Wanted) -> Next {
+        let mut renew_at = active.as_ref().and_then(renewal_due);
         let mut check_at = tokio::time::Instant::now() + cfg.check_every;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -273,25 +354,33 @@ impl Wake<'_> {
                     None => std::future::pending::<()>().await,
                 }
             };
+            let hearing = &mut *self.hearing;
+            let heard = async move {
+                if has { hearing.restart().await } else { std::future::pending().await }
+            };
             tokio::select! {
                 changed = self.states.changed() => {
-                    if changed.is_err() { return false; }
+                    if changed.is_err() { return Next::Stop; }
                     let now = Wanted::of(&self.states.borrow());
-                    if now != *wanted { return true; }
+                    if now != *wanted { return Next::Map(None); }
                 }
-                _ = self.retries.changed() => return true,
-                _ = self.stop.changed() => return false,
+                _ = self.retries.changed() => return Next::Map(None),
+                _ = self.stop.changed() => return Next::Stop,
                 _ = tick.tick() => beat.bump(),
+                what = heard => {
+                    tracing::info!(%what, "the router announced a restart; mapping again");
+                    return Next::Map(Some(format!("your router announced a restart ({what})")));
+                }
                 _ = renew => {
                     let a = active.as_mut().expect("renew only with a mapping");
                     match beat.during(HUNG, mapping::keep(a, true)).await {
                         Kept::Held => {
-                            tracing::debug!(port = a.external_port, "lease renewed");
-                            renew_at = half_life.map(|d| tokio::time::Instant::now() + d);
+                            tracing::debug!(port = a.external_port, granted = a.lease_secs, "lease renewed");
+                            renew_at = renewal_due(a);
                         }
                         other => {
                             tracing::info!(outcome = ?other, "renewal failed; mapping again");
-                            return true;
+                            return Next::Map(Some(format!("the router did not renew the mapping ({})", kept_text(&other))));
                         }
                     }
                 }
@@ -302,12 +391,20 @@ impl Wake<'_> {
                         Kept::Held => {}
                         other => {
                             tracing::info!(outcome = ?other, method = ?a.method, "the router lost our mapping (restart?); mapping again");
-                            return true;
+                            return Next::Map(Some(format!("the router no longer holds the mapping ({})", kept_text(&other))));
                         }
                     }
                 }
             }
         }
+    }
+}
+
+fn kept_text(k: &Kept) -> String {
+    match k {
+        Kept::Held => "held".into(),
+        Kept::Lost => "it restarted or dropped it".into(),
+        Kept::Failed(why) => why.clone(),
     }
 }
 
@@ -344,6 +441,7 @@ async fn attempt(
         if wanted.stun_servers.is_empty() { None } else { stun_public(&wanted.stun_servers).await }
     };
     let mut router_external = None;
+    let mut refusals = Vec::new();
     let (mapping, held) = match wanted.manual_port {
         Some(port) => {
             (Ok(Lease { method: MappingMethod::Manual, external_addr: None, external_port: port, lease_secs: None }), None)
@@ -360,9 +458,10 @@ async fn attempt(
                         }),
                         Some(a),
                     ),
-                    Err((reason, named)) => {
-                        router_external = named;
-                        (Err(reason), None)
+                    Err(missed) => {
+                        router_external = missed.named;
+                        refusals = missed.refusals;
+                        (Err(missed.reason), None)
                     }
                 }
             }
@@ -408,7 +507,9 @@ async fn attempt(
         (_, _, true) => None,
         _ => Some(false),
     };
-    (Findings { mapping, router_external, stun_public, reach }, view, held)
+    let asked_port = wanted.manual_port.unwrap_or(preferred);
+    let forward_to = local.map(|l| SocketAddr::new(IpAddr::V4(l), cfg.internal_port));
+    (Findings { mapping, router_external, stun_public, reach, refusals, asked_port, forward_to }, view, held)
 }
 
 /// Ask the configured STUN servers in turn; the first answer wins (RFC 5389 §7.2.1 retransmits, shortened).
@@ -450,4 +551,20 @@ async fn stun_ask(server: SocketAddr) -> Option<SocketAddr> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Code review 2026-12-04 §5 "UPnP lease renewal": renew at half the lifetime the router granted, not the
+    /// one asked for (`mapping::keep` stores the granted lifetime of every renewal reply in `lease_secs`).
+    #[test]
+    fn code_review_5_renewal_at_half_the_granted_lease() {
+        assert_eq!(renew_after(mapping::LEASE_SECS), Some(Duration::from_secs(3600)));
+        // miniupnpd's min_lifetime / a router that grants less than asked: half of what it granted.
+        assert_eq!(renew_after(120), Some(Duration::from_secs(60)));
+        assert_eq!(renew_after(1), Some(Duration::from_secs(1)), "never a busy loop");
+        assert_eq!(renew_after(0), None, "a permanent lease is not renewed");
+    }
 }

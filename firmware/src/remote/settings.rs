@@ -156,6 +156,10 @@ pub fn apply(c: Change, s: &mut State) -> Result<(), Refusal> {
     }
     if let Some(p) = c.manual_port {
         r.manual_port = p;
+        // A manual forward replaces any router mapping: the stored one (and its external address) is stale.
+        if p.is_some() {
+            r.last_mapping = None;
+        }
     }
     if let Some(n) = c.upload_kbps {
         r.upload_kbps = n;

@@ -650,10 +650,11 @@ const STREAM_LIMITS = [[0, 'Original (no limit)'], [20000, '20 Mbps'], [12000, '
 function remoteStatus(st) {
   const s = st.state;
   const [cls, head] = s === 'successful' ? ['ok', 'Fully accessible outside your network'] : s === 'unsuccessful' ? ['bad', 'Not available outside your network']
-    : s === 'mapping' ? ['warn', 'Trying to set up remote access\u2026'] : ['', 'Remote access is disabled'];
+    : s === 'mapping' ? ['warn', 'Trying to set up remote access\u2026'] : s === 'checking' ? ['warn', 'Checking again\u2026'] : ['', 'Remote access is disabled'];
   const why = s === 'unsuccessful' ? (st.reason && st.reason.sentence) || st.sentence : st.sentence;
   return h('div', { class: 'status', id: 'remote-status', 'data-state': s }, h('span', { class: 'dot ' + cls, 'aria-hidden': 'true' }),
-    h('div', null, h('strong', null, head), why ? p(why, s === 'unsuccessful' ? 'bad' : 'mut') : null, st.families ? families(st.families) : null));
+    h('div', null, h('strong', null, head), why ? p(why, s === 'unsuccessful' ? 'bad' : 'mut') : null, st.families ? families(st.families) : null,
+      st.reason && st.reason.detail ? h('details', { id: 'remote-detail' }, h('summary', null, 'Show details'), p(st.reason.detail, 'mut')) : null));
 }
 // IPv4 and IPv6 side by side (issue 21): where each is reachable and how.
 const FAMILY = { off: 'off', no_address: 'no address from your provider', opening: 'asking the router\u2026', open: 'open, not verified from outside',
