@@ -199,7 +199,7 @@ pub fn beside(item: ItemId, media: &Path) -> Vec<Subtitle> {
 pub enum SubtitleError {
     #[error("the subtitle file is {0} bytes; Hearth serves subtitle files up to 2 MiB")]
     TooLarge(u64),
-    #[error("the subtitle file is not text (a control byte at offset {0}); it cannot be shown as subtitles")]
+    #[error("the subtitle file is not text (a control character at character {0}); it cannot be shown as subtitles")]
     NotText(usize),
     #[error("the subtitle file has no cue Hearth can read (an SRT cue is a line like 00:00:01,000 --> 00:00:02,500, then its text)")]
     NoCues,
@@ -243,8 +243,8 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, SubtitleError> {
             Err(_) => bytes.iter().map(|b| char::from(*b)).collect::<String>().into(),
         }
     };
-    match text.char_indices().find(|(_, c)| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r')) {
-        Some((at, _)) => Err(SubtitleError::NotText(at)),
+    match text.chars().position(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\x0c' | '\r')) {
+        Some(at) => Err(SubtitleError::NotText(at)),
         None => Ok(text),
     }
 }
@@ -253,7 +253,7 @@ fn utf16(b: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, SubtitleError> {
     let units = b.chunks_exact(2).map(|c| unit([c[0], c[1]]));
     char::decode_utf16(units)
         .enumerate()
-        .map(|(i, c)| c.map_err(|_| SubtitleError::NotText(2 + 2 * i)))
+        .map(|(i, c)| c.map_err(|_| SubtitleError::NotText(i)))
         .collect()
 }
 
