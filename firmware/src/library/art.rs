@@ -40,6 +40,7 @@
 use super::kind::Media;
 use super::probe::Bounded;
 use super::{Catalog, Group, Item, ItemId};
+use crate::state::LibraryId;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom};
@@ -47,7 +48,7 @@ use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// The largest embedded picture read into memory (a tag's picture or an EXIF thumbnail); a larger one counts
 /// as none.
@@ -505,8 +506,8 @@ fn folders_up(path: &Path, root: Option<&Path>) -> Vec<PathBuf> {
 struct Known {
     /// Hash of the item's (or group's first item's) size and mtime and its folders' mtimes.
     stamp: u64,
-    /// The cover, without bytes; the path when it is a file (shared by the items of a folder).
-    found: Option<(CoverInfo, Option<Arc<Path>>)>,
+    /// The cover, without bytes.
+    found: Option<CoverInfo>,
 }
 
 /// The memo of covers by id (see the module doc): a few dozen bytes per id asked about, no picture bytes.
@@ -547,13 +548,7 @@ impl Catalog {
     /// call it off the async runtime.
     pub fn cover(&self, id: ItemId) -> Option<Cover> {
         let (cover, stamp) = self.find_cover(id)?;
-        let found = cover.as_ref().map(|c| {
-            let path = match &c.picture {
-                Picture::File { path, .. } => Some(Arc::from(path.as_path())),
-                Picture::Memory(_) => None,
-            };
-            (c.info, path)
-        });
+        let found = cover.as_ref().map(|c| c.info);
         self.covers.memo.lock().unwrap().insert(id, Known { stamp, found });
         cover
     }
@@ -566,9 +561,35 @@ impl Catalog {
         if let Some(k) = self.covers.memo.lock().unwrap().get(&id)
             && k.stamp == stamp
         {
-            return k.found.as_ref().map(|(info, _)| *info);
+            return k.found;
         }
         self.cover(id).map(|c| c.info)
+    }
+
+    /// What the memo says about an id's cover, without reading anything (listings, on the async runtime):
+    /// as the last [`Catalog::cover_info`] or [`Catalog::cover`] found it, None when it found none or was
+    /// never asked. The scanner asks for every item and group after each scan ([`Catalog::learn_covers`]).
+    pub fn cover_known(&self, id: ItemId) -> Option<CoverInfo> {
+        self.covers.memo.lock().unwrap().get(&id).and_then(|k| k.found)
+    }
+
+    /// Bring the memo up to date for one library's items and groups (a few stats each; the covers of new or
+    /// changed items and folders are looked for), and forget ids that no longer exist. The scanner calls it
+    /// after each scan, on its own thread.
+    pub fn learn_covers(&self, library: LibraryId) {
+        let ids: Vec<ItemId> = {
+            let sh = self.shelves.read().unwrap();
+            let items = sh.records().iter().filter(|r| r.library == library).map(|r| r.id);
+            let groups = sh.groups.iter().filter(|g| g.library == library).map(|g| g.id);
+            groups.chain(items).collect()
+        };
+        for id in ids {
+            self.cover_info(id);
+        }
+        let known: Vec<ItemId> = self.covers.memo.lock().unwrap().keys().copied().collect();
+        let gone: std::collections::HashSet<ItemId> =
+            known.into_iter().filter(|id| self.library_of(*id).is_none()).collect();
+        self.covers.retain(|id| !gone.contains(&id));
     }
 
     /// The item whose folders (and file) decide an id's cover, and those folders: the item itself, or a

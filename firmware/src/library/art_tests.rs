@@ -4,6 +4,7 @@
 use super::*;
 use crate::state::{Folder, Handle, Library, LibraryKind, State, bounded};
 use crate::store::{NorFile, Store};
+use std::sync::Arc;
 
 /// A PNG header for `w`×`h` (signature and IHDR; no pixels are needed to read the size).
 pub(crate) fn png(w: u32, h: u32) -> Vec<u8> {
@@ -268,6 +269,8 @@ fn shows_and_seasons_take_the_show_folder_poster() {
     std::fs::create_dir_all(&data).unwrap();
     let c = catalog(&data, LibraryKind::Shows, &root);
     let e = c.items(1)[0].episode.unwrap();
+    // The scan learnt it: listings read it without touching the disk.
+    assert_eq!(c.cover_known(e.show).and_then(|i| i.size), Some((680, 1000)));
     for id in [e.show, e.season, c.items(1)[0].id] {
         assert_eq!(c.cover_info(id).and_then(|i| i.size), Some((680, 1000)), "id {id}");
     }

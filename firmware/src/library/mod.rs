@@ -441,6 +441,7 @@ impl Catalog {
             .running
             .store(self.pending.lock().unwrap().contains(&id), Ordering::SeqCst);
         tracing::info!(library = id, items = found, ms, "scan finished");
+        self.learn_covers(id);
     }
 
     /// Replace a library's items with a scan's findings, keeping ids by path.
