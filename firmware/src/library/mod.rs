@@ -3,7 +3,8 @@
 //! Owns: what is in each library (items with stable ids, titles, sizes, containers, durations, codecs), the
 //! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
-//! inotify watcher. Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! inotify watcher, what is known about covers ([`art`]: where, never the picture bytes) and the sidecar
+//! subtitles beside a video ([`sidecar`]). Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
 //! the flash store (items are not state: they can always be rebuilt by a scan).

@@ -1,4 +1,4 @@
-//! Pictures and subtitles of the Plex-compatible API (docs/plex-api.md "Pictures and subtitles"):
+//! Pictures and subtitles of the Plex-compatible API (docs/api.md "Pictures and subtitles"):
 //!
 //! - `GET /library/metadata/{id}/thumb`: the cover of an item or a group as stored (JPEG or PNG, never
 //!   re-encoded; [`crate::library::art`] says where it comes from), with `ETag` and `Cache-Control`; 304 for a
