@@ -131,12 +131,12 @@ fn language(tag: &str) -> Option<(&'static str, &'static str)> {
 
 /// The stream id of sidecar `index` of `item` (layout in the module doc); None when either is out of range.
 pub fn stream_id(item: ItemId, index: usize) -> Option<u32> {
-    (item < 1 << 27 && index < MAX_SIDECARS).then(|| STREAM_BIT | item << 4 | index as u32)
+    (item < 1 << 27 && index < MAX_SIDECARS).then_some(STREAM_BIT | item << 4 | index as u32)
 }
 
 /// The item and sidecar index a stream id names; None for an id that is not a stream id (an item's or group's).
 pub fn stream_of(id: u32) -> Option<(ItemId, usize)> {
-    (id & STREAM_BIT != 0).then(|| ((id & !STREAM_BIT) >> 4, (id & 0xF) as usize))
+    (id & STREAM_BIT != 0).then_some(((id & !STREAM_BIT) >> 4, (id & 0xF) as usize))
 }
 
 /// Looks like a language tag: `en`, `eng`, `pt-br`, `zh-hant`.
