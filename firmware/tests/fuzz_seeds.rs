@@ -49,3 +49,38 @@ fn probe_matroska_seeds() {
         assert!(p.tags.is_none(), "{name}: video probes read no tags");
     }
 }
+
+/// As `fuzz_targets/subtitles.rs`.
+#[test]
+fn subtitles_seeds() {
+    use hearth::library::sidecar::{check_vtt, decode, srt_to_vtt};
+    for (name, data) in seeds("subtitles") {
+        let _ = decode(&data);
+        let _ = check_vtt(&data);
+        if let Ok(c) = srt_to_vtt(&data) {
+            assert_eq!(c.vtt.matches("-->").count(), c.cues, "{name}: one arrow per cue");
+            check_vtt(c.vtt.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+/// As `fuzz_targets/covers.rs`; each seed holds what its name says.
+#[test]
+fn covers_seeds() {
+    use hearth::library::art::{exif_thumbnail, image_info, mp4_cover};
+    for (name, data) in seeds("covers") {
+        let read = |at: u64, buf: &mut [u8]| {
+            let at = (at as usize).min(data.len());
+            let n = buf.len().min(data.len() - at);
+            buf[..n].copy_from_slice(&data[at..at + n]);
+            Ok(n)
+        };
+        let found = (image_info(&data).is_some(), exif_thumbnail(&data).is_some(), mp4_cover(data.len() as u64, read).is_some());
+        let want = match name.split('.').next_back() {
+            Some("jpg") => (true, true, false),
+            Some("png") => (true, false, false),
+            _ => (false, false, true),
+        };
+        assert_eq!(found, want, "{name}");
+    }
+}

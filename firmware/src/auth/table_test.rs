@@ -153,6 +153,8 @@ fn world(mode: Mode) -> World {
 
 /// The catalog the table test pretends: item `n` is in library `n` for the two libraries of `world`.
 fn library_of(item: u32) -> Option<u8> {
+    // A subtitle's stream id names its video (library::sidecar), as the real catalog decodes it.
+    let item = crate::library::sidecar::stream_of(item).map_or(item, |(video, _)| video);
     [1u8, 2].into_iter().find(|l| u32::from(*l) == item)
 }
 
@@ -244,6 +246,12 @@ fn every_route_every_identity_every_origin_every_state() {
     for (label, value) in [("item of lib 1", "1"), ("item of lib 2", "2"), ("no such item", "9"), ("bad item id", "x")] {
         let p = Params(vec![("id", value.to_string())]);
         subjects.push((format!("class Item ({label})"), routes::ITEM, p));
+    }
+    // The subtitle route with stream ids: a sidecar of an item of each library, and of no item.
+    for (label, item) in [("lib 1", 1), ("lib 2", 2), ("no such item", 9)] {
+        let stream = crate::library::sidecar::stream_id(item, 3).unwrap().to_string();
+        let (route, _) = routes::find(&hyper::Method::GET, &format!("/library/streams/{stream}")).unwrap();
+        subjects.push((format!("GET /library/streams/{{id}} (subtitle of {label})"), route.access, Params(vec![("id", stream)])));
     }
     subjects.push(("class Libraries".into(), Access::Libraries, Params::default()));
 

@@ -15,6 +15,7 @@ use crate::state::{Library, LibraryKind};
 use hyper::{Response, StatusCode, header};
 
 mod listing;
+pub mod pictures;
 
 /// An attribute value.
 enum Val {
@@ -552,7 +553,6 @@ fn part_ext(item: &Item) -> String {
 }
 
 fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
-    let _ = call;
     let (tag, json, ty) = match (i.media, i.episode.is_some()) {
         (Media::Video, true) => ("Video", "Metadata", "episode"),
         (Media::Video, false) if lib.kind == LibraryKind::OtherVideos => {
@@ -592,7 +592,8 @@ fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
         .opt("year", i.year.map(u64::from))
         .opt("duration", i.duration_ms)
         .a("addedAt", i.added as u64)
-        .a("updatedAt", mtime);
+        .a("updatedAt", mtime)
+        .opt("thumb", pictures::thumb_key(call, i.id));
     if let Some(e) = i.episode
         && i.media == Media::Audio
     {
@@ -652,7 +653,8 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
         .a("librarySectionTitle", lib.name.as_str())
         .a("librarySectionKey", format!("/library/sections/{}", lib.id))
         .a("leafCount", leaves)
-        .a("viewedLeafCount", 0u64);
+        .a("viewedLeafCount", 0u64)
+        .opt("thumb", pictures::thumb_key(call, g.id));
     if let Some(title) = g.album.as_deref()
         && lib.kind == LibraryKind::Photos
     {
@@ -750,7 +752,7 @@ pub async fn metadata(call: Call) -> Response<Body> {
         Err(r) => return r,
     };
     let node = match &found {
-        Found::Item(i) => item_node(&call, &lib, i),
+        Found::Item(i) => pictures::with_subtitles(item_node(&call, &lib, &pictures::learn(&call, i).await), &call, i).await,
         Found::Group(g) => group_node(&call, &lib, g),
     };
     let root = media_container()

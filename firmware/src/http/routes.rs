@@ -134,6 +134,9 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/library/metadata/{id}", ITEM, super::plex::metadata),
     route!(GET "/library/metadata/{id}/children", ITEM, super::plex::children),
     route!(GET "/library/metadata/{id}/allLeaves", ITEM, super::plex::all_leaves),
+    // Pictures and sidecar subtitles (plex/pictures.rs): a stream id names its video, so ITEM binds it too.
+    route!(GET "/library/metadata/{id}/thumb", ITEM, super::plex::pictures::thumb),
+    route!(GET "/library/streams/{id}", ITEM, super::plex::pictures::stream),
     // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
     // request is the first on its connection (or follows another part request); this route is the copy path.
     route!(GET "/library/parts/{id}/{ts}/{file}", ITEM, super::plex::part),

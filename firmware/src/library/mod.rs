@@ -3,7 +3,8 @@
 //! Owns: what is in each library (items with stable ids, titles, sizes, containers, durations, codecs), the
 //! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
-//! inotify watcher. Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! inotify watcher, what is known about covers ([`art`]: where, never the picture bytes) and the sidecar
+//! subtitles beside a video ([`sidecar`]). Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
 //! the flash store (items are not state: they can always be rebuilt by a scan).
@@ -22,6 +23,7 @@
 //! Ids: every item, show and season has a u32 id that never changes while its path (or show name and
 //! season number) stays; ids are never reused. A damaged or missing index means new ids for everything.
 
+pub mod art;
 pub mod kind;
 pub mod matroska;
 pub mod mp4;
@@ -30,6 +32,7 @@ pub mod probe;
 pub mod quarantine;
 pub mod scan;
 mod shelves;
+pub mod sidecar;
 pub mod watch;
 
 use crate::state::{Handle, LibraryId, LibraryKind, State};
@@ -284,6 +287,8 @@ pub struct Catalog {
     generation: AtomicU64,
     /// Files that took a probe down with them, skipped until they change.
     quarantine: quarantine::Quarantine,
+    /// What is known about items' and groups' covers (no picture bytes; see [`art`]).
+    covers: art::Covers,
 }
 
 impl Catalog {
@@ -310,6 +315,7 @@ impl Catalog {
             watcher: Mutex::new(None),
             generation: AtomicU64::new(0),
             quarantine: quarantine::Quarantine::open(data_dir),
+            covers: art::Covers::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -436,6 +442,7 @@ impl Catalog {
             .running
             .store(self.pending.lock().unwrap().contains(&id), Ordering::SeqCst);
         tracing::info!(library = id, items = found, ms, "scan finished");
+        self.learn_covers(id);
     }
 
     /// Replace a library's items with a scan's findings, keeping ids by path.
@@ -580,6 +587,7 @@ impl Catalog {
     /// binds item routes to (`auth::Access::Item`).
     pub fn library_of(&self, id: ItemId) -> Option<LibraryId> {
         self.item(id).map(|i| i.library).or_else(|| self.group(id).map(|g| g.library))
+            .or_else(|| sidecar::stream_of(id).and_then(|(item, _)| self.item(item)).map(|i| i.library))
     }
 
     /// The group (show, season, artist, album, photo album) with this id, if there is one now.
