@@ -2,7 +2,9 @@
 //!
 //! A small HTTP/1.1 loop of its own (each head parsed once by the wire room, `wire::head`; Content-Length or
 //! chunked bodies up to [`soap::MAX_BODY`]; keep-alive by RFC 9112 §9.3) so every media body goes out with
-//! `sendfile(2)` on any request of a connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
+//! `sendfile(2)` on any request of a connection. Media bodies take the stream room's path
+//! ([`crate::stream::span::answer`], review finding C-3: its sendfile loop, stall deadline, truncation reset,
+//! running-stream registry and counters); the DLNA headers and the DLNA refusals stay here.
 //!
 //! Renderer behaviours handled: HEAD before GET; `getcontentFeatures.dlna.org` (answered on every media
 //! response); `transferMode.dlna.org` Streaming/Interactive/Background (DLNA guidelines 7.4.49: a mode the
@@ -17,11 +19,13 @@ use super::{Live, content};
 use crate::auth::Visible;
 use crate::wire::head::{Read, read_head};
 use crate::wire::{Fields, Head};
+use crate::stream::Standing;
+use crate::stream::pace::Class;
 use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
+use crate::stream::span::{self, Span};
 use crate::system::fds;
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -409,12 +413,25 @@ async fn media(
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
-    stream.write_all(out.as_bytes()).await?;
-    if head || status == 304 || len == 0 {
-        return Ok(keep);
+    // C-3: one stream path. The body goes through the stream room (registry, pacer, sendfile loop with its
+    // deadlines and truncation check, zero-copy and LAN egress counters), as a part on the main port does.
+    let span = (!head && status != 304 && len > 0).then_some(Span { file, start, len, library: item.library });
+    let peer = stream.peer_addr().map(|a| canonical(a.ip()))?;
+    match span::answer(stream, out.as_bytes(), span, Class::Lan, standing(live, peer), &live.streams).await {
+        Ok(()) => Ok(keep),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "DLNA stream ended early");
+            Ok(false)
+        }
     }
-    send_file(stream, &file, start, len, live.egress.counter(crate::stream::pace::Class::Lan)).await?;
-    Ok(keep)
+}
+
+/// Whether `peer` may still read a library while its stream runs: the DLNA rule ([`super::admit`]) asked again
+/// under each new state, with the server's own subnets as they are now (the stream room cancels the body when
+/// it says no: DLNA turned off, the library no longer shown, the peer no longer LAN).
+fn standing(live: &Live, peer: IpAddr) -> Standing {
+    let own = live.rule.read().unwrap_or_else(|p| p.into_inner()).1.clone();
+    Box::new(move |state, library| super::admit(state, &own, peer, super::Via::Http).is_ok_and(|v| v.allows(library)))
 }
 
 /// The transfer mode a media request asks for, or None when it does not fit the medium (406). DLNA guidelines
@@ -440,37 +457,6 @@ fn decision(req: &Request, validators: &Validators, size: u64) -> Decision {
         range: range::single(req.all("range")),
     };
     range::decide(&conditions, validators, size)
-}
-
-/// Body bytes with sendfile(2), waiting for writability between calls (the socket is non-blocking). `sent`
-/// grows by what each call sent (the LAN egress counter).
-async fn send_file(
-    stream: &TcpStream,
-    file: &std::fs::File,
-    start: u64,
-    len: u64,
-    sent_bytes: &std::sync::atomic::AtomicU64,
-) -> std::io::Result<()> {
-    // sendfile64: a 64-bit offset on 32-bit ARM too (files over 2 GiB).
-    let mut offset = start as i64;
-    let mut left = len;
-    while left > 0 {
-        stream.writable().await?;
-        let chunk = left.min(1 << 20) as usize;
-        let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile64(stream.as_fd(), file.as_fd(), Some(&mut offset), chunk).map_err(std::io::Error::from)
-        });
-        match sent {
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file got shorter while sending")),
-            Ok(n) => {
-                left -= n as u64;
-                sent_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -68,8 +68,8 @@ pub struct Live {
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
-    /// The server's egress counters (stream room): media bytes sent on 32469 count as LAN.
-    pub egress: Arc<crate::stream::Egress>,
+    /// The stream room's shared counters, pacer and running streams: media bodies on 32469 go through it (LAN).
+    pub streams: Arc<crate::stream::Streams>,
 }
 
 impl Live {
@@ -77,7 +77,7 @@ impl Live {
     fn new(
         handle: Handle,
         catalog: Arc<dyn Catalog>,
-        egress: Arc<crate::stream::Egress>,
+        streams: Arc<crate::stream::Streams>,
         state: &Arc<State>,
     ) -> Live {
         Live {
@@ -89,7 +89,7 @@ impl Live {
             last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((state.clone(), crate::auth::own_subnets())),
             closed: AtomicBool::new(false),
-            egress,
+            streams,
         }
     }
 
@@ -167,16 +167,16 @@ impl Builder {
 /// Start DLNA over the library room's catalog (serve.rs calls this with the HTTP context's catalog, so DLNA and
 /// the Plex API show the same items with the same ids). `listen` is the server's listen address: a specific
 /// address confines DLNA to the interface that has it (loopback: no SSDP at all); unspecified means every LAN
-/// interface. Bytes DLNA streams are counted in `egress` (as LAN).
+/// interface. Media bodies DLNA sends go through `streams` (the stream room: counted as LAN).
 pub fn spawn(
     state: Handle,
     catalog: Arc<crate::library::Catalog>,
     listen: IpAddr,
-    egress: Arc<crate::stream::Egress>,
+    streams: Arc<crate::stream::Streams>,
     stop: watch::Receiver<bool>,
     beat: Beat,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(state, catalog, listen, egress, stop, beat))
+    tokio::spawn(run(state, catalog, listen, streams, stop, beat))
 }
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
@@ -186,7 +186,7 @@ pub async fn run(
     state: Handle,
     catalog: Arc<dyn Catalog>,
     listen: IpAddr,
-    egress: Arc<crate::stream::Egress>,
+    streams: Arc<crate::stream::Streams>,
     mut stop: watch::Receiver<bool>,
     beat: Beat,
 ) {
@@ -205,7 +205,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let s = rx.borrow().clone();
-        let live = Arc::new(Live::new(state.clone(), catalog.clone(), egress.clone(), &s));
+        let live = Arc::new(Live::new(state.clone(), catalog.clone(), streams.clone(), &s));
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*catalog, &s, true);
         let listener = match bind_tcp(scope).await {
@@ -371,7 +371,7 @@ mod tests {
             last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((Arc::new(s.clone()), Vec::new())),
             closed: AtomicBool::new(false),
-            egress: Default::default(),
+            streams: crate::stream::Streams::new(),
         };
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*shelf, &s, true);
