@@ -69,7 +69,40 @@ pub fn content_directory(a: &Action, view: &View, base: &str) -> Result<String, 
                 ("UpdateID", &update),
             ]))
         }
+        // Samsung's extensions to ContentDirectory:1 (MiniDLNA upnpsoap.c `SamsungGetFeatureList` and
+        // `SamsungSetBookmark`, Gerbera, UMS #1676): TVs call them on the standard service type.
+        "X_GetFeatureList" => Ok(response(CDS, &a.name, &[("FeatureList", &feature_list())])),
+        "X_SetBookmark" => set_bookmark(a, view).map(|()| response(CDS, &a.name, &[])),
         _ => Err(Fault::InvalidAction),
+    }
+}
+
+/// Samsung's `samsung.com_BASICVIEW` feature list (the `FeatureList` of `X_GetFeatureList`, an XML document sent
+/// as text): where the TV's video, audio and image views start. Every kind starts at the root, where each DLNA
+/// library is a folder (Hearth's libraries are not split by medium the way MiniDLNA's top containers are).
+pub fn feature_list() -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Features xmlns=\"urn:schemas-upnp-org:av:avs\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xsi:schemaLocation=\"urn:schemas-upnp-org:av:avs http://www.upnp.org/schemas/av/avs.xsd\">\
+         <Feature name=\"samsung.com_BASICVIEW\" version=\"1\">",
+    );
+    for class in ["object.item.videoItem", "object.item.audioItem", "object.item.imageItem"] {
+        let _ = write!(s, "<container id=\"{}\" type=\"{class}\"/>", super::view::ROOT);
+    }
+    s.push_str("</Feature></Features>");
+    s
+}
+
+/// `X_SetBookmark(CategoryType, RID, ObjectID, PosSecond)`: a Samsung TV saves where playback stopped. Accepted
+/// for an item the caller sees with a whole number of seconds (else 402/701, as for any action); nothing is
+/// stored, because Hearth keeps no playback progress yet (the TV resumes from its own memory, or from the start).
+fn set_bookmark(a: &Action, view: &View) -> Result<(), Fault> {
+    let id = a.arg("ObjectID").ok_or(Fault::InvalidArgs)?;
+    count_arg(a, "PosSecond")?;
+    match view.get(id) {
+        Some(n) if !n.is_container() => Ok(()),
+        _ => Err(Fault::NoSuchObject),
     }
 }
 
@@ -585,6 +618,40 @@ mod tests {
         assert!(desc.find(">Brazil<").unwrap() < desc.find(">Alien<").unwrap());
         let huge = browse(&v, "L1", "BrowseDirectChildren", "0", "4294967295", "").unwrap();
         assert!(huge.contains("<NumberReturned>2</NumberReturned>"));
+    }
+
+    /// Samsung's X_GetFeatureList: the BASICVIEW feature list as the FeatureList argument (an XML document as
+    /// text), with video, audio and image views at a container that exists.
+    #[test]
+    fn samsung_feature_list() {
+        let v = view();
+        let r = content_directory(&action("X_GetFeatureList", &[]), &v, "").unwrap();
+        assert!(r.contains("<u:X_GetFeatureListResponse xmlns:u=\"urn:schemas-upnp-org:service:ContentDirectory:1\">"), "{r}");
+        let list = r.split("<FeatureList>").nth(1).unwrap().split("</FeatureList>").next().unwrap();
+        let list = list.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+        assert!(list.contains("<Features xmlns=\"urn:schemas-upnp-org:av:avs\"") && list.contains("<Feature name=\"samsung.com_BASICVIEW\" version=\"1\">"), "{list}");
+        for class in ["object.item.videoItem", "object.item.audioItem", "object.item.imageItem"] {
+            let id = list.split(&format!("type=\"{class}\"")).next().unwrap().rsplit("id=\"").next().unwrap().split('"').next().unwrap();
+            assert!(v.get(id).is_some_and(|n| n.is_container()), "{class} starts at container {id:?}, which exists");
+        }
+        assert!(quick_xml::Reader::from_str(&list).read_event().is_ok());
+    }
+
+    /// Samsung's X_SetBookmark is accepted for an item (nothing stored: no progress store yet); a container, an
+    /// unknown object or a position that is not a whole number of seconds is refused as any action would be.
+    #[test]
+    fn samsung_set_bookmark() {
+        let v = view();
+        let mark = |id: &str, pos: &str| {
+            let a = action("X_SetBookmark", &[("CategoryType", "1"), ("RID", "0"), ("ObjectID", id), ("PosSecond", pos)]);
+            content_directory(&a, &v, "")
+        };
+        let ok = mark("i0000000000000001", "754").unwrap();
+        assert!(ok.contains("<u:X_SetBookmarkResponse xmlns:u=\"urn:schemas-upnp-org:service:ContentDirectory:1\"></u:X_SetBookmarkResponse>"), "{ok}");
+        assert_eq!(mark("i00000000000000ff", "1"), Err(Fault::NoSuchObject));
+        assert_eq!(mark("L1", "1"), Err(Fault::NoSuchObject));
+        assert_eq!(mark("i0000000000000001", "-3"), Err(Fault::InvalidArgs));
+        assert_eq!(content_directory(&action("X_SetBookmark", &[("PosSecond", "1")]), &v, ""), Err(Fault::InvalidArgs));
     }
 
     #[test]
