@@ -22,6 +22,7 @@
 //! Ids: every item, show and season has a u32 id that never changes while its path (or show name and
 //! season number) stays; ids are never reused. A damaged or missing index means new ids for everything.
 
+pub mod art;
 pub mod kind;
 pub mod matroska;
 pub mod mp4;
@@ -30,6 +31,7 @@ pub mod probe;
 pub mod quarantine;
 pub mod scan;
 mod shelves;
+pub mod sidecar;
 pub mod watch;
 
 use crate::state::{Handle, LibraryId, LibraryKind, State};
@@ -284,6 +286,8 @@ pub struct Catalog {
     generation: AtomicU64,
     /// Files that took a probe down with them, skipped until they change.
     quarantine: quarantine::Quarantine,
+    /// What is known about items' and groups' covers (no picture bytes; see [`art`]).
+    covers: art::Covers,
 }
 
 impl Catalog {
@@ -310,6 +314,7 @@ impl Catalog {
             watcher: Mutex::new(None),
             generation: AtomicU64::new(0),
             quarantine: quarantine::Quarantine::open(data_dir),
+            covers: art::Covers::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -580,6 +585,7 @@ impl Catalog {
     /// binds item routes to (`auth::Access::Item`).
     pub fn library_of(&self, id: ItemId) -> Option<LibraryId> {
         self.item(id).map(|i| i.library).or_else(|| self.group(id).map(|g| g.library))
+            .or_else(|| sidecar::stream_of(id).and_then(|(item, _)| self.item(item)).map(|i| i.library))
     }
 
     /// The group (show, season, artist, album, photo album) with this id, if there is one now.
