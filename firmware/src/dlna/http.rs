@@ -221,12 +221,13 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, until: tokio::tim
     }
 }
 
-fn server_header() -> String {
+/// The `Server` field of every answer on this port (UDA 1.1 §2.1 form).
+pub(super) fn server_header() -> String {
     format!("Linux/1 UPnP/1.1 DLNADOC/1.50 Hearth/{}", crate::VERSION)
 }
 
 /// Write a complete small response. Returns whether the connection may stay open.
-async fn simple(
+pub(super) async fn simple(
     stream: &mut TcpStream,
     status: u16,
     ctype: &str,
@@ -301,17 +302,13 @@ async fn respond(
         (_, "/icon/120.png") if get => simple(stream, 200, "image/png", &[], desc::ICON_120, head, keep).await,
         ("POST", desc::CDS_CONTROL | desc::CMS_CONTROL) => {
             let view = live.view(sees);
-            let answer = soap::parse(body, header(req, "soapaction")).and_then(|a| {
-                let (service, run): (&str, &dyn Fn() -> Result<String, Fault>) = if path == desc::CDS_CONTROL {
-                    (content::CDS, &|| content::content_directory(&a, &view, base))
-                } else {
-                    (content::CMS, &|| content::connection_manager(&a, &view))
-                };
-                if !a.service.is_empty() && a.service != service {
-                    return Err(Fault::InvalidAction);
-                }
-                run()
-            });
+            let action = soap::parse(body, header(req, "soapaction"));
+            let (cds, base) = (path == desc::CDS_CONTROL, base.to_string());
+            // Off the connection workers: a listing asks for covers and subtitles, which read files.
+            let answer = match tokio::task::spawn_blocking(move || control(action, cds, &view, &base)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(Fault::ActionFailed),
+            };
             let ext = [("EXT", String::new())];
             match answer {
                 Ok(xml) => simple(stream, 200, XML, &ext, xml.as_bytes(), false, keep).await,
@@ -325,7 +322,9 @@ async fn respond(
             // GENA eventing is not built; control points fall back to polling GetSystemUpdateID.
             simple(stream, 501, "text/plain", &[], b"Event subscriptions are not supported by this server.\r\n", false, keep).await
         }
-        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], head, keep).await,
+        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], base, keep).await,
+        (_, p) if get && p.starts_with("/art/") => super::companions::art(stream, live, sees, &p[5..], head, keep).await,
+        (_, p) if get && p.starts_with("/sub/") => super::companions::subtitle(stream, live, sees, &p[5..], head, keep).await,
         _ if !get && req.method() != "POST" => {
             simple(stream, 405, "text/plain", &[("Allow", "GET, HEAD, POST".into())], b"Use GET, HEAD or POST.\r\n", false, keep).await
         }
@@ -333,8 +332,19 @@ async fn respond(
     }
 }
 
+/// Run a parsed control request against the view: ContentDirectory (`cds`) or ConnectionManager. An action
+/// whose namespace names another service is 401 (UDA 1.1 §3.2.1).
+fn control(action: Result<soap::Action, Fault>, cds: bool, view: &super::view::View, base: &str) -> Result<String, Fault> {
+    let a = action?;
+    let service = if cds { content::CDS } else { content::CMS };
+    if !a.service.is_empty() && a.service != service {
+        return Err(Fault::InvalidAction);
+    }
+    if cds { content::content_directory(&a, view, base) } else { content::connection_manager(&a, view) }
+}
+
 /// Parse `<16 hex digits>.<ext>`.
-fn item_id(name: &str) -> Option<u64> {
+pub(super) fn item_id(name: &str) -> Option<u64> {
     let hex = name.split('.').next()?;
     if hex.len() != 16 {
         return None;
@@ -348,9 +358,10 @@ async fn media(
     live: &Live,
     sees: Visible,
     name: &str,
-    head: bool,
+    base: &str,
     keep: bool,
 ) -> std::io::Result<bool> {
+    let head = req.method() == "HEAD";
     let gone = b"No such media item: browse again, the library may have changed or is not shared with DLNA.\r\n";
     let found = item_id(name).and_then(|id| live.view(sees).item(id).cloned()).filter(|i| sees.allows(i.library));
     let Some(item) = found else {
@@ -389,6 +400,10 @@ async fn media(
         ("contentFeatures.dlna.org", content_features(item.mime, item.resolution)),
         ("transferMode.dlna.org", mode.to_string()),
     ];
+    // Samsung asks for the subtitle of a video with `getCaptionInfo.sec: 1` (MiniDLNA upnphttp.c, jellyfin DLNA #29).
+    if kind == Medium::Video && header(req, "getcaptioninfo.sec").is_some_and(|v| v.trim() == "1") {
+        h.extend(super::companions::caption_field(live, sees, &item, base).await);
+    }
     // A 304 carries the Content-Length a 200 would have (RFC 9110 §8.6) and no body.
     let (status, start, len) = match decision {
         Decision::NotModified => (304, 0, size),
@@ -429,7 +444,7 @@ async fn media(
 /// Whether `peer` may still read a library while its stream runs: the DLNA rule ([`super::admit`]) asked again
 /// under each new state, with the server's own subnets as they are now (the stream room cancels the body when
 /// it says no: DLNA turned off, the library no longer shown, the peer no longer LAN).
-fn standing(live: &Live, peer: IpAddr) -> Standing {
+pub(super) fn standing(live: &Live, peer: IpAddr) -> Standing {
     let own = live.rule.read().unwrap_or_else(|p| p.into_inner()).1.clone();
     Box::new(move |state, library| super::admit(state, &own, peer, super::Via::Http).is_ok_and(|v| v.allows(library)))
 }

@@ -31,6 +31,18 @@ impl Catalog for library::Catalog {
         shows.extend(self.albums(library, None).into_iter().filter_map(|g| Some((g.id, g.album?))));
         library::Catalog::items(self, library).iter().map(|i| item(i, lib.kind, &roots, &shows)).collect()
     }
+
+    fn cover_info(&self, id: u64) -> Option<library::art::CoverInfo> {
+        library::Catalog::cover_info(self, ItemId::try_from(id).ok()?)
+    }
+
+    fn cover(&self, id: u64) -> Option<library::art::Cover> {
+        library::Catalog::cover(self, ItemId::try_from(id).ok()?)
+    }
+
+    fn subtitles(&self, id: u64) -> Vec<library::sidecar::Subtitle> {
+        ItemId::try_from(id).map(|id| library::Catalog::subtitles(self, id)).unwrap_or_default()
+    }
 }
 
 /// One catalog item as DLNA sees it. `roots` are the library's folders (for the folder views), `shows` the

@@ -9,6 +9,7 @@
 //! `auth::decide`, who it answers and what they see), the flash store.
 
 pub mod catalog;
+pub mod companions;
 pub mod content;
 pub mod description;
 pub mod discovery;
@@ -104,7 +105,7 @@ impl Live {
         {
             return v.clone();
         }
-        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)));
+        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)).with_source(self.catalog.clone()));
         tracing::info!(items = view.item_count(), libraries = libraries.len(), update_id = view.update_id, "DLNA content view built");
         *slot = Some(view.clone());
         view
