@@ -136,6 +136,12 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
             Read::Closed | Read::TooSlow => return,
         };
         buf.advance(req.len());
+        if let Err(refused) = doors(&live.state.snapshot(), &req) {
+            tracing::info!(%peer, status = refused.status, "DLNA request refused at the Host/Origin doors");
+            let text = format!("{}\r\n", refused.message);
+            let _ = simple(&mut stream, refused.status, "text/plain", &[], text.as_bytes(), false, false).await;
+            return;
+        }
         let body = match read_body(&mut stream, &mut buf, &req).await {
             Ok(b) => b,
             Err(status) => {
@@ -156,6 +162,21 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
             _ => return,
         }
     }
+}
+
+/// The main port's Host and Origin doors (`auth::doors`), on 32469 too, before a body is read. DNS rebinding
+/// (the class that hit MiniDLNA-era servers; issue 22): a web page on a name its author controls, re-pointed at
+/// this box, sends that name as Host, so only what names this box passes: an IP literal (cannot be re-pointed),
+/// the box's hostname (`.local`), `localhost` or a name the owner added; another name is 421 (RFC 9110
+/// §15.5.20, §7.4). An HTTP/1.1 request without Host is 400 (RFC 9112 §3.2); HTTP/1.0 may omit it (renderers
+/// of that age do). An `Origin` other than the Host (a page of another site) is 403: renderers send none.
+fn doors(state: &crate::state::State, req: &Request) -> Result<(), crate::auth::doors::Refused> {
+    use crate::auth::doors::{OwnNames, host_door, origin_door};
+    let text = |name: &str| req.text(name).map(|v| v.unwrap_or("\u{0}"));
+    let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let names = OwnNames { hostname: &hostname, added: &state.settings.host_names };
+    let authority = host_door(text("host"), req.http11(), &names)?;
+    origin_door(text("origin"), authority.as_ref(), false)
 }
 
 /// An IPv4-mapped IPv6 address as plain IPv4.
@@ -180,7 +201,9 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) ->
                     _ => return Err(400),
                 }
             };
-            if size as usize > soap::MAX_BODY || body.len() + size as usize > soap::MAX_BODY {
+            // Compared as u64: on a 32-bit box `size as usize` would drop the high bits of a huge chunk size
+            // and pass the cap (the CVE-2020-28926 class: a chunk length taken for a smaller one).
+            if size > (soap::MAX_BODY - body.len()) as u64 {
                 return Err(413);
             }
             buf.advance(used);
@@ -508,6 +531,22 @@ mod tests {
         ] {
             assert_eq!(ask(&headers), want, "{headers:?}");
         }
+    }
+
+    /// DNS rebinding on 32469: a Host naming another site is 421, an IP literal or the box's own name passes, an
+    /// HTTP/1.1 request without Host is 400 (HTTP/1.0 may omit it), and a page of another site (Origin) is 403.
+    #[test]
+    fn dns_rebinding_hosts_are_refused() {
+        let state = crate::state::State::new([1; 16]);
+        let ask = |head: &str| doors(&state, &parse_head(format!("{head}\r\n").as_bytes()).unwrap()).map_err(|r| r.status);
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: attacker.example:32469\r\n"), Err(421));
+        assert_eq!(ask("POST /control/cds HTTP/1.1\r\nHost: rebind.attacker.example\r\n"), Err(421));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\n"), Err(400));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: 192.168.1.20:32469\r\nOrigin: http://attacker.example\r\n"), Err(403));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: 192.168.1.20:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /res/00000000000000ff.mkv HTTP/1.1\r\nHost: [fe80::1]:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /res/00000000000000ff.mkv HTTP/1.1\r\nHost: localhost:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /description.xml HTTP/1.0\r\n"), Ok(()));
     }
 
     #[test]
