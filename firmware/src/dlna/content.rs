@@ -758,6 +758,19 @@ mod tests {
         }
     }
 
+    /// TVs sort by title and date: GetSortCapabilities names both, and Browse honours `+dc:title` and `-dc:date`
+    /// (Alien is older than Brazil in the fixture).
+    #[test]
+    fn sort_by_title_and_date() {
+        let v = view();
+        let caps = content_directory(&action("GetSortCapabilities", &[]), &v, "").unwrap();
+        assert!(caps.contains("<SortCaps>dc:title,dc:date"), "{caps}");
+        let order = |sort: &str| ids(&didl_of(&browse(&v, "L1", "BrowseDirectChildren", "0", "0", sort).unwrap()));
+        assert_eq!(order("+dc:title"), ["i0000000000000001", "i0000000000000002"]);
+        assert_eq!(order("-dc:date"), ["i0000000000000002", "i0000000000000001"]);
+        assert_eq!(order("+dc:date"), ["i0000000000000001", "i0000000000000002"]);
+    }
+
     /// Samsung's X_GetFeatureList: the BASICVIEW feature list as the FeatureList argument (an XML document as
     /// text), with video, audio and image views at a container that exists.
     #[test]
