@@ -104,7 +104,7 @@ fn main() {
         let catalog = Catalog::open(&cfg.data_dir, handle.clone());
         catalog.start();
         let beat = hearth::system::watchdog::Heartbeats::default().register("DLNA");
-        let dlna = hearth::dlna::spawn(handle.clone(), catalog.clone(), cfg.listen.ip(), Default::default(), stop_rx, beat);
+        let dlna = hearth::dlna::spawn(handle.clone(), catalog.clone(), cfg.listen.ip(), hearth::stream::Streams::new(), stop_rx, beat);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {

@@ -445,7 +445,7 @@ impl Serving {
         let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop.subscribe(), watch.remote.clone()));
         // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
         // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
-        let dlna = crate::dlna::spawn(handle, ctx.library.clone(), listen.ip(), ctx.streams.egress.clone(), stop.subscribe(), watch.dlna.clone());
+        let dlna = crate::dlna::spawn(handle, ctx.library.clone(), listen.ip(), ctx.streams.clone(), stop.subscribe(), watch.dlna.clone());
         Serving { ctx, stop, server, remote, dlna }
     }
 

@@ -9,6 +9,15 @@
   client.py root LOCATION                      print the titles of the root's children (the libraries)
   client.py walk LOCATION                      browse the whole tree (pages of 100); print items and seconds
   client.py bench [--timeout S]                discover + walk the first server found; print JSON timings
+  client.py samsung LOCATION CUE ART_SHA256    as a Samsung TV: X_GetFeatureList (its views exist), then the first
+                                               video with a subtitle: CaptionInfo.sec on its stream, the subtitle
+                                               (must hold CUE) and its albumArtURI (bytes must match ART_SHA256)
+
+Samsung-shaped requests are quoted from these sources: the User-Agent from xupnpd's Samsung-AllShare profile
+("SEC_HHP_[TV]UE32ES6757/1.0 DLNADOC/1.50"); the stream request's fields (Range, getcontentFeatures.dlna.org: 1,
+getCaptionInfo.sec: 1, transferMode.dlna.org: Streaming) from a capture of a Samsung TV in MicroDLNA's protocol
+notes and Gerbera's quirks.h ("we should check for getCaptionInfo.sec: 1 request header"); the X_GetFeatureList
+call as MiniDLNA's upnpsoap.c and MediaPortal's UPnP server answer it (ContentDirectory:1 namespace, no arguments).
 """
 import asyncio, hashlib, json, sys, time, xml.etree.ElementTree as ET
 
@@ -135,6 +144,83 @@ async def fetch(location, sha, out, duration=None):
     return 0 if got == sha else 1
 
 
+SAMSUNG_UA = "SEC_HHP_[TV]UE32ES6757/1.0 DLNADOC/1.50"
+FEATURE_LIST_BODY = ('<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+                     's:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+                     '<u:X_GetFeatureList xmlns:u="urn:schemas-upnp-org:service:ContentDirectory:1"></u:X_GetFeatureList>'
+                     '</s:Body></s:Envelope>')
+
+
+async def first_captioned(svc, oid="0", depth=0):
+    """The first item (depth first) with a text/srt res."""
+    async for el in children(svc, oid):
+        if el.tag.endswith("item"):
+            if any(r.get("protocolInfo", "").startswith("http-get:*:text/srt:") for r in el.findall("d:res", NS)):
+                return el
+        elif depth < 8:
+            found = await first_captioned(svc, el.get("id"), depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+async def samsung(location, cue, art_sha):
+    device, svc = await cds(location)
+    control = svc.control_url
+    async with aiohttp.ClientSession(headers={"User-Agent": SAMSUNG_UA}) as s:
+        headers = {"SOAPACTION": f'"{CDS}#X_GetFeatureList"', "Content-Type": 'text/xml; charset="utf-8"'}
+        async with s.post(control, data=FEATURE_LIST_BODY, headers=headers) as r:
+            text = await r.text()
+            print(f"X_GetFeatureList -> {r.status}")
+            if r.status != 200:
+                print(text); return 1
+        body = ET.fromstring(text).find(".//FeatureList")
+        features = ET.fromstring(body.text.encode())
+        av = "{urn:schemas-upnp-org:av:avs}"
+        basic = [f for f in features.findall(av + "Feature") if f.get("name") == "samsung.com_BASICVIEW"]
+        views = {c.get("type"): c.get("id") for c in basic[0].findall(av + "container")} if basic else {}
+        print(f"samsung.com_BASICVIEW views: {views}")
+        if set(views) != {"object.item.videoItem", "object.item.audioItem", "object.item.imageItem"}:
+            return 1
+        for cid in set(views.values()):
+            r = await svc.action("Browse").async_call(ObjectID=cid, BrowseFlag="BrowseMetadata", Filter="*",
+                                                      StartingIndex=0, RequestedCount=0, SortCriteria="")
+            if int(r["NumberReturned"]) != 1:
+                print(f"the view container {cid} does not exist"); return 1
+        item = await first_captioned(svc)
+        if item is None:
+            print("no item lists a text/srt res"); return 1
+        res = [r for r in item.findall("d:res", NS)]
+        media, srt = res[0].text, [r.text for r in res if r.get("protocolInfo", "").startswith("http-get:*:text/srt:")][0]
+        ex = item.find("{http://www.sec.co.kr/}CaptionInfoEx")
+        print(f"item {item.find('dc:title', NS).text!r}: subtitle res {srt} CaptionInfoEx {ex is not None and ex.text}")
+        if ex is None or ex.text != srt:
+            return 1
+        asked = {"Range": "bytes=0-1048575", "getcontentFeatures.dlna.org": "1", "getCaptionInfo.sec": "1",
+                 "transferMode.dlna.org": "Streaming"}
+        async with s.get(media, headers=asked) as r:
+            await r.read()
+            caption = r.headers.get("CaptionInfo.sec")
+            print(f"GET {media} -> {r.status} CaptionInfo.sec: {caption}")
+            if r.status != 206 or caption != srt:
+                return 1
+        async with s.get(caption) as r:
+            sub = await r.text()
+            print(f"GET subtitle -> {r.status} {r.headers.get('Content-Type')} {len(sub)} chars")
+            if r.status != 200 or cue not in sub:
+                return 1
+        art = item.find("upnp:albumArtURI", NS)
+        if art is None:
+            print("no albumArtURI"); return 1
+        async with s.get(art.text) as r:
+            got = hashlib.sha256(await r.read()).hexdigest()
+            print(f"GET albumArtURI ({art.get('{urn:schemas-dlna-org:metadata-1-0/}profileID')}) -> {r.status} "
+                  f"{r.headers.get('Content-Type')} sha256 {got[:16]}...")
+            if r.status != 200 or got != art_sha:
+                return 1
+    return 0
+
+
 async def walk(location):
     t = time.monotonic()
     _, svc = await cds(location)
@@ -194,6 +280,8 @@ async def main(argv):
         didl, _, _ = await browse(svc, "0")
         print(",".join(el.find("dc:title", NS).text for el in didl))
         return 0
+    if cmd == "samsung":
+        return await samsung(argv[2], argv[3], argv[4])
     if cmd == "walk":
         items, containers, secs = await walk(argv[2])
         print(f"{items} items in {containers} containers, {secs:.3f} s")

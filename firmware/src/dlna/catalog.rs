@@ -68,6 +68,19 @@ pub trait Catalog: Send + Sync + 'static {
     fn generation(&self) -> u64;
     /// Every item of one library.
     fn items(&self, library: LibraryId) -> Vec<Item>;
+    /// What is known of item `id`'s cover without its bytes (for `upnp:albumArtURI` and its profile); None when
+    /// it has none. May read files the first time (call it off the async runtime for many items).
+    fn cover_info(&self, _id: u64) -> Option<crate::library::art::CoverInfo> {
+        None
+    }
+    /// Item `id`'s cover with its bytes (or where they are), for the art URL. Reads files.
+    fn cover(&self, _id: u64) -> Option<crate::library::art::Cover> {
+        None
+    }
+    /// The sidecar subtitles of video item `id` (none for other items). Reads its folder.
+    fn subtitles(&self, _id: u64) -> Vec<crate::library::sidecar::Subtitle> {
+        Vec::new()
+    }
 }
 
 /// The broad kind of a MIME type, for transfer modes and flags.

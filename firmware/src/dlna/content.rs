@@ -4,6 +4,7 @@
 use super::catalog::{Kind, protocol_info};
 use super::soap::{Action, Fault, response};
 use super::view::{Node, View};
+use crate::library::art::{CoverInfo, Mime};
 use crate::wire::xml_escape;
 use std::cmp::Ordering;
 use std::fmt::Write;
@@ -69,7 +70,40 @@ pub fn content_directory(a: &Action, view: &View, base: &str) -> Result<String, 
                 ("UpdateID", &update),
             ]))
         }
+        // Samsung's extensions to ContentDirectory:1 (MiniDLNA upnpsoap.c `SamsungGetFeatureList` and
+        // `SamsungSetBookmark`, Gerbera, UMS #1676): TVs call them on the standard service type.
+        "X_GetFeatureList" => Ok(response(CDS, &a.name, &[("FeatureList", &feature_list())])),
+        "X_SetBookmark" => set_bookmark(a, view).map(|()| response(CDS, &a.name, &[])),
         _ => Err(Fault::InvalidAction),
+    }
+}
+
+/// Samsung's `samsung.com_BASICVIEW` feature list (the `FeatureList` of `X_GetFeatureList`, an XML document sent
+/// as text): where the TV's video, audio and image views start. Every kind starts at the root, where each DLNA
+/// library is a folder (Hearth's libraries are not split by medium the way MiniDLNA's top containers are).
+pub fn feature_list() -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Features xmlns=\"urn:schemas-upnp-org:av:avs\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+         xsi:schemaLocation=\"urn:schemas-upnp-org:av:avs http://www.upnp.org/schemas/av/avs.xsd\">\
+         <Feature name=\"samsung.com_BASICVIEW\" version=\"1\">",
+    );
+    for class in ["object.item.videoItem", "object.item.audioItem", "object.item.imageItem"] {
+        let _ = write!(s, "<container id=\"{}\" type=\"{class}\"/>", super::view::ROOT);
+    }
+    s.push_str("</Feature></Features>");
+    s
+}
+
+/// `X_SetBookmark(CategoryType, RID, ObjectID, PosSecond)`: a Samsung TV saves where playback stopped. Accepted
+/// for an item the caller sees with a whole number of seconds (else 402/701, as for any action); nothing is
+/// stored, because Hearth keeps no playback progress yet (the TV resumes from its own memory, or from the start).
+fn set_bookmark(a: &Action, view: &View) -> Result<(), Fault> {
+    let id = a.arg("ObjectID").ok_or(Fault::InvalidArgs)?;
+    count_arg(a, "PosSecond")?;
+    match view.get(id) {
+        Some(n) if !n.is_container() => Ok(()),
+        _ => Err(Fault::NoSuchObject),
     }
 }
 
@@ -186,10 +220,11 @@ fn track(n: &Node) -> u32 {
 }
 
 /// DIDL-Lite for these objects (CDS:1 §2.8; DLNA guidelines 7.3.x for res attributes).
-pub fn didl<'a>(_view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str) -> String {
+pub fn didl<'a>(view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str) -> String {
     let mut s = String::from(
         "<DIDL-Lite xmlns=\"urn:schemas-upnp-org:metadata-1-0/DIDL-Lite/\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
-         xmlns:upnp=\"urn:schemas-upnp-org:metadata-1-0/upnp/\" xmlns:dlna=\"urn:schemas-dlna-org:metadata-1-0/\">",
+         xmlns:upnp=\"urn:schemas-upnp-org:metadata-1-0/upnp/\" xmlns:dlna=\"urn:schemas-dlna-org:metadata-1-0/\" \
+         xmlns:sec=\"http://www.sec.co.kr/\">",
     );
     for n in nodes {
         let id = xml_escape(&n.id);
@@ -200,14 +235,17 @@ pub fn didl<'a>(_view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str)
                 let _ = write!(
                     s,
                     "<container id=\"{id}\" parentID=\"{parent}\" restricted=\"1\" searchable=\"1\" childCount=\"{}\">\
-                     <dc:title>{title}</dc:title><upnp:class>{}</upnp:class></container>",
+                     <dc:title>{title}</dc:title><upnp:class>{}</upnp:class>",
                     n.children.len(),
                     n.class
                 );
+                album_art(&mut s, view, n, base);
+                s.push_str("</container>");
             }
             Some(i) => {
                 let _ = write!(s, "<item id=\"{id}\" parentID=\"{parent}\" restricted=\"1\"><dc:title>{title}</dc:title>");
                 let _ = write!(s, "<upnp:class>{}</upnp:class>", i.class());
+                album_art(&mut s, view, n, base);
                 if i.modified > 0 {
                     let _ = write!(s, "<dc:date>{}</dc:date>", iso_date(i.modified));
                 }
@@ -242,12 +280,56 @@ pub fn didl<'a>(_view: &View, nodes: impl Iterator<Item = &'a Node>, base: &str)
                 if let Some((w, h)) = i.resolution {
                     let _ = write!(s, " resolution=\"{w}x{h}\"");
                 }
-                let _ = write!(s, ">{}</res></item>", xml_escape(&res_url(base, i.id, i.extension())));
+                let _ = write!(s, ">{}</res>", xml_escape(&res_url(base, i.id, i.extension())));
+                captions(&mut s, view, i, base);
+                s.push_str("</item>");
             }
         }
     }
     s.push_str("</DIDL-Lite>");
     s
+}
+
+/// `upnp:albumArtURI` of a node with art ([`View::art`]), its DLNA profile by the picture's size (DLNA guidelines
+/// 7.3.61: the profile named in `dlna:profileID`).
+fn album_art(s: &mut String, view: &View, n: &Node, base: &str) {
+    if let Some((id, info)) = view.art(n) {
+        let url = xml_escape(&art_url(base, id, info.mime));
+        let _ = write!(s, "<upnp:albumArtURI dlna:profileID=\"{}\">{url}</upnp:albumArtURI>", art_profile(&info));
+    }
+}
+
+/// A video's SRT sidecars: a `res` each (`text/srt`, what LG TVs read) and Samsung's `sec:CaptionInfoEx`.
+fn captions(s: &mut String, view: &View, item: &super::catalog::Item, base: &str) {
+    for sub in view.subtitles(item) {
+        let url = xml_escape(&subtitle_url(base, item.id, sub.index));
+        let _ = write!(s, "<res protocolInfo=\"http-get:*:text/srt:*\">{url}</res><sec:CaptionInfoEx sec:type=\"srt\">{url}</sec:CaptionInfoEx>");
+    }
+}
+
+/// The DLNA media format profile of a cover (DLNA guidelines 7.1.3: JPEG_TN up to 160×160, JPEG_SM 640×480,
+/// JPEG_MED 1024×768, JPEG_LRG 4096×4096; PNG_TN up to 160×160, PNG_LRG). Unknown sizes take the largest.
+pub fn art_profile(info: &CoverInfo) -> &'static str {
+    let fits = |w, h| info.size.is_some_and(|(x, y)| x <= w && y <= h);
+    match info.mime {
+        Mime::Png if fits(160, 160) => "PNG_TN",
+        Mime::Png => "PNG_LRG",
+        Mime::Jpeg if fits(160, 160) => "JPEG_TN",
+        Mime::Jpeg if fits(640, 480) => "JPEG_SM",
+        Mime::Jpeg if fits(1024, 768) => "JPEG_MED",
+        Mime::Jpeg => "JPEG_LRG",
+    }
+}
+
+/// Where the cover of item `id` is served: `<base>/art/<id as 16 hex digits>.jpg` (or `.png`).
+pub fn art_url(base: &str, id: u64, mime: Mime) -> String {
+    let ext = if mime == Mime::Png { "png" } else { "jpg" };
+    format!("{base}/art/{id:016x}.{ext}")
+}
+
+/// Where sidecar `index` of video item `id` is served: `<base>/sub/<id as 16 hex digits>.<index>.srt`.
+pub fn subtitle_url(base: &str, id: u64, index: u8) -> String {
+    format!("{base}/sub/{id:016x}.{index}.srt")
 }
 
 /// The URL a renderer streams an item from: `<base>/res/<id as 16 hex digits>.<extension>` (the extension helps
@@ -585,6 +667,142 @@ mod tests {
         assert!(desc.find(">Brazil<").unwrap() < desc.find(">Alien<").unwrap());
         let huge = browse(&v, "L1", "BrowseDirectChildren", "0", "4294967295", "").unwrap();
         assert!(huge.contains("<NumberReturned>2</NumberReturned>"));
+    }
+
+    /// A catalog with covers and sidecars: item 1 (a film) has two SRT sidecars and a WebVTT one; tracks 6 and 7
+    /// have an embedded 150×150 JPEG; photo 8 is its own picture (no EXIF thumbnail).
+    struct Dressed(Fixed);
+    impl Catalog for Dressed {
+        fn generation(&self) -> u64 {
+            1
+        }
+        fn items(&self, library: u8) -> Vec<Item> {
+            self.0.items(library)
+        }
+        fn cover_info(&self, id: u64) -> Option<CoverInfo> {
+            use crate::library::art::Origin;
+            match id {
+                6 | 7 => Some(CoverInfo { mime: Mime::Jpeg, size: Some((150, 150)), origin: Origin::Embedded }),
+                2 => Some(CoverInfo { mime: Mime::Png, size: Some((1000, 1500)), origin: Origin::File }),
+                8 => Some(CoverInfo { mime: Mime::Jpeg, size: Some((4000, 3000)), origin: Origin::Photo }),
+                _ => None,
+            }
+        }
+        fn subtitles(&self, id: u64) -> Vec<crate::library::sidecar::Subtitle> {
+            use crate::library::sidecar::{Format, Subtitle};
+            let sub = |index: u8, format| Subtitle { index, stream: 0, path: PathBuf::new(), format, language: None, forced: false };
+            if id == 1 { vec![sub(0, Format::Srt), sub(1, Format::Vtt), sub(2, Format::Srt)] } else { Vec::new() }
+        }
+    }
+
+    fn dressed() -> View {
+        let plain = view();
+        let items: Vec<Item> = plain.nodes.iter().filter_map(|n| n.item.clone()).collect();
+        let libs = [
+            Library { id: 1, kind: LibraryKind::Movies, name: "Films".try_into().unwrap() },
+            Library { id: 3, kind: LibraryKind::Music, name: "Music".try_into().unwrap() },
+            Library { id: 4, kind: LibraryKind::Photos, name: "Photos".try_into().unwrap() },
+        ];
+        let catalog = std::sync::Arc::new(Dressed(Fixed(items)));
+        View::build(&libs, &*catalog, 1).with_source(catalog)
+    }
+
+    /// Artwork in DIDL: a track's embedded cover as `upnp:albumArtURI` with the profile its size gives
+    /// (JPEG_TN up to 160×160), its album and artist containers showing it too, a film's poster file with its
+    /// PNG profile; a photo that is its own picture (no thumbnail), the root and the libraries get none.
+    #[test]
+    fn album_art_in_didl() {
+        let v = dressed();
+        let art = |id: u64| format!("<upnp:albumArtURI dlna:profileID=\"JPEG_TN\">http://h:1/art/{id:016x}.jpg</upnp:albumArtURI>");
+        let browse_h = |id: &str| didl_of(&content_directory(&action("Browse", &[
+            ("ObjectID", id), ("BrowseFlag", "BrowseDirectChildren"), ("Filter", "*"), ("StartingIndex", "0"), ("RequestedCount", "0"), ("SortCriteria", ""),
+        ]), &v, "http://h:1").unwrap());
+        let root = browse_h("0");
+        assert!(!root.contains("albumArtURI"), "libraries have no art of their own: {root}");
+        let artists = browse_h("L3");
+        assert!(artists.contains(&art(7)), "an artist shows its first album's cover: {artists}");
+        let albums = browse_h(&ids(&artists)[0]);
+        assert!(albums.contains(&art(7)), "{albums}");
+        let tracks = browse_h(&ids(&albums)[0]);
+        assert!(tracks.contains(&art(7)) && tracks.contains(&art(6)), "{tracks}");
+        assert!(tracks.contains("xmlns:dlna=\"urn:schemas-dlna-org:metadata-1-0/\""));
+        let films = browse_h("L1");
+        assert!(films.contains("<upnp:albumArtURI dlna:profileID=\"PNG_LRG\">http://h:1/art/0000000000000002.png</upnp:albumArtURI>"), "{films}");
+        let photos = browse_h(&ids(&browse_h(&ids(&browse_h("L4"))[0]))[0]);
+        assert!(photos.contains(">Beach<") && !photos.contains("albumArtURI"), "a photo is not its own thumbnail: {photos}");
+    }
+
+    /// Sidecar subtitles in DIDL: each SRT sidecar of a video as a `text/srt` res (LG) and a
+    /// `sec:CaptionInfoEx` (Samsung), after the media's own res; WebVTT sidecars are not offered to TVs.
+    #[test]
+    fn subtitles_in_didl() {
+        let v = dressed();
+        let m = didl_of(&content_directory(&action("Browse", &[
+            ("ObjectID", "i0000000000000001"), ("BrowseFlag", "BrowseMetadata"), ("Filter", "*"), ("StartingIndex", "0"), ("RequestedCount", "0"), ("SortCriteria", ""),
+        ]), &v, "http://h:1").unwrap());
+        for i in [0, 2] {
+            let url = format!("http://h:1/sub/0000000000000001.{i}.srt");
+            assert!(m.contains(&format!("<res protocolInfo=\"http-get:*:text/srt:*\">{url}</res>")), "{m}");
+            assert!(m.contains(&format!("<sec:CaptionInfoEx sec:type=\"srt\">{url}</sec:CaptionInfoEx>")), "{m}");
+        }
+        assert!(!m.contains(".1.srt"), "the WebVTT sidecar is not listed: {m}");
+        assert!(m.find("/res/0000000000000001").unwrap() < m.find("text/srt").unwrap(), "the media's res comes first: {m}");
+        assert!(m.contains("xmlns:sec=\"http://www.sec.co.kr/\""));
+        let mut r = quick_xml::Reader::from_str(&m);
+        loop {
+            match r.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("the DIDL is not well-formed XML: {e}: {m}"),
+            }
+        }
+    }
+
+    /// TVs sort by title and date: GetSortCapabilities names both, and Browse honours `+dc:title` and `-dc:date`
+    /// (Alien is older than Brazil in the fixture).
+    #[test]
+    fn sort_by_title_and_date() {
+        let v = view();
+        let caps = content_directory(&action("GetSortCapabilities", &[]), &v, "").unwrap();
+        assert!(caps.contains("<SortCaps>dc:title,dc:date"), "{caps}");
+        let order = |sort: &str| ids(&didl_of(&browse(&v, "L1", "BrowseDirectChildren", "0", "0", sort).unwrap()));
+        assert_eq!(order("+dc:title"), ["i0000000000000001", "i0000000000000002"]);
+        assert_eq!(order("-dc:date"), ["i0000000000000002", "i0000000000000001"]);
+        assert_eq!(order("+dc:date"), ["i0000000000000001", "i0000000000000002"]);
+    }
+
+    /// Samsung's X_GetFeatureList: the BASICVIEW feature list as the FeatureList argument (an XML document as
+    /// text), with video, audio and image views at a container that exists.
+    #[test]
+    fn samsung_feature_list() {
+        let v = view();
+        let r = content_directory(&action("X_GetFeatureList", &[]), &v, "").unwrap();
+        assert!(r.contains("<u:X_GetFeatureListResponse xmlns:u=\"urn:schemas-upnp-org:service:ContentDirectory:1\">"), "{r}");
+        let list = r.split("<FeatureList>").nth(1).unwrap().split("</FeatureList>").next().unwrap();
+        let list = list.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+        assert!(list.contains("<Features xmlns=\"urn:schemas-upnp-org:av:avs\"") && list.contains("<Feature name=\"samsung.com_BASICVIEW\" version=\"1\">"), "{list}");
+        for class in ["object.item.videoItem", "object.item.audioItem", "object.item.imageItem"] {
+            let id = list.split(&format!("type=\"{class}\"")).next().unwrap().rsplit("id=\"").next().unwrap().split('"').next().unwrap();
+            assert!(v.get(id).is_some_and(|n| n.is_container()), "{class} starts at container {id:?}, which exists");
+        }
+        assert!(quick_xml::Reader::from_str(&list).read_event().is_ok());
+    }
+
+    /// Samsung's X_SetBookmark is accepted for an item (nothing stored: no progress store yet); a container, an
+    /// unknown object or a position that is not a whole number of seconds is refused as any action would be.
+    #[test]
+    fn samsung_set_bookmark() {
+        let v = view();
+        let mark = |id: &str, pos: &str| {
+            let a = action("X_SetBookmark", &[("CategoryType", "1"), ("RID", "0"), ("ObjectID", id), ("PosSecond", pos)]);
+            content_directory(&a, &v, "")
+        };
+        let ok = mark("i0000000000000001", "754").unwrap();
+        assert!(ok.contains("<u:X_SetBookmarkResponse xmlns:u=\"urn:schemas-upnp-org:service:ContentDirectory:1\"></u:X_SetBookmarkResponse>"), "{ok}");
+        assert_eq!(mark("i00000000000000ff", "1"), Err(Fault::NoSuchObject));
+        assert_eq!(mark("L1", "1"), Err(Fault::NoSuchObject));
+        assert_eq!(mark("i0000000000000001", "-3"), Err(Fault::InvalidArgs));
+        assert_eq!(content_directory(&action("X_SetBookmark", &[("PosSecond", "1")]), &v, ""), Err(Fault::InvalidArgs));
     }
 
     #[test]

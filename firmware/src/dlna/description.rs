@@ -146,6 +146,9 @@ pub fn content_directory() -> String {
             ("GetSystemUpdateID", &[("Id", true, "SystemUpdateID")]),
             ("Browse", BROWSE),
             ("Search", SEARCH),
+            // Samsung's extensions (as MiniDLNA's upnpdescgen.c lists them).
+            ("X_GetFeatureList", &[("FeatureList", true, "A_ARG_TYPE_Featurelist")]),
+            ("X_SetBookmark", &[("CategoryType", false, "A_ARG_TYPE_CategoryType"), ("RID", false, "A_ARG_TYPE_RID"), ("ObjectID", false, "A_ARG_TYPE_ObjectID"), ("PosSecond", false, "A_ARG_TYPE_PosSec")]),
         ],
         &[
             ("SearchCapabilities", "string", &[]),
@@ -161,6 +164,10 @@ pub fn content_directory() -> String {
             ("A_ARG_TYPE_Index", "ui4", &[]),
             ("A_ARG_TYPE_Count", "ui4", &[]),
             ("A_ARG_TYPE_UpdateID", "ui4", &[]),
+            ("A_ARG_TYPE_Featurelist", "string", &[]),
+            ("A_ARG_TYPE_CategoryType", "ui4", &[]),
+            ("A_ARG_TYPE_RID", "ui4", &[]),
+            ("A_ARG_TYPE_PosSec", "ui4", &[]),
         ],
     )
 }

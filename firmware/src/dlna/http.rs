@@ -2,7 +2,9 @@
 //!
 //! A small HTTP/1.1 loop of its own (each head parsed once by the wire room, `wire::head`; Content-Length or
 //! chunked bodies up to [`soap::MAX_BODY`]; keep-alive by RFC 9112 §9.3) so every media body goes out with
-//! `sendfile(2)` on any request of a connection. The lead may route media to the stream room's fast path later; the DLNA headers stay here.
+//! `sendfile(2)` on any request of a connection. Media bodies take the stream room's path
+//! ([`crate::stream::span::answer`], review finding C-3: its sendfile loop, stall deadline, truncation reset,
+//! running-stream registry and counters); the DLNA headers and the DLNA refusals stay here.
 //!
 //! Renderer behaviours handled: HEAD before GET; `getcontentFeatures.dlna.org` (answered on every media
 //! response); `transferMode.dlna.org` Streaming/Interactive/Background (DLNA guidelines 7.4.49: a mode the
@@ -17,12 +19,14 @@ use super::{Live, content};
 use crate::auth::Visible;
 use crate::wire::head::{Read, read_head};
 use crate::wire::{Fields, Head};
+use crate::stream::Standing;
+use crate::stream::pace::Class;
 use crate::stream::range::{self, Conditions, Decision, Plan, Validators};
+use crate::stream::span::{self, Span};
 use crate::system::fds;
 use crate::system::dual_stack::canonical;
 use bytes::{Buf, BytesMut};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -133,6 +137,12 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
             Read::Closed | Read::TooSlow => return,
         };
         buf.advance(req.len());
+        if let Err(refused) = doors(&live.state.snapshot(), &req) {
+            tracing::info!(%peer, status = refused.status, "DLNA request refused at the Host/Origin doors");
+            let text = format!("{}\r\n", refused.message);
+            let _ = simple(&mut stream, refused.status, "text/plain", &[], text.as_bytes(), false, false).await;
+            return;
+        }
         let body = match read_body(&mut stream, &mut buf, &req).await {
             Ok(b) => b,
             Err(status) => {
@@ -155,6 +165,20 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, live: Arc<Live>) {
     }
 }
 
+/// The main port's Host and Origin doors (`auth::doors`), on 32469 too, before a body is read. DNS rebinding
+/// (the class that hit MiniDLNA-era servers; issue 22): a web page on a name its author controls, re-pointed at
+/// this box, sends that name as Host, so only what names this box passes: an IP literal (cannot be re-pointed),
+/// the box's hostname (`.local`), `localhost` or a name the owner added; another name is 421 (RFC 9110
+/// §15.5.20, §7.4). An HTTP/1.1 request without Host is 400 (RFC 9112 §3.2); HTTP/1.0 may omit it (renderers
+/// of that age do). An `Origin` other than the Host (a page of another site) is 403: renderers send none.
+fn doors(state: &crate::state::State, req: &Request) -> Result<(), crate::auth::doors::Refused> {
+    use crate::auth::doors::{OwnNames, host_door, origin_door};
+    let text = |name: &str| req.text(name).map(|v| v.unwrap_or("\u{0}"));
+    let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let names = OwnNames { hostname: &hostname, added: &state.settings.host_names };
+    let authority = host_door(text("host"), req.http11(), &names)?;
+    origin_door(text("origin"), authority.as_ref(), false)
+}
 
 /// The body of `req` (Content-Length or chunked, at most [`soap::MAX_BODY`]). The whole body must arrive within
 /// the body deadline (`system::fds::body_timeout`) of the head, else 408 (R-F3).
@@ -170,7 +194,9 @@ async fn read_body(stream: &mut TcpStream, buf: &mut BytesMut, req: &Request) ->
                     _ => return Err(400),
                 }
             };
-            if size as usize > soap::MAX_BODY || body.len() + size as usize > soap::MAX_BODY {
+            // Compared as u64: on a 32-bit box `size as usize` would drop the high bits of a huge chunk size
+            // and pass the cap (the CVE-2020-28926 class: a chunk length taken for a smaller one).
+            if size > (soap::MAX_BODY - body.len()) as u64 {
                 return Err(413);
             }
             buf.advance(used);
@@ -211,12 +237,13 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, until: tokio::tim
     }
 }
 
-fn server_header() -> String {
+/// The `Server` field of every answer on this port (UDA 1.1 §2.1 form).
+pub(super) fn server_header() -> String {
     format!("Linux/1 UPnP/1.1 DLNADOC/1.50 Hearth/{}", crate::VERSION)
 }
 
 /// Write a complete small response. Returns whether the connection may stay open.
-async fn simple(
+pub(super) async fn simple(
     stream: &mut TcpStream,
     status: u16,
     ctype: &str,
@@ -292,17 +319,13 @@ async fn respond(
         (_, "/icon/120.png") if get => simple(stream, 200, "image/png", &[], desc::ICON_120, head, keep).await,
         ("POST", desc::CDS_CONTROL | desc::CMS_CONTROL) => {
             let view = live.view(sees);
-            let answer = soap::parse(body, header(req, "soapaction")).and_then(|a| {
-                let (service, run): (&str, &dyn Fn() -> Result<String, Fault>) = if path == desc::CDS_CONTROL {
-                    (content::CDS, &|| content::content_directory(&a, &view, base))
-                } else {
-                    (content::CMS, &|| content::connection_manager(&a, &view))
-                };
-                if !a.service.is_empty() && a.service != service {
-                    return Err(Fault::InvalidAction);
-                }
-                run()
-            });
+            let action = soap::parse(body, header(req, "soapaction"));
+            let (cds, base) = (path == desc::CDS_CONTROL, base.to_string());
+            // Off the connection workers: a listing asks for covers and subtitles, which read files.
+            let answer = match tokio::task::spawn_blocking(move || control(action, cds, &view, &base)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(Fault::ActionFailed),
+            };
             let ext = [("EXT", String::new())];
             match answer {
                 Ok(xml) => simple(stream, 200, XML, &ext, xml.as_bytes(), false, keep).await,
@@ -318,7 +341,9 @@ async fn respond(
             reply.sent(live);
             Ok(kept)
         }
-        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], head, keep).await,
+        (_, p) if get && p.starts_with("/res/") => media(stream, req, live, sees, &p[5..], base, keep).await,
+        (_, p) if get && p.starts_with("/art/") => super::companions::art(stream, live, sees, &p[5..], head, keep).await,
+        (_, p) if get && p.starts_with("/sub/") => super::companions::subtitle(stream, live, sees, &p[5..], head, keep).await,
         _ if !get && req.method() != "POST" => {
             simple(stream, 405, "text/plain", &[("Allow", "GET, HEAD, POST".into())], b"Use GET, HEAD or POST.\r\n", false, keep).await
         }
@@ -326,8 +351,19 @@ async fn respond(
     }
 }
 
+/// Run a parsed control request against the view: ContentDirectory (`cds`) or ConnectionManager. An action
+/// whose namespace names another service is 401 (UDA 1.1 §3.2.1).
+fn control(action: Result<soap::Action, Fault>, cds: bool, view: &super::view::View, base: &str) -> Result<String, Fault> {
+    let a = action?;
+    let service = if cds { content::CDS } else { content::CMS };
+    if !a.service.is_empty() && a.service != service {
+        return Err(Fault::InvalidAction);
+    }
+    if cds { content::content_directory(&a, view, base) } else { content::connection_manager(&a, view) }
+}
+
 /// Parse `<16 hex digits>.<ext>`.
-fn item_id(name: &str) -> Option<u64> {
+pub(super) fn item_id(name: &str) -> Option<u64> {
     let hex = name.split('.').next()?;
     if hex.len() != 16 {
         return None;
@@ -341,9 +377,10 @@ async fn media(
     live: &Live,
     sees: Visible,
     name: &str,
-    head: bool,
+    base: &str,
     keep: bool,
 ) -> std::io::Result<bool> {
+    let head = req.method() == "HEAD";
     let gone = b"No such media item: browse again, the library may have changed or is not shared with DLNA.\r\n";
     let found = item_id(name).and_then(|id| live.view(sees).item(id).cloned()).filter(|i| sees.allows(i.library));
     let Some(item) = found else {
@@ -382,6 +419,10 @@ async fn media(
         ("contentFeatures.dlna.org", content_features(item.mime, item.resolution)),
         ("transferMode.dlna.org", mode.to_string()),
     ];
+    // Samsung asks for the subtitle of a video with `getCaptionInfo.sec: 1` (MiniDLNA upnphttp.c, jellyfin DLNA #29).
+    if kind == Medium::Video && header(req, "getcaptioninfo.sec").is_some_and(|v| v.trim() == "1") {
+        h.extend(super::companions::caption_field(live, sees, &item, base).await);
+    }
     // A 304 carries the Content-Length a 200 would have (RFC 9110 §8.6) and no body.
     let (status, start, len) = match decision {
         Decision::NotModified => (304, 0, size),
@@ -406,12 +447,25 @@ async fn media(
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str(if keep { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
-    stream.write_all(out.as_bytes()).await?;
-    if head || status == 304 || len == 0 {
-        return Ok(keep);
+    // C-3: one stream path. The body goes through the stream room (registry, pacer, sendfile loop with its
+    // deadlines and truncation check, zero-copy and LAN egress counters), as a part on the main port does.
+    let span = (!head && status != 304 && len > 0).then_some(Span { file, start, len, library: item.library });
+    let peer = stream.peer_addr().map(|a| canonical(a.ip()))?;
+    match span::answer(stream, out.as_bytes(), span, Class::Lan, standing(live, peer), &live.streams).await {
+        Ok(()) => Ok(keep),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "DLNA stream ended early");
+            Ok(false)
+        }
     }
-    send_file(stream, &file, start, len, live.egress.counter(crate::stream::pace::Class::Lan)).await?;
-    Ok(keep)
+}
+
+/// Whether `peer` may still read a library while its stream runs: the DLNA rule ([`super::admit`]) asked again
+/// under each new state, with the server's own subnets as they are now (the stream room cancels the body when
+/// it says no: DLNA turned off, the library no longer shown, the peer no longer LAN).
+pub(super) fn standing(live: &Live, peer: IpAddr) -> Standing {
+    let own = live.rule.read().unwrap_or_else(|p| p.into_inner()).1.clone();
+    Box::new(move |state, library| super::admit(state, &own, peer, super::Via::Http).is_ok_and(|v| v.allows(library)))
 }
 
 /// The transfer mode a media request asks for, or None when it does not fit the medium (406). DLNA guidelines
@@ -437,37 +491,6 @@ fn decision(req: &Request, validators: &Validators, size: u64) -> Decision {
         range: range::single(req.all("range")),
     };
     range::decide(&conditions, validators, size)
-}
-
-/// Body bytes with sendfile(2), waiting for writability between calls (the socket is non-blocking). `sent`
-/// grows by what each call sent (the LAN egress counter).
-async fn send_file(
-    stream: &TcpStream,
-    file: &std::fs::File,
-    start: u64,
-    len: u64,
-    sent_bytes: &std::sync::atomic::AtomicU64,
-) -> std::io::Result<()> {
-    // sendfile64: a 64-bit offset on 32-bit ARM too (files over 2 GiB).
-    let mut offset = start as i64;
-    let mut left = len;
-    while left > 0 {
-        stream.writable().await?;
-        let chunk = left.min(1 << 20) as usize;
-        let sent = stream.try_io(tokio::io::Interest::WRITABLE, || {
-            nix::sys::sendfile::sendfile64(stream.as_fd(), file.as_fd(), Some(&mut offset), chunk).map_err(std::io::Error::from)
-        });
-        match sent {
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file got shorter while sending")),
-            Ok(n) => {
-                left -= n as u64;
-                sent_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -504,6 +527,22 @@ mod tests {
         ] {
             assert_eq!(ask(&headers), want, "{headers:?}");
         }
+    }
+
+    /// DNS rebinding on 32469: a Host naming another site is 421, an IP literal or the box's own name passes, an
+    /// HTTP/1.1 request without Host is 400 (HTTP/1.0 may omit it), and a page of another site (Origin) is 403.
+    #[test]
+    fn dns_rebinding_hosts_are_refused() {
+        let state = crate::state::State::new([1; 16]);
+        let ask = |head: &str| doors(&state, &parse_head(format!("{head}\r\n").as_bytes()).unwrap()).map_err(|r| r.status);
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: attacker.example:32469\r\n"), Err(421));
+        assert_eq!(ask("POST /control/cds HTTP/1.1\r\nHost: rebind.attacker.example\r\n"), Err(421));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\n"), Err(400));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: 192.168.1.20:32469\r\nOrigin: http://attacker.example\r\n"), Err(403));
+        assert_eq!(ask("GET /description.xml HTTP/1.1\r\nHost: 192.168.1.20:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /res/00000000000000ff.mkv HTTP/1.1\r\nHost: [fe80::1]:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /res/00000000000000ff.mkv HTTP/1.1\r\nHost: localhost:32469\r\n"), Ok(()));
+        assert_eq!(ask("GET /description.xml HTTP/1.0\r\n"), Ok(()));
     }
 
     #[test]

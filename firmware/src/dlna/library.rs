@@ -13,6 +13,7 @@ use super::catalog::{Catalog, Item, Kind, mime_of};
 use crate::library::{self, ItemId, kind::Media};
 use crate::state::{LibraryId, LibraryKind};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,6 +32,75 @@ impl Catalog for library::Catalog {
         shows.extend(self.albums(library, None).into_iter().filter_map(|g| Some((g.id, g.album?))));
         library::Catalog::items(self, library).iter().map(|i| item(i, lib.kind, &roots, &shows)).collect()
     }
+
+    fn cover_info(&self, id: u64) -> Option<library::art::CoverInfo> {
+        library::Catalog::cover_info(self, ItemId::try_from(id).ok()?)
+    }
+
+    fn cover(&self, id: u64) -> Option<library::art::Cover> {
+        library::Catalog::cover(self, ItemId::try_from(id).ok()?)
+    }
+
+    fn subtitles(&self, id: u64) -> Vec<library::sidecar::Subtitle> {
+        let Some(item) = ItemId::try_from(id).ok().and_then(|id| library::Catalog::item(self, id)) else { return Vec::new() };
+        if item.media != Media::Video {
+            return Vec::new();
+        }
+        sidecars(item.id, item.path())
+    }
+}
+
+/// Folders whose sidecar names are remembered at once; past it the memo starts again.
+const FOLDERS_HELD: usize = 256;
+/// Entries of one folder looked at for sidecars (as `library::sidecar` does).
+const FOLDER_ENTRIES: usize = 4096;
+
+/// The names in a folder that end in `.srt` or `.vtt`, sorted, by the folder's mtime: a TV's page of a
+/// 1,000-video folder asks for every video's sidecars, and the folder is read once per change instead of once
+/// per video (`scripts/bench-dlna`). Bounded by [`FOLDERS_HELD`].
+type Listing = (std::time::SystemTime, Arc<Vec<String>>);
+static FOLDERS: Mutex<Option<HashMap<PathBuf, Listing>>> = Mutex::new(None);
+
+fn subtitle_names(dir: &Path) -> Arc<Vec<String>> {
+    let Some(mtime) = std::fs::metadata(dir).and_then(|m| m.modified()).ok() else { return Arc::default() };
+    let mut held = FOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+    let memo = held.get_or_insert_with(HashMap::new);
+    if let Some((at, names)) = memo.get(dir)
+        && *at == mtime
+    {
+        return names.clone();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .take(FOLDER_ENTRIES)
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.len() > 4 && [".srt", ".vtt"].iter().any(|x| n[n.len() - 4..].eq_ignore_ascii_case(x)))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let names = Arc::new(names);
+    if memo.len() >= FOLDERS_HELD {
+        memo.clear();
+    }
+    memo.insert(dir.to_path_buf(), (mtime, names.clone()));
+    names
+}
+
+/// The sidecars of the video at `media` (item `id`), as `library::sidecar::beside` finds them (names by
+/// `sidecar::parse_name`, file-name order, at most `MAX_SIDECARS`), from the folder's remembered names.
+fn sidecars(id: ItemId, media: &Path) -> Vec<library::sidecar::Subtitle> {
+    use library::sidecar::{MAX_SIDECARS, Subtitle, parse_name, stream_id};
+    let (Some(dir), Some(stem)) = (media.parent(), media.file_stem().and_then(|s| s.to_str())) else { return Vec::new() };
+    let names = subtitle_names(dir);
+    let found = names.iter().filter_map(|n| parse_name(stem, n).map(|p| (n, p))).take(MAX_SIDECARS);
+    found
+        .enumerate()
+        .filter_map(|(index, (name, (format, language, forced)))| {
+            Some(Subtitle { index: index as u8, stream: stream_id(id, index)?, path: dir.join(name), format, language, forced })
+        })
+        .collect()
 }
 
 /// One catalog item as DLNA sees it. `roots` are the library's folders (for the folder views), `shows` the
@@ -174,5 +244,22 @@ mod tests {
         assert_eq!((v.kind, v.mime, v.folder.as_str()), (Kind::Video, "video/mp2t", "2024"));
         let p = item(&lib_item(6, "/m/pics/a.jpg", Media::Photo, "jpeg", None), LibraryKind::Photos, &[PathBuf::from("/m/pics")], &HashMap::new());
         assert_eq!((p.kind, p.mime), (Kind::Photo, "image/jpeg"));
+    }
+
+    /// The remembered folder listing finds the same sidecars, in the same order and with the same stream ids, as
+    /// the library room's `sidecar::beside` (what the Plex side serves), and sees a sidecar added later.
+    #[test]
+    fn sidecars_are_the_library_rooms() {
+        let t = tempfile::tempdir().unwrap();
+        let film = t.path().join("Film (2020).mkv");
+        for name in ["Film (2020).mkv", "Film (2020).srt", "Film (2020).en.forced.srt", "Film (2020).pt-BR.vtt", "Other.srt", "notes.txt"] {
+            std::fs::write(t.path().join(name), b"1\n00:00:01,000 --> 00:00:02,000\nhi\n").unwrap();
+        }
+        assert_eq!(sidecars(7, &film), crate::library::sidecar::beside(7, &film));
+        assert_eq!(sidecars(7, &film).len(), 3);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(t.path().join("Film (2020).de.srt"), b"").unwrap();
+        assert_eq!(sidecars(7, &film), crate::library::sidecar::beside(7, &film), "a sidecar added later is seen");
+        assert_eq!(sidecars(7, &film).len(), 4);
     }
 }

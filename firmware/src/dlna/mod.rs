@@ -10,6 +10,7 @@
 //! `auth::decide`, who it answers and what they see), the flash store.
 
 pub mod catalog;
+pub mod companions;
 pub mod content;
 pub mod description;
 pub mod discovery;
@@ -71,8 +72,8 @@ pub struct Live {
     rule: RwLock<(Arc<State>, Vec<Net>)>,
     /// Set when DLNA turns off: refuse everything from that moment, before the sockets are gone.
     closed: AtomicBool,
-    /// The server's egress counters (stream room): media bytes sent on 32469 count as LAN.
-    pub egress: Arc<crate::stream::Egress>,
+    /// The stream room's shared counters, pacer and running streams: media bodies on 32469 go through it (LAN).
+    pub streams: Arc<crate::stream::Streams>,
     /// GENA subscriptions of this on-period ([`events`]).
     events: events::Events,
 }
@@ -82,7 +83,7 @@ impl Live {
     fn new(
         handle: Handle,
         catalog: Arc<dyn Catalog>,
-        egress: Arc<crate::stream::Egress>,
+        streams: Arc<crate::stream::Streams>,
         state: &Arc<State>,
     ) -> Live {
         Live {
@@ -94,7 +95,7 @@ impl Live {
             last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((state.clone(), crate::auth::own_subnets())),
             closed: AtomicBool::new(false),
-            egress,
+            streams,
             events: Default::default(),
         }
     }
@@ -110,7 +111,7 @@ impl Live {
         {
             return v.clone();
         }
-        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)));
+        let view = Arc::new(View::build(&libraries, &*self.catalog, self.update_id.load(Ordering::SeqCst)).with_source(self.catalog.clone()));
         tracing::info!(items = view.item_count(), libraries = libraries.len(), update_id = view.update_id, "DLNA content view built");
         *slot = Some(view.clone());
         view
@@ -173,16 +174,16 @@ impl Builder {
 /// Start DLNA over the library room's catalog (serve.rs calls this with the HTTP context's catalog, so DLNA and
 /// the Plex API show the same items with the same ids). `listen` is the server's listen address: a specific
 /// address confines DLNA to the interface that has it (loopback: no SSDP at all); unspecified means every LAN
-/// interface. Bytes DLNA streams are counted in `egress` (as LAN).
+/// interface. Media bodies DLNA sends go through `streams` (the stream room: counted as LAN).
 pub fn spawn(
     state: Handle,
     catalog: Arc<crate::library::Catalog>,
     listen: IpAddr,
-    egress: Arc<crate::stream::Egress>,
+    streams: Arc<crate::stream::Streams>,
     stop: watch::Receiver<bool>,
     beat: Beat,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(state, catalog, listen, egress, stop, beat))
+    tokio::spawn(run(state, catalog, listen, streams, stop, beat))
 }
 
 /// Follow the state: serve while DLNA is effectively on, byebye and close both ports when it turns off or
@@ -192,7 +193,7 @@ pub async fn run(
     state: Handle,
     catalog: Arc<dyn Catalog>,
     listen: IpAddr,
-    egress: Arc<crate::stream::Egress>,
+    streams: Arc<crate::stream::Streams>,
     mut stop: watch::Receiver<bool>,
     beat: Beat,
 ) {
@@ -211,7 +212,7 @@ pub async fn run(
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
         let s = rx.borrow().clone();
-        let live = Arc::new(Live::new(state.clone(), catalog.clone(), egress.clone(), &s));
+        let live = Arc::new(Live::new(state.clone(), catalog.clone(), streams.clone(), &s));
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };
         builder.refresh(&live, &*catalog, &s, true);
         let listener = match bind_tcp(scope).await {
@@ -379,7 +380,7 @@ mod tests {
             last_asked: Mutex::new(Instant::now()),
             rule: RwLock::new((Arc::new(s.clone()), Vec::new())),
             closed: AtomicBool::new(false),
-            egress: Default::default(),
+            streams: crate::stream::Streams::new(),
             events: Default::default(),
         };
         let mut builder = Builder { generation: u64::MAX, libraries: Vec::new(), update_id: 0 };

@@ -11,9 +11,12 @@
 //! Ids of containers are derived from names (FNV-1a), of items from the catalog's stable item id, so they
 //! survive rebuilds as long as the names do.
 
-use super::catalog::{Catalog, Item, Kind, fnv1a};
+use super::catalog::{Catalog, Item, Kind, Medium, fnv1a, medium};
+use crate::library::art::{CoverInfo, Origin};
+use crate::library::sidecar::{Format, Subtitle};
 use crate::state::{Library, LibraryId, LibraryKind};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The object id of the root container ("0", fixed by ContentDirectory).
 pub const ROOT: &str = "0";
@@ -55,7 +58,24 @@ pub struct View {
     pub update_id: u32,
     /// The libraries it holds, in order.
     pub libraries: Vec<LibraryId>,
+    /// Where covers and subtitles are asked for at listing time; None (a view built for a test or the fuzzer)
+    /// lists neither.
+    pub source: Option<Source>,
 }
+
+/// The catalog a view was built from, kept for what is looked up per listing rather than per build (covers,
+/// sidecar subtitles: they read files, so only the objects of a page ask).
+#[derive(Clone)]
+pub struct Source(pub Arc<dyn Catalog>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source")
+    }
+}
+
+/// How deep below a container its art is looked for (show → season → episode is two).
+const ART_DEPTH: usize = 4;
 
 impl View {
     /// The hierarchy of `libraries` from the catalog, at SystemUpdateID `update_id`.
@@ -66,6 +86,7 @@ impl View {
             items: HashMap::new(),
             update_id,
             libraries: libraries.iter().map(|l| l.id).collect(),
+            source: None,
         };
         let root = v.container(ROOT.into(), None, "Hearth".into(), "object.container", 0);
         for (rank, lib) in libraries.iter().enumerate() {
@@ -178,6 +199,39 @@ impl View {
     /// An item by its catalog id (res URLs).
     pub fn item(&self, id: u64) -> Option<&Item> {
         self.items.get(&id).and_then(|i| self.nodes[*i].item.as_ref())
+    }
+
+    /// This view, asking `catalog` for covers and subtitles when it lists objects.
+    pub fn with_source(mut self, catalog: Arc<dyn Catalog>) -> View {
+        self.source = Some(Source(catalog));
+        self
+    }
+
+    /// The art of `node` (`upnp:albumArtURI`): the item whose cover stands for it and what that cover is. An
+    /// audio or video item's cover (embedded, or a cover file beside it or in its folders), a photo's EXIF
+    /// thumbnail (never the photo itself: its `res` is that), and for a container below a library the art of
+    /// its first item (an album's embedded cover, a show's `poster.jpg`, a photo folder's first thumbnail).
+    pub fn art(&self, node: &Node) -> Option<(u64, CoverInfo)> {
+        let source = self.source.as_ref()?;
+        let mut at = node;
+        for _ in 0..ART_DEPTH {
+            if at.item.is_some() || at.id == ROOT || at.parent == ROOT {
+                break;
+            }
+            at = self.children(at).next()?;
+        }
+        let item = at.item.as_ref()?;
+        let info = source.0.cover_info(item.id)?;
+        (info.origin != Origin::Photo).then_some((item.id, info))
+    }
+
+    /// The SRT sidecars of a video item (what TVs read: `res` entries and Samsung's `CaptionInfo`); empty for
+    /// other items and without a source.
+    pub fn subtitles(&self, item: &Item) -> Vec<Subtitle> {
+        match (&self.source, medium(item.mime)) {
+            (Some(source), Medium::Video) => source.0.subtitles(item.id).into_iter().filter(|s| s.format == Format::Srt).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Items (not containers) in the view.

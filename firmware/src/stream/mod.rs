@@ -6,7 +6,7 @@
 //! sendfile loop (writable-readiness, bounded per call, paced by [`pace`]), bandwidth classes (LAN or remote,
 //! by the `lan` the caller took from the auth room's origin rule), the zero-copy / copied byte counters, and
 //! the egress counters per bandwidth class ([`Egress`], shown by the setup page's graph; DLNA's 32469 streams
-//! add theirs as LAN).
+//! add theirs as LAN: their bodies go through [`span::answer`], the same loop, review finding C-3).
 //! Must not touch: the catalog's contents (reads items through `library::Catalog`), the state (reads only),
 //! the access rule (callers pass who may see what and how to ask again: [`Viewer`]), the
 //! request head's parsing (the wire room parses it once: [`PartRequest::of`] reads a [`Head`]), HTTP itself beyond
@@ -25,6 +25,7 @@
 pub mod open;
 pub mod pace;
 pub mod range;
+pub mod span;
 
 use crate::state::visible::Visible;
 use crate::library::{Catalog, ItemId};
