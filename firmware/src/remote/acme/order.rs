@@ -119,7 +119,6 @@ pub async fn run(handle: Handle, remote: crate::remote::Control, acme: Control, 
 }
 
 /// One order, published as Ordering and then as Issued or Failed.
-#[allow(clippy::too_many_arguments)]
 async fn order_now(
     handle: &Handle,
     acme: &Control,

@@ -79,3 +79,90 @@ fn challenge_answers_only_the_exact_pending_token() {
     c.withdraw_all();
     assert_eq!(c.answer("tok"), None);
 }
+
+/// A local HTTPS "CA" on 127.0.0.1 that answers every connection with `answer` (or nothing), and a transport
+/// that trusts it. Bad input (issue 21): garbage, silence and an endless body are each bounded and reported.
+async fn fake_ca(answer: &'static [u8], hang: bool) -> (String, transport::Transport, tempfile::TempDir) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, cert.pem()).unwrap();
+    let der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}/dir", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                let _ = tls.write_all(answer).await;
+                if answer.ends_with(b"chunked\r\n\r\n") {
+                    // An endless chunked body: 1 MiB and more in 64 KiB chunks.
+                    let chunk = [b'x'; 65_536];
+                    for _ in 0..32 {
+                        if tls.write_all(b"10000\r\n").await.is_err() || tls.write_all(&chunk).await.is_err() || tls.write_all(b"\r\n").await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let t = transport::Transport::new(Some(&root)).unwrap();
+    (url, t, dir)
+}
+
+async fn make_account(url: String, t: transport::Transport) -> String {
+    let new = instant_acme::NewAccount { contact: &[], terms_of_service_agreed: true, only_return_existing: false };
+    match instant_acme::Account::builder_with_http(Box::new(t)).create(&new, url, None).await {
+        Ok(_) => panic!("an account from a CA that answers nonsense"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_ca_answering_garbage_is_reported() {
+    let (url, t, _dir) = fake_ca(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", false).await;
+    let e = make_account(url, t).await;
+    assert!(e.contains("not HTTP"), "{e}");
+    let (url, t, _dir) = fake_ca(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{\"nonce\":", false).await;
+    let e = make_account(url, t).await;
+    assert!(e.to_lowercase().contains("json") || e.contains("EOF"), "{e}");
+}
+
+#[tokio::test]
+async fn a_ca_answering_too_much_is_cut_at_the_cap() {
+    let (url, t, _dir) = fake_ca(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).await;
+    let e = make_account(url, t).await;
+    assert!(e.contains(&format!("more than {} bytes", transport::MAX_BODY)), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ca_that_never_answers_times_out() {
+    let (url, t, _dir) = fake_ca(b"", true).await;
+    let e = make_account(url, t).await;
+    assert!(e.contains("did not answer within 10 s"), "{e}");
+}
+
+#[test]
+fn a_url_that_is_not_https_is_refused_before_connecting() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let e = rt.block_on(make_account("http://127.0.0.1:9/dir".into(), transport::Transport::new(None).unwrap()));
+    assert!(e.contains("is not https://"), "{e}");
+}
