@@ -51,6 +51,8 @@ pub struct Config {
     pub remote_check: std::time::Duration,
     /// `--slots FILE`: run as if booted from a slot (update room; tests and hosts running a disk image).
     pub slots: Option<PathBuf>,
+    /// `--acme-root FILE`: more roots the ACME task trusts for the CA's HTTPS (a test CA such as Pebble).
+    pub acme_root: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             remote_methods: crate::remote::mapping::ORDER.to_vec(),
             remote_check: std::time::Duration::from_secs(60),
             slots: None,
+            acme_root: None,
         }
     }
 }
@@ -94,6 +97,7 @@ impl Config {
                 Long("erase-size") => cfg.erase_size = p.value().map_err(e)?.parse().map_err(e)?,
                 Long("format") => cfg.format = true,
                 Long("slots") => cfg.slots = Some(p.value().map_err(e)?.into()),
+                Long("acme-root") => cfg.acme_root = Some(p.value().map_err(e)?.into()),
                 Long("remote-methods") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
                     cfg.remote_methods = crate::remote::mapping::parse_methods(&v)?;
@@ -241,7 +245,7 @@ pub fn run(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
-    let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, ..Default::default() };
+    let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, acme_root: cfg.acme_root, ..Default::default() };
     serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), crate::system::logging::wait_for_signal()).await
 }
 

@@ -357,6 +357,9 @@ pub async fn dispatch(ctx: Arc<Ctx>, peer: SocketAddr, secure: bool, req: Reques
     let format = Format::of(req.headers());
     // The Host and Origin doors (http/doors.rs), before any route, redirect or refusal echoes the request.
     let json = req.uri().path().starts_with("/api/");
+    if let Some(answer) = super::tls_api::challenge(&ctx, &req, secure) {
+        return answer;
+    }
     if let Err(refused) = super::doors::browser_request(&ctx.state.snapshot(), &req, secure) {
         let status = StatusCode::from_u16(refused.status).expect("valid status");
         return error(status, &refused.message, if json { Format::Json } else { format });

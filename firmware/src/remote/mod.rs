@@ -16,6 +16,7 @@
 //! (method, gateway, ports, external address), and when it is deleted; never per renewal. Runtime facts
 //! (status, router name, STUN answer) live in [`View`], published through [`Control`].
 
+pub mod acme;
 pub mod announce;
 pub mod fetch;
 pub mod listener;
@@ -47,11 +48,13 @@ pub struct Config {
     pub methods: Vec<MappingMethod>,
     /// How often to check that the router still holds the mapping (router restarts).
     pub check_every: Duration,
+    /// `--acme-root FILE`: more roots the ACME task trusts for the CA's HTTPS (a test CA such as Pebble).
+    pub acme_root: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { internal_port: 32400, methods: mapping::ORDER.to_vec(), check_every: Duration::from_secs(60) }
+        Config { internal_port: 32400, methods: mapping::ORDER.to_vec(), check_every: Duration::from_secs(60), acme_root: None }
     }
 }
 
@@ -96,13 +99,15 @@ pub struct View {
 pub struct Control {
     view: Arc<watch::Sender<View>>,
     retry: Arc<watch::Sender<u64>>,
+    /// The ACME task's view, HTTP-01 answers and "renew now" ([`acme`]).
+    pub acme: acme::Control,
 }
 
 impl Default for Control {
     fn default() -> Self {
         let (view, _) = watch::channel(View { status: Status::Disabled, mapping: Default::default(), attempt_ms: None, attempts: 0, ipv6: Default::default() });
         let (retry, _) = watch::channel(0);
-        Control { view: Arc::new(view), retry: Arc::new(retry) }
+        Control { view: Arc::new(view), retry: Arc::new(retry), acme: Default::default() }
     }
 }
 
@@ -161,6 +166,8 @@ pub async fn run(handle: Handle, control: Control, cfg: Config, mut stop: watch:
     let mut retries = control.retry.subscribe();
     let mut active: Option<Active> = None;
     let six = tokio::spawn(pinhole::follow(handle.clone(), control.clone(), cfg.clone(), stop.clone()));
+    let acme_setup = acme::order::Setup { internal_port: cfg.internal_port, methods: cfg.methods.clone(), extra_root: cfg.acme_root.clone() };
+    tokio::spawn(acme::order::run(handle.clone(), control.clone(), control.acme.clone(), acme_setup, stop.clone()));
     let mut hearing = Hearing::default();
     let mut cause = None;
     loop {

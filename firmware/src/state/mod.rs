@@ -8,8 +8,8 @@
 //! ([`MAX_RECORD`]); `tests::full_state_fits` fills every bound and checks it.
 //!
 //! Encoding is postcard (not self-describing): the schema version travels in the store's record header and
-//! [`decode`] migrates older versions (see [`v1`], [`v2`], [`v3`]; `v3` is a frozen copy of the types, so later
-//! changes cannot alter how an old record reads).
+//! [`decode`] migrates older versions (see [`v1`], [`v2`], [`v3`], [`v4`]; `v3` and `v4` are frozen copies of the types,
+//! so later changes cannot alter how an old record reads).
 //!
 //! Runtime-only facts (last-seen times between coarse flushes, scan progress, mapping status) are not here.
 
@@ -18,6 +18,7 @@ mod settle;
 pub mod v1;
 pub mod v2;
 pub mod v3;
+pub mod v4;
 pub mod visible;
 pub mod wear;
 
@@ -29,10 +30,11 @@ pub use handle::{Handle, UpdateError};
 
 /// Version of the encoding written by this build. Bump it, keep the old shape in a `vN` module and add a
 /// migration in [`decode`] whenever a field is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u16 = 4;
+pub const SCHEMA_VERSION: u16 = 5;
 
-/// Largest encoded state the store must hold. The full-bounds test proves the schema fits.
-pub const MAX_RECORD: usize = 16 * 1024;
+/// Largest encoded state the store must hold. The full-bounds test proves the schema fits. 17 KiB since schema 5
+/// (the ACME settings and account took 617 bytes; schema 4 filled 16 252 of 16 384).
+pub const MAX_RECORD: usize = 17 * 1024;
 
 /// Longest name (account, library, API token) in UTF-8 bytes; with the other bounds it fixes the largest record.
 pub const MAX_NAME: usize = 32;
@@ -75,6 +77,13 @@ pub const MAX_RESETS: usize = 8;
 pub const MAX_HOST_NAMES: usize = 4;
 /// Longest added host name; a DNS name has at most 253 characters (RFC 1035 §2.3.4), real ones far fewer.
 pub const MAX_HOST_NAME: usize = 128;
+/// Longest ACME account URL (RFC 8555 §7.3: the `Location` of newAccount), e.g.
+/// `https://acme-v02.api.letsencrypt.org/acme/acct/2345678901` (58 bytes).
+pub const MAX_ACCOUNT_URL: usize = 96;
+/// The ACME account key: ECDSA P-256 in PKCS#8 DER (138 bytes as ring writes it).
+pub const MAX_ACCOUNT_KEY: usize = 160;
+/// Let's Encrypt's production directory (RFC 8555 §7.1.1): the default ACME CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// An account, library or token name, bounded by [`MAX_NAME`].
 pub type Name = String<MAX_NAME>;
@@ -350,6 +359,47 @@ pub struct Settings {
     /// (schema 4): a dynamic-DNS name, a name in the owner's DNS.
     /// Stored lower-case without a trailing dot; see [`host_name`].
     pub host_names: Vec<HostName, MAX_HOST_NAMES>,
+    /// A certificate browsers trust, from an ACME CA (schema 5; see [`AcmeSettings`]).
+    pub acme: AcmeSettings,
+}
+
+/// The owner's choice of a certificate from an ACME CA (RFC 8555), for the public IPv4 address (RFC 8738) or a
+/// domain of theirs; the remote room's ACME task follows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeSettings {
+    /// Order and renew a certificate while remote access is on.
+    pub enabled: bool,
+    /// The name to certify; `None` = the public IPv4 address the router reports.
+    pub domain: Option<HostName>,
+    /// The CA's directory URL (RFC 8555 §7.1.1); default [`LETS_ENCRYPT`].
+    pub directory_url: String<MAX_URL>,
+}
+
+impl Default for AcmeSettings {
+    fn default() -> Self {
+        AcmeSettings { enabled: false, domain: None, directory_url: String::try_from(LETS_ENCRYPT).unwrap() }
+    }
+}
+
+/// An ACME account (RFC 8555 §7.3): where it lives on the CA and its key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeAccount {
+    /// The directory the account was made at; another directory needs a new account.
+    pub directory_url: String<MAX_URL>,
+    /// The account URL the CA answered (`kid` of every later request, RFC 8555 §6.2).
+    pub url: String<MAX_ACCOUNT_URL>,
+    /// The account key, ECDSA P-256 as PKCS#8 DER.
+    pub key: Vec<u8, MAX_ACCOUNT_KEY>,
+}
+
+/// What the ACME task keeps: its account and which certificate it issued (schema 5).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acme {
+    /// The account at the CA, made on the first order.
+    pub account: Option<AcmeAccount>,
+    /// SHA-256 of the leaf the CA issued: `tls` holds the ACME certificate exactly when its leaf has this hash
+    /// (so an owner's certificate or a fresh self-signed one is never taken for it).
+    pub issued: Option<[u8; 32]>,
 }
 
 /// A host name the owner added: a DNS name (letters, digits, hyphens, dots) or an IP address.
@@ -498,6 +548,8 @@ pub struct State {
     pub next_id: u16,
     /// The clean-stop marker (schema 3).
     pub run: Run,
+    /// The ACME account and which certificate it issued (schema 5).
+    pub acme: Acme,
 }
 
 /// Why a change to the state or a stored record was refused; the text is shown to the person who asked.
@@ -543,6 +595,7 @@ impl State {
             safe_mode: SafeMode::default(),
             next_id: 1,
             run: Run::Stopped,
+            acme: Acme::default(),
         }
     }
 
@@ -670,6 +723,14 @@ impl State {
                 return Err(StateError::Duplicate(n.as_str().into()));
             }
         }
+        if let Some(d) = &self.settings.acme.domain
+            && host_name(d).ok().as_ref() != Some(d)
+        {
+            return Err(StateError::Invalid("the ACME domain is not a DNS name or an IP address"));
+        }
+        if !self.settings.acme.directory_url.starts_with("https://") {
+            return Err(StateError::Invalid("the ACME directory is an https:// URL (RFC 8555 §6.1)"));
+        }
         if self.settings.remote.manual_port == Some(0) {
             return Err(StateError::Invalid("the public port must be between 1 and 65535"));
         }
@@ -694,12 +755,18 @@ pub fn decode(schema: u16, payload: &[u8]) -> Result<State, StateError> {
     let err = |e: postcard::Error| StateError::Decode { schema, reason: e.to_string() };
     match schema {
         SCHEMA_VERSION => postcard::from_bytes::<State>(payload).map_err(err),
-        3 => postcard::from_bytes::<v3::State>(payload).and_then(v3::migrate).map_err(err),
-        2 => postcard::from_bytes::<v2::State>(payload).map(v2::migrate).and_then(v3::migrate).map_err(err),
+        4 => postcard::from_bytes::<v4::State>(payload).and_then(v4::migrate).map_err(err),
+        3 => postcard::from_bytes::<v3::State>(payload).and_then(v3::migrate).and_then(v4::migrate).map_err(err),
+        2 => postcard::from_bytes::<v2::State>(payload)
+            .map(v2::migrate)
+            .and_then(v3::migrate)
+            .and_then(v4::migrate)
+            .map_err(err),
         1 => postcard::from_bytes::<v1::State>(payload)
             .map(v1::migrate)
             .map(v2::migrate)
             .and_then(v3::migrate)
+            .and_then(v4::migrate)
             .map_err(err),
         _ => Err(StateError::Decode { schema, reason: "written by a newer Hearth; update the firmware".into() }),
     }

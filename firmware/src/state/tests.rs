@@ -110,6 +110,19 @@ pub(crate) fn full_state() -> State {
         let name = format!("{i}{}.{}", "h".repeat(62), "h".repeat(63));
         st.settings.host_names.push(host_name(&name).unwrap()).unwrap();
     }
+    let name = format!("{}.{}", "a".repeat(63), "b".repeat(63));
+    let https = |n: usize| format!("https://{}", "d".repeat(n - 8));
+    st.settings.acme = AcmeSettings { enabled: true, domain: Some(host_name(&name).unwrap()), directory_url: bounded("", &https(MAX_URL)).unwrap() };
+    let mut account_key = Vec::new();
+    while account_key.push(0x30).is_ok() {}
+    st.acme = Acme {
+        account: Some(AcmeAccount {
+            directory_url: bounded("", &https(MAX_URL)).unwrap(),
+            url: bounded("", &https(MAX_ACCOUNT_URL)).unwrap(),
+            key: account_key,
+        }),
+        issued: Some([0xFF; 32]),
+    };
     st.safe_mode = SafeMode { active: true, since: u32::MAX };
     st.run = Run::Crashed;
     st
@@ -458,7 +471,7 @@ fn todays_fixture() -> State {
     };
     let secret = |a: u8| Some(Secret { salt: [a; 16], hash: [a + 1; 16] });
     State {
-        machine_id: *b"hearth-fixture04",
+        machine_id: *b"hearth-fixture05",
         accounts: [
             acct(1, Role::Owner, "ada", secret(1), secret(3), &[]),
             acct(2, Role::Member, "kid", None, secret(5), &[2]),
@@ -501,6 +514,11 @@ fn todays_fixture() -> State {
                 }),
             },
             host_names: [host_name("home.example.net").unwrap()].into_iter().collect(),
+            acme: AcmeSettings {
+                enabled: true,
+                domain: Some(host_name("home.example.net").unwrap()),
+                directory_url: bounded("", "https://acme.example/dir").unwrap(),
+            },
         },
         tls: Some(Tls { chain: [0x30, 0x82].into_iter().collect(), key: [0x30, 0x81].into_iter().collect(), custom: false }),
         libraries: [
@@ -516,7 +534,33 @@ fn todays_fixture() -> State {
         safe_mode: SafeMode { active: true, since: 1_800_000_500 },
         next_id: 6,
         run: Run::Running,
+        acme: Acme {
+            account: Some(AcmeAccount {
+                directory_url: bounded("", "https://acme.example/dir").unwrap(),
+                url: bounded("", "https://acme.example/acct/7").unwrap(),
+                key: [0x30, 0x77].into_iter().collect(),
+            }),
+            issued: Some([0xAC; 32]),
+        },
     }
+}
+
+/// The record today's schema wrote before ACME (schema 4: `todays_fixture()` of d1e4d02, see `fixtures/README.md`).
+const V4_RECORD: &[u8] = include_bytes!("fixtures/v4.rec");
+
+/// A real version 4 record migrates with everything it held kept, and ACME off with no account (issue 21).
+#[test]
+fn a_real_version_4_record_migrates_with_everything_kept() {
+    let st = decode(4, V4_RECORD).unwrap();
+    st.validate().unwrap();
+    let mut want = todays_fixture();
+    want.machine_id = *b"hearth-fixture04";
+    want.settings.acme = AcmeSettings::default();
+    want.acme = Acme::default();
+    assert_eq!(st, want);
+    assert!(!st.settings.acme.enabled && st.settings.acme.directory_url == LETS_ENCRYPT);
+    // Older versions pass through version 4 on their way.
+    assert_eq!(decode(3, include_bytes!("fixtures/v3.rec")).unwrap().acme, Acme::default());
 }
 
 /// Today's encoder still writes exactly the committed record of today's schema: a field added, removed,

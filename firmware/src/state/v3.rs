@@ -371,15 +371,15 @@ fn same<A: Serialize, B: DeserializeOwned>(a: &A) -> Result<B, postcard::Error> 
     postcard::from_bytes(&postcard::to_allocvec(a)?)
 }
 
-/// Version 3 → version 4: everything kept, no host names added yet.
-pub fn migrate(old: State) -> Result<super::State, postcard::Error> {
+/// Version 3 → version 4 (then [`super::v4::migrate`] to today's): everything kept, no host names added yet.
+pub fn migrate(old: State) -> Result<super::v4::State, postcard::Error> {
     let s = old.settings;
-    Ok(super::State {
+    Ok(super::v4::State {
         machine_id: old.machine_id,
         accounts: same(&old.accounts)?,
         devices: same(&old.devices)?,
         api_tokens: same(&old.api_tokens)?,
-        settings: super::Settings {
+        settings: super::v4::Settings {
             friendly_name: same(&s.friendly_name)?,
             lan_networks: same(&s.lan_networks)?,
             allowed_without_auth: same(&s.allowed_without_auth)?,

@@ -97,8 +97,8 @@ pub use nor_file::NorFile;
 use record::{RecordHeader, SlotHeader, SlotScan, first_record, is_torn_copy, scan_slot};
 use std::io;
 
-/// Largest payload a record carries (the state room's `MAX_RECORD`).
-pub const MAX_PAYLOAD: usize = 16 * 1024;
+/// Largest payload a record carries (the state room's `MAX_RECORD`; 17 KiB since state schema 5).
+pub const MAX_PAYLOAD: usize = 17 * 1024;
 
 /// The first four bytes of a slot header ("HSLT"): tell a Hearth slot from foreign content.
 pub const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"HSLT");

@@ -590,7 +590,7 @@ function tlsPart(t) {
     else route();
   });
   return [mode,
-    h('div', { id: 'certificate' }, c ? facts([['Certificate', c.custom ? 'Installed by you' : 'Made by Hearth (self-signed; browsers warn once)'],
+    h('div', { id: 'certificate' }, c ? facts([['Certificate', c.source === 'acme' ? c.issuer + ' (browsers trust it)' : c.custom ? 'Installed by you' : 'Made by Hearth (self-signed; browsers warn once)'],
       ['Valid', day(c.not_before) + ' to ' + day(c.not_after)], ['SHA-256', h('span', { class: 'token' }, c.sha256 || '?')]]) : p('No certificate yet.', 'mut')),
     c && c.custom ? action('Go back to the self-signed certificate', async () => { const r = await api('PUT', 'settings/tls', { use_self_signed: true }); if (!r.ok) return r.msg; route(); }, 'quiet') : null,
     h('h3', null, 'Install your own certificate'),
@@ -599,7 +599,22 @@ function tlsPart(t) {
       { id: 'cert-key', label: 'Private key (PEM)', type: 'textarea', rows: 5, required: true, secret: true, check: v => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(v) ? '' : 'Paste the PEM key, starting with -----BEGIN PRIVATE KEY----- (or EC/RSA PRIVATE KEY).' },
     ], 'Install certificate', async f => {
       const r = await api('PUT', 'settings/tls', { certificate_pem: val(f, 'cert-pem'), key_pem: val(f, 'cert-key') }); if (!r.ok) return r.msg; route();
-    })];
+    }), t.acme ? acmePart(t.acme) : null];
+}
+// Issue 21: a certificate browsers trust from an ACME CA; what the last order did in one sentence, details under it.
+function acmePart(a) {
+  const st = a.status || {};
+  return [h('h3', null, 'A certificate browsers trust (ACME)'),
+    h('div', { id: 'acme-status' }, p(st.sentence || '', st.stage === 'failed' ? 'err' : null),
+      st.detail ? h('details', null, h('summary', null, 'Show details'), p(st.detail, 'mut')) : null),
+    form('acme', [
+      { id: 'acme-on', label: 'Get a certificate from an ACME CA', type: 'checkbox', value: a.enabled, hint: 'The CA checks this server through your public address on port 80; Hearth asks your router for that port while it orders.' },
+      { id: 'acme-domain', label: 'Domain (optional)', value: a.domain || '', placeholder: 'your public IPv4 address', check: v => !v || /^[A-Za-z0-9.:\[\]-]+$/.test(v) ? '' : 'A domain looks like home.example.net.' },
+      { id: 'acme-dir', label: 'CA directory URL', value: a.directory_url, required: true, check: v => /^https:\/\/\S+$/.test(v) ? '' : 'An https:// URL.' },
+    ], 'Save', async f => {
+      const r = await api('PUT', 'settings/tls', { acme: { enabled: val(f, 'acme-on'), domain: val(f, 'acme-domain'), directory_url: val(f, 'acme-dir') } }); if (!r.ok) return r.msg; route();
+    }),
+    a.enabled ? action('Renew now', async () => { const r = await api('PUT', 'settings/tls', { acme_renew_now: true }); if (!r.ok) return r.msg; route(); }, 'quiet') : null];
 }
 
 // ---- DLNA ----------------------------------------------------------------------------------------------
