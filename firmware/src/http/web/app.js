@@ -19,7 +19,7 @@ const token = {
   set: t => t ? S.setItem('hearth.token', t) : S.removeItem('hearth.token'),
 };
 
-// ---- elements ------------------------------------------------------------------------------------------
+// ---- elements ----
 function h(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -37,7 +37,7 @@ const p = (t, cls) => h('p', { class: cls }, t);
 const errEl = id => h('p', { class: 'err', id, role: 'alert' });
 function busy(btn, on) { if (btn) btn.disabled = on; }
 
-// ---- the API -------------------------------------------------------------------------------------------
+// ---- the API ----
 class Lost extends Error {}
 class Expired extends Error {}
 
@@ -79,7 +79,7 @@ async function need(path) {
 }
 const notYet = what => h('div', { class: 'box na', 'data-na': what }, p(what + ' is not available on this server yet.'), p('This firmware does not have that part yet; the page shows it once the server answers it.', 'hint'));
 
-// ---- drafts: what was typed survives a lost connection or an expired token -----------------------------
+// ---- drafts: what was typed survives a lost connection or an expired token ----
 function saveDrafts() {
   const vals = {};
   for (const e of document.querySelectorAll('main input[id], main textarea[id], main select[id]')) {
@@ -102,7 +102,7 @@ function restoreDrafts() {
   if (n) S.removeItem('hearth.drafts');
 }
 
-// ---- forms ---------------------------------------------------------------------------------------------
+// ---- forms ----
 // f: {id, label, type, value, required, min, max, minlength, maxlength, pattern, hint, options, rows, check, disabled}
 function field(f) {
   const type = f.type || 'text';
@@ -175,7 +175,7 @@ function action(label, run, cls) {
   return h('span', { class: 'row' }, b, err);
 }
 
-// ---- checks --------------------------------------------------------------------------------------------
+// ---- checks ----
 const bytes = s => new TextEncoder().encode(s).length;
 const V4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 function isV6(a) { if (!a.includes(':')) return false; try { new URL('http://[' + a + ']/'); return true; } catch (e) { return false; } }
@@ -198,7 +198,7 @@ const pwCheck = (nameId) => (v, f) => v.length < 8 ? 'At least 8 characters.' : 
   : nameId && f.querySelector('#' + nameId) && v.toLowerCase() === val(f, nameId).trim().toLowerCase() ? 'The password must not be the name.'
   : /^(.)\1*$/.test(v) ? 'Not one repeated character.' : '';
 
-// ---- formatting ----------------------------------------------------------------------------------------
+// ---- formatting ----
 const when = t => t ? new Date(t * 1000).toLocaleString() : 'never';
 function dur(s) {
   s = Math.floor(s); const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
@@ -207,7 +207,7 @@ function dur(s) {
 function rate(bps) { const u = ['B/s', 'KB/s', 'MB/s', 'GB/s']; let i = 0; while (bps >= 1000 && i < 3) { bps /= 1000; i++; } return (i ? bps.toFixed(1) : Math.round(bps)) + ' ' + u[i]; }
 const facts = pairs => h('dl', { class: 'facts' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 
-// ---- screens -------------------------------------------------------------------------------------------
+// ---- screens ----
 function later(fn, ms) { const t = setInterval(fn, ms); timers.push(t); }
 function show(title, ...nodes) {
   const main = $('#main');
@@ -272,7 +272,7 @@ async function boot() {
   route();
 }
 
-// ---- first run: claim ----------------------------------------------------------------------------------
+// ---- first run: claim ----
 async function claim() {
   chrome();
   if (server.your_origin !== 'lan') {
@@ -299,7 +299,7 @@ async function claim() {
     }));
 }
 
-// ---- sign in -------------------------------------------------------------------------------------------
+// ---- sign in ----
 function signIn(notice, reconnect) {
   timers.forEach(clearInterval); timers = [];
   chrome();
@@ -318,7 +318,7 @@ function signIn(notice, reconnect) {
     p('Home members have no password: someone in your Home signs in here, then picks your profile with "Switch profile".', 'hint'));
 }
 
-// ---- Home profile picker with a PIN pad ----------------------------------------------------------------
+// ---- Home profile picker with a PIN pad ----
 async function profiles() {
   const r = await api('GET', 'home/users');
   if (!r.ok) throw new Error(r.msg);
@@ -360,7 +360,7 @@ async function profiles() {
   }
 }
 
-// ---- your own account (every role) ---------------------------------------------------------------------
+// ---- your own account (every role) ----
 function accountForms(acct) {
   const out = [h('h3', null, 'Your PIN'), p(acct.has_pin ? 'Your profile has a PIN.' : 'Your profile has no PIN. Any PIN secures the server: every app and device then needs a token, and DLNA turns off.', 'hint'),
     form('mypin', [
@@ -390,7 +390,7 @@ async function mine() {
   show('Your account', facts([['Name', me.name], ['Role', me.role], ['Libraries shared with you', me.shares.length ? me.shares.join(', ') : 'none']]), accountForms(me));
 }
 
-// ---- libraries -----------------------------------------------------------------------------------------
+// ---- libraries ----
 const KINDS = [['movies', 'Movies'], ['shows', 'TV shows'], ['music', 'Music'], ['photos', 'Photos'], ['other_videos', 'Other videos']];
 const folderCheck = v => !v.startsWith('/') ? 'Write the full path of a folder on the server, starting with /.' : bytes(v) > 112 ? 'A path is at most 112 bytes.' : '';
 function progressText(pr) {
@@ -455,7 +455,7 @@ async function libraries(live) {
   later(() => poll().catch(handleFatal), 1000);
 }
 
-// ---- Home and friends ----------------------------------------------------------------------------------
+// ---- Home and friends ----
 function shareBoxes(prefix, libs, chosen) {
   if (!libs) return p('Libraries are not available on this server yet, so nothing can be shared.', 'hint');
   if (!libs.length) return p('There are no libraries to share yet.', 'hint');
@@ -518,7 +518,7 @@ async function home() {
     h('h3', null, 'Your account'), accountForms(me));
 }
 
-// ---- devices and API tokens ----------------------------------------------------------------------------
+// ---- devices and API tokens ----
 async function devices() {
   const [dv, tk] = await Promise.all([need('devices'), need('tokens')]);
   const tokenOut = h('div', { id: 'new-token', 'aria-live': 'polite' });
@@ -552,7 +552,7 @@ async function devices() {
     }), tokenOut);
 }
 
-// ---- network -------------------------------------------------------------------------------------------
+// ---- network ----
 async function network() {
   const [n, tls] = await Promise.all([need('settings/network'), need('settings/tls')]);
   const ignored = n.allowed_without_auth_ignored;
@@ -610,14 +610,14 @@ function acmePart(a) {
     form('acme', [
       { id: 'acme-on', label: 'Get a certificate from an ACME CA', type: 'checkbox', value: a.enabled, hint: 'The CA checks this server through your public address on port 80; Hearth asks your router for that port while it orders.' },
       { id: 'acme-domain', label: 'Domain (optional)', value: a.domain || '', placeholder: 'your public IPv4 address', check: v => !v || /^[A-Za-z0-9.:\[\]-]+$/.test(v) ? '' : 'A domain looks like home.example.net.' },
-      { id: 'acme-dir', label: 'CA directory URL', value: a.directory_url, required: true, check: v => /^https:\/\/\S+$/.test(v) ? '' : 'An https:// URL.' },
+      { id: 'acme-dir', label: 'CA directory URL', value: a.directory_url, required: true, check: v => /^https:\/\/\S+$/.test(v) ? '' : 'A URL that starts with https, from your CA.' },
     ], 'Save', async f => {
       const r = await api('PUT', 'settings/tls', { acme: { enabled: val(f, 'acme-on'), domain: val(f, 'acme-domain'), directory_url: val(f, 'acme-dir') } }); if (!r.ok) return r.msg; route();
     }),
     a.enabled ? action('Renew now', async () => { const r = await api('PUT', 'settings/tls', { acme_renew_now: true }); if (!r.ok) return r.msg; route(); }, 'quiet') : null];
 }
 
-// ---- DLNA ----------------------------------------------------------------------------------------------
+// ---- DLNA ----
 async function dlna() {
   const [d, lib] = await Promise.all([need('settings/dlna'), need('libraries')]);
   const libs = lib.missing ? null : lib.libraries;
@@ -660,7 +660,7 @@ async function dlna() {
     }) : p('Libraries are not available on this server yet; DLNA shows all of them.', 'hint'));
 }
 
-// ---- remote access (laid out like the seed's page) -----------------------------------------------------
+// ---- remote access (laid out like the seed's page) ----
 const STREAM_LIMITS = [[0, 'Original (no limit)'], [20000, '20 Mbps'], [12000, '12 Mbps'], [10000, '10 Mbps'], [8000, '8 Mbps'], [4000, '4 Mbps'], [3000, '3 Mbps'], [2000, '2 Mbps'], [1500, '1.5 Mbps'], [720, '720 kbps']];
 function remoteStatus(st) {
   const s = st.state;
@@ -716,7 +716,7 @@ async function remote(live) {
   }, 2000);
 }
 
-// ---- system and the egress graph -----------------------------------------------------------------------
+// ---- system and the egress graph ----
 const REASONS = { power_loss: 'Power loss', watchdog: 'Watchdog reset', clean: 'Clean stop', crash: 'Crash' };
 const CLASSES = [['lan_bytes', 'LAN'], ['remote_stream_bytes', 'Remote streams'], ['remote_download_bytes', 'Remote downloads']];
 function graph(samples) {
@@ -816,7 +816,7 @@ async function system(live) {
   }, 2000);
 }
 
-// ---- start ---------------------------------------------------------------------------------------------
+// ---- start ----
 $('#signout').addEventListener('click', async () => {
   try { await api('POST', 'sign-out'); } catch (e) { /* signed out locally either way */ }
   token.set(null); me = null; S.removeItem('hearth.drafts'); boot();
