@@ -49,7 +49,12 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     let table: BTreeSet<(String, String)> =
         hearth::http::routes::ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_owned())).collect();
     assert!(table.len() > 60, "the route table was read: {} routes", table.len());
-    let docs = documented();
+    let mut docs = documented();
+    // Answered ahead of the route table and its doors (http::conn, before the Host and secure-connection checks):
+    // the CA's HTTP-01 fetch must not meet "Secure connections: Required" or a Host it does not know. Documented
+    // all the same; it must stay documented.
+    let ahead = ("GET".to_string(), "/.well-known/acme-challenge/{token}".to_string());
+    assert!(docs.remove(&ahead), "docs/api.md no longer names the ACME HTTP-01 answer `GET {}`", ahead.1);
     let undocumented: Vec<String> = table.difference(&docs).map(|(m, p)| format!("{m} {p}")).collect();
     let missing: Vec<String> = docs.difference(&table).map(|(m, p)| format!("{m} {p}")).collect();
     assert!(
