@@ -188,23 +188,7 @@ pub async fn ask(url: &str, port: u16, machine: &str) -> Result<Verdict, String>
         Some(a) => a,
         None => fetch::resolve(&host, rport).await.map_err(|e| e.to_string())?,
     };
-    let path = format!("{}/check", path.trim_end_matches('/'));
-    let body = serde_json::json!({ "port": port, "machineIdentifier": machine }).to_string();
-    let host_header = if rport == 80 { host.clone() } else { format!("{host}:{rport}") };
-    let (status, bytes) =
-        fetch::exchange(addr, &host_header, Method::POST, &path, Some(body), 16 * 1024, Duration::from_secs(12))
-            .await
-            .map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| format!("the reflector at {url} did not answer JSON"))?;
-    if !status.is_success() {
-        let msg = v["error"].as_str().unwrap_or("no reason given");
-        return Err(format!("the reflector at {url} answered HTTP {}: {msg}", status.as_u16()));
-    }
-    Ok(Verdict {
-        reachable: v["reachable"].as_bool().unwrap_or(false),
-        seen_as: v["address"].as_str().and_then(|a| a.parse().ok()),
-        error: v["error"].as_str().map(str::to_string),
-    })
+    check(url, &host, rport, &path, addr, None, port, machine).await
 }
 
 /// Ask the reflector at `url` to reach us over `from`'s family, from the address `from` (issue 21: the IPv6
@@ -216,11 +200,32 @@ pub async fn ask_from(url: &str, port: u16, machine: &str, from: std::net::IpAdd
     let addr = resolve_family(&host, rport, from.is_ipv6())
         .await
         .ok_or_else(|| format!("the reflector URL {url} names no {} address", if from.is_ipv6() { "IPv6" } else { "IPv4" }))?;
+    check(url, &host, rport, &path, addr, Some(from), port, machine).await
+}
+
+/// The one check exchange both families use: POST `{port, machineIdentifier}` to the reflector's `/check` at
+/// `addr` (from `from` when given) and read its verdict.
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    url: &str,
+    host: &str,
+    rport: u16,
+    path: &str,
+    addr: std::net::SocketAddr,
+    from: Option<std::net::IpAddr>,
+    port: u16,
+    machine: &str,
+) -> Result<Verdict, String> {
     let path = format!("{}/check", path.trim_end_matches('/'));
     let body = serde_json::json!({ "port": port, "machineIdentifier": machine }).to_string();
-    let host_header = if rport == 80 { host.clone() } else { format!("{host}:{rport}") };
-    let host_header = if host.contains(':') { format!("[{host}]:{rport}") } else { host_header };
-    let (status, bytes) = fetch::exchange_from(Some(from), addr, &host_header, Method::POST, &path, Some(body), 16 * 1024, Duration::from_secs(12))
+    let host_header = if host.contains(':') {
+        format!("[{host}]:{rport}")
+    } else if rport == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{rport}")
+    };
+    let (status, bytes) = fetch::exchange_from(from, addr, &host_header, Method::POST, &path, Some(body), 16 * 1024, Duration::from_secs(12))
         .await
         .map_err(|e| e.to_string())?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| format!("the reflector at {url} did not answer JSON"))?;
