@@ -302,3 +302,26 @@ fn watch_state_survives_restarts_kills_and_damage() {
     wait_for("a good file again", 10, || book(&data).filter(|b| b.len() == 1));
     srv.kill();
 }
+
+#[test]
+fn a_removed_members_watch_state_goes_with_the_next_batch() {
+    let lab = lab(&["--watch-state-batch-secs", "1"]);
+    let data = lab.dir.path().join("data");
+    let (srv, owner) = (&lab.srv, &lab.owner);
+    let body = json!({"name": "Kim", "shares": [lab.films]}).to_string();
+    let (st, v) = srv.json("POST", "/api/v1/members", &[("X-Plex-Token", owner)], Some(&body));
+    assert_eq!(st, 201, "{v}");
+    let kim_id = v["id"].as_u64().unwrap();
+    let sw = json!({"id": kim_id}).to_string();
+    let (st, v) = srv.json("POST", "/api/v1/home/switch", &[("X-Plex-Token", owner), ("X-Plex-Client-Identifier", "tv-kim")], Some(&sw));
+    assert_eq!(st, 200, "{v}");
+    let kim = v["token"].as_str().unwrap().to_owned();
+    timeline(srv, &kim, &lab.alpha, 60_000, 6_000_000, "playing");
+    timeline(srv, owner, &lab.charlie, 1_000, 6_000_000, "playing");
+    wait_for("both entries written", 10, || book(&data).filter(|b| b.len() == 2));
+    let (st, v) = srv.json("DELETE", &format!("/api/v1/members/{kim_id}"), &[("X-Plex-Token", owner)], None);
+    assert!(st == 200 || st == 204, "{st} {v}");
+    // Nothing else changes, yet the next batch drops Kim's entry and keeps the owner's.
+    wait_for("Kim's entry to go", 10, || book(&data).filter(|b| b.len() == 1));
+    assert_eq!(state(srv, &lab.charlie, owner), (Some(1_000), None));
+}

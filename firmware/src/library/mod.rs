@@ -359,10 +359,14 @@ impl Catalog {
     /// Write the watch state now if it changed, without the entries of removed accounts and of ids that no
     /// longer hold the same file. Blocking (the writer thread, the clean stop through `spawn_blocking`).
     pub fn save_viewings(&self) {
+        let s = self.state.snapshot();
+        // An account removed since the last save: its entries go with the next write even if nothing else changed.
+        if !self.viewings.dirty() && self.viewings.read(|b| b.has_stale_account(|a| s.account(a).is_some())) {
+            self.viewings.mark_dirty();
+        }
         if !self.viewings.dirty() {
             return;
         }
-        let s = self.state.snapshot();
         self.viewings.save(
             |a| s.account(a).is_some(),
             |t| self.item(t.item).is_some_and(|i| Catalog::target(&i) == t),
