@@ -262,7 +262,9 @@ impl Book {
                     e.watched = false;
                     e.offset_ms = offset_ms;
                 } else {
-                    e.offset_ms = 0;
+                    // Plex ignores a time of 0 (python-plexapi: "setting the time to 0 will not work"); a
+                    // player that reports 0 before it has loaded must not wipe the place.
+                    return false;
                 }
             }
             Change::Scrobble => {
@@ -568,6 +570,10 @@ mod tests {
         assert!(b.apply(A, &[t(5)], Change::Unscrobble, 0, 106).unwrap());
         assert_eq!(b.get(A, t(5)), None);
         assert!(b.is_empty());
+        // A time of 0 changes nothing (as in Plex).
+        b.apply(A, &[t(7)], offset(60_000, 1_000_000), 0, 108).unwrap();
+        assert!(!b.apply(A, &[t(7)], offset(0, 1_000_000), 0, 109).unwrap());
+        assert_eq!(b.get(A, t(7)).unwrap().offset_ms, 60_000);
         // Unknown duration: the offset is kept, never "watched".
         b.apply(A, &[t(6)], Change::Offset { offset_ms: 5_000_000, duration_ms: None }, 0, 107).unwrap();
         assert!(b.get(A, t(6)).unwrap().in_progress());
