@@ -4,7 +4,8 @@
 //! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
 //! inotify watcher, what is known about covers ([`art`]: where, never the picture bytes) and the sidecar
-//! subtitles beside a video ([`sidecar`]). Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! subtitles beside a video ([`sidecar`]), and each person's watch state with its file `watch-state.bin` beside the
+//! index ([`viewing`]: written in batches, never in the flash record). Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
 //! the flash store (items are not state: they can always be rebuilt by a scan).
