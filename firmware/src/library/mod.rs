@@ -4,7 +4,8 @@
 //! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
 //! inotify watcher, what is known about covers ([`art`]: where, never the picture bytes) and the sidecar
-//! subtitles beside a video ([`sidecar`]). Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! subtitles beside a video ([`sidecar`]), and each person's watch state with its file `watch-state.bin` beside the
+//! index ([`viewing`]: written in batches, never in the flash record). Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
 //! the flash store (items are not state: they can always be rebuilt by a scan).
@@ -33,6 +34,7 @@ pub mod quarantine;
 pub mod scan;
 mod shelves;
 pub mod sidecar;
+pub mod viewing;
 pub mod watch;
 
 use crate::state::{Handle, LibraryId, LibraryKind, State};
@@ -289,6 +291,8 @@ pub struct Catalog {
     quarantine: quarantine::Quarantine,
     /// What is known about items' and groups' covers (no picture bytes; see [`art`]).
     covers: art::Covers,
+    /// Each person's watch state, saved in batches beside the index ([`viewing`]).
+    viewings: viewing::Viewings,
 }
 
 impl Catalog {
@@ -316,6 +320,7 @@ impl Catalog {
             generation: AtomicU64::new(0),
             quarantine: quarantine::Quarantine::open(data_dir),
             covers: art::Covers::default(),
+            viewings: viewing::Viewings::open(data_dir),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -330,7 +335,43 @@ impl Catalog {
                 }
             })
             .expect("spawn scanner");
+        let weak = Arc::downgrade(&catalog);
+        std::thread::Builder::new()
+            .name("watch-state".into())
+            .spawn(move || loop {
+                std::thread::sleep(viewing::batch());
+                let Some(c) = weak.upgrade() else { return };
+                c.save_viewings();
+            })
+            .expect("spawn watch-state writer");
         catalog
+    }
+
+    /// Each person's watch state ([`viewing`]).
+    pub fn viewings(&self) -> &viewing::Viewings {
+        &self.viewings
+    }
+
+    /// What the watch state keys an item by: its id and the check of its path.
+    pub fn target(item: &Item) -> viewing::Target {
+        viewing::Target { item: item.id, path_check: viewing::path_check(&item.path) }
+    }
+
+    /// Write the watch state now if it changed, without the entries of removed accounts and of ids that no
+    /// longer hold the same file. Blocking (the writer thread, the clean stop through `spawn_blocking`).
+    pub fn save_viewings(&self) {
+        let s = self.state.snapshot();
+        // An account removed since the last save: its entries go with the next write even if nothing else changed.
+        if !self.viewings.dirty() && self.viewings.read(|b| b.has_stale_account(|a| s.account(a).is_some())) {
+            self.viewings.mark_dirty();
+        }
+        if !self.viewings.dirty() {
+            return;
+        }
+        self.viewings.save(
+            |a| s.account(a).is_some(),
+            |t| self.item(t.item).is_some_and(|i| Catalog::target(&i) == t),
+        );
     }
 
     /// The watchdog's library-watcher heartbeat: bumped by the watcher's coalescer thread; resting when
