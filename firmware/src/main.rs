@@ -33,6 +33,7 @@ serve options:
   --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
   --slots FILE           run as if booted from a slot: FILE (TOML) names board, booted (A|B), bootstate,
                          a, b (partitions or files) and confirm_after_secs (tests; hosts on a disk image)
+  --gdm-port PORT        the UDP port of GDM discovery for Plex apps (default 32414; 0 = off)
   --acme-root FILE       also trust these PEM roots for the ACME CA's own HTTPS (a test CA such as Pebble;
                          Let's Encrypt's ISRG roots are built in)
 

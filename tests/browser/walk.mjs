@@ -5,7 +5,7 @@
 // address is outside the server's subnets, created by ./run; used for the "claim from elsewhere" screen).
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import net from 'node:net';
@@ -169,7 +169,24 @@ try {
     await page.fill('#newlib-folder', 'relative/path');
     await page.click('#newlib-submit');
     assert.match(await text('#newlib-folder-err'), /full path/);
-    await page.fill('#newlib-folder', media);
+    // The folder picker instead of typing: from the roots (media mounts first, then /) down to the media folder.
+    await page.fill('#newlib-folder', '');
+    await page.click('#newlib-folder-browse');
+    const pick = '#newlib-folder-pick';
+    await page.locator(`${pick} button[data-path="/"]`).click();
+    const real = realpathSync(media);
+    let at = '';
+    for (const seg of real.split('/').filter(Boolean)) {
+      at += '/' + seg;
+      await page.locator(`${pick} button[data-path="${at}"]`).click();
+      await page.waitForFunction(([sel, p]) => document.querySelector(sel + ' .hint')?.textContent === 'In ' + p, [pick, at]);
+    }
+    assert.match(await text(`${pick} button[data-path="${dirname(real)}"]`), /Up to/);
+    await shot('02-folder-picker');
+    await page.click('#newlib-folder-use');
+    assert.equal(await page.inputValue('#newlib-folder'), real);
+    assert.equal(await page.isHidden(pick), true);
+    // A member or friend never gets this far: the API is the owner's (firmware/tests/folders.rs).
     await page.click('#newlib-submit');
     await page.locator('[data-lib] h3', { hasText: 'Films' }).waitFor();
     await page.waitForFunction(() => /Scan finished: [1-9]/.test(document.querySelector('[data-lib] .progress')?.textContent || ''), null, { timeout: 30000 });
