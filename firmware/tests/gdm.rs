@@ -117,6 +117,7 @@ fn a_taken_gdm_port_leaves_the_server_serving() {
     // The holder got the search, not Hearth; Hearth still serves HTTP.
     holder.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 64];
-    assert_eq!(&buf[..holder.recv_from(&mut buf).unwrap().0], SEARCH);
+    let (n, _) = holder.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], SEARCH);
     assert_eq!(srv.json("GET", "/identity", &[], None).0, 200);
 }

@@ -1,7 +1,7 @@
 //! The owner's folder picker: `GET /api/v1/folders?path=<absolute path>[&hidden=1]` (`Access::Owner`).
 //!
 //! Without `path`: the roots, the media mounts first (file systems mounted at or below `/media`, `/mnt`,
-//! `/srv` or `/run/media`, at most three levels deep: what init mounts from the board's `[media]`, a USB disk
+//! `/srv` or `/run/media`, at most two levels below them: what init mounts from the board's `[media]`, a USB disk
 //! a desktop mounted), then `/`. With `path`: its sub-folders (never files), sorted by name, at most
 //! [`MAX_LISTED`] (`truncated` says when there were more, or when more than [`MAX_READ`] entries were
 //! read), folders starting with a dot only with `hidden=1`, and the parent (`null` at `/`).
@@ -158,8 +158,8 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The media mounts in `/proc/self/mountinfo` text: disk file systems mounted at or below [`MEDIA_PLACES`], at
-/// most three segments deep, sorted.
+/// The media mounts in `/proc/self/mountinfo` text: disk file systems mounted at or at most two levels below
+/// [`MEDIA_PLACES`], sorted.
 pub fn media_mounts(mountinfo: &str) -> Vec<String> {
     let mut out: Vec<String> = mountinfo
         .lines()
@@ -167,9 +167,12 @@ pub fn media_mounts(mountinfo: &str) -> Vec<String> {
             let (left, right) = line.split_once(" - ")?;
             let point = unescape(left.split(' ').nth(4)?);
             let fs = right.split(' ').next()?;
-            let placed = MEDIA_PLACES.iter().any(|p| point == *p || point.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
-            let depth = point.split('/').filter(|s| !s.is_empty()).count();
-            (placed && depth <= 3 && DISK_FS.contains(&fs)).then_some(point)
+            // At the place or at most two levels below it (`/media/<user>/<disk>`).
+            let placed = MEDIA_PLACES.iter().any(|p| {
+                point == *p
+                    || point.strip_prefix(p).is_some_and(|r| r.starts_with('/') && r.split('/').filter(|s| !s.is_empty()).count() <= 2)
+            });
+            (placed && DISK_FS.contains(&fs)).then_some(point)
         })
         .collect();
     out.sort();
