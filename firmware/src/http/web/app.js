@@ -406,13 +406,14 @@ function picker(id) {
   async function open(path) {
     const r = await api('GET', 'folders' + (path ? '?path=' + encodeURIComponent(path) : ''));
     const d = r.ok ? r.data : {};
-    box.replaceChildren(
+    box.replaceChildren(...[
       r.ok ? p(d.path ? 'In ' + d.path : 'Media disks first, then the whole server.', 'hint') : p(r.msg, 'err'),
       h('ul', null, d.parent ? go('\u2191 Up to ' + d.parent, d.parent) : path ? go('All places', '') : null,
         (d.folders || []).map(f => go((f.media ? '\u{1F5B4} ' : '') + f.name + (f.link ? ' \u2192 ' + f.path : ''), f.path))),
-      d.truncated ? p('Only the first ' + d.folders.length + ' folders are listed.', 'hint') : null,
-      h('div', { class: 'row' }, d.path ? h('button', { type: 'button', id: id + '-use', onclick: () => { $('#' + id).value = d.path; box.hidden = true; } }, 'Use this folder') : null,
-        h('button', { type: 'button', class: 'quiet', onclick: () => { box.hidden = true; } }, 'Close')));
+      d.folders && !d.folders.length && p('No folders inside.', 'mut'),
+      d.truncated && p('Only the first ' + d.folders.length + ' folders are listed.', 'hint'),
+      h('div', { class: 'row' }, d.path ? h('button', { type: 'button', id: id + '-use', onclick: () => { const i = $('#' + id); i.value = d.path; setErr(i, ''); box.hidden = true; } }, 'Use this folder') : null,
+        h('button', { type: 'button', class: 'quiet', onclick: () => { box.hidden = true; } }, 'Close'))].filter(Boolean));
   }
   return h('div', null, h('button', { type: 'button', class: 'quiet', id: id + '-browse', onclick: () => {
     box.hidden = false; const v = $('#' + id).value.trim(); open(v.startsWith('/') ? v : '').catch(handleFatal);
