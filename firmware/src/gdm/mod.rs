@@ -28,13 +28,14 @@ use tokio::sync::watch;
 
 /// How long GDM waits before it tries a port that was taken again.
 pub const RETRY: Duration = Duration::from_secs(30);
-/// The heartbeat tick; the interfaces and the host name are looked at again every [`IFACE_POLL`].
-const TICK: Duration = Duration::from_secs(1);
+/// The heartbeat tick (twice a second, as DLNA's: fresh within the shortest watchdog half-timeout the tests use,
+/// 1 s); the interfaces and the host name are looked at again every [`IFACE_POLL`].
+const TICK: Duration = Duration::from_millis(500);
 const IFACE_POLL: Duration = Duration::from_secs(15);
 
 /// Start GDM beside the HTTP server: `listen` is the server's `--listen` address (its port is the one said in
-/// answers), `udp_port` the GDM port (32414; 0 = off). `beat` (the watchdog's GDM heartbeat) is bumped every
-/// second while GDM answers and rests while it is off.
+/// answers), `udp_port` the GDM port (32414; 0 = off). `beat` (the watchdog's GDM heartbeat) is bumped twice
+/// a second while GDM answers and rests while it is off.
 pub fn spawn(
     state: Handle,
     guard: Arc<Guard>,
