@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -287,6 +288,7 @@ def gdm_in_netns(binary):
     for cmd in (["ip", "link", "set", "lo", "up"],
                 ["ip", "link", "add", "gdm0", "type", "veth", "peer", "name", "gdm1"],
                 ["ip", "addr", "add", "10.77.0.1/24", "dev", "gdm0"],
+                ["ip", "addr", "add", "10.88.0.1/24", "dev", "gdm1"],
                 ["ip", "link", "set", "gdm1", "up"],
                 ["ip", "link", "set", "gdm0", "up", "multicast", "on"],
                 ["ip", "route", "add", "239.0.0.0/8", "dev", "gdm0"]):
@@ -325,7 +327,35 @@ def gdm_in_netns(binary):
         # (One answer so far: this source has three more before its rate holds it back, so silence is the rule's.)
         scan.scan()
         assert scan.entries == [], f"a source outside the LAN networks was answered: {scan.entries}"
-        print("plexapi GDM scan: OK (nothing before the claim, nothing to a source outside the LAN)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # --listen on the other end of the pair: GDM stays on that interface, and the group's searches on gdm0 go
+    # unanswered.
+    proc = subprocess.Popen([binary, "--listen", "10.88.0.1:0", "--data-dir", os.path.join(work, "data2")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        base = "http://10.88.0.1:" + re.search(r":(\d+)/web/", line).group(1)
+        TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
+        # On, there: a unicast search to 10.88.0.1:32414 is answered ...
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.settimeout(0.3)
+        deadline, answer = time.time() + 10, b""
+        while not answer and time.time() < deadline:
+            probe.sendto(b"M-SEARCH * HTTP/1.0", ("10.88.0.1", 32414))
+            try:
+                answer = probe.recvfrom(1024)[0]
+            except socket.timeout:
+                pass
+        probe.close()
+        assert answer.startswith(b"HTTP/1.0 200 OK"), answer
+        # ... and the multicast scan, which leaves by gdm0, finds nothing.
+        scan.scan()
+        scan.scan()
+        assert scan.entries == [], f"GDM bound to 10.88.0.1 answered a search on another interface: {scan.entries}"
+        print("plexapi GDM scan: OK (nothing before the claim, nothing to a source outside the LAN, "
+              "nothing on an interface --listen does not name)")
         return 0
     finally:
         proc.terminate()
