@@ -100,7 +100,7 @@ pub async fn run(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY) => {}
-                    _ = stop.changed() => {}
+                    r = stop.changed() => if r.is_err() { return },
                 }
                 continue;
             }
@@ -127,7 +127,7 @@ async fn wait_until_claimed(rx: &mut watch::Receiver<Arc<State>>, stop: &mut wat
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return false },
-            _ = stop.changed() => {}
+            r = stop.changed() => if r.is_err() { return false },
         }
     }
 }
