@@ -15,9 +15,11 @@
 //!   profiles, network bring-up, watchdog, reset reasons.
 //! - [`wire`]: HTTP/1.1 framing below the rooms that speak it: the request head parsed once, HTTP dates,
 //!   percent-decoding and XML escaping.
+//! - [`gdm`]: Plex's LAN discovery (GDM) on UDP 32414, while claimed, to LAN sources.
 //! - [`update`]: signed bundles, the two boot slots, U-Boot's boot state, confirm and rollback.
 
 pub mod dlna;
+pub mod gdm;
 pub mod auth;
 pub mod command;
 pub mod http;

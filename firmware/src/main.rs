@@ -34,6 +34,7 @@ serve options:
   --watch-state-batch-secs N  write the watch-state file at most every N seconds (default 30)
   --slots FILE           run as if booted from a slot: FILE (TOML) names board, booted (A|B), bootstate,
                          a, b (partitions or files) and confirm_after_secs (tests; hosts on a disk image)
+  --gdm-port PORT        the UDP port of GDM discovery for Plex apps (default 32414; 0 = off)
   --acme-root FILE       also trust these PEM roots for the ACME CA's own HTTPS (a test CA such as Pebble;
                          Let's Encrypt's ISRG roots are built in)
 

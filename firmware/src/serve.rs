@@ -55,6 +55,8 @@ pub struct Config {
     pub acme_root: Option<PathBuf>,
     /// `--watch-state-batch-secs`: the watch-state file is written at most this often (library::viewing).
     pub watch_state_batch: std::time::Duration,
+    /// `--gdm-port PORT`: the UDP port of GDM discovery (32414, where Plex apps look; 0 = off; tests pick another).
+    pub gdm_port: u16,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             slots: None,
             acme_root: None,
             watch_state_batch: crate::library::viewing::batch(),
+            gdm_port: crate::gdm::search::PORT,
         }
     }
 }
@@ -101,6 +104,10 @@ impl Config {
                 Long("format") => cfg.format = true,
                 Long("slots") => cfg.slots = Some(p.value().map_err(e)?.into()),
                 Long("acme-root") => cfg.acme_root = Some(p.value().map_err(e)?.into()),
+                Long("gdm-port") => {
+                    let v = p.value().map_err(e)?.string().map_err(e)?;
+                    cfg.gdm_port = v.parse().map_err(|_| format!("--gdm-port wants a UDP port (0 to 65535; 0 = off), not {v:?}"))?;
+                }
                 Long("remote-methods") => {
                     let v = p.value().map_err(e)?.string().map_err(e)?;
                     cfg.remote_methods = crate::remote::mapping::parse_methods(&v)?;
@@ -257,8 +264,12 @@ pub fn run(cfg: Config) -> ExitCode {
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
     crate::library::viewing::set_batch(cfg.watch_state_batch);
     let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, acme_root: cfg.acme_root, ..Default::default() };
+    GDM_PORT.store(cfg.gdm_port, std::sync::atomic::Ordering::Relaxed);
     serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), crate::system::logging::wait_for_signal()).await
 }
+
+/// The GDM port of this process's server: `--gdm-port` in serve mode, 32414 in init mode.
+static GDM_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(crate::gdm::search::PORT);
 
 /// How long a heartbeat may stay quiet on a host without systemd's `WATCHDOG_USEC` before it is reported
 /// (half of this; nothing resets a host, the log and the System screen say which part stopped).
@@ -389,6 +400,7 @@ struct Watch {
     store: watchdog::Beat,
     remote: watchdog::Beat,
     dlna: watchdog::Beat,
+    gdm: watchdog::Beat,
     watcher: watchdog::Beat,
     workers: Vec<(tokio::task::JoinHandle<()>, watchdog::Beat)>,
     notify: Option<watchdog::Notify>,
@@ -405,6 +417,7 @@ impl Watch {
         let store = beats.register("store writer");
         let remote = beats.register("remote access");
         let dlna = beats.register("DLNA");
+        let gdm = beats.register("GDM");
         let watcher = beats.register("library watcher");
         let workers = crate::system::workers::Workers::get().beat(&beats);
         {
@@ -422,7 +435,7 @@ impl Watch {
         let canary = tokio::spawn(runtime_canary(canary, sup.stall_after, sup.panic_after, sup.milestones));
         let period = (sup.timeout / 4).max(Duration::from_millis(500));
         let probe = tokio::spawn(listener_probe(probe_at, listener.clone(), period, sup.milestones));
-        Watch { listener, store, remote, dlna, watcher, workers, notify, petter, canary, probe }
+        Watch { listener, store, remote, dlna, gdm, watcher, workers, notify, petter, canary, probe }
     }
 
     /// The parts stop now: their beats rest so the watchdog keeps petting while the stop runs its course (the
@@ -430,7 +443,7 @@ impl Watch {
     async fn rest_parts(&mut self) {
         self.probe.abort();
         crate::system::workers::Workers::rest(std::mem::take(&mut self.workers)).await;
-        for b in [&self.listener, &self.remote, &self.dlna, &self.watcher] {
+        for b in [&self.listener, &self.remote, &self.dlna, &self.gdm, &self.watcher] {
             b.rest();
         }
     }
@@ -443,6 +456,7 @@ struct Serving {
     server: tokio::task::JoinHandle<()>,
     remote: tokio::task::JoinHandle<()>,
     dlna: tokio::task::JoinHandle<()>,
+    gdm: tokio::task::JoinHandle<()>,
 }
 
 impl Serving {
@@ -460,8 +474,12 @@ impl Serving {
         let remote = tokio::spawn(crate::remote::run(handle.clone(), ctx.remote.clone(), remote_cfg, stop.subscribe(), watch.remote.clone()));
         // DLNA (issue 5): follows "DLNA effectively on"; on stop it says byebye and closes its ports. It stays on the
         // interface of --listen (127.0.0.1 in tests: no SSDP leaves the host). It shows the library catalog of `ctx`.
-        let dlna = crate::dlna::spawn(handle, ctx.library.clone(), listen.ip(), ctx.streams.clone(), stop.subscribe(), watch.dlna.clone());
-        Serving { ctx, stop, server, remote, dlna }
+        let dlna = crate::dlna::spawn(handle.clone(), ctx.library.clone(), listen.ip(), ctx.streams.clone(), stop.subscribe(), watch.dlna.clone());
+        // GDM (issue 20): answers Plex apps' LAN searches while claimed, on the interface of --listen, saying the
+        // HTTP port the listener got.
+        let gdm_port = GDM_PORT.load(std::sync::atomic::Ordering::Relaxed);
+        let gdm = crate::gdm::spawn(handle, ctx.auth.clone(), listen, local.port(), gdm_port, stop.subscribe(), watch.gdm.clone());
+        Serving { ctx, stop, server, remote, dlna, gdm }
     }
 
     /// Stop accepting and wait (5 s each) for the server, remote access (which deletes its mapping from the
@@ -471,6 +489,7 @@ impl Serving {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.remote).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.dlna).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.gdm).await;
         self.ctx.auth.flush_last_seen(&self.ctx.state).await;
         // The last batch of watch state (library::viewing): written now, not lost with the process.
         let library = self.ctx.library.clone();

@@ -21,6 +21,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("stream", &["library", "state", "system", "wire", "calendar"]),
     ("dlna", &["library", "stream", "auth", "state", "system", "wire", "calendar"]),
     ("auth", &["state", "system", "wire"]),
+    // Plex's GDM discovery on UDP 32414: the access rule, the state, interfaces and the watchdog's beat.
+    ("gdm", &["auth", "state", "system"]),
     ("library", &["state", "system"]),
     ("remote", &["state", "system"]),
     // Signed bundles, the slots, U-Boot's boot state, confirm and rollback (issue 19).

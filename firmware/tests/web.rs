@@ -42,7 +42,7 @@ fn browsers_get_the_page_with_its_guards_and_api_clients_do_not() {
         assert!(head.contains("content-security-policy:"), "{head}");
         total += body.len();
     }
-    assert!(total < 64 * 1024, "the page is {total} bytes");
+    assert!(total < hearth::http::web::BUDGET, "the page is {total} bytes");
 
     // A browser revalidating its cached copy gets 304 and no body while the firmware is the same.
     let (_, head, _) = srv.call("GET", "/web/app.js", &[], None);

@@ -5,7 +5,7 @@
 // address is outside the server's subnets, created by ./run; used for the "claim from elsewhere" screen).
 import { chromium } from 'playwright-core';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import net from 'node:net';
@@ -129,7 +129,8 @@ try {
   const weight = perf.html + perf.assets.reduce((a, [, n]) => a + n, 0);
   console.log(`PAGE WEIGHT: ${weight} bytes (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
   console.log(`FIRST PAINT: ${perf.paint['first-paint']?.toFixed(1)} ms, first contentful paint ${perf.paint['first-contentful-paint']?.toFixed(1)} ms, DOMContentLoaded ${perf.dcl.toFixed(1)} ms`);
-  assert.ok(weight > 0 && weight < 64 * 1024, 'page weight under 64 KiB');
+  // The budget of firmware/src/http/web/mod.rs (BUDGET): 64 KiB + 2 KiB for the folder picker (issue 20 part 6).
+  assert.ok(weight > 0 && weight < 66 * 1024, 'page weight under 66 KiB');
   // The machine is shared: five repeat loads in new tabs (cached files revalidated), median printed beside the first.
   const fcps = [];
   for (let i = 0; i < 5; i++) {
@@ -169,7 +170,26 @@ try {
     await page.fill('#newlib-folder', 'relative/path');
     await page.click('#newlib-submit');
     assert.match(await text('#newlib-folder-err'), /full path/);
-    await page.fill('#newlib-folder', media);
+    // The folder picker instead of typing: from the roots (media mounts first, then /) down to the media folder.
+    await page.fill('#newlib-folder', '');
+    await page.click('#newlib-folder-browse');
+    const pick = '#newlib-folder-pick';
+    await page.locator(`${pick} button[data-path="/"]`).click();
+    const real = realpathSync(media);
+    let at = '';
+    for (const seg of real.split('/').filter(Boolean)) {
+      at += '/' + seg;
+      await page.locator(`${pick} button[data-path="${at}"]`).click();
+      await page.waitForFunction(([sel, p]) => document.querySelector(sel + ' .hint')?.textContent === 'In ' + p, [pick, at]);
+    }
+    assert.match(await text(`${pick} button[data-path="${dirname(real)}"]`), /Up to/);
+    assert.match(await text(`${pick} .mut`), /No folders inside/);
+    await shot('02-folder-picker');
+    await page.click('#newlib-folder-use');
+    assert.equal(await page.inputValue('#newlib-folder'), real);
+    assert.equal(await page.isHidden(pick), true);
+    assert.equal(await text('#newlib-folder-err'), '', 'the earlier "full path" complaint is gone');
+    // A member or friend never gets this far: the API is the owner's (firmware/tests/folders.rs).
     await page.click('#newlib-submit');
     await page.locator('[data-lib] h3', { hasText: 'Films' }).waitFor();
     await page.waitForFunction(() => /Scan finished: [1-9]/.test(document.querySelector('[data-lib] .progress')?.textContent || ''), null, { timeout: 30000 });
@@ -336,7 +356,9 @@ try {
   await go('#devices');
   const myRow = page.locator('tr[data-device]').filter({ has: page.locator('label', { hasText: 'this browser' }) });
   await myRow.locator('input').fill('Kitchen laptop');
-  await myRow.getByRole('button', { name: 'Rename' }).click();
+  // Wait for the PATCH itself: the field already holds the new name, so the checks below could run before it.
+  await Promise.all([page.waitForResponse(r => /\/api\/v1\/devices\/\d+$/.test(r.url()) && r.request().method() === 'PATCH'),
+    myRow.getByRole('button', { name: 'Rename' }).click()]);
   await page.locator('tr[data-device] input').first().waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('tr[data-device] input')].some(i => i.value === 'Kitchen laptop'));
   assert.ok((await apiGet('devices', ownerToken)).data.devices.some(d => d.name === 'Kitchen laptop'));

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -352,5 +353,99 @@ def check_search_and_recently_added(plex, sections):
     print(f"plexapi search and recently added: OK ({len(recent)} recently added)")
 
 
+def gdm_scan(binary):
+    """GDM (issue 20 part 5): plexapi.gdm.GDM().scan() finds Hearth by multicast on 239.0.0.250:32414, with the
+    server's id and HTTP port; not before the claim, and not once the source is outside the LAN networks. Runs in a
+    network namespace of its own (unshare -n; needs root): there a veth pair carries the group (loopback has no
+    multicast route) and no other program's 32414 (a Plex server, other tests' servers) can answer. Hearth listens
+    on every address, as on the box: GDM joins the group on every LAN interface."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        print("plexapi GDM scan: SKIPPED (needs root, unshare and ip for a network namespace)")
+        return 0
+    return subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__), "--gdm-in-netns", binary]).returncode
+
+
+def gdm_in_netns(binary):
+    from plexapi.gdm import GDM
+    for cmd in (["ip", "link", "set", "lo", "up"],
+                ["ip", "link", "add", "gdm0", "type", "veth", "peer", "name", "gdm1"],
+                ["ip", "addr", "add", "10.77.0.1/24", "dev", "gdm0"],
+                ["ip", "addr", "add", "10.88.0.1/24", "dev", "gdm1"],
+                ["ip", "link", "set", "gdm1", "up"],
+                ["ip", "link", "set", "gdm0", "up", "multicast", "on"],
+                ["ip", "route", "add", "239.0.0.0/8", "dev", "gdm0"]):
+        subprocess.run(cmd, check=True)
+    work = tempfile.mkdtemp(prefix="hearth-gdm-")
+    proc = subprocess.Popen([binary, "--listen", "0.0.0.0:0", "--data-dir", os.path.join(work, "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r":(\d+)/web/", line)
+        assert m, f"no port in Hearth's line {line!r}"
+        port = m.group(1)
+        base = f"http://127.0.0.1:{port}"
+        scan = GDM()
+        scan.scan()
+        assert scan.entries == [], f"an unclaimed server answered GDM: {scan.entries}"
+        TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
+        deadline = time.time() + 10
+        while not scan.entries and time.time() < deadline:
+            scan.scan()
+        assert len(scan.entries) == 1, f"GDM scan after the claim: {scan.entries}"
+        found = scan.entries[0]
+        ident = json.loads(urllib.request.urlopen(
+            urllib.request.Request(base + "/identity", headers={"Accept": "application/json"})).read())
+        data = found["data"]
+        assert data["Content-Type"] == "plex/media-server", data
+        assert data["Resource-Identifier"] == ident["MediaContainer"]["machineIdentifier"], data
+        assert data["Port"] == port, data
+        assert found["from"] == ("10.77.0.1", 32414), found
+        # What a client does next: connect to the address and port the scan found.
+        plex = PlexServer(f"http://{found['from'][0]}:{data['Port']}", TOKEN["value"])
+        assert plex.machineIdentifier == data["Resource-Identifier"]
+        print(f"plexapi GDM scan: found {data['Name']!r} at {found['from'][0]}:{data['Port']}")
+        # The owner's LAN networks leave 10.77.0.0/24 out: the same scan finds nothing.
+        api(base, "PUT", "/api/v1/settings/network", {"lan_networks": ["192.0.2.0/24"]})
+        # (One answer so far: this source has three more before its rate holds it back, so silence is the rule's.)
+        scan.scan()
+        assert scan.entries == [], f"a source outside the LAN networks was answered: {scan.entries}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # --listen on the other end of the pair: GDM stays on that interface, and the group's searches on gdm0 go
+    # unanswered.
+    proc = subprocess.Popen([binary, "--listen", "10.88.0.1:0", "--data-dir", os.path.join(work, "data2")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        base = "http://10.88.0.1:" + re.search(r":(\d+)/web/", line).group(1)
+        TOKEN["value"] = api(base, "POST", "/api/v1/claim", {"name": "Owner", "password": "films and shows"})["token"]
+        # On, there: a unicast search to 10.88.0.1:32414 is answered ...
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.settimeout(0.3)
+        deadline, answer = time.time() + 10, b""
+        while not answer and time.time() < deadline:
+            probe.sendto(b"M-SEARCH * HTTP/1.0", ("10.88.0.1", 32414))
+            try:
+                answer = probe.recvfrom(1024)[0]
+            except socket.timeout:
+                pass
+        probe.close()
+        assert answer.startswith(b"HTTP/1.0 200 OK"), answer
+        # ... and the multicast scan, which leaves by gdm0, finds nothing.
+        scan.scan()
+        scan.scan()
+        assert scan.entries == [], f"GDM bound to 10.88.0.1 answered a search on another interface: {scan.entries}"
+        print("plexapi GDM scan: OK (nothing before the claim, nothing to a source outside the LAN, "
+              "nothing on an interface --listen does not name)")
+        return 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1] == "--gdm-in-netns":
+        sys.exit(gdm_in_netns(sys.argv[2]))
+    sys.exit(main() or gdm_scan(sys.argv[1]))

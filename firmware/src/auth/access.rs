@@ -18,6 +18,7 @@
 //! | `Owner` | 403 | owner token or API token scope admin |
 //! | `Item(i)` | 403 | like `Libraries`, and the item's library among those the caller sees; else 404 as if missing |
 //! | `Dlna(via)` | LAN origins only, while DLNA is effectively on | the same (no tokens: DLNA has none) |
+//! | `Gdm` | nothing (403: no name, no id before the claim) | LAN origins only (no tokens: a GDM search has none) |
 //!
 //! What a caller sees ([`Caller::sees`], computed here and nowhere else): the owner, API tokens and bypass
 //! networks every library; Home members and friends the libraries shared with them; DLNA the libraries the
@@ -65,6 +66,8 @@ pub enum Access {
     Item(Section),
     /// A DLNA renderer or control point, through one of DLNA's doors.
     Dlna(Via),
+    /// A Plex client's GDM search on UDP 32414 (the `gdm` room): answered while claimed, to LAN origins.
+    Gdm,
 }
 
 /// Which DLNA door a request came through.
@@ -175,6 +178,8 @@ pub enum Denial {
     DlnaLanOnly,
     /// 403: DLNA is off (switched off, safe mode, or the server became secured and the owner did not re-enable it).
     DlnaOff,
+    /// 403: GDM discovery answers sources on the local network only.
+    GdmLanOnly,
 }
 
 impl Denial {
@@ -186,7 +191,8 @@ impl Denial {
             | Denial::Forbidden
             | Denial::NotShared
             | Denial::DlnaLanOnly
-            | Denial::DlnaOff => 403,
+            | Denial::DlnaOff
+            | Denial::GdmLanOnly => 403,
             Denial::NoSuchItem => 404,
             Denial::AlreadyClaimed => 409,
             Denial::SignInRequired | Denial::MalformedToken | Denial::SignInAgain => 401,
@@ -211,6 +217,7 @@ impl Denial {
             Denial::NoSuchItem => "There is no item with that id.",
             Denial::DlnaLanOnly => "DLNA answers devices on the local network only.",
             Denial::DlnaOff => "DLNA is off on this server.",
+            Denial::GdmLanOnly => "Plex apps find this server by discovery on the local network only; elsewhere, connect by address.",
         }
     }
 }
@@ -270,6 +277,8 @@ pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &Stat
         }
         _ if !state.is_claimed() => return Err(Denial::NotClaimed),
         Access::SignIn => return Ok(Caller::Anyone),
+        // GDM has no tokens; the same LAN rule as every other door. Before the claim the arm above refused it.
+        Access::Gdm => return if origin.lan { Ok(Caller::Anyone) } else { Err(Denial::GdmLanOnly) },
         _ => {}
     }
     let caller = match *identity {
@@ -333,7 +342,7 @@ pub fn decide(access: Access, identity: &Identity, origin: &Origin, state: &Stat
         (Access::Owner, Caller::Account { role, .. }) => role == Role::Owner,
         (Access::Owner, Caller::Tool { scope, .. }) => scope == Scope::Admin,
         (_, Caller::Anyone | Caller::Bypass | Caller::Dlna { .. }) => false,
-        (Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_), _) => true,
+        (Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_) | Access::Gdm, _) => true,
     };
     if ok { Ok(caller) } else { Err(Denial::Forbidden) }
 }

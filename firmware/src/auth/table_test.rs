@@ -198,7 +198,7 @@ fn expected(access: Access, library: Option<u8>, who: Who, lan: bool, mode: Mode
         Access::Refresh(_) => matches!(who, Who::Owner | Who::Tool(Scope::RefreshLibrary | Scope::Admin)),
         Access::Owner => matches!(who, Who::Owner | Who::Tool(Scope::Admin)),
         Access::Item(s) => return item_answer(matches!(who, Who::Owner | Who::Tool(_)) || shared_with(s)),
-        Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_) => unreachable!("not an HTTP route class"),
+        Access::Public | Access::Claim | Access::SignIn | Access::Dlna(_) | Access::Gdm => unreachable!("not an HTTP route class"),
     };
     if admitted { 200 } else { 403 }
 }

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod deadline;
 pub mod doors;
 pub mod exchange;
+pub mod folders;
 pub mod ktls;
 pub mod libraries;
 pub mod plex;

@@ -162,6 +162,8 @@ pub static ROUTES: &[Route] = &[
     route!(DELETE "/api/v1/libraries/{id}/folders", Access::Owner, super::libraries::remove_folder),
     route!(POST "/api/v1/libraries/{id}/refresh", Access::Refresh(Section::Param("id")), super::libraries::refresh),
     route!(GET "/api/v1/libraries/{id}/progress", Access::Refresh(Section::Param("id")), super::libraries::progress),
+    // The owner's folder picker for new libraries (folders.rs): sub-folders only, read off the worker.
+    route!(GET "/api/v1/folders", Access::Owner, super::folders::folders),
     route!(GET "/api/v1/streams", Access::Owner, super::libraries::streams),
     route!(GET "/api/v1/bandwidth", Access::Owner, super::libraries::bandwidth),
     route!(PUT "/api/v1/bandwidth", Access::Owner, super::libraries::set_bandwidth),

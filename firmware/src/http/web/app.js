@@ -399,6 +399,26 @@ function progressText(pr) {
   const probs = pr.problems && pr.problems.length ? ' Problems: ' + pr.problems.join('; ') : '';
   return (pr.scans ? 'Scan finished: ' + pr.files_seen + ' files in ' + (pr.last_scan_ms / 1000).toFixed(1) + ' s.' : 'Not scanned yet.') + probs;
 }
+// The folder picker (GET folders, owner only): click a folder to go in, "Use this folder" fills the field `id`.
+function picker(id) {
+  const box = h('div', { class: 'box picker', id: id + '-pick', hidden: true });
+  const go = (label, path, cls) => h('li', null, h('button', { type: 'button', class: cls || 'quiet', 'data-path': path, onclick: () => open(path) }, label));
+  async function open(path) {
+    const r = await api('GET', 'folders' + (path ? '?path=' + encodeURIComponent(path) : ''));
+    const d = r.ok ? r.data : {};
+    box.replaceChildren(...[
+      r.ok ? p(d.path ? 'In ' + d.path : 'Media disks first, then the whole server.', 'hint') : p(r.msg, 'err'),
+      h('ul', null, d.parent ? go('\u2191 Up to ' + d.parent, d.parent) : path ? go('All places', '') : null,
+        (d.folders || []).map(f => go((f.media ? '\u{1F5B4} ' : '') + f.name + (f.link ? ' \u2192 ' + f.path : ''), f.path))),
+      d.folders && !d.folders.length && p('No folders inside.', 'mut'),
+      d.truncated && p('Only the first ' + d.folders.length + ' folders are listed.', 'hint'),
+      h('div', { class: 'row' }, d.path ? h('button', { type: 'button', id: id + '-use', onclick: () => { const i = $('#' + id); i.value = d.path; setErr(i, ''); box.hidden = true; } }, 'Use this folder') : null,
+        h('button', { type: 'button', class: 'quiet', onclick: () => { box.hidden = true; } }, 'Close'))].filter(Boolean));
+  }
+  return h('div', null, h('button', { type: 'button', class: 'quiet', id: id + '-browse', onclick: () => {
+    box.hidden = false; const v = $('#' + id).value.trim(); open(v.startsWith('/') ? v : '').catch(handleFatal);
+  } }, 'Browse\u2026'), box);
+}
 async function libraries(live) {
   const d = await need('libraries');
   if (d.missing) return show('Libraries', notYet('Libraries'));
@@ -448,6 +468,7 @@ async function libraries(live) {
     { id: 'newlib-name', label: 'Name', required: true, check: nameCheck },
     { id: 'newlib-kind', label: 'Kind', type: 'select', options: KINDS },
     { id: 'newlib-folder', label: 'Folder on the server', placeholder: '/srv/media/films', required: true, check: folderCheck },
+    picker('newlib-folder'),
   ], 'Add library', async f => {
     const r = await api('POST', 'libraries', { name: val(f, 'newlib-name').trim(), kind: val(f, 'newlib-kind'), folders: [val(f, 'newlib-folder').trim()] });
     if (!r.ok) return r.msg; f.reset(); reload();

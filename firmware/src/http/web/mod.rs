@@ -19,8 +19,9 @@ pub const APP_CSS: &str = include_str!("app.css");
 /// The setup page's script, served at `/web/app.js`.
 pub const APP_JS: &str = include_str!("app.js");
 
-/// The whole page, all files, must stay under 64 KiB (issue 7).
-pub const BUDGET: usize = 64 * 1024;
+/// The whole page, all files, must stay under 64 KiB (issue 7), plus 2 KiB for the owner's folder picker in the
+/// "add a library" form (issue 20 part 6: 1.9 KB of script and style).
+pub const BUDGET: usize = 66 * 1024;
 
 /// Content-Security-Policy of every page file: only our own origin, no inline script or style, no framing
 /// (CSP Level 3 `frame-ancestors`), no plugins, no `<base>` rewriting, forms post only to us.
