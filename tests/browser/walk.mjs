@@ -129,7 +129,7 @@ try {
   const weight = perf.html + perf.assets.reduce((a, [, n]) => a + n, 0);
   console.log(`PAGE WEIGHT: ${weight} bytes (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
   console.log(`FIRST PAINT: ${perf.paint['first-paint']?.toFixed(1)} ms, first contentful paint ${perf.paint['first-contentful-paint']?.toFixed(1)} ms, DOMContentLoaded ${perf.dcl.toFixed(1)} ms`);
-  assert.ok(weight > 0 && weight < 64 * 1024, 'page weight under 64 KiB');
+  assert.ok(weight > 0 && weight < 96 * 1024, 'page weight under 96 KiB (web/mod.rs BUDGET)');
   // The machine is shared: five repeat loads in new tabs (cached files revalidated), median printed beside the first.
   const fcps = [];
   for (let i = 0; i < 5; i++) {
@@ -420,8 +420,8 @@ try {
   await page.keyboard.type('2468');
   await page.keyboard.press('Enter');
   await page.locator('#who', { hasText: 'Kim (member)' }).waitFor();
-  await page.locator('#title', { hasText: 'Your account' }).waitFor();
-  assert.equal(new URL(page.url()).hash, '#me');
+  await page.locator('#main[data-screen="watch"]').waitFor();
+  assert.equal(new URL(page.url()).hash, '#watch', 'a member lands where people watch');
   assert.equal(await page.isVisible('#nav'), false, 'a member sees no owner settings');
   await shot('13-member');
   await page.setViewportSize({ width: 390, height: 844 });
