@@ -30,7 +30,7 @@ const ff = (...args) => execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'er
 const dir = (...p) => { const d = join(media, ...p); mkdirSync(d, { recursive: true }); return d; };
 const film = join(dir('films'), 'Test Pattern (2020).mp4');
 const av = (secs, tone, out) => ff('-f', 'lavfi', '-i', `testsrc=size=320x240:rate=25:duration=${secs}`, '-f', 'lavfi', '-i', `sine=frequency=${tone}:duration=${secs}`,
-  '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '25', '-c:a', 'aac', '-b:a', '64k', '-shortest', '-movflags', '+faststart', out);
+  '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '32', '-pix_fmt', 'yuv420p', '-g', '25', '-c:a', 'aac', '-b:a', '64k', '-shortest', '-movflags', '+faststart', out);
 av(10, 440, film);
 writeFileSync(film.replace(/\.mp4$/, '.en.srt'), '1\n00:00:00,000 --> 00:00:09,500\nHello from the test pattern\n\n');
 const season = dir('shows', 'Harbour', 'Season 1');
@@ -107,7 +107,7 @@ try {
   assert.ok(plain < 96 * 1024, 'the page stays under its 96 KiB budget');
 
   // ---- a member, in a desktop browser ----
-  ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, viewport: DESK, args: FLAGS });
+  ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, viewport: DESK, hasTouch: true, args: FLAGS });
   page = ctx.pages()[0] || await ctx.newPage();
   watchProblems(page);
   step('the member signs in with a PIN in the page');
@@ -132,7 +132,7 @@ try {
   assert.match(await page.locator('#grid .wcard').innerText(), /Test Pattern\n2020 · 10 s/);
   await page.locator('#grid .wcard').click();
   await view(page, 'item');
-  assert.match(await page.locator('main').innerText(), /2020 · 10 s · .*KB · mp4 \/ h264 \/ aac/);
+  assert.match(await page.locator('main').innerText(), /2020 · 10 s · [\d.]+ [KM]B · mp4 \/ h264 \/ aac/);
   await shot(page, 'w01-item-desktop');
 
   step('play 3 s: the video advances, bytes come through the part route');
@@ -181,17 +181,17 @@ try {
   await view(page, 'group');
   await page.getByRole('link', { name: /Season 1/ }).click();
   await view(page, 'group');
-  assert.equal(await page.locator('#grid .wcard').count(), 2);
+  const eps = await page.locator('#grid .wcard').evaluateAll(as => as.map(a => a.dataset.id));
+  assert.equal(eps.length, 2);
   await page.locator('#grid .wcard').first().click();
   await view(page, 'item');
   await page.click('#wplay');
   await page.locator('#wnext', { hasText: /Next: / }).waitFor();
-  const firstEp = new URL(page.url()).hash;
+  await page.waitForFunction(() => { const v = document.querySelector('#wmedia'); return v && v.duration > 0; });
   await page.evaluate(() => { const v = document.querySelector('#wmedia'); v.currentTime = Math.max(0, v.duration - 0.3); });
-  await page.waitForFunction(h => location.hash !== h && location.hash.endsWith('/play'), firstEp, { timeout: 10000 });
+  await page.waitForFunction(h => location.hash === h, `#watch/m/${eps[1]}/play`, { timeout: 10000 });
   await view(page, 'item');
   await page.waitForFunction(() => { const v = document.querySelector('#wmedia'); return v && v.currentTime > 0; });
-  assert.match(await page.locator('h2').innerText(), /Harbour: .*E?0?2|S01E02|2/);
   await page.keyboard.press('Space');
 
   step('music: artist, album, a track in <audio>');
