@@ -74,6 +74,8 @@ const watchProblems = pg => {
 };
 const shot = async (pg, name) => { const f = join(SHOTS, name + '.png'); await pg.screenshot({ path: f }); shots.push(f); };
 const view = (pg, v) => pg.locator(`#main[data-screen="watch"][data-view="${v}"]`).waitFor();
+// Click something that changes the address, then wait for the new view (hashchange is a later task than the click).
+const open = async (pg, target, v) => { const was = await pg.evaluate(() => location.hash); await target.click(); await pg.waitForFunction(w => location.hash !== w, was); await view(pg, v); };
 const go = async (pg, hash, v) => { await pg.evaluate(x => { location.hash = x; }, hash); await view(pg, v); };
 
 try {
@@ -126,12 +128,10 @@ try {
   await page.locator('#recent .wcard').first().waitFor();
 
   step('browse: a film library, its item');
-  await page.getByRole('link', { name: 'Films' }).click();
-  await view(page, 'section');
+  await open(page, page.getByRole('link', { name: 'Films' }), 'section');
   assert.equal(await page.locator('#grid .wcard').count(), 1);
   assert.match(await page.locator('#grid .wcard').innerText(), /Test Pattern\n2020 · 10 s/);
-  await page.locator('#grid .wcard').click();
-  await view(page, 'item');
+  await open(page, page.locator('#grid .wcard'), 'item');
   assert.match(await page.locator('main').innerText(), /2020 · 10 s · [\d.]+ [KM]B · mp4 \/ h264 \/ aac/);
   await shot(page, 'w01-item-desktop');
 
@@ -165,8 +165,7 @@ try {
   assert.equal(await deck.count(), 1, '"Continue watching" shows the film');
   assert.match(await deck.innerText(), /Test Pattern/);
   await shot(page, 'w03-home-desktop');
-  await deck.click();
-  await view(page, 'item');
+  await open(page, deck, 'item');
   assert.match(await page.locator('#wresume').innerText(), /Resume from 0:0[2-5]/);
   await page.click('#wresume');
   await page.waitForFunction(() => { const v = document.querySelector('#wmedia'); return v && !v.paused && v.readyState >= 3; });
@@ -177,14 +176,11 @@ try {
 
   step('a show: seasons, episodes, next episode');
   await go(page, '#watch/s/' + libs.shows, 'section');
-  await page.getByRole('link', { name: /Harbour/ }).click();
-  await view(page, 'group');
-  await page.getByRole('link', { name: /Season 1/ }).click();
-  await view(page, 'group');
+  await open(page, page.getByRole('link', { name: /Harbour/ }), 'group');
+  await open(page, page.getByRole('link', { name: /Season 1/ }), 'group');
   const eps = await page.locator('#grid .wcard').evaluateAll(as => as.map(a => a.dataset.id));
   assert.equal(eps.length, 2);
-  await page.locator('#grid .wcard').first().click();
-  await view(page, 'item');
+  await open(page, page.locator('#grid .wcard').first(), 'item');
   await page.click('#wplay');
   await page.locator('#wnext', { hasText: /Next: / }).waitFor();
   await page.waitForFunction(() => { const v = document.querySelector('#wmedia'); return v && v.duration > 0; });
@@ -196,24 +192,19 @@ try {
 
   step('music: artist, album, a track in <audio>');
   await go(page, '#watch/s/' + libs.music, 'section');
-  await page.getByRole('link', { name: /Ada Band/ }).click();
-  await view(page, 'group');
-  await page.getByRole('link', { name: /First Light/ }).click();
-  await view(page, 'group');
+  await open(page, page.getByRole('link', { name: /Ada Band/ }), 'group');
+  await open(page, page.getByRole('link', { name: /First Light/ }), 'group');
   assert.equal(await page.locator('#grid .wcard').count(), 2);
-  await page.locator('#grid .wcard').first().click();
-  await view(page, 'item');
+  await open(page, page.locator('#grid .wcard').first(), 'item');
   await page.click('#wplay');
   await page.waitForFunction(() => { const a = document.querySelector('audio#wmedia'); return a && a.currentTime > 0.3; });
   await page.keyboard.press('Space');
 
   step('a photo album opens; next and previous work');
   await go(page, '#watch/s/' + libs.photos, 'section');
-  await page.getByRole('link', { name: /Beach 2024/ }).click();
-  await view(page, 'group');
+  await open(page, page.getByRole('link', { name: /Beach 2024/ }), 'group');
   assert.equal(await page.locator('#grid .wcard').count(), 3);
-  await page.locator('#grid .wcard').first().click();
-  await view(page, 'photo');
+  await open(page, page.locator('#grid .wcard').first(), 'photo');
   const p1 = await page.locator('#main').getAttribute('data-photo');
   await page.waitForFunction(() => document.querySelector('#wphoto').naturalWidth === 640);
   assert.match(await page.locator('#wcap').innerText(), /^1 of 3/);
@@ -254,10 +245,8 @@ try {
   console.log(`FIRST PAINT (phone 390x844): first paint ${paint['first-paint']?.toFixed(0)} ms, first contentful paint ${paint['first-contentful-paint']?.toFixed(0)} ms; "Watch" drawn with its rows ${drawn.toFixed(0)} ms after navigation`);
   await shot(phone, 'w05-home-phone');
   await go(phone, '#watch/s/' + libs.photos, 'section');
-  await phone.getByRole('link', { name: /Beach 2024/ }).click();
-  await view(phone, 'group');
-  await phone.locator('#grid .wcard').first().click();
-  await view(phone, 'photo');
+  await open(phone, phone.getByRole('link', { name: /Beach 2024/ }), 'group');
+  await open(phone, phone.locator('#grid .wcard').first(), 'photo');
   const box = await phone.locator('#wphoto').boundingBox();
   await phone.evaluate(([x, y]) => {
     const img = document.querySelector('#wphoto');
@@ -269,10 +258,8 @@ try {
   await phone.waitForFunction(() => document.querySelector('#wphoto').complete);
   await shot(phone, 'w06-photo-phone');
   await go(phone, '#watch/s/' + libs.shows, 'section');
-  await phone.getByRole('link', { name: /Harbour/ }).click();
-  await view(phone, 'group');
-  await phone.getByRole('link', { name: /Season 1/ }).click();
-  await view(phone, 'group');
+  await open(phone, phone.getByRole('link', { name: /Harbour/ }), 'group');
+  await open(phone, phone.getByRole('link', { name: /Season 1/ }), 'group');
   await shot(phone, 'w07-episodes-phone');
   await go(phone, '#watch/m/' + (await phone.locator('#grid .wcard').first().getAttribute('data-id')), 'item');
   await phone.click('#wplay');
@@ -296,10 +283,8 @@ try {
       await view(fp, 'home');
       assert.deepEqual(await fp.locator('.wlib').allInnerTexts(), ['Films'], 'a friend sees only the shared library');
       assert.equal(await fp.evaluate(async () => (await (await fetch('/api/v1/me', { headers: { Accept: 'application/json', 'X-Plex-Token': sessionStorage.getItem('hearth.token') } })).json()).remote), true);
-      await fp.getByRole('link', { name: 'Films' }).click();
-      await view(fp, 'section');
-      await fp.locator('#grid .wcard').click();
-      await view(fp, 'item');
+      await open(fp, fp.getByRole('link', { name: 'Films' }), 'section');
+      await open(fp, fp.locator('#grid .wcard'), 'item');
       await fp.click('#wplay');
       const warn = await fp.locator('#wwarn').innerText();
       assert.match(warn, /limited to 64 kbit\/s/);

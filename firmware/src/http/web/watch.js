@@ -143,7 +143,7 @@
     if (isGroup(m)) {
       const list = paged('/library/metadata/' + m.ratingKey + '/children', m.title);
       await list.first;
-      show(m.title, crumbs(lib, m.type === 'season' ? up : null), h('p', { class: 'mut' }, sub(m)), list.el);
+      show(m.title, crumbs(lib, up), h('p', { class: 'mut' }, sub(m)), list.el);
       return done('group');
     }
     if (m.type === 'photo') return photo(m, crumbs(lib, up));
