@@ -31,6 +31,7 @@ serve options:
   --format               erase a flash file that does not hold a Hearth store (destroys its contents)
   --remote-methods LIST  port-mapping methods in the order tried (default igd,pcp,natpmp)
   --remote-check-secs N  how often to check that the router still holds the mapping (default 60)
+  --watch-state-batch-secs N  write the watch-state file at most every N seconds (default 30)
   --slots FILE           run as if booted from a slot: FILE (TOML) names board, booted (A|B), bootstate,
                          a, b (partitions or files) and confirm_after_secs (tests; hosts on a disk image)
   --acme-root FILE       also trust these PEM roots for the ACME CA's own HTTPS (a test CA such as Pebble;

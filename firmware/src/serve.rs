@@ -53,6 +53,8 @@ pub struct Config {
     pub slots: Option<PathBuf>,
     /// `--acme-root FILE`: more roots the ACME task trusts for the CA's HTTPS (a test CA such as Pebble).
     pub acme_root: Option<PathBuf>,
+    /// `--watch-state-batch-secs`: the watch-state file is written at most this often (library::viewing).
+    pub watch_state_batch: std::time::Duration,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             remote_check: std::time::Duration::from_secs(60),
             slots: None,
             acme_root: None,
+            watch_state_batch: crate::library::viewing::batch(),
         }
     }
 }
@@ -108,6 +111,13 @@ impl Config {
                         return Err("--remote-check-secs is between 1 and 3600".into());
                     }
                     cfg.remote_check = std::time::Duration::from_secs(v);
+                }
+                Long("watch-state-batch-secs") => {
+                    let v: u64 = p.value().map_err(e)?.parse().map_err(e)?;
+                    if !(1..=3600).contains(&v) {
+                        return Err("--watch-state-batch-secs is between 1 and 3600".into());
+                    }
+                    cfg.watch_state_batch = std::time::Duration::from_secs(v);
                 }
                 other => return Err(other.unexpected().to_string()),
             }
@@ -245,6 +255,7 @@ pub fn run(cfg: Config) -> ExitCode {
 }
 
 async fn serve(cfg: Config, opening: Opening) -> ExitCode {
+    crate::library::viewing::set_batch(cfg.watch_state_batch);
     let remote = crate::remote::Config { methods: cfg.remote_methods, check_every: cfg.remote_check, acme_root: cfg.acme_root, ..Default::default() };
     serve_until(cfg.listen, cfg.data_dir, opening, None, remote, Supervision::host(), crate::system::logging::wait_for_signal()).await
 }
@@ -461,6 +472,9 @@ impl Serving {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.remote).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.dlna).await;
         self.ctx.auth.flush_last_seen(&self.ctx.state).await;
+        // The last batch of watch state (library::viewing): written now, not lost with the process.
+        let library = self.ctx.library.clone();
+        let _ = tokio::task::spawn_blocking(move || library.save_viewings()).await;
     }
 }
 

@@ -7,7 +7,8 @@ PlexServer(url, token), lists sections, lists every item of each section, reads 
 downloads parts and compares the bytes, walks show -> season -> episode and artist -> album -> track (MP3,
 FLAC and M4A files tagged by ffmpeg, and untagged ones named only by their folders) and photo album -> photo
 (one album per folder), and triggers a refresh
-that picks up a new file. Prints the bytes sent zero-copy vs copied and checks that every downloaded part byte went
+that picks up a new file, and keeps the owner's watch state (updateProgress, updateTimeline, markPlayed,
+markUnplayed, library and section onDeck). Prints the bytes sent zero-copy vs copied and checks that every downloaded part byte went
 zero-copy (plexapi's keep-alive connections start with API requests). Exit status 0 only if every check passed.
 """
 
@@ -252,6 +253,38 @@ def main():
         assert said.startswith("(501)"), "cancel refresh should be 501: " + said
         said = status_of(lambda: plex.query("/library/sections/1/all?year=1927"))
         assert said.startswith("(501)") and "cannot filter" in said, "an unknown filter should be 501: " + said
+
+        # Watch state (issue 20 part 4): the owner's own, through plexapi's calls. Big Buck Bunny is 3 s long.
+        bunny = plex.fetchItem(again["Big Buck Bunny"])
+        assert not bunny.isPlayed and not bunny.viewOffset, (bunny.viewCount, bunny.viewOffset)
+        bunny.updateProgress(1200)
+        bunny.reload()
+        assert bunny.viewOffset == 1200 and not bunny.isPlayed, (bunny.viewOffset, bunny.viewCount)
+        deck = plex.library.onDeck()
+        assert [(d.title, d.viewOffset) for d in deck] == [("Big Buck Bunny", 1200)], [(d.title, d.viewOffset) for d in deck]
+        bunny.updateTimeline(1500, state="playing", duration=3000)
+        bunny.reload()
+        assert bunny.viewOffset == 1500, bunny.viewOffset
+        bunny.updateTimeline(2800, state="stopped")  # duration = the item's; past 90 %: watched
+        bunny.reload()
+        assert bunny.isPlayed and bunny.viewCount == 1 and not bunny.viewOffset, (bunny.viewCount, bunny.viewOffset)
+        assert bunny.lastViewedAt is not None
+        assert plex.library.onDeck() == [], "a watched film leaves the deck"
+        bunny.markUnplayed()
+        bunny.reload()
+        assert not bunny.isPlayed, bunny.viewCount
+        eps[0].markPlayed()
+        assert plex.fetchItem(eps[0].ratingKey).isPlayed
+        deck = plex.library.onDeck()
+        assert [d.ratingKey for d in deck] == [eps[1].ratingKey], "the next episode is on deck: %r" % deck
+        assert [d.ratingKey for d in sections["TV"].onDeck()] == [eps[1].ratingKey]
+        assert sections["Films"].onDeck() == []
+        show.reload()
+        assert show.viewedLeafCount == 1 and not show.isPlayed, show.viewedLeafCount
+        show.markPlayed()
+        show.reload()
+        assert show.isPlayed, (show.viewedLeafCount, show.leafCount)
+        print("plexapi: watch state OK (updateProgress, updateTimeline, markPlayed, markUnplayed, onDeck)")
 
         stats = api(base, "GET", "/api/v1/streams")
         print(f"plexapi: OK; bytes zero-copy {stats['zeroCopyBytes']}, copied {stats['copiedBytes']}")

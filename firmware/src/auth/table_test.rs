@@ -234,9 +234,19 @@ fn every_route_every_identity_every_origin_every_state() {
                     p.0.push((name, SHARED.to_string()));
                 }
             }
+            // An item route with no id in its path (Plex's progress routes) takes it from the query.
+            let p = routes::item_from_query(r, p, Some(&format!("ratingKey={SHARED}&key=/library/metadata/{SHARED}")));
             (format!("{} {}", r.method, r.path), r.access, p)
         })
         .collect();
+    // The progress routes with items of each library in their query, and keys that disagree or name nothing.
+    for path in ["/:/timeline", "/:/progress", "/:/scrobble", "/:/unscrobble"] {
+        let (route, _) = routes::find(&hyper::Method::GET, path).unwrap();
+        for q in ["key=1", "key=2", "ratingKey=2&key=/library/metadata/2", "ratingKey=1&key=/library/metadata/2", "key=9", "key=x", ""] {
+            let p = routes::item_from_query(route, Params::default(), Some(q));
+            subjects.push((format!("GET {path}?{q}"), route.access, p));
+        }
+    }
     // ...plus every class a later route can declare, about the shared library, an unshared one and a bad id.
     for (label, section, value) in [("lib 1", "id", "1"), ("lib 2", "id", "2"), ("no such lib", "id", "9"), ("bad id", "id", "x")] {
         let p = Params(vec![(section, value.to_string())]);

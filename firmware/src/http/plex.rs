@@ -16,6 +16,7 @@ use hyper::{Response, StatusCode, header};
 
 mod listing;
 pub mod pictures;
+pub mod progress;
 
 /// An attribute value.
 enum Val {
@@ -640,7 +641,7 @@ fn item_node(call: &Call, lib: &Library, i: &Item) -> Node {
                 show.map(|g| g.show.to_string()).unwrap_or_default(),
             );
     }
-    n.kid(media)
+    progress::with_viewing(call, i, n).kid(media)
 }
 
 fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
@@ -653,7 +654,7 @@ fn group_node(call: &Call, lib: &Library, g: &Group) -> Node {
         .a("librarySectionTitle", lib.name.as_str())
         .a("librarySectionKey", format!("/library/sections/{}", lib.id))
         .a("leafCount", leaves)
-        .a("viewedLeafCount", 0u64)
+        .a("viewedLeafCount", progress::viewed_leaves(call, g.id))
         .opt("thumb", pictures::thumb_key(call, g.id));
     if let Some(title) = g.album.as_deref()
         && lib.kind == LibraryKind::Photos

@@ -140,6 +140,15 @@ pub static ROUTES: &[Route] = &[
     // Part streams: the stream fast path (stream room) answers these before hyper sees them whenever the
     // request is the first on its connection (or follows another part request); this route is the copy path.
     route!(GET "/library/parts/{id}/{ts}/{file}", ITEM, super::plex::part),
+    // Watch state per person (plex/progress.rs). Plex clients send these as GET with the item in the query
+    // (`ratingKey`/`key`): ITEM binds it there ([`item_from_query`]), so a caller who cannot see the item gets
+    // the same 404 as for its metadata and changes nothing.
+    route!(GET "/:/timeline", ITEM, super::plex::progress::timeline),
+    route!(GET "/:/progress", ITEM, super::plex::progress::progress),
+    route!(GET "/:/scrobble", ITEM, super::plex::progress::scrobble),
+    route!(GET "/:/unscrobble", ITEM, super::plex::progress::unscrobble),
+    route!(GET "/library/onDeck", Access::Libraries, super::plex::progress::on_deck),
+    route!(GET "/library/sections/{id}/onDeck", Access::Library(Section::Param("id")), super::plex::progress::section_on_deck),
     // Owner JSON API for libraries (libraries.rs).
     route!(GET "/api/v1/libraries", Access::Owner, super::libraries::list),
     route!(POST "/api/v1/libraries", Access::Owner, super::libraries::create),
@@ -247,6 +256,7 @@ pub async fn run(
     if let Err(refused) = super::doors::body_type(req.method(), req.headers(), route.accepts) {
         return super::error(hyper::StatusCode::UNSUPPORTED_MEDIA_TYPE, &refused.message, format);
     }
+    let params = item_from_query(route, params, req.uri().query());
     let state = ctx.state.snapshot();
     let own = ctx.auth.subnets();
     let library_of = |id: u32| ctx.library.library_of(id);
@@ -269,6 +279,36 @@ pub async fn run(
         ctx.auth.seen(device);
     }
     (route.handler)(Call { ctx, req, params, peer, format, secure, origin, caller }).await
+}
+
+/// An [`ITEM`] route whose path names no item (Plex's `/:/timeline`, `/:/progress`, `/:/scrobble`,
+/// `/:/unscrobble`) takes the item from the query: `ratingKey`, else `key`; either an id or
+/// `/library/metadata/<id>`. Both given and naming different items, or a key that is neither: no item (the
+/// access rule answers 404). The handler acts on this parameter, so it acts on the item the rule decided on.
+pub fn item_from_query(route: &Route, mut params: Params, query: Option<&str>) -> Params {
+    let Access::Item(Section::Param(name)) = route.access else { return params };
+    if params.get(name).is_some() {
+        return params;
+    }
+    let field = |key: &str| {
+        query?.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then(|| percent_decode(v).unwrap_or_default())
+        })
+    };
+    let id = |v: String| {
+        let bare = v.strip_prefix("/library/metadata/").unwrap_or(&v);
+        bare.parse::<u32>().ok()
+    };
+    let item = match (field("ratingKey").map(id), field("key").map(id)) {
+        (Some(Some(a)), Some(Some(b))) if a != b => None,
+        (Some(a), _) => a,
+        (None, Some(b)) => b,
+        (None, None) => None,
+    };
+    // A value the access rule cannot parse: "no such item".
+    params.0.push((name, item.map_or_else(|| "none".into(), |i| i.to_string())));
+    params
 }
 
 /// Why [`find`] found no route: none has the path (404), or none with this method (405).
@@ -347,6 +387,24 @@ mod tests {
     fn the_reboot_route_is_post_only() {
         assert!(find(&Method::POST, "/api/v1/system/reboot").is_ok());
         assert!(matches!(find(&Method::GET, "/api/v1/system/reboot"), Err(Miss::MethodNotAllowed(m)) if m == [Method::POST]));
+    }
+
+    #[test]
+    fn progress_routes_take_the_item_from_the_query() {
+        let (r, _) = find(&Method::GET, "/:/timeline").unwrap();
+        let id = |q: &str| item_from_query(r, Params::default(), Some(q)).get("id").map(str::to_owned);
+        assert_eq!(id("ratingKey=12&key=%2Flibrary%2Fmetadata%2F12&time=5").as_deref(), Some("12"));
+        assert_eq!(id("key=12&identifier=com.plexapp.plugins.library").as_deref(), Some("12"));
+        assert_eq!(id("key=/library/metadata/7").as_deref(), Some("7"));
+        // Disagreeing or unreadable keys name no item.
+        assert_eq!(id("ratingKey=12&key=/library/metadata/13").as_deref(), Some("none"));
+        assert_eq!(id("key=../../etc").as_deref(), Some("none"));
+        assert_eq!(id("time=5").as_deref(), Some("none"));
+        // A route with the id in its path keeps it; a route of another class is left alone.
+        let (m, p) = find(&Method::GET, "/library/metadata/3").unwrap();
+        assert_eq!(item_from_query(m, p, Some("key=4")).get("id"), Some("3"));
+        let (d, p) = find(&Method::GET, "/library/onDeck").unwrap();
+        assert_eq!(item_from_query(d, p, Some("key=4")).get("id"), None);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod quarantine;
 pub mod scan;
 mod shelves;
 pub mod sidecar;
+pub mod viewing;
 pub mod watch;
 
 use crate::state::{Handle, LibraryId, LibraryKind, State};
@@ -289,6 +290,8 @@ pub struct Catalog {
     quarantine: quarantine::Quarantine,
     /// What is known about items' and groups' covers (no picture bytes; see [`art`]).
     covers: art::Covers,
+    /// Each person's watch state, saved in batches beside the index ([`viewing`]).
+    viewings: viewing::Viewings,
 }
 
 impl Catalog {
@@ -316,6 +319,7 @@ impl Catalog {
             generation: AtomicU64::new(0),
             quarantine: quarantine::Quarantine::open(data_dir),
             covers: art::Covers::default(),
+            viewings: viewing::Viewings::open(data_dir),
         });
         let (tx, rx) = std::sync::mpsc::channel::<LibraryId>();
         *catalog.queue.lock().unwrap() = Some(tx);
@@ -330,7 +334,39 @@ impl Catalog {
                 }
             })
             .expect("spawn scanner");
+        let weak = Arc::downgrade(&catalog);
+        std::thread::Builder::new()
+            .name("watch-state".into())
+            .spawn(move || loop {
+                std::thread::sleep(viewing::batch());
+                let Some(c) = weak.upgrade() else { return };
+                c.save_viewings();
+            })
+            .expect("spawn watch-state writer");
         catalog
+    }
+
+    /// Each person's watch state ([`viewing`]).
+    pub fn viewings(&self) -> &viewing::Viewings {
+        &self.viewings
+    }
+
+    /// What the watch state keys an item by: its id and the check of its path.
+    pub fn target(item: &Item) -> viewing::Target {
+        viewing::Target { item: item.id, path_check: viewing::path_check(&item.path) }
+    }
+
+    /// Write the watch state now if it changed, without the entries of removed accounts and of ids that no
+    /// longer hold the same file. Blocking (the writer thread, the clean stop through `spawn_blocking`).
+    pub fn save_viewings(&self) {
+        if !self.viewings.dirty() {
+            return;
+        }
+        let s = self.state.snapshot();
+        self.viewings.save(
+            |a| s.account(a).is_some(),
+            |t| self.item(t.item).is_some_and(|i| Catalog::target(&i) == t),
+        );
     }
 
     /// The watchdog's library-watcher heartbeat: bumped by the watcher's coalescer thread; resting when
