@@ -127,7 +127,7 @@ try {
     return { html: nav.encodedBodySize, assets: res.map(e => [e.name.split('/').pop(), e.encodedBodySize]), paint, dcl: nav.domContentLoadedEventEnd };
   });
   const weight = perf.html + perf.assets.reduce((a, [, n]) => a + n, 0);
-  console.log(`PAGE WEIGHT: ${weight} bytes (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
+  console.log(`PAGE WEIGHT: ${weight} bytes as sent, gzip (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
   console.log(`FIRST PAINT: ${perf.paint['first-paint']?.toFixed(1)} ms, first contentful paint ${perf.paint['first-contentful-paint']?.toFixed(1)} ms, DOMContentLoaded ${perf.dcl.toFixed(1)} ms`);
   assert.ok(weight > 0 && weight < 96 * 1024, 'page weight under 96 KiB (web/mod.rs BUDGET)');
   // The machine is shared: five repeat loads in new tabs (cached files revalidated), median printed beside the first.

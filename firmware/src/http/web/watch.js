@@ -27,7 +27,7 @@
   const size = b => { const u = ['B', 'KB', 'MB', 'GB', 'TB']; let i = 0; while (b >= 1000 && i < 4) { b /= 1000; i++; } return (i ? b.toFixed(1) : b) + ' ' + u[i]; };
   const partOf = m => ((((m.Media || [])[0] || {}).Part) || [])[0];
   const isGroup = m => /\/children$/.test(m.key || '');
-  const sub = m => [m.type === 'episode' ? m.grandparentTitle + ' \u00b7 S' + m.parentIndex + 'E' + m.index : m.type === 'track' || m.type === 'album' ? m.parentTitle || m.grandparentTitle : null,
+  const sub = m => [m.type === 'episode' ? 'S' + m.parentIndex + 'E' + m.index : m.type === 'track' || m.type === 'album' ? m.parentTitle || m.grandparentTitle : null,
     m.year, m.duration ? mins(m.duration) : null, isGroup(m) && m.leafCount != null ? m.leafCount + (m.leafCount === 1 ? ' item' : ' items') : null].filter(Boolean).join(' \u00b7 ');
 
   function cover(m, cls) {
@@ -35,13 +35,16 @@
     return src ? h('img', { class: cls, src: withTok(src), alt: '', loading: 'lazy', decoding: 'async' })
       : h('span', { class: cls + ' ph ph-' + (m.type || 'x'), 'aria-hidden': 'true' }, (m.title || '?').slice(0, 1).toUpperCase());
   }
-  function card(m) {
-    const a = h('a', { class: 'wcard t-' + m.type, href: '#watch/m/' + m.ratingKey, 'data-id': m.ratingKey }, cover(m, 'wcover'),
-      h('span', { class: 'wt' }, m.title), h('span', { class: 'ws' }, sub(m)));
+  // A cover with its title and facts; in a row an episode is titled by its show.
+  function card(m, inRow) {
+    const show = inRow && m.type === 'episode';
+    const pic = h('span', { class: 'wimg' }, cover(m, 'wcover'));
+    const a = h('a', { class: 'wcard t-' + m.type, href: '#watch/m/' + m.ratingKey, 'data-id': m.ratingKey }, pic,
+      h('span', { class: 'wt' }, show ? m.grandparentTitle : m.title), h('span', { class: 'ws' }, show ? 'S' + m.parentIndex + 'E' + m.index + ' \u00b7 ' + m.title : sub(m)));
     if (m.viewOffset && m.duration) {
       const bar = h('span', { class: 'wbar', 'aria-hidden': 'true' }, h('span'));
       bar.firstChild.style.width = Math.min(100, 100 * m.viewOffset / m.duration).toFixed(1) + '%';
-      a.append(bar);
+      pic.append(bar);
     }
     return a;
   }
@@ -59,11 +62,11 @@
     const keep = new IntersectionObserver(es => {
       for (const e of es) {
         const c = e.target;
-        if (e.isIntersecting && !c.firstChild) { c.style.height = ''; c.append(...c.items.map(card)); }
+        if (e.isIntersecting && !c.firstChild) { c.style.height = ''; c.append(...c.items.map(m => card(m))); }
         else if (!e.isIntersecting && c.firstChild && c.isConnected && c.offsetHeight) { c.style.height = c.offsetHeight + 'px'; c.replaceChildren(); }
       }
     }, { rootMargin: '2500px 0px' });
-    const add = items => { for (let i = 0; i < items.length; i += PAGE) { const c = h('div', { class: 'chunk' }); c.items = items.slice(i, i + PAGE); c.append(...c.items.map(card)); grid.append(c); keep.observe(c); } };
+    const add = items => { for (let i = 0; i < items.length; i += PAGE) { const c = h('div', { class: 'chunk' }); c.items = items.slice(i, i + PAGE); c.append(...c.items.map(m => card(m))); grid.append(c); keep.observe(c); } };
     async function load(first) {
       if (loading || next >= total || !el.isConnected && next) return;
       loading = true; more.replaceChildren(p('Loading\u2026', 'mut'));
@@ -97,20 +100,17 @@
     return f;
   }
   async function row(title, id, path) {
-    const strip = h('div', { class: 'wrow', id });
     try {
       const items = (await plex(path)).Metadata || [];
-      if (!items.length) return null;
-      strip.append(...items.map(card));
-    } catch (e) { if (e instanceof Lost || e instanceof Expired) throw e; strip.append(fail(title + ': ' + e.message)); }
-    return [h('h3', null, title), strip];
+      return items.length ? [h('h3', null, title), h('div', { class: 'wrow', id }, items.map(m => card(m, true)))] : null;
+    } catch (e) { if (e instanceof Lost || e instanceof Expired) throw e; return [h('h3', null, title), fail(e.message)]; }
   }
   async function home() {
     const libs = (await plex('/library/sections')).Directory || [];
     const [deck, recent] = await Promise.all([row('Continue watching', 'deck', '/library/onDeck'),
       row('Recently added', 'recent', '/library/recentlyAdded?X-Plex-Container-Start=0&X-Plex-Container-Size=24')]);
     show('Watch', searchBox(),
-      libs.length ? h('ul', { class: 'wlibs' }, libs.map(l => h('li', null, h('a', { href: '#watch/s/' + l.key, class: 'wlib ph-' + l.type }, l.title))))
+      libs.length ? h('ul', { class: 'wlibs' }, libs.map(l => h('li', null, h('a', { href: '#watch/s/' + l.key, class: 'wlib' }, l.title))))
         : p(me.role === 'owner' ? 'No libraries yet: add one under Libraries.' : 'No libraries are shared with you yet. Ask the owner of this server to share one.', 'box'),
       deck, recent);
     done('home');
@@ -128,7 +128,7 @@
     const mc = await plex('/hubs/search?query=' + encodeURIComponent(q) + '&limit=30');
     const hubs = (mc.Hub || []).filter(x => (x.Metadata || x.Directory || []).length);
     show('Search: ' + q, crumbs(), searchBox(q),
-      hubs.length ? hubs.map(x => [h('h3', null, x.title), h('div', { class: 'wgrid one' }, (x.Metadata || x.Directory).map(card))])
+      hubs.length ? hubs.map(x => [h('h3', null, x.title), h('div', { class: 'wgrid one' }, (x.Metadata || x.Directory).map(m => card(m)))])
         : p('Nothing you may see has \u201c' + q + '\u201d in its title.', 'box'));
     done('search');
   }
@@ -149,24 +149,24 @@
     if (m.type === 'photo') return photo(m, crumbs(lib, up));
     const part = partOf(m);
     if (!part) throw new Error('The server lists no file for ' + m.title + '.');
-    const slot = h('div', { id: 'wplayer' });
+    const slot = h('div', { id: 'wplayer' }), detail = h('div', { class: 'wdetail' });
     const md = (m.Media || [])[0] || {};
     const facts = [m.year, m.duration ? mins(m.duration) : null, size(part.size), [md.container, md.videoCodec, md.audioCodec].filter(Boolean).join(' / ')].filter(Boolean).join(' \u00b7 ');
     const dl = h('a', { href: withTok(part.key + '?download=1'), download: '', class: 'wdl' }, 'Download (' + size(part.size) + ')');
-    const start = from => { const why = problems(m, part); why.length ? warn(why, from) : play(m, part, from, slot); };
+    const go = from => { detail.classList.add('playing'); play(m, part, from, slot); slot.scrollIntoView({ block: 'nearest' }); };
+    const start = from => { const why = problems(m, part); why.length ? warn(why, from) : go(from); };
     function warn(why, from) {
       slot.replaceChildren(h('div', { class: 'warnbox', id: 'wwarn', role: 'alert' }, why.map(w => p(w)),
         h('div', { class: 'row' }, h('a', { href: withTok(part.key + '?download=1'), download: '', class: 'wbtn' }, 'Download instead'),
-          h('button', { type: 'button', class: 'quiet', onclick: () => play(m, part, from, slot) }, 'Try to play anyway'))));
+          h('button', { type: 'button', class: 'quiet', onclick: () => go(from) }, 'Try to play anyway'))));
     }
     const off = m.viewOffset || 0;
-    show(m.type === 'episode' ? m.grandparentTitle + ': ' + m.title : m.title, crumbs(lib, top, up),
-      h('div', { class: 'wdetail' }, cover(m, 'wposter'), h('div', null,
+    detail.append(cover(m, 'wposter'), h('div', null,
         m.type === 'episode' ? p('Season ' + m.parentIndex + ', episode ' + m.index, 'mut') : null, p(facts, 'mut'),
         h('div', { class: 'row wact' },
           off ? h('button', { type: 'button', id: 'wresume', onclick: () => start(off) }, 'Resume from ' + clock(off / 1000)) : null,
-          h('button', { type: 'button', id: 'wplay', class: off ? 'quiet' : null, onclick: () => start(0) }, off ? 'Play from the start' : 'Play'), dl))),
-      slot);
+          h('button', { type: 'button', id: 'wplay', class: off ? 'quiet' : null, onclick: () => start(0) }, off ? 'Play from the start' : 'Play'), dl)));
+    show(m.type === 'episode' ? m.grandparentTitle + ': ' + m.title : m.title, crumbs(lib, top, up), slot, detail);
     done('item');
     if (autoplay) start(off);
   }
