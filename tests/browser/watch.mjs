@@ -322,6 +322,7 @@ try {
   throw e;
 } finally {
   if (ctx) await ctx.close().catch(() => {});
-  server.kill('SIGTERM');
+  // A clean stop (the watch state's last batch is written), then the fixtures go.
+  if (server.exitCode === null) { const gone = new Promise(r => server.once('exit', r)); server.kill('SIGTERM'); await gone; }
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -233,7 +233,7 @@ function chrome() {
   $('#who').textContent = me ? 'Signed in as ' + me.name + ' (' + me.role + ')' : '';
   $('#signout').hidden = !me;
   $('#switch').hidden = !me || me.role === 'friend';
-  for (const a of document.querySelectorAll('nav a')) a.getAttribute('href') === location.hash.split('/')[0] ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current');
+  for (const a of document.querySelectorAll('nav a, #wnav a')) a.getAttribute('href') === location.hash.split('/')[0] ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current');
 }
 
 const screens = { libraries, home, devices, network, dlna, remote, system, profiles, me: mine };
