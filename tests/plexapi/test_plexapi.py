@@ -242,6 +242,8 @@ def main():
         assert [t.title for t in sections["Music"].searchTracks(filters={"album.id": dummy[0].ratingKey})] == \
             ["Mysterons", "Sour Times", "Wandering Star"]
 
+        check_search_and_recently_added(plex, sections)
+
         # What Hearth does not build says so instead of answering wrongly.
         def status_of(call):
             try:
@@ -301,6 +303,50 @@ def main():
         proc.terminate()
         proc.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def check_search_and_recently_added(plex, sections):
+    """Search and "Recently added" (issue 20) as python-plexapi calls them: plex.search() reads /hubs/search
+    (Hub elements), library.search() reads /library/all, library.recentlyAdded() /library/recentlyAdded. Runs
+    after the Films refresh added Sintel, so Sintel is the newest item."""
+    from plexapi.library import Hub
+
+    def found(query, **kw):
+        return [(type(r).__name__, r.title) for r in plex.search(query, **kw)]
+
+    assert found("METRO") == [("Movie", "Metropolis")], found("METRO")
+    assert found("portis") == [("Artist", "Portishead")], found("portis")
+    assert found("the show") == [("Show", "The Show")], found("the show")
+    assert found("star") == [("Track", "Wandering Star")], found("star")
+    dummy = plex.search("dum", mediatype="album")
+    assert [(a.title, a.parentTitle) for a in dummy] == [("Dummy", "Portishead")], dummy
+    assert found("summer") == [("Photoalbum", "2024/Summer")], found("summer")
+    assert found("no such title anywhere") == []
+    # One section only (the music section has no film); by hub (artist, album, track), best match first.
+    in_music = [r.title for r in sections["Music"].hubSearch("s")]
+    assert in_music == ["Portishead", "First Album", "Sour Times", "Wandering Star", "Closing", "Mysterons"], in_music
+    # A hub that holds less than it matched says so; its items() fetches the whole list from its key.
+    hubs = {h.type: h for h in plex.fetchItems("/hubs/search?query=e&limit=1", cls=Hub)}
+    films = hubs["movie"]
+    assert films.size == 1 and films.more, (films.size, films.more)
+    assert [m.title for m in films.items()] == ["Metropolis", "Sintel"], films.items()
+
+    assert [m.title for m in plex.library.search(title="metro")] == ["Metropolis"]
+    assert [t.title for t in plex.library.search(title="STAR", libtype="track")] == ["Wandering Star"]
+
+    recent = plex.library.recentlyAdded()
+    got = [(type(r).__name__, r.title) for r in recent]
+    assert got[0] == ("Movie", "Sintel"), got
+    assert sorted(got) == sorted([
+        ("Movie", "Sintel"), ("Movie", "Big Buck Bunny"), ("Movie", "Metropolis"),
+        ("Season", "Season 1"), ("Season", "Season 2"), ("Album", "Dummy"), ("Album", "First Album"),
+        ("Photoalbum", "2024/Summer"), ("Photoalbum", "Family"), ("Photo", "loose")]), got
+    added = [r.addedAt for r in recent]
+    assert added == sorted(added, reverse=True), added
+    # Paged as plexapi pages: two at a time gives the same list.
+    again = plex.fetchItems("/library/recentlyAdded", container_size=2)
+    assert [r.title for r in again] == [r.title for r in recent]
+    print(f"plexapi search and recently added: OK ({len(recent)} recently added)")
 
 
 if __name__ == "__main__":

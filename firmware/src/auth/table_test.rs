@@ -264,6 +264,11 @@ fn every_route_every_identity_every_origin_every_state() {
         subjects.push((format!("GET /library/streams/{{id}} (subtitle of {label})"), route.access, Params(vec![("id", stream)])));
     }
     subjects.push(("class Libraries".into(), Access::Libraries, Params::default()));
+    // A section's "Recently added" about the unshared library and ids that name none (issue 20).
+    for (label, value) in [("lib 2", "2"), ("no such lib", "9"), ("bad id", "x")] {
+        let (route, _) = routes::find(&hyper::Method::GET, &format!("/library/sections/{value}/recentlyAdded")).unwrap();
+        subjects.push((format!("GET /library/sections/{{id}}/recentlyAdded ({label})"), route.access, Params(vec![("id", value.to_string())])));
+    }
 
     // The listed LAN (world's lan_networks; own subnets do not matter), then the default rule (no list: the
     // server's own subnets and the IPv6 scopes).
@@ -306,6 +311,23 @@ fn every_route_every_identity_every_origin_every_state() {
     assert!(leaks.is_empty(), "LEAKS:\n{}", leaks.join("\n"));
     assert!(wrong.is_empty(), "mismatches:\n{}", wrong.join("\n"));
     assert!(cases > 2000);
+}
+
+/// Search and "Recently added" (issue 20): the lists across libraries are Libraries routes (each handler lists
+/// only the libraries the caller sees, `firmware/tests/search.rs`), a section's list is Library(id), so a caller
+/// without that library is refused before anything is listed.
+#[test]
+fn search_and_recently_added_routes_have_their_classes() {
+    let library = Access::Library(Section::Param("id"));
+    for (path, want) in [
+        ("/hubs/search", Access::Libraries),
+        ("/library/all", Access::Libraries),
+        ("/library/recentlyAdded", Access::Libraries),
+        ("/library/sections/2/recentlyAdded", library),
+    ] {
+        let (route, _) = routes::find(&hyper::Method::GET, path).unwrap_or_else(|m| panic!("{path}: {m:?}"));
+        assert_eq!(route.access, want, "{path}");
+    }
 }
 
 #[test]

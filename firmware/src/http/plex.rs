@@ -10,10 +10,12 @@
 use super::routes::Call;
 use super::{Body, Format, error, full, xml_escape};
 use crate::auth::Visible;
+use crate::library::search::{Order, fold};
 use crate::library::{Group, Item, kind::Media};
 use crate::state::{Library, LibraryKind};
 use hyper::{Response, StatusCode, header};
 
+pub mod hubs;
 mod listing;
 pub mod pictures;
 pub mod progress;
@@ -152,21 +154,21 @@ fn query(call: &Call, key: &str) -> Option<String> {
     })
 }
 
-/// `X-Plex-Container-Start`/`-Size` from headers or the query.
-fn window(call: &Call) -> (usize, usize) {
-    let get = |k: &str| {
-        call.req
-            .headers()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| query(call, k))
-            .and_then(|v| v.parse::<usize>().ok())
+/// `X-Plex-Container-Start`/`-Size` from headers or the query (start 0 and no limit when absent); a value
+/// that is not a whole number is refused (400) rather than taken for the whole list.
+fn window(call: &Call) -> Result<(usize, usize), Response<Body>> {
+    let get = |k: &str| -> Result<Option<usize>, Response<Body>> {
+        let Some(v) = call.req.headers().get(k).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).or_else(|| query(call, k))
+        else {
+            return Ok(None);
+        };
+        let v = v.trim();
+        v.parse::<u64>().map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX))).map_err(|_| {
+            let shown: String = v.chars().take(40).collect();
+            error(StatusCode::BAD_REQUEST, &format!("{k} must be a whole number of 0 or more, not {shown:?}."), call.format)
+        })
     };
-    (
-        get("X-Plex-Container-Start").unwrap_or(0),
-        get("X-Plex-Container-Size").unwrap_or(usize::MAX),
-    )
+    Ok((get("X-Plex-Container-Start")?.unwrap_or(0), get("X-Plex-Container-Size")?.unwrap_or(usize::MAX)))
 }
 
 fn section_type(kind: LibraryKind) -> &'static str {
@@ -308,10 +310,16 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
         Ok(f) => f,
         Err(why) => return error(StatusCode::NOT_IMPLEMENTED, &why, call.format),
     };
+    let (start, size) = match window(&call) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
     // R-F5: the rows are a snapshot of the catalog; their nodes are made and written one at a time
-    // (plex::listing), so a 20,000-item listing never exists whole as nodes or text.
+    // (plex::listing), so a 20,000-item listing never exists whole as nodes or text. A library's own items
+    // are walked in the catalog's title order by id, filtered on the way, and only the page is copied out.
+    let ids = || Rows::Ids(call.ctx.library.item_ids(Order::Title, |g| g.library == lib.id && filter.leaf(g.title, g.episode, g.media)));
     let rows = match (lib.kind, ty) {
-        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => Rows::Items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => ids(),
         (LibraryKind::Shows, 2) | (LibraryKind::Music, 8) => Rows::Groups(call.ctx.library.shows(lib.id)),
         (LibraryKind::Shows, 3) => Rows::Groups(
             call.ctx
@@ -330,7 +338,7 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
                 .collect(),
         ),
         (LibraryKind::Music, 9) => Rows::Groups(call.ctx.library.albums(lib.id, None)),
-        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => Rows::Items(call.ctx.library.items(lib.id)),
+        (LibraryKind::Music, 10) | (LibraryKind::Photos, 13) => ids(),
         (LibraryKind::Photos, 14) => Rows::Groups(call.ctx.library.albums(lib.id, None)),
         _ => {
             return error(
@@ -342,7 +350,6 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
     };
     let rows = rows.filtered(&filter);
     let total = rows.len();
-    let (start, size) = window(&call);
     let shown = total.saturating_sub(start).min(size);
     let root = media_container()
         .a("size", shown as u64)
@@ -355,14 +362,19 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
     let format = call.format;
     let kids: Box<dyn Iterator<Item = Node> + Send> = match rows {
         Rows::Items(v) => Box::new(v.into_iter().skip(start).take(size).map(move |i| item_node(&call, &lib, &i))),
+        Rows::Ids(v) => Box::new(
+            v.into_iter().skip(start).take(size).filter_map(move |id| Some(item_node(&call, &lib, &call.ctx.library.item(id)?))),
+        ),
         Rows::Groups(v) => Box::new(v.into_iter().skip(start).take(size).map(move |g| group_node(&call, &lib, &g))),
     };
     listing::respond(format, root, "Metadata", shown, kids, tail)
 }
 
-/// What a section listing lists: items or groups, in the catalog's order.
+/// What a section listing lists: items or groups, in the catalog's order (`Ids`: items already filtered,
+/// copied out of the catalog only for the page shown).
 enum Rows {
     Items(Vec<Item>),
+    Ids(Vec<crate::library::ItemId>),
     Groups(Vec<Group>),
 }
 
@@ -377,12 +389,14 @@ impl Rows {
                 v.retain(|g| filter.group(g));
                 Rows::Groups(v)
             }
+            Rows::Ids(v) => Rows::Ids(v),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Rows::Items(v) => v.len(),
+            Rows::Ids(v) => v.len(),
             Rows::Groups(v) => v.len(),
         }
     }
@@ -392,7 +406,7 @@ impl Rows {
 /// (501) rather than ignored, so a client never takes the whole list for a filtered one.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Filter {
-    /// `title=` (Plex's "contains", case-insensitive).
+    /// `title=` (Plex's "contains", case- and accent-insensitive: folded as search folds).
     title: Option<String>,
     /// `artist.id=` (albums and tracks of an artist), `album.id=` (tracks of an album), `show.id=`
     /// (seasons and episodes of a show).
@@ -416,7 +430,7 @@ impl Filter {
             let v = super::routes::percent_decode(v).unwrap_or_default();
             let id = || v.parse::<u32>().map_err(|_| format!("{k} must be a number, not {v:?}."));
             match k.as_str() {
-                "title" => f.title = Some(v.to_lowercase()),
+                "title" => f.title = Some(fold(&v)),
                 "artist.id" => f.artist = Some(id()?),
                 "album.id" => f.album = Some(id()?),
                 "show.id" => f.show = Some(id()?),
@@ -434,15 +448,19 @@ impl Filter {
     }
 
     fn title_matches(&self, t: &str) -> bool {
-        self.title.as_ref().is_none_or(|want| t.to_lowercase().contains(want.as_str()))
+        self.title.as_ref().is_none_or(|want| fold(t).contains(want.as_str()))
     }
 
     fn item(&self, i: &Item) -> bool {
-        let e = i.episode;
-        self.title_matches(&i.title)
-            && self.artist.is_none_or(|a| e.is_some_and(|e| e.show == a && i.media == Media::Audio))
-            && self.album.is_none_or(|a| e.is_some_and(|e| e.season == a && i.media == Media::Audio))
-            && self.show.is_none_or(|s| e.is_some_and(|e| e.show == s && i.media == Media::Video))
+        self.leaf(&i.title, i.episode, i.media)
+    }
+
+    /// An item by its title, place and media (what the catalog's walk shows of it).
+    fn leaf(&self, title: &str, e: Option<crate::library::Episode>, media: Media) -> bool {
+        self.title_matches(title)
+            && self.artist.is_none_or(|a| e.is_some_and(|e| e.show == a && media == Media::Audio))
+            && self.album.is_none_or(|a| e.is_some_and(|e| e.season == a && media == Media::Audio))
+            && self.show.is_none_or(|s| e.is_some_and(|e| e.show == s && media == Media::Video))
     }
 
     fn group(&self, g: &Group) -> bool {
@@ -730,11 +748,23 @@ fn find_group(call: &Call, not_a_group: &str) -> Result<(Library, Group), Respon
     }
 }
 
-/// A MediaContainer of the `kids` under group `g`, titled as Plex titles them (`title2`: the album, for
-/// `children`).
-fn group_container(call: &Call, lib: &Library, g: &Group, title2: Option<&str>, view_group: &str, kids: Vec<Node>) -> Response<Body> {
+/// A MediaContainer of the page of `rows` under group `g` the client asked for (`X-Plex-Container-Start`/
+/// `-Size`), titled as Plex titles them (`title2`: the album, for `children`). Nodes are made for the page only.
+fn group_container(call: &Call, lib: &Library, g: &Group, title2: Option<&str>, view_group: &str, rows: Rows) -> Response<Body> {
+    let (start, size) = match window(call) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let total = rows.len();
+    let kids: Vec<Node> = match rows {
+        Rows::Items(v) => v.iter().skip(start).take(size).map(|i| item_node(call, lib, i)).collect(),
+        Rows::Ids(v) => v.iter().skip(start).take(size).filter_map(|id| Some(item_node(call, lib, &call.ctx.library.item(*id)?))).collect(),
+        Rows::Groups(v) => v.iter().skip(start).take(size).map(|g| group_node(call, lib, g)).collect(),
+    };
     let mut root = media_container()
         .a("size", kids.len() as u64)
+        .a("totalSize", total as u64)
+        .a("offset", start as u64)
         .a("librarySectionID", lib.id as u64)
         .a("key", g.id as u64)
         .a("title1", &*g.show)
@@ -773,17 +803,17 @@ pub async fn children(call: Call) -> Response<Body> {
     };
     let artist = lib.kind == LibraryKind::Music && g.is_top();
     let library = &call.ctx.library;
-    let kids: Vec<Node> = match g.season {
-        None if artist => library.albums(lib.id, Some(g.id)).iter().map(|a| group_node(&call, &lib, a)).collect(),
+    let rows = match g.season {
+        None if artist => Rows::Groups(library.albums(lib.id, Some(g.id))),
         None if g.album.is_some() => {
             let mut v = library.episodes(g.id);
             if lib.kind == LibraryKind::Photos {
                 v.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()).then(a.id.cmp(&b.id)));
             }
-            v.iter().map(|i| item_node(&call, &lib, i)).collect()
+            Rows::Items(v)
         }
-        None => library.seasons(g.id).iter().map(|s| group_node(&call, &lib, s)).collect(),
-        Some(_) => library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect(),
+        None => Rows::Groups(library.seasons(g.id)),
+        Some(_) => Rows::Items(library.episodes(g.id)),
     };
     let view_group = match (artist, g.album.is_some(), g.season.is_none()) {
         (true, _, _) => "album",
@@ -792,7 +822,7 @@ pub async fn children(call: Call) -> Response<Body> {
         (_, _, true) => "season",
         _ => "episode",
     };
-    group_container(&call, &lib, &g, g.album.as_deref(), view_group, kids)
+    group_container(&call, &lib, &g, g.album.as_deref(), view_group, rows)
 }
 
 /// `GET /library/metadata/{id}/allLeaves`: every episode of a show (or season), every track of an artist (or
@@ -802,9 +832,9 @@ pub async fn all_leaves(call: Call) -> Response<Body> {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let kids: Vec<Node> = call.ctx.library.episodes(g.id).iter().map(|i| item_node(&call, &lib, i)).collect();
+    let rows = Rows::Items(call.ctx.library.episodes(g.id));
     let view_group = if lib.kind == LibraryKind::Music { "track" } else { "episode" };
-    group_container(&call, &lib, &g, None, view_group, kids)
+    group_container(&call, &lib, &g, None, view_group, rows)
 }
 
 /// `GET /library/parts/{id}/{ts}/{file}` on a hyper connection (TLS, or a plain connection hyper kept after a

@@ -131,6 +131,11 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/library/sections/{id}/collections", Access::Library(Section::Param("id")), super::plex::section_collections),
     route!(GET "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh),
     route!(DELETE "/library/sections/{id}/refresh", Access::Refresh(Section::Param("id")), super::plex::section_refresh_cancel),
+    // Search and "Recently added" (plex/hubs.rs): across the libraries the caller sees, or one of them.
+    route!(GET "/hubs/search", Access::Libraries, super::plex::hubs::search),
+    route!(GET "/library/all", Access::Libraries, super::plex::hubs::all),
+    route!(GET "/library/recentlyAdded", Access::Libraries, super::plex::hubs::recently_added),
+    route!(GET "/library/sections/{id}/recentlyAdded", Access::Library(Section::Param("id")), super::plex::hubs::section_recently_added),
     route!(GET "/library/metadata/{id}", ITEM, super::plex::metadata),
     route!(GET "/library/metadata/{id}/children", ITEM, super::plex::children),
     route!(GET "/library/metadata/{id}/allLeaves", ITEM, super::plex::all_leaves),

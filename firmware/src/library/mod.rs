@@ -31,6 +31,7 @@ pub mod name;
 pub mod probe;
 pub mod quarantine;
 pub mod scan;
+pub mod search;
 mod shelves;
 pub mod sidecar;
 pub mod viewing;
@@ -586,20 +587,9 @@ impl Catalog {
 
     /// Items of one library, in title order.
     pub fn items(&self, library: LibraryId) -> Vec<Item> {
+        // The shelves keep the title order (made once per scan): no sort per request.
         let sh = self.shelves.read().unwrap();
-        let mut v: Vec<Item> = sh
-            .records()
-            .iter()
-            .filter(|r| r.library == library)
-            .map(|r| sh.view(r))
-            .collect();
-        v.sort_by(|a, b| {
-            a.title
-                .to_lowercase()
-                .cmp(&b.title.to_lowercase())
-                .then(a.id.cmp(&b.id))
-        });
-        v
+        sh.ordered(false).filter(|r| r.library == library).map(|r| sh.view(r)).collect()
     }
 
     /// How many items a library has now.

@@ -51,6 +51,11 @@ pub(super) struct Record {
 }
 
 impl Record {
+    /// Unix seconds when the item was first seen.
+    pub fn added(&self) -> u32 {
+        self.added
+    }
+
     /// The item's place in its show, artist or album, if it has one (see [`Item::episode`]).
     pub fn episode(&self) -> Option<Episode> {
         (self.show != 0).then_some(Episode {
@@ -78,6 +83,11 @@ pub(super) struct Shelves {
     words: Vec<Box<str>>,
     /// The next id [`Shelves::allocate`] hands out.
     pub next_id: u32,
+    /// Positions in `items` in title order (case-insensitive, then id), made by [`Shelves::finish`]: a page of
+    /// a 10,000-item listing needs no sort per request.
+    by_title: Vec<u32>,
+    /// Positions in `items`, newest `added` first (then the higher id), made by [`Shelves::finish`].
+    by_added: Vec<u32>,
 }
 
 impl Shelves {
@@ -114,6 +124,13 @@ impl Shelves {
     pub fn finish(&mut self) {
         self.items.sort_unstable_by_key(|r| r.id);
         self.groups.sort_unstable_by_key(|g| g.id);
+        let mut by_title: Vec<u32> = (0..self.items.len() as u32).collect();
+        // Items are sorted by id, so a stable sort by the title keeps ids in order among equal titles.
+        by_title.sort_by_cached_key(|at| self.title(&self.items[*at as usize]).to_lowercase());
+        let mut by_added: Vec<u32> = (0..self.items.len() as u32).collect();
+        by_added.sort_by_key(|at| std::cmp::Reverse((self.items[*at as usize].added, self.items[*at as usize].id)));
+        self.by_title = by_title;
+        self.by_added = by_added;
         self.folder_index = HashMap::new();
         self.items.shrink_to_fit();
         self.groups.shrink_to_fit();
@@ -189,6 +206,12 @@ impl Shelves {
     /// All item records, sorted by id.
     pub fn records(&self) -> &[Record] {
         &self.items
+    }
+
+    /// All item records in title order (case-insensitive, then id) or newest first.
+    pub fn ordered(&self, newest: bool) -> impl Iterator<Item = &Record> {
+        let order = if newest { &self.by_added } else { &self.by_title };
+        order.iter().map(|at| &self.items[*at as usize])
     }
 
     /// The item record with this id (binary search).
@@ -412,6 +435,29 @@ mod tests {
 
         let before = postcard::to_allocvec(&Index { next_id: 13, items: by_id, groups }).unwrap();
         assert_eq!(postcard::to_allocvec(&sh.index()).unwrap(), before);
+    }
+
+    /// The orders listings walk (made once per scan): title case-insensitively then id, and newest first then
+    /// the higher id; rebuilt shelves (a scan's result) carry them too.
+    #[test]
+    fn shelves_keep_title_order_and_newest_first() {
+        let mut items = vec![
+            item(1, b"/a/1.mkv", "zebra"),
+            item(2, b"/a/2.mkv", "Alpha"),
+            item(3, b"/a/3.mkv", "alpha"),
+            item(4, b"/a/4.mkv", "Émile"),
+            item(5, b"/a/5.mkv", "beta"),
+        ];
+        for (i, added) in items.iter_mut().zip([30, 10, 50, 20, 50]) {
+            i.added = added;
+        }
+        let sh = Shelves::from_items(items.clone(), Vec::new(), 6);
+        let ids = |newest| sh.ordered(newest).map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(false), [2, 3, 5, 1, 4]);
+        assert_eq!(ids(true), [5, 3, 1, 4, 2]);
+        let mut next = sh.carry(|r| r.id != 3);
+        next.finish();
+        assert_eq!(next.ordered(false).map(|r| r.id).collect::<Vec<_>>(), [2, 5, 1, 4]);
     }
 
     #[test]
