@@ -243,7 +243,6 @@ fn deck(call: Call, section: Option<LibraryId>) -> Response<Body> {
     deck.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
     deck.truncate(DECK_MAX);
     let total = deck.len();
-    // Merge of wave5/progress with wave5/hubs: `window` answers 400 for bad paging values since hubs.
     let (start, size) = match window(&call) {
         Ok(w) => w,
         Err(r) => return r,

@@ -27,7 +27,7 @@
   const size = b => { const u = ['B', 'KB', 'MB', 'GB', 'TB']; let i = 0; while (b >= 1000 && i < 4) { b /= 1000; i++; } return (i ? b.toFixed(1) : b) + ' ' + u[i]; };
   const partOf = m => ((((m.Media || [])[0] || {}).Part) || [])[0];
   const isGroup = m => /\/children$/.test(m.key || '');
-  const sub = m => [m.type === 'episode' ? 'S' + m.parentIndex + 'E' + m.index : m.type === 'track' || m.type === 'album' ? m.parentTitle || m.grandparentTitle : null,
+  const sub = m => [m.type === 'episode' ? 'S' + m.parentIndex + 'E' + m.index : m.type === 'track' || m.type === 'album' || m.type === 'season' ? m.parentTitle || m.grandparentTitle : null,
     m.year, m.duration ? mins(m.duration) : null, isGroup(m) && m.leafCount != null ? m.leafCount + (m.leafCount === 1 ? ' item' : ' items') : null].filter(Boolean).join(' \u00b7 ');
 
   function cover(m, cls) {
