@@ -339,7 +339,11 @@ try {
   await myRow.getByRole('button', { name: 'Rename' }).click();
   await page.locator('tr[data-device] input').first().waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('tr[data-device] input')].some(i => i.value === 'Kitchen laptop'));
-  assert.ok((await apiGet('devices', ownerToken)).data.devices.some(d => d.name === 'Kitchen laptop'));
+  // The input holds the typed name before the save lands too: wait for the server's answer, not the input.
+  for (let t = 0; !(await apiGet('devices', ownerToken)).data.devices.some(d => d.name === 'Kitchen laptop'); t++) {
+    assert.ok(t < 50, 'the device was renamed on the server');
+    await new Promise(r => setTimeout(r, 100));
+  }
   await page.locator('tr[data-token]').getByRole('button', { name: 'Revoke' }).click();
   await page.locator('tr[data-token]').waitFor({ state: 'detached' });
   assert.equal((await apiGet('devices', shown)).status, 401, 'a revoked token is refused');
