@@ -4,7 +4,8 @@
 //! show and season groupings, the photo albums (one per folder), the artist and album groupings of music (from the tags, else from the folders:
 //! `Artist/Album/01 - Title.flac`, with `CD1`/`Disc 2` folders as disc numbers), scan progress, the index file `library-index.bin` in the data folder, and the
 //! inotify watcher, what is known about covers ([`art`]: where, never the picture bytes) and the sidecar
-//! subtitles beside a video ([`sidecar`]). Libraries and folders themselves are in the state (changed through `Handle::update` by
+//! subtitles beside a video ([`sidecar`]), and each person's watch state with its file `watch-state.bin` beside the
+//! index ([`viewing`]: written in batches, never in the flash record). Libraries and folders themselves are in the state (changed through `Handle::update` by
 //! the API); this room follows them.
 //! Must not touch: sockets or HTTP (the http room renders the catalog), media bytes for clients (stream room),
 //! the flash store (items are not state: they can always be rebuilt by a scan).
@@ -360,10 +361,14 @@ impl Catalog {
     /// Write the watch state now if it changed, without the entries of removed accounts and of ids that no
     /// longer hold the same file. Blocking (the writer thread, the clean stop through `spawn_blocking`).
     pub fn save_viewings(&self) {
+        let s = self.state.snapshot();
+        // An account removed since the last save: its entries go with the next write even if nothing else changed.
+        if !self.viewings.dirty() && self.viewings.read(|b| b.has_stale_account(|a| s.account(a).is_some())) {
+            self.viewings.mark_dirty();
+        }
         if !self.viewings.dirty() {
             return;
         }
-        let s = self.state.snapshot();
         self.viewings.save(
             |a| s.account(a).is_some(),
             |t| self.item(t.item).is_some_and(|i| Catalog::target(&i) == t),

@@ -189,6 +189,16 @@ impl Book {
         self.entries.range((account, 0)..=(account, ItemId::MAX)).next().is_some()
     }
 
+    /// Whether some entry belongs to an account `exists` no longer knows (removed: its entries must go).
+    pub fn has_stale_account(&self, exists: impl Fn(AccountId) -> bool) -> bool {
+        let mut last = None;
+        self.entries.keys().any(|&(a, _)| {
+            let new = last != Some(a);
+            last = Some(a);
+            new && !exists(a)
+        })
+    }
+
     /// How many entries there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -252,7 +262,9 @@ impl Book {
                     e.watched = false;
                     e.offset_ms = offset_ms;
                 } else {
-                    e.offset_ms = 0;
+                    // Plex ignores a time of 0 (python-plexapi: "setting the time to 0 will not work"); a
+                    // player that reports 0 before it has loaded must not wipe the place.
+                    return false;
                 }
             }
             Change::Scrobble => {
@@ -461,6 +473,11 @@ impl Viewings {
         *self.dirty.lock().unwrap()
     }
 
+    /// Have the next save write the file even without a change (e.g. an account was removed).
+    pub fn mark_dirty(&self) {
+        *self.dirty.lock().unwrap() = true;
+    }
+
     /// Write the book now if it changed (drops entries `keep` refuses first). Blocking: call off the runtime.
     pub fn save(&self, account_exists: impl Fn(AccountId) -> bool, item_is: impl Fn(Target) -> bool) {
         let _one = self.saving.lock().unwrap();
@@ -553,6 +570,10 @@ mod tests {
         assert!(b.apply(A, &[t(5)], Change::Unscrobble, 0, 106).unwrap());
         assert_eq!(b.get(A, t(5)), None);
         assert!(b.is_empty());
+        // A time of 0 changes nothing (as in Plex).
+        b.apply(A, &[t(7)], offset(60_000, 1_000_000), 0, 108).unwrap();
+        assert!(!b.apply(A, &[t(7)], offset(0, 1_000_000), 0, 109).unwrap());
+        assert_eq!(b.get(A, t(7)).unwrap().offset_ms, 60_000);
         // Unknown duration: the offset is kept, never "watched".
         b.apply(A, &[t(6)], Change::Offset { offset_ms: 5_000_000, duration_ms: None }, 0, 107).unwrap();
         assert!(b.get(A, t(6)).unwrap().in_progress());
@@ -630,7 +651,10 @@ mod tests {
         let mut b = Book::default();
         b.apply(A, &[t(5), t(6)], Change::Scrobble, 0, 1).unwrap();
         b.apply(B, &[t(5)], Change::Scrobble, 0, 1).unwrap();
+        assert!(b.has_stale_account(|a| a != B));
+        assert!(!b.has_stale_account(|_| true));
         assert_eq!(b.retain(|a| a != B, |x| x.item != 6), 2);
+        assert!(!b.has_stale_account(|a| a != B));
         assert!(b.get(A, t(5)).is_some());
         assert!(!b.has_any(B));
     }
