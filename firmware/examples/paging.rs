@@ -134,11 +134,11 @@ fn main() {
     }
     println!("{ITEMS} films, pages of 100, median of {RUNS} requests (ms), one request per connection");
     let head: Vec<String> = bins.iter().map(|b| format!("{:>12}", if *b == bin { "hearth" } else { "peer" })).collect();
-    println!("{:<78}{}", "request", head.join(""));
+    println!("{:<90}{}", "request", head.join(""));
     for (path, times) in &rows {
         let cells: Vec<String> =
             times.iter().map(|t| t.map_or_else(|| format!("{:>12}", "n/a"), |t| format!("{t:>12.2}"))).collect();
-        println!("{path:<78}{}", cells.join(""));
+        println!("{path:<90}{}", cells.join(""));
     }
     for (at, b) in bins.iter().enumerate() {
         let ratio = |list: &str| {

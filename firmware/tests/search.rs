@@ -166,6 +166,11 @@ fn search_and_recently_added_show_only_what_the_caller_sees() {
     );
     let mc = &v["MediaContainer"];
     assert_eq!((mc["size"].as_u64(), mc["totalSize"].as_u64(), mc["offset"].as_u64()), (Some(1), Some(7), Some(6)), "{v}");
+    let (_, v) = get(&srv, &format!("/library/sections/{films_id}/all?sort=movie.addedAt%3Adesc&X-Plex-Container-Size=1"), &owner);
+    assert_eq!(titles(&v), ["Zardoz"], "a listing sorted newest first: {v}");
+    let (st, v) = get(&srv, &format!("/library/sections/{tv_id}/all?sort=addedAt:desc"), &owner);
+    assert_eq!(st, 501, "shows are not sorted by addedAt: {v}");
+    assert!(message(&v).contains("recentlyAdded"), "{v}");
     // Children and leaves page too.
     let (_, v) = get(&srv, &format!("/library/sections/{tv_id}/all"), &owner);
     let show = v["MediaContainer"]["Metadata"][0]["ratingKey"].as_u64().unwrap();

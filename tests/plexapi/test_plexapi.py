@@ -341,6 +341,9 @@ def check_search_and_recently_added(plex, sections):
         ("Movie", "Sintel"), ("Movie", "Big Buck Bunny"), ("Movie", "Metropolis"),
         ("Season", "Season 1"), ("Season", "Season 2"), ("Album", "Dummy"), ("Album", "First Album"),
         ("Photoalbum", "2024/Summer"), ("Photoalbum", "Family"), ("Photo", "loose")]), got
+    # A section's recentlyAdded() asks its listing for sort=movie.addedAt:desc (checked against the Meta sorts).
+    newest = [m.title for m in sections["Films"].recentlyAdded()]
+    assert newest[0] == "Sintel" and sorted(newest) == ["Big Buck Bunny", "Metropolis", "Sintel"], newest
     added = [r.addedAt for r in recent]
     assert added == sorted(added, reverse=True), added
     # Paged as plexapi pages: two at a time gives the same list.

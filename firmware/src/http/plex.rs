@@ -317,7 +317,8 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
     // R-F5: the rows are a snapshot of the catalog; their nodes are made and written one at a time
     // (plex::listing), so a 20,000-item listing never exists whole as nodes or text. A library's own items
     // are walked in the catalog's title order by id, filtered on the way, and only the page is copied out.
-    let ids = || Rows::Ids(call.ctx.library.item_ids(Order::Title, |g| g.library == lib.id && filter.leaf(g.title, g.episode, g.media)));
+    let order = if filter.newest { Order::Newest } else { Order::Title };
+    let ids = || Rows::Ids(call.ctx.library.item_ids(order, |g| g.library == lib.id && filter.leaf(g.title, g.episode, g.media)));
     let rows = match (lib.kind, ty) {
         (LibraryKind::Movies | LibraryKind::OtherVideos, 1) => ids(),
         (LibraryKind::Shows, 2) | (LibraryKind::Music, 8) => Rows::Groups(call.ctx.library.shows(lib.id)),
@@ -348,6 +349,10 @@ fn section_list(call: Call, forced: Option<u32>) -> Response<Body> {
             );
         }
     };
+    if filter.newest && !matches!(rows, Rows::Ids(_)) {
+        let why = format!("Hearth sorts by addedAt only movies, tracks and photos; /library/sections/{}/recentlyAdded lists what is new.", lib.id);
+        return error(StatusCode::NOT_IMPLEMENTED, &why, call.format);
+    }
     let rows = rows.filtered(&filter);
     let total = rows.len();
     let shown = total.saturating_sub(start).min(size);
@@ -413,6 +418,9 @@ struct Filter {
     artist: Option<u32>,
     album: Option<u32>,
     show: Option<u32>,
+    /// `sort=addedAt:desc` (or `<type>.addedAt:desc`, as python-plexapi's `section.recentlyAdded()` sends it):
+    /// newest first. Built for the item listings (movies, tracks, photos).
+    newest: bool,
 }
 
 impl Filter {
@@ -434,8 +442,15 @@ impl Filter {
                 "artist.id" => f.artist = Some(id()?),
                 "album.id" => f.album = Some(id()?),
                 "show.id" => f.show = Some(id()?),
-                // Default order is by title; other orders are not built.
-                "sort" if v.is_empty() || v.starts_with("titleSort") => {}
+                // Default order is by title; newest first is the other order built.
+                "sort" => {
+                    let field = v.split_once('.').filter(|(t, _)| !t.contains(':')).map_or(v.as_str(), |(_, f)| f);
+                    match field.split_once(':').unwrap_or((field, "")) {
+                        ("titleSort", "" | "asc") | ("", "") => {}
+                        ("addedAt", "desc") => f.newest = true,
+                        _ => return Err(format!("Hearth cannot filter or sort by {v:?}; it sorts by titleSort and addedAt:desc.")),
+                    }
+                }
                 k if k.starts_with("X-Plex-") || Self::HARMLESS.contains(&k) => {}
                 other => {
                     return Err(format!(
@@ -501,6 +516,11 @@ fn meta(lib: &Library, active: u32) -> Node {
             .kid(Node::new("Field", "Field").a("key", "title").a("title", "Title").a("type", "string"));
         for id in *ids {
             t = t.kid(Node::new("Field", "Field").a("key", *id).a("title", *id).a("type", "integer"));
+        }
+        // The orders built: python-plexapi checks a sort against these before it asks.
+        t = t.kid(Node::new("Sort", "Sort").a("key", "titleSort").a("title", "Title").a("defaultDirection", "asc"));
+        if matches!(ty, 1 | 10 | 13) {
+            t = t.kid(Node::new("Sort", "Sort").a("key", "addedAt").a("title", "Date Added").a("defaultDirection", "desc"));
         }
         m = m.kid(t);
     }
@@ -942,7 +962,9 @@ mod tests {
         assert_eq!(f("artist.id=5").unwrap().artist, Some(5));
         assert!(f("artist.id=five").unwrap_err().contains("must be a number"));
         // Filters and orders Hearth does not build are refused, never ignored.
-        for q in ["year=1994", "genre=rock", "sort=addedAt:desc", "title!=x", "unwatched=1"] {
+        assert!(f("sort=movie.addedAt%3Adesc").unwrap().newest && f("sort=addedAt:desc").unwrap().newest);
+        assert_eq!(f("sort=track.titleSort"), Ok(Filter::default()));
+        for q in ["year=1994", "genre=rock", "sort=addedAt", "sort=year:desc", "title!=x", "unwatched=1"] {
             assert!(f(q).unwrap_err().contains("cannot filter"), "{q}");
         }
 
