@@ -35,7 +35,8 @@ fn browsers_get_the_page_with_its_guards_and_api_clients_do_not() {
     assert!(head.contains("referrer-policy: no-referrer"), "{head}");
     assert!(body.contains("<script src=\"app.js\""));
     let mut total = body.len();
-    for (path, ctype) in [("/web/app.js", "text/javascript"), ("/web/app.css", "text/css")] {
+    assert!(body.contains("<script src=\"watch.js\""));
+    for (path, ctype) in [("/web/app.js", "text/javascript"), ("/web/app.css", "text/css"), ("/web/watch.js", "text/javascript")] {
         let (st, head, body) = srv.call("GET", path, &[], None);
         assert_eq!(st, 200, "{path}");
         assert!(head.contains(&format!("content-type: {ctype}")), "{head}");
@@ -231,4 +232,30 @@ fn system_status_is_refused_to_members() {
     assert_eq!(st, 200, "{body}");
     let kim_token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
     assert_eq!(srv.call("GET", "/api/v1/system", &[("X-Plex-Token", &kim_token)], None).0, 403);
+}
+
+/// What the web client asks before it plays (`GET /api/v1/me`): whether this caller's streams are remote, and the
+/// most one remote stream gets (the stream cap, never above the upload cap). The LAN is never limited.
+#[test]
+fn me_says_whether_the_caller_is_remote_and_its_stream_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::start(dir.path());
+    let token = srv.claim("Ada", "hearth by the fire");
+    let auth = [("X-Plex-Token", token.as_str())];
+    let me = || {
+        let (st, v) = srv.json("GET", "/api/v1/me", &auth, None);
+        assert_eq!(st, 200, "{v}");
+        (v["remote"].clone(), v["stream_limit_kbps"].clone())
+    };
+    let put = |body: &str| assert_eq!(srv.json("PUT", "/api/v1/bandwidth", &auth, Some(body)).0, 200, "{body}");
+    assert_eq!(me(), (false.into(), serde_json::Value::Null));
+    put(r#"{"stream_kbps":2000,"upload_kbps":1500}"#);
+    assert_eq!(me(), (false.into(), serde_json::Value::Null), "the LAN is not limited");
+    // The owner lists the LAN networks without loopback: this caller is now outside them.
+    put(r#"{"lan_networks":["192.0.2.0/24"]}"#);
+    assert_eq!(me(), (true.into(), 1500.into()), "the upload cap is below the stream cap");
+    put(r#"{"upload_kbps":0}"#);
+    assert_eq!(me(), (true.into(), 2000.into()));
+    put(r#"{"stream_kbps":0}"#);
+    assert_eq!(me(), (true.into(), serde_json::Value::Null), "no cap set: no limit");
 }

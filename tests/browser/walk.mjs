@@ -127,10 +127,9 @@ try {
     return { html: nav.encodedBodySize, assets: res.map(e => [e.name.split('/').pop(), e.encodedBodySize]), paint, dcl: nav.domContentLoadedEventEnd };
   });
   const weight = perf.html + perf.assets.reduce((a, [, n]) => a + n, 0);
-  console.log(`PAGE WEIGHT: ${weight} bytes (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
+  console.log(`PAGE WEIGHT: ${weight} bytes as sent, gzip (index.html ${perf.html}, ${perf.assets.map(([n, s]) => n + ' ' + s).join(', ')})`);
   console.log(`FIRST PAINT: ${perf.paint['first-paint']?.toFixed(1)} ms, first contentful paint ${perf.paint['first-contentful-paint']?.toFixed(1)} ms, DOMContentLoaded ${perf.dcl.toFixed(1)} ms`);
-  // The budget of firmware/src/http/web/mod.rs (BUDGET): 64 KiB + 2 KiB for the folder picker (issue 20 part 6).
-  assert.ok(weight > 0 && weight < 66 * 1024, 'page weight under 66 KiB');
+  assert.ok(weight > 0 && weight < 96 * 1024, 'page weight under 96 KiB (web/mod.rs BUDGET)');
   // The machine is shared: five repeat loads in new tabs (cached files revalidated), median printed beside the first.
   const fcps = [];
   for (let i = 0; i < 5; i++) {
@@ -361,7 +360,11 @@ try {
     myRow.getByRole('button', { name: 'Rename' }).click()]);
   await page.locator('tr[data-device] input').first().waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll('tr[data-device] input')].some(i => i.value === 'Kitchen laptop'));
-  assert.ok((await apiGet('devices', ownerToken)).data.devices.some(d => d.name === 'Kitchen laptop'));
+  // The input holds the typed name before the save lands too: wait for the server's answer, not the input.
+  for (let t = 0; !(await apiGet('devices', ownerToken)).data.devices.some(d => d.name === 'Kitchen laptop'); t++) {
+    assert.ok(t < 50, 'the device was renamed on the server');
+    await new Promise(r => setTimeout(r, 100));
+  }
   await page.locator('tr[data-token]').getByRole('button', { name: 'Revoke' }).click();
   await page.locator('tr[data-token]').waitFor({ state: 'detached' });
   assert.equal((await apiGet('devices', shown)).status, 401, 'a revoked token is refused');
@@ -442,8 +445,8 @@ try {
   await page.keyboard.type('2468');
   await page.keyboard.press('Enter');
   await page.locator('#who', { hasText: 'Kim (member)' }).waitFor();
-  await page.locator('#title', { hasText: 'Your account' }).waitFor();
-  assert.equal(new URL(page.url()).hash, '#me');
+  await page.locator('#main[data-screen="watch"]').waitFor();
+  assert.equal(new URL(page.url()).hash, '#watch', 'a member lands where people watch');
   assert.equal(await page.isVisible('#nav'), false, 'a member sees no owner settings');
   await shot('13-member');
   await page.setViewportSize({ width: 390, height: 844 });

@@ -183,6 +183,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/web/", Access::Public, super::web::index),
     route!(GET "/web/app.css", Access::Public, super::web::css),
     route!(GET "/web/app.js", Access::Public, super::web::js),
+    route!(GET "/web/watch.js", Access::Public, super::web::watch_js),
 ];
 
 /// Why [`admit`] refused a request.

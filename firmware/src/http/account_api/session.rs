@@ -116,14 +116,24 @@ pub async fn sign_out(call: Call) -> Response<Body> {
     .await)
 }
 
-/// `GET /api/v1/me` (Account): the calling account.
+/// `GET /api/v1/me` (Account): the calling account, whether it calls from outside the LAN, and its remote
+/// stream limit.
 pub async fn me(call: Call) -> Response<Body> {
     reply(async {
         let (_, _, device) = caller_account(&call)?;
         let a = own_account(&call)?;
         let mut v = account_json(&a);
         v["device"] = json!(device);
-        v["server_secured"] = json!(call.ctx.state.snapshot().is_secured());
+        let s = call.ctx.state.snapshot();
+        v["server_secured"] = json!(s.is_secured());
+        // What the web client needs before it plays (docs/web.md "Watch"): whether this caller's streams are
+        // remote (paced by the stream room, `stream::pace`), and the most one remote stream may get: the
+        // "Limit remote stream bitrate" cap, never above "Internet upload speed" (0 = not set). LAN: no limit.
+        let remote = !call.origin.lan;
+        let r = &s.settings.remote;
+        let limit = [r.stream_kbps, r.upload_kbps].into_iter().filter(|k| *k > 0).min();
+        v["remote"] = json!(remote);
+        v["stream_limit_kbps"] = json!(limit.filter(|_| remote));
         ok(v)
     }
     .await)

@@ -229,10 +229,11 @@ function chrome() {
   $('#server-name').textContent = (server && server.name) || 'Hearth';
   const owner = me && me.role === 'owner';
   $('#nav').hidden = !owner;
+  $('#wnav').hidden = !me;
   $('#who').textContent = me ? 'Signed in as ' + me.name + ' (' + me.role + ')' : '';
   $('#signout').hidden = !me;
   $('#switch').hidden = !me || me.role === 'friend';
-  for (const a of document.querySelectorAll('nav a')) a.getAttribute('href') === location.hash ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current');
+  for (const a of document.querySelectorAll('nav a, #wnav a')) a.getAttribute('href') === location.hash.split('/')[0] ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current');
 }
 
 const screens = { libraries, home, devices, network, dlna, remote, system, profiles, me: mine };
@@ -244,10 +245,10 @@ async function route() {
     : server && server.safe_mode && me && me.role === 'owner' ? 'Safe mode: the watchdog had to restart this box several times in a short while, so remote access and DLNA are off. See System for why, and to turn them back on.' : '');
   if (!server || !server.claimed) return claim();
   if (!me) return signIn();
-  let name = location.hash.slice(1);
-  if (me.role !== 'owner' && !['me', 'profiles'].includes(name)) name = 'me';
+  let name = location.hash.slice(1).split('/')[0];
+  if (me.role !== 'owner' && !['me', 'profiles', 'watch'].includes(name)) name = 'watch';
   if (!screens[name]) name = me.role === 'owner' ? 'libraries' : 'me';
-  if (location.hash !== '#' + name) { history.replaceState(null, '', '#' + name); }
+  if (location.hash.slice(1).split('/')[0] !== name) { history.replaceState(null, '', '#' + name); }
   chrome();
   delete $('#main').dataset.screen;
   try { await screens[name](() => mine === seq); if (mine === seq) $('#main').dataset.screen = name; }
@@ -355,7 +356,7 @@ async function profiles() {
     const r = await api('POST', 'home/switch', pin == null ? { id: u.id } : { id: u.id, pin }, { wrongSecretIs401: true });
     if (!r.ok) { if (!pin) slot.replaceChildren(p(r.msg, 'err')); return r.msg; }
     token.set(r.data.token);
-    history.replaceState(null, '', '#' + (r.data.account.role === 'owner' ? 'libraries' : 'me'));
+    history.replaceState(null, '', '#' + (r.data.account.role === 'owner' ? 'libraries' : 'watch'));
     await boot();
   }
 }
