@@ -118,12 +118,17 @@ fn path_ok(p: &str) -> bool {
     p.starts_with('/') && p.len() <= TEXT_MAX && p.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Whether `s` starts with `http://` (the scheme in any case, RFC 3986 §3.1).
+fn is_http(s: &str) -> bool {
+    s.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+}
+
 /// Parse an absolute `http://<IPv4 or [IPv6]>[:port][/path]` URL (the fragment dropped). `None` for any
 /// other scheme, a host name, user info, port 0, or a path with spaces or control characters.
 pub fn parse_url(url: &str) -> Option<Location> {
     let url = url.trim();
     let url = url.split('#').next()?;
-    if url.len() < 7 || !url[..7].eq_ignore_ascii_case("http://") {
+    if !is_http(url) {
         return None;
     }
     let rest = &url[7..];
@@ -200,7 +205,7 @@ pub fn resolve(base: &Location, reference: &str) -> Option<Location> {
     if r.is_empty() {
         return None;
     }
-    if r.len() >= 7 && r[..7].eq_ignore_ascii_case("http://") {
+    if is_http(r) {
         return parse_url(r).map(|l| Location { path: remove_dots(&l.path), ..l });
     }
     if r.starts_with("//") {
@@ -419,7 +424,7 @@ pub fn parse_description(xml: &[u8], location: &Location) -> Result<Description,
                 if path.len() >= XML_DEPTH_MAX || elements > XML_ELEMENTS_MAX {
                     return Err(Unusable::Xml);
                 }
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let local = e.local_name().as_ref().to_string();
                 if local == "device" {
                     saw_device = true;
                 }
@@ -576,7 +581,7 @@ pub fn reply(status: u16, body: &[u8]) -> Reply {
                 if depth >= XML_DEPTH_MAX || elements > XML_ELEMENTS_MAX {
                     return Reply::Garbled;
                 }
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let local = e.local_name().as_ref().to_string();
                 match depth {
                     0 if local != "Envelope" => return Reply::Garbled,
                     1 => body_at = local == "Body",
@@ -606,7 +611,7 @@ pub fn reply(status: u16, body: &[u8]) -> Reply {
                     Some(d) => d,
                     None => return Reply::Garbled,
                 };
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let local = e.local_name().as_ref().to_string();
                 let t = std::mem::take(&mut text_buf);
                 match depth {
                     3 if in_response => {
