@@ -797,7 +797,7 @@ pub async fn exchange(
         })
         .await
     };
-    tokio::time::timeout(deadline, work).await.map_err(|_| format!("no answer from {to} within {} s", deadline.as_secs()))?
+    tokio::time::timeout(deadline, work).await.map_err(|_| format!("no answer from {to} within {deadline:?}"))?
 }
 
 /// One SOAP action: POST the envelope to `control`, decode the answer; a `Done` for another action than

@@ -314,3 +314,82 @@ fn fuzz_seeds_hold_the_target_checks() {
     }
     assert!(n >= 10, "seeds in {SEEDS}");
 }
+
+/// A router's HTTP server on loopback: answers each connection with the next of `answers` (raw bytes, head and
+/// body), after reading the request head and its Content-Length body; `None` never answers.
+async fn fake_router(answers: Vec<Option<Vec<u8>>>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        for a in answers {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+                    if got.len() >= end + 4 + len.unwrap_or(0) {
+                        // Header names as hyper writes them (lower case; HTTP/1.1 names are case-insensitive).
+                        assert!(text.to_ascii_lowercase().contains("\r\nsoapaction: \"urn:schemas-upnp-org:service:wanipconnection:2#"), "{text}");
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            match a {
+                Some(a) => {
+                    // The client may stop reading (a body over the cap): not the server's failure.
+                    let _ = s.write_all(&a).await;
+                    let _ = s.shutdown().await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(30)).await,
+            }
+        }
+    });
+    addr
+}
+
+fn gateway_at(addr: SocketAddr) -> Gateway {
+    let control = Location { addr, path: "/ctl/IPConn".into() };
+    let wan = Some(Service { service_type: WAN_SERVICES[0].into(), control });
+    Gateway { location: Location { addr, path: "/rootDesc.xml".into() }, description: Description { wan, ..Default::default() } }
+}
+
+/// Routers answer with Content-Length, chunked, or a body that ends when they close: all read; a fault is the
+/// router's refusal with its code; an answer too large or too slow is no answer.
+#[tokio::test]
+async fn soap_exchanges_with_a_router() {
+    let ip = seed("soap-get-external-ip-miniupnpd.xml");
+    let with_length = [format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n", ip.len()).into_bytes(), ip.clone()].concat();
+    let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for c in ip.chunks(50) {
+        chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        chunked.extend_from_slice(c);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let until_close = [b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n".to_vec(), ip.clone()].concat();
+    let fault = seed("soap-fault-718-miniupnpd.xml");
+    let fault = [format!("HTTP/1.1 500 Internal Server Error\r\nContent-Length: {}\r\n\r\n", fault.len()).into_bytes(), fault].concat();
+    let huge = [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", BODY_MAX + 1).into_bytes(), vec![b' '; BODY_MAX + 1]].concat();
+    let html = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nNot Found".to_vec();
+    let addr = fake_router(vec![Some(with_length), Some(chunked), Some(until_close), Some(fault), Some(huge), Some(html), None]).await;
+    let gw = gateway_at(addr);
+    for how in ["Content-Length", "chunked", "close-delimited"] {
+        assert_eq!(gw.external_address().await, Ok("11.0.0.2".parse().unwrap()), "{how}");
+    }
+    let refused = gw.add_port_mapping(40000, "192.168.77.10:32400".parse().unwrap(), 7200, "Hearth").await;
+    assert_eq!(refused, Err(Failure::Refused { code: 718, description: "ConflictInMappingEntry".into() }));
+    assert!(matches!(gw.external_address().await, Err(Failure::Unanswered(e)) if e.contains("larger than 65536 bytes")));
+    assert!(matches!(gw.external_address().await, Err(Failure::Unanswered(e)) if e.contains("not SOAP (HTTP 404)")));
+    let body = get_external_ip_address(WAN_SERVICES[0]);
+    let soap_action = Some(format!("{}#GetExternalIPAddress", WAN_SERVICES[0]));
+    let slow = exchange(None, addr, Method::POST, "/ctl/IPConn", soap_action, body, Duration::from_millis(300)).await;
+    assert_eq!(slow, Err(format!("no answer from {addr} within 300ms")));
+}

@@ -474,3 +474,20 @@ pub fn parse_methods(s: &str) -> Result<Vec<MappingMethod>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words an owner reads for a router's refusal ("UPnP IGD error 606 (action not authorized)"): the
+    /// codes met most keep the words they had; others carry what the router said, or the spec's name.
+    #[test]
+    fn refusals_keep_their_words() {
+        assert_eq!(refusal(606, "Action not authorized"), "action not authorized");
+        assert_eq!(refusal(718, "ConflictInMappingEntry"), "conflict in mapping entry");
+        assert_eq!(refusal(725, ""), "only permanent leases supported");
+        assert_eq!(refusal(501, "ActionFailed"), "ActionFailed");
+        assert_eq!(refusal(729, ""), "ConflictWithOtherMechanisms");
+        assert_eq!(refusal(799, ""), "unknown error");
+    }
+}
