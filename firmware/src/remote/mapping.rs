@@ -1,13 +1,14 @@
-//! Mapping methods: UPnP IGD (igd-next), PCP and NAT-PMP (our [`super::pcp`] core over a tokio UDP socket).
+//! Mapping methods: UPnP IGD (our [`super::igd`] control point), PCP and NAT-PMP (our [`super::pcp`] core over a
+//! tokio UDP socket).
 //!
 //! [`ORDER`] is the one place that says which method is tried first.
 
+use super::igd::{self, Failure};
 use super::pcp::{self, Epoch, MapReply, PcpError};
 use super::status::{Reason, Said};
 use crate::state::MappingMethod;
 use crate::system::clock::unix_now;
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
-use igd_next::PortMappingProtocol::TCP;
+use core::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -24,7 +25,7 @@ pub const IGD_SEARCH: Duration = Duration::from_secs(3);
 
 /// What we hold on the router and how to talk to it again.
 pub enum Held {
-    Igd(Box<igd_next::aio::Gateway<igd_next::aio::tokio::Tokio>>),
+    Igd(Box<igd::Gateway>),
     Pcp { nonce: [u8; 12], epoch: Epoch },
     NatPmp { epoch: Epoch },
 }
@@ -110,41 +111,35 @@ pub async fn map_any(
     Err(Missed { reason, named, refusals })
 }
 
-fn igd_code(e: &igd_next::RequestError) -> Option<(u16, String)> {
-    match e {
-        igd_next::RequestError::ErrorCode(c, m) => Some((*c, m.clone())),
-        _ => None,
+/// The words a refusal is shown with: the UPnP names of the codes an owner meets most, else what the router
+/// said (WANIPConnection:2 §2.5).
+fn refusal(code: u16, said: &str) -> String {
+    match code {
+        605 => "description too long".into(),
+        606 => "action not authorized".into(),
+        718 => "conflict in mapping entry".into(),
+        724 => "same port values required".into(),
+        725 => "only permanent leases supported".into(),
+        _ if !said.is_empty() => said.to_string(),
+        _ => igd::error_name(code).unwrap_or("unknown error").to_string(),
     }
 }
 
-fn add_port_code(e: &igd_next::AddPortError) -> Option<(u16, String)> {
-    use igd_next::AddPortError as E;
-    match e {
-        E::ActionNotAuthorized => Some((606, "action not authorized".into())),
-        E::PortInUse => Some((718, "conflict in mapping entry".into())),
-        E::SamePortValuesRequired => Some((724, "same port values required".into())),
-        E::OnlyPermanentLeasesSupported => Some((725, "only permanent leases supported".into())),
-        E::DescriptionTooLong => Some((605, "description too long".into())),
-        E::RequestError(r) => igd_code(r),
-        _ => None,
-    }
+fn refused_with(r: &Result<(), Failure>, code: u16) -> bool {
+    matches!(r, Err(Failure::Refused { code: c, .. }) if *c == code)
 }
 
 /// UPnP IGD: search, external address, AddPortMapping (preferred port, then any port), permanent lease when
 /// the router only supports that (UPnP IGD WANIPConnection:1 error 725).
 async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferred: u16) -> Result<Active, Miss> {
-    let mut opts = igd_next::SearchOptions::default();
-    opts.bind_addr = SocketAddr::new(IpAddr::V4(local), 0);
-    opts.timeout = Some(IGD_SEARCH);
-    opts.single_search_timeout = Some(IGD_SEARCH);
-    let gw = match igd_next::aio::tokio::search_gateway(opts).await {
+    let gw = match igd::search(local, IGD_SEARCH, igd::Description::maps_ports).await {
         Ok(g) => g,
         Err(e) => {
-            tracing::debug!(error = %e, "no UPnP IGD answered");
+            tracing::debug!(?e, "no UPnP IGD answered");
             return Err(Miss::Silent);
         }
     };
-    let external_addr = match gw.get_external_ip().await {
+    let external_addr = match gw.external_address().await {
         Ok(ip) if !ip.is_unspecified() => Some(ip),
         Ok(_) => None,
         Err(e) => {
@@ -152,41 +147,30 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
             None
         }
     };
-    let target = SocketAddr::new(IpAddr::V4(local), internal_port);
+    let target = SocketAddrV4::new(local, internal_port);
     let mut lease = LEASE_SECS;
     let mut port = preferred;
-    let mut result = gw.add_port(TCP, port, target, lease, DESCRIPTION).await;
-    if matches!(result, Err(igd_next::AddPortError::OnlyPermanentLeasesSupported)) {
+    let mut result = gw.add_port_mapping(port, target, lease, DESCRIPTION).await;
+    if refused_with(&result, 725) {
         lease = 0;
-        result = gw.add_port(TCP, port, target, lease, DESCRIPTION).await;
+        result = gw.add_port_mapping(port, target, lease, DESCRIPTION).await;
     }
-    if matches!(result, Err(igd_next::AddPortError::PortInUse)) {
+    if refused_with(&result, 718) {
         tracing::info!(port, "external port taken; asking for any port");
-        match gw.add_any_port(TCP, target, lease, DESCRIPTION).await {
-            Ok(p) => {
-                port = p;
-                result = Ok(());
-            }
-            Err(igd_next::AddAnyPortError::RequestError(r)) => {
-                return Err(match igd_code(&r) {
-                    Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
-                    None => Miss::Silent,
-                });
-            }
-            Err(e) => return Err(Miss::Refused { code: 718, detail: e.to_string(), external: external_addr }),
+        result = gw.add_any_port_mapping(port, target, lease, DESCRIPTION).await.map(|p| port = p);
+    }
+    match result {
+        Ok(()) => {}
+        Err(Failure::Refused { code, description }) => {
+            return Err(Miss::Refused { code, detail: refusal(code, &description), external: external_addr });
+        }
+        Err(Failure::Unanswered(e)) => {
+            tracing::info!(error = %e, "IGD request failed");
+            return Err(Miss::Silent);
         }
     }
-    if let Err(e) = result {
-        return Err(match add_port_code(&e) {
-            Some((code, detail)) => Miss::Refused { code, detail, external: external_addr },
-            None => {
-                tracing::info!(error = %e, "IGD request failed");
-                Miss::Silent
-            }
-        });
-    }
-    let router_name = friendly_name(gw.addr, &gw.root_url).await.unwrap_or_else(|| "UPnP IGD".into());
-    let gateway = match gw.addr.ip() {
+    let router_name = gw.description.friendly_name.clone().unwrap_or_else(|| "UPnP IGD".into());
+    let gateway = match gw.location.addr.ip() {
         IpAddr::V4(v4) => v4,
         IpAddr::V6(_) => gateway,
     };
@@ -201,27 +185,6 @@ async fn map_igd(gateway: Ipv4Addr, local: Ipv4Addr, internal_port: u16, preferr
         router_name,
         held: Held::Igd(Box::new(gw)),
     })
-}
-
-/// `<friendlyName>` from the IGD's root description (UPnP Device Architecture 1.0 §2.1).
-/// igd-next keeps the description's address and its path (`root_url`) apart.
-async fn friendly_name(addr: SocketAddr, path: &str) -> Option<String> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let host = addr.to_string();
-    let (status, body) =
-        super::fetch::exchange(addr, &host, hyper::Method::GET, path, None, 64 * 1024, Duration::from_secs(3))
-            .await
-            .ok()?;
-    if !status.is_success() {
-        return None;
-    }
-    let text = std::str::from_utf8(&body).ok()?;
-    let start = text.find("<friendlyName>")? + "<friendlyName>".len();
-    let end = start + text[start..].find("</friendlyName>")?;
-    let name: String = text[start..end].chars().filter(|c| !c.is_control()).take(64).collect();
-    Some(name.trim().to_string()).filter(|n| !n.is_empty())
 }
 
 /// Send `req` to the gateway's port 5351 and wait for a reply that `decode` accepts, retransmitting on the
@@ -393,20 +356,30 @@ pub async fn keep(a: &mut Active, renew: bool) -> Kept {
     match &mut a.held {
         Held::Igd(gw) => {
             if renew {
-                let target = SocketAddr::new(IpAddr::V4(a.local), a.internal_port);
-                return match gw.add_port(TCP, a.external_port, target, a.lease_secs, DESCRIPTION).await {
+                let target = SocketAddrV4::new(a.local, a.internal_port);
+                return match gw.add_port_mapping(a.external_port, target, a.lease_secs, DESCRIPTION).await {
                     Ok(()) => Kept::Held,
                     Err(e) => Kept::Failed(e.to_string()),
                 };
             }
-            // Read-only check: is our entry still in the table? (WANIPConnection GetGenericPortMappingEntry)
+            // Read-only check: is our entry still in the table, forwarding to us? (WANIPConnection
+            // GetSpecificPortMappingEntry: 714 NoSuchEntryInArray when it is gone.)
+            let ours = |e: &igd::Entry| e.internal_port == a.internal_port && e.internal_client.is_none_or(|c| c == IpAddr::V4(a.local));
+            match gw.specific_entry(a.external_port).await {
+                Ok(e) => return if ours(&e) { Kept::Held } else { Kept::Lost },
+                Err(Failure::Refused { code: 714, .. }) => return Kept::Lost,
+                // A router without the action: walk the table (GetGenericPortMappingEntry).
+                Err(Failure::Refused { code: 401 | 602, .. }) => {}
+                Err(e) => return Kept::Failed(e.to_string()),
+            }
             for index in 0..256 {
-                match gw.get_generic_port_mapping_entry(index).await {
-                    Ok(e) if e.external_port == a.external_port && e.protocol == TCP => {
-                        return if e.internal_port == a.internal_port { Kept::Held } else { Kept::Lost };
+                match gw.generic_entry(index).await {
+                    Ok(e) if e.external_port == Some(a.external_port) && e.protocol.as_deref() == Some("TCP") => {
+                        return if ours(&e) { Kept::Held } else { Kept::Lost };
                     }
                     Ok(_) => continue,
-                    Err(igd_next::GetGenericPortMappingEntryError::SpecifiedArrayIndexInvalid) => return Kept::Lost,
+                    // Past the end of the table (713 SpecifiedArrayIndexInvalid; some routers say 714).
+                    Err(Failure::Refused { code: 713 | 714, .. }) => return Kept::Lost,
                     Err(e) => return Kept::Failed(e.to_string()),
                 }
             }
@@ -464,7 +437,7 @@ pub async fn keep(a: &mut Active, renew: bool) -> Kept {
 /// Delete the mapping from the router (disable, shutdown).
 pub async fn release(a: &Active) {
     let done = match &a.held {
-        Held::Igd(gw) => gw.remove_port(TCP, a.external_port).await.map_err(|e| e.to_string()),
+        Held::Igd(gw) => gw.delete_port_mapping(a.external_port).await.map_err(|e| e.to_string()),
         // RFC 6887 §15: lifetime 0 deletes.
         Held::Pcp { nonce, .. } => pcp_map(a.gateway, a.local, *nonce, a.internal_port, a.external_port, 0)
             .await
@@ -500,4 +473,21 @@ pub fn parse_methods(s: &str) -> Result<Vec<MappingMethod>, String> {
         return Err("name at least one mapping method (igd, pcp, natpmp)".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words an owner reads for a router's refusal ("UPnP IGD error 606 (action not authorized)"): the
+    /// codes met most keep the words they had; others carry what the router said, or the spec's name.
+    #[test]
+    fn refusals_keep_their_words() {
+        assert_eq!(refusal(606, "Action not authorized"), "action not authorized");
+        assert_eq!(refusal(718, "ConflictInMappingEntry"), "conflict in mapping entry");
+        assert_eq!(refusal(725, ""), "only permanent leases supported");
+        assert_eq!(refusal(501, "ActionFailed"), "ActionFailed");
+        assert_eq!(refusal(729, ""), "ConflictWithOtherMechanisms");
+        assert_eq!(refusal(799, ""), "unknown error");
+    }
 }

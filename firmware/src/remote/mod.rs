@@ -1,7 +1,7 @@
 //! Remote access: making this server reachable from the internet, and saying plainly whether it is.
 //!
-//! Owns: the mapping methods ([`mapping`]: UPnP IGD through igd-next, PCP and NAT-PMP through our own
-//! sans-IO core [`pcp`]), the manual port, the status machine ([`status`]), the server mapping view, STUN
+//! Owns: the mapping methods ([`mapping`]: UPnP IGD through our own control point [`igd`], PCP and NAT-PMP
+//! through our own sans-IO core [`pcp`]), the manual port, the status machine ([`status`]), the server mapping view, STUN
 //! ([`stun`]), the reachability check and the `hearth reflector` service ([`reflector`]), and the task that
 //! follows `Settings.remote` ([`run`]).
 //! Must not touch: authentication or the access rule (auth room), stream pacing (stream room reads
@@ -19,6 +19,7 @@
 pub mod acme;
 pub mod announce;
 pub mod fetch;
+pub mod igd;
 pub mod listener;
 pub mod mapping;
 pub mod pcp;

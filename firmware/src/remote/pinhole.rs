@@ -28,7 +28,7 @@
 
 use super::pcp::{self, Epoch, PcpError};
 use super::status::{FamilyState, FamilyStatus, method_name};
-use super::{Control, Wanted, mapping, reflector};
+use super::{Control, Wanted, igd, mapping, reflector};
 use crate::state::{Handle, MappingMethod};
 use core::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -37,46 +37,38 @@ use tokio::sync::watch;
 /// The IGD:2 IPv6 firewall service type.
 pub const SERVICE: &str = "urn:schemas-upnp-org:service:WANIPv6FirewallControl:1";
 /// Longest a SOAP exchange with the router may take.
-const SOAP_DEADLINE: Duration = Duration::from_secs(5);
-/// Largest SOAP answer or description read.
-const ANSWER_LIMIT: usize = 64 * 1024;
+const SOAP_DEADLINE: Duration = igd::EXCHANGE_DEADLINE;
 
-/// A SOAP request body for `action` with `args` in order (values are addresses and numbers: no escaping).
-pub fn soap_body(action: &str, args: &[(&str, String)]) -> String {
-    let mut inner = String::new();
-    for (k, v) in args {
-        inner.push_str(&format!("<{k}>{v}</{k}>"));
-    }
-    format!(
-        "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:{action} xmlns:u=\"{SERVICE}\">\
-         {inner}</u:{action}></s:Body></s:Envelope>\r\n"
-    )
+/// A SOAP request body for `action` with `args` in order ([`igd::envelope`] for this service).
+pub fn soap_body(action: &str, args: &[(&str, &str)]) -> String {
+    igd::envelope(SERVICE, action, args)
 }
 
 /// AddPinhole for TCP to `client`:`port`, from any remote host and port, for `lease` seconds (§2.5.4).
 pub fn add_pinhole(client: Ipv6Addr, port: u16, lease: u32) -> String {
+    let (client, port, proto, lease) =
+        (client.to_string(), port.to_string(), pcp::PROTO_TCP.to_string(), lease.clamp(1, 86400).to_string());
     soap_body(
         "AddPinhole",
         &[
-            ("RemoteHost", String::new()),
-            ("RemotePort", "0".into()),
-            ("InternalClient", client.to_string()),
-            ("InternalPort", port.to_string()),
-            ("Protocol", pcp::PROTO_TCP.to_string()),
-            ("LeaseTime", lease.clamp(1, 86400).to_string()),
+            ("RemoteHost", ""),
+            ("RemotePort", "0"),
+            ("InternalClient", &client),
+            ("InternalPort", &port),
+            ("Protocol", &proto),
+            ("LeaseTime", &lease),
         ],
     )
 }
 
 /// UpdatePinhole: a new lease for pinhole `id` (§2.5.5).
 pub fn update_pinhole(id: u16, lease: u32) -> String {
-    soap_body("UpdatePinhole", &[("UniqueID", id.to_string()), ("NewLeaseTime", lease.clamp(1, 86400).to_string())])
+    soap_body("UpdatePinhole", &[("UniqueID", &id.to_string()), ("NewLeaseTime", &lease.clamp(1, 86400).to_string())])
 }
 
 /// DeletePinhole `id` (§2.5.6).
 pub fn delete_pinhole(id: u16) -> String {
-    soap_body("DeletePinhole", &[("UniqueID", id.to_string())])
+    soap_body("DeletePinhole", &[("UniqueID", &id.to_string())])
 }
 
 /// What the router answered to a SOAP action.
@@ -90,34 +82,14 @@ pub enum Answer {
     Garbled,
 }
 
-fn element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
-    // Elements may carry a namespace prefix in other routers' answers: match the local name.
-    let open = text.find(&format!("{name}>"))? + name.len() + 1;
-    let close = text[open..].find("</")? + open;
-    Some(text[open..close].trim())
-}
-
-/// Decode the router's answer (HTTP status and body) to one of the actions above.
-pub fn answer(status: u16, body: &str) -> Answer {
-    if status == 200 && body.contains("Response") {
-        let unique_id = element(body, "UniqueID").and_then(|v| v.parse().ok());
-        return Answer::Done { unique_id };
+/// Decode the router's answer (HTTP status and body) to one of the actions above ([`igd::reply`]).
+pub fn answer(status: u16, body: &[u8]) -> Answer {
+    let r = igd::reply(status, body);
+    match r {
+        igd::Reply::Done { .. } => Answer::Done { unique_id: r.arg("UniqueID").and_then(|v| v.parse().ok()) },
+        igd::Reply::Fault { code, description } => Answer::Fault { code, description },
+        igd::Reply::Garbled => Answer::Garbled,
     }
-    match element(body, "errorCode").and_then(|c| c.parse().ok()) {
-        Some(code) => Answer::Fault {
-            code,
-            description: element(body, "errorDescription").unwrap_or("").chars().filter(|c| !c.is_control()).take(120).collect(),
-        },
-        None => Answer::Garbled,
-    }
-}
-
-/// The `controlURL` of the WANIPv6FirewallControl service in an IGD root description (UDA 1.1 §2.3).
-pub fn control_url(description: &str) -> Option<String> {
-    let at = description.find(SERVICE)?;
-    let rest = &description[at..];
-    let end = rest.find("</service>").unwrap_or(rest.len());
-    element(&rest[..end], "controlURL").map(str::to_string)
 }
 
 /// The IPv6 default route's next hop and interface, from the text of `/proc/net/ipv6_route`: columns
@@ -179,51 +151,29 @@ pub struct Pinhole {
     how: How,
 }
 
-/// One SOAP POST from `local` to `control` (our own tiny client: SOAPAction and text/xml, which the JSON
-/// client in [`super::fetch`] does not send). Status and body.
-async fn soap(local: Ipv6Addr, control: SocketAddr, path: &str, action: &str, body: String) -> Result<(u16, String), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = match control {
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        a => a.to_string(),
-    };
-    let work = async {
-        let mut s = super::fetch::connect_from(Some(IpAddr::V6(local)), control).await.map_err(|e| format!("connect to {control}: {e}"))?;
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: \"{SERVICE}#{action}\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-        s.write_all(body.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        (&mut s).take(ANSWER_LIMIT as u64).read_to_end(&mut out).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text.get(9..12).and_then(|c| c.parse().ok()).ok_or("not an HTTP answer")?;
-        Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
-    };
-    tokio::time::timeout(SOAP_DEADLINE, work).await.map_err(|_| format!("no answer from {control} within 5 s"))?
+/// One SOAP POST from `local` to `control` ([`igd::exchange`]): status and body.
+async fn soap(local: Ipv6Addr, control: SocketAddr, path: &str, action: &str, body: String) -> Result<(u16, bytes::Bytes), String> {
+    let soap_action = Some(format!("{SERVICE}#{action}"));
+    igd::exchange(Some(IpAddr::V6(local)), control, hyper::Method::POST, path, soap_action, body, SOAP_DEADLINE).await
 }
 
-/// The IGD's IPv6 firewall control URL: the IGD found by SSDP over IPv4, its description read, the service's
-/// control path; the port is the IGD's HTTP port, to be reached at the router's IPv6 address.
+/// The IGD's IPv6 firewall control URL: the IGD found by SSDP over IPv4 with the service in its description;
+/// the port is the IGD's HTTP port, to be reached at the router's IPv6 address.
 async fn find_firewall() -> Result<(u16, String), String> {
-    let mut opts = igd_next::SearchOptions::default();
-    let local4 = crate::system::ifaces::lan_address().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    opts.bind_addr = SocketAddr::new(local4, 0);
-    opts.timeout = Some(mapping::IGD_SEARCH);
-    opts.single_search_timeout = Some(mapping::IGD_SEARCH);
-    let gw = igd_next::aio::tokio::search_gateway(opts).await.map_err(|e| format!("no UPnP IGD answered ({e})"))?;
-    let host = gw.addr.to_string();
-    let (status, body) = super::fetch::exchange(gw.addr, &host, hyper::Method::GET, &gw.root_url, None, ANSWER_LIMIT, SOAP_DEADLINE)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&body);
-    let path = control_url(&text).filter(|_| status.is_success()).ok_or("the IGD has no WANIPv6FirewallControl service")?;
-    let path = match path.find("://") {
-        Some(i) => path[i + 3..].find('/').map(|j| path[i + 3 + j..].to_string()).unwrap_or_else(|| "/".into()),
-        None => path,
+    let local4 = match crate::system::ifaces::lan_address() {
+        Some(IpAddr::V4(v4)) => v4,
+        _ => std::net::Ipv4Addr::UNSPECIFIED,
     };
-    Ok((gw.addr.port(), path))
+    match igd::search(local4, mapping::IGD_SEARCH, igd::Description::opens_pinholes).await {
+        Ok(gw) => {
+            let control = gw.description.firewall6.expect("searched for it");
+            Ok((control.addr.port(), control.path))
+        }
+        Err(igd::Unfound::Lacking(_)) => Err("the IGD has no WANIPv6FirewallControl service".into()),
+        Err(igd::Unfound::Silent) => {
+            Err(format!("no UPnP IGD answered (SSDP search, {} s)", mapping::IGD_SEARCH.as_secs()))
+        }
+    }
 }
 
 /// Open a pinhole by UPnP IGDv2 AddPinhole.
@@ -458,13 +408,13 @@ mod tests {
         let ok = "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>\
                   <u:AddPinholeResponse xmlns:u=\"urn:schemas-upnp-org:service:WANIPv6FirewallControl:1\">\
                   <UniqueID>3</UniqueID></u:AddPinholeResponse></s:Body></s:Envelope>";
-        assert_eq!(answer(200, ok), Answer::Done { unique_id: Some(3) });
+        assert_eq!(answer(200, ok.as_bytes()), Answer::Done { unique_id: Some(3) });
         let fault = "<s:Envelope><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring>\
                      <detail><UPnPError xmlns=\"urn:schemas-upnp-org:control-1-0\"><errorCode>606</errorCode>\
                      <errorDescription>Action not authorized</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>";
-        assert_eq!(answer(500, fault), Answer::Fault { code: 606, description: "Action not authorized".into() });
-        assert_eq!(answer(500, "<html>nope</html>"), Answer::Garbled);
-        assert_eq!(answer(200, ""), Answer::Garbled);
+        assert_eq!(answer(500, fault.as_bytes()), Answer::Fault { code: 606, description: "Action not authorized".into() });
+        assert_eq!(answer(500, b"<html>nope</html>"), Answer::Garbled);
+        assert_eq!(answer(200, b""), Answer::Garbled);
     }
 
     #[test]
@@ -474,8 +424,11 @@ mod tests {
                  <service><serviceType>urn:schemas-upnp-org:service:WANIPv6FirewallControl:1</serviceType>\
                  <serviceId>urn:upnp-org:serviceId:WANIPv6Firewall1</serviceId><controlURL>/ctl/IP6FCtl</controlURL></service>\
                  </serviceList></device></root>";
-        assert_eq!(control_url(d).as_deref(), Some("/ctl/IP6FCtl"));
-        assert_eq!(control_url("<root><service><controlURL>/x</controlURL></service></root>"), None);
+        let at = igd::parse_url("http://192.168.77.1:5000/rootDesc.xml").unwrap();
+        let fw = igd::parse_description(d.as_bytes(), &at).unwrap().firewall6.unwrap();
+        assert_eq!((fw.addr.port(), fw.path.as_str()), (5000, "/ctl/IP6FCtl"));
+        let none = "<root><device><serviceList><service><controlURL>/x</controlURL></service></serviceList></device></root>";
+        assert_eq!(igd::parse_description(none.as_bytes(), &at).unwrap().firewall6, None);
     }
 
     #[test]
@@ -502,11 +455,9 @@ mod tests {
                 b[i] = rng.r#gen();
             }
             b.truncate(rng.gen_range(0..=b.len()));
-            let t = String::from_utf8_lossy(&b);
-            let _ = answer(200, &t);
-            let _ = answer(500, &t);
-            let _ = control_url(&format!("{SERVICE}{t}"));
-            let _ = parse_default_route6(&t);
+            let _ = answer(200, &b);
+            let _ = answer(500, &b);
+            let _ = parse_default_route6(&String::from_utf8_lossy(&b));
         }
     }
 }
