@@ -3,6 +3,25 @@
 //! Boards are data, not code: everything that differs between the QEMU machines, a Raspberry Pi 4 and a Helios4
 //! is in the profile. scripts/build-image reads the same files (python3 tomllib) to fetch the kernel and pick
 //! the modules; this module is the firmware's reading of them. Unknown fields are errors, so a typo is named.
+//!
+//! The firmware reads the part of TOML v1.0.0 (toml.io/en/v1.0.0) that board files use, with a reader of its
+//! own ([`toml_tables`], issue 24: the `toml` crate and its serde glue were ~100 KB of the 4 MiB binary):
+//!
+//! ```text
+//! # comment                       whole-line or after a value
+//! [table]                         a table (once each)
+//! [[array]]                       a table appended to an array of tables
+//! key = "basic \"string\""      bare key (A-Z a-z 0-9 _ -); basic string with \" \\ \n \t \uXXXX escapes
+//! key = 'literal string'          no escapes
+//! key = 42 / -1 / 1_000           decimal integer
+//! key = true / false
+//! key = ["a", "b"]                one-line array of the values above
+//! ```
+//!
+//! Anything else (dotted or quoted keys, inline tables, floats, dates, multi-line strings or arrays) is refused
+//! with its line number, so a board file that tomllib reads but the box could not is found by the board test.
+//! The tables become a `serde_json::Value`, which serde reads into [`Board`] (`serde_path_to_error` names the
+//! field of a missing or wrong value, e.g. `flash.size`).
 
 use serde::Deserialize;
 use std::path::Path;
@@ -206,7 +225,7 @@ fn yes() -> bool {
 pub enum BoardError {
     #[error("cannot read the board file {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    /// toml's message names the field (`missing field `device``) and shows the line.
+    /// The message names the line (syntax) or the field (`flash: missing field `device``).
     #[error("board file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("board file {path}: field `{field}`: {message}")]
@@ -223,8 +242,12 @@ impl Board {
 
     /// Parse and check a board file; `path` is only used in error messages.
     pub fn parse(path: &str, text: &str) -> Result<Board, BoardError> {
-        let board: Board =
-            toml::from_str(text).map_err(|e| BoardError::Parse { path: path.into(), message: e.to_string() })?;
+        let parse_err = |message| BoardError::Parse { path: path.into(), message };
+        let tables = toml_tables(text).map_err(parse_err)?;
+        let board: Board = serde_path_to_error::deserialize(tables).map_err(|e| {
+            let at = e.path().to_string();
+            parse_err(if at == "." { e.inner().to_string() } else { format!("{at}: {}", e.inner()) })
+        })?;
         board.check().map_err(|(field, message)| BoardError::Field { path: path.into(), field, message })?;
         Ok(board)
     }
@@ -274,6 +297,163 @@ impl Board {
         }
         Ok(())
     }
+}
+
+/// Read the TOML that board files use (the subset drawn in the module doc) into a JSON object: tables become
+/// objects, arrays of tables arrays of objects. Errors name the line.
+pub fn toml_tables(text: &str) -> Result<serde_json::Value, String> {
+    use serde_json::{Map, Value};
+    let mut root = Map::new();
+    // Where `key = value` lines go: the root, a table, or the last table of an array of tables.
+    let mut current: Option<(String, bool)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let err = |what: &str| format!("line {n}: {what}");
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(head) = line.strip_prefix('[') {
+            let (name, array) = match head.strip_prefix('[') {
+                Some(h) => (h.split_once("]]"), true),
+                None => (head.split_once(']'), false),
+            };
+            let Some((name, rest)) = name else { return Err(err("a table header is not closed")) };
+            let name = name.trim();
+            if !bare_key(name) {
+                return Err(err(&format!("table name {name:?}: only bare names (letters, digits, _ and -) are read")));
+            }
+            if !comment_or_nothing(rest) {
+                return Err(err("text after the table header"));
+            }
+            if array {
+                match root.entry(name).or_insert_with(|| Value::Array(Vec::new())) {
+                    Value::Array(a) => a.push(Value::Object(Map::new())),
+                    _ => return Err(err(&format!("[[{name}]] after a [{name}] table or key"))),
+                }
+            } else {
+                if root.contains_key(name) {
+                    return Err(err(&format!("[{name}] is defined twice")));
+                }
+                root.insert(name.to_string(), Value::Object(Map::new()));
+            }
+            current = Some((name.to_string(), array));
+            continue;
+        }
+        let Some((key, rest)) = line.split_once('=') else {
+            return Err(err("expected `key = value`, a [table] or a comment"));
+        };
+        let key = key.trim();
+        if !bare_key(key) {
+            return Err(err(&format!("key {key:?}: only bare keys (letters, digits, _ and -) are read")));
+        }
+        let (value, rest) = toml_value(rest.trim_start()).map_err(|m| err(&m))?;
+        if !comment_or_nothing(rest) {
+            return Err(err(&format!("text after the value of {key}")));
+        }
+        let table = match &current {
+            None => &mut root,
+            Some((name, array)) => match (root.get_mut(name.as_str()), array) {
+                (Some(Value::Object(t)), false) => t,
+                (Some(Value::Array(a)), true) => match a.last_mut() {
+                    Some(Value::Object(t)) => t,
+                    _ => return Err(err("internal: empty array of tables")),
+                },
+                _ => return Err(err("internal: table lost")),
+            },
+        };
+        if table.contains_key(key) {
+            return Err(err(&format!("{key} is set twice")));
+        }
+        table.insert(key.to_string(), value);
+    }
+    Ok(Value::Object(root))
+}
+
+fn bare_key(k: &str) -> bool {
+    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn comment_or_nothing(rest: &str) -> bool {
+    let rest = rest.trim_start();
+    rest.is_empty() || rest.starts_with('#')
+}
+
+/// One value at the start of `s`; the value and what follows it.
+fn toml_value(s: &str) -> Result<(serde_json::Value, &str), String> {
+    use serde_json::Value;
+    if s.starts_with("\"\"\"") || s.starts_with("'''") {
+        return Err("multi-line strings are not read in board files".into());
+    }
+    if let Some(body) = s.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => return Ok((Value::String(out), &body[i + 1..])),
+                '\\' => match chars.next().map(|(_, e)| e) {
+                    Some('"') => out.push('"'),
+                    Some('\\') => out.push('\\'),
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().take(4).map(|(_, h)| h).collect();
+                        let c = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                        out.push(c.ok_or_else(|| format!("\\u{hex} is not a character"))?);
+                    }
+                    other => return Err(format!("escape \\{} is not read in board files", other.unwrap_or(' '))),
+                },
+                c => out.push(c),
+            }
+        }
+        return Err("a string is not closed on its line".into());
+    }
+    if let Some(body) = s.strip_prefix('\'') {
+        let end = body.find('\'').ok_or("a string is not closed on its line")?;
+        return Ok((Value::String(body[..end].to_string()), &body[end + 1..]));
+    }
+    if let Some(mut rest) = s.strip_prefix('[') {
+        let mut items = Vec::new();
+        loop {
+            rest = rest.trim_start();
+            if let Some(after) = rest.strip_prefix(']') {
+                return Ok((Value::Array(items), after));
+            }
+            if rest.is_empty() || rest.starts_with('#') {
+                return Err("arrays must close on their line in board files".into());
+            }
+            let (v, after) = toml_value(rest)?;
+            items.push(v);
+            rest = after.trim_start();
+            if let Some(after) = rest.strip_prefix(',') {
+                rest = after;
+            } else if !rest.starts_with(']') {
+                return Err("expected , or ] in an array".into());
+            }
+        }
+    }
+    let end = s.find(|c: char| c.is_whitespace() || c == ',' || c == ']' || c == '#').unwrap_or(s.len());
+    let (word, rest) = s.split_at(end);
+    match word {
+        "true" => return Ok((Value::Bool(true), rest)),
+        "false" => return Ok((Value::Bool(false), rest)),
+        _ => {}
+    }
+    let digits = word.strip_prefix(['+', '-']).unwrap_or(word);
+    let clean = word.replace('_', "");
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && let Ok(n) = clean.parse::<i64>()
+    {
+        return Ok((Value::from(n), rest));
+    }
+    if word.is_empty() {
+        return Err("a value is missing".into());
+    }
+    Err(format!("{word:?}: board files take strings, decimal integers, true/false and one-line arrays"))
 }
 
 impl Network {
@@ -357,6 +537,65 @@ mod tests {
         let text = qemu_aarch64().replace("device = \"/dev/vda3\"\n", "");
         let e = Board::parse("q.toml", &text).unwrap_err().to_string();
         assert!(e.contains("missing field `device`") && e.contains("flash"), "{e}");
+    }
+
+    #[test]
+    fn the_board_reader_reads_what_board_files_use() {
+        let v = toml_tables(concat!(
+            "# head\n",
+            "name = \"x\" # after\n",
+            "n = -1_000\n",
+            "t = true\n",
+            "lit = 'C:\\\\no escapes'\n",
+            "esc = \"a\\\"b\\\\c\\u00e9\"\n",
+            "[tab]\n",
+            "list = [\"a\", 'b', 3 ,]\n",
+            "empty = []\n",
+            "[[mods]]\n",
+            "name = \"m1\"\n",
+            "[[mods]]\n",
+            "name = \"m2\"\n",
+            "params = \"p=1 q=2\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "name": "x", "n": -1000, "t": true, "lit": "C:\\\\no escapes", "esc": "a\"b\\c\u{e9}",
+                "tab": {"list": ["a", "b", 3], "empty": []},
+                "mods": [{"name": "m1"}, {"name": "m2", "params": "p=1 q=2"}],
+            })
+        );
+    }
+
+    #[test]
+    fn the_board_reader_refuses_what_it_does_not_read_with_the_line() {
+        for (text, says) in [
+            ("a = 1\nb = 1.5\n", "line 2"),
+            ("a = 1979-05-27\n", "line 1"),
+            ("a = { b = 1 }\n", "line 1"),
+            ("a.b = 1\n", "only bare keys"),
+            ("[a]\nx = 1\n[a]\n", "defined twice"),
+            ("a = 1\na = 2\n", "set twice"),
+            ("a = \"open\n", "not closed"),
+            ("a = [1,\n2]\n", "close on their line"),
+            ("a = \"\"\"x\n", "multi-line"),
+            ("[a\n", "not closed"),
+            ("just words\n", "key = value"),
+            ("a = 1 2\n", "text after"),
+            ("a = 0x10\n", "decimal integers"),
+            ("a = 1__0\n", "decimal integers"),
+            ("a =\n", "missing"),
+            ("a = [1 2]\n", "expected , or ]"),
+            ("a = \"\\q\"\n", "escape"),
+            ("a = 1\n[[a]]\n", "after a [a]"),
+        ] {
+            let e = toml_tables(text).unwrap_err();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        // The board file's errors name the file.
+        let e = Board::parse("q.toml", "name = 1.5\n").unwrap_err().to_string();
+        assert!(e.starts_with("board file q.toml: line 1"), "{e}");
     }
 
     #[test]
