@@ -20,10 +20,11 @@
 //!
 //! Anything else (dotted or quoted keys, inline tables, floats, dates, multi-line strings or arrays) is refused
 //! with its line number, so a board file that tomllib reads but the box could not is found by the board test.
-//! The tables become a `serde_json::Value`, which serde reads into [`Board`] (`serde_path_to_error` names the
-//! field of a missing or wrong value, e.g. `flash.size`).
+//! The tables become a `serde_json::Value`, read into [`Board`] field by field ([`Table`]: no serde derive, whose
+//! generic code was another ~40 KB); a missing, unknown or wrongly typed field is named with its table
+//! (`flash: missing field `device``, `flash.size: expected an integer, not "big"`).
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::path::Path;
 
 /// Where build-image puts the board file inside the initramfs.
@@ -31,8 +32,7 @@ pub const BOARD_PATH: &str = "/etc/hearth/board.toml";
 
 /// One board's profile (`board/<name>.toml`): what init mode needs to bring the box up and `scripts/build-image`
 /// needs to build its image.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Board {
     /// The board's name, as `board/<name>.toml` and the image names use it.
     pub name: String,
@@ -45,7 +45,6 @@ pub struct Board {
     /// Where the kernel comes from.
     pub kernel: Kernel,
     /// Kernel modules in load order.
-    #[serde(default)]
     pub modules: Vec<Module>,
     /// How the LAN comes up.
     pub network: Network,
@@ -58,32 +57,24 @@ pub struct Board {
     /// When repeated watchdog resets put the box in safe mode.
     pub safe_mode: SafeModeRule,
     /// The A/B boot slots and U-Boot's boot-state partition (issue 19); absent: no updates.
-    #[serde(default)]
     pub slots: Option<Slots>,
     /// Only for boards that run under QEMU (scripts/run-qemu reads it).
-    #[serde(default)]
     pub qemu: Option<Qemu>,
     /// The boot disk's layout and where U-Boot comes from (scripts/build-image writes disk.img from it).
-    #[serde(default)]
     pub image: Option<ImageLayout>,
 }
 
 /// `[image]`: the boot disk build-image writes. MBR: p1 FAT boot (boot.scr), p2 raw boot state, p3 the store
 /// (`[flash]`), p4 extended holding p5 slot A and p6 slot B (board/boot/boot.cmd reads the same numbers).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageLayout {
     /// Where U-Boot comes from: `qemu` (run-qemu's -bios), `rpi` (u-boot.bin on p1), `board` (the board's flash).
     pub uboot: String,
     /// Debian package and path under /usr/lib/u-boot/ of the U-Boot binary (`qemu`, `rpi`).
-    #[serde(default)]
     pub uboot_package: Option<String>,
-    #[serde(default)]
     pub uboot_binary: Option<String>,
     /// `rpi`: the Pi boot firmware's package and the files of it that go onto p1.
-    #[serde(default)]
     pub firmware_package: Option<String>,
-    #[serde(default)]
     pub firmware_files: Vec<String>,
     /// Size of the FAT boot partition and of each slot, MiB.
     pub boot_mib: u32,
@@ -93,37 +84,31 @@ pub struct ImageLayout {
 }
 
 /// Where the board's kernel comes from (a Debian kernel package) and its device tree.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Kernel {
     /// Debian architecture of the kernel package (arm64, armhf).
     pub debian_arch: String,
     /// Debian metapackage the versioned kernel image package is resolved from.
     pub package: String,
     /// Device tree blob, relative to the package's `/usr/lib/linux-image-<version>/`.
-    #[serde(default)]
     pub device_tree: Option<String>,
 }
 
 /// A kernel module init loads at boot.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     /// File stem of the `.ko` (as in the kernel package, `-` or `_`).
     pub name: String,
     /// Module parameters, space separated (`heartbeat=30 nowayout=0`).
-    #[serde(default)]
     pub params: String,
 }
 
 /// How init brings up the LAN interface.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Network {
     /// The interface name as the kernel names it (`eth0`).
     pub interface: String,
     /// Ask DHCP (the default); the static address is used when this is off or DHCP gets no answer.
-    #[serde(default = "yes")]
     pub dhcp: bool,
     /// `a.b.c.d/prefix`, used when DHCP gets no answer.
     pub static_address: String,
@@ -132,8 +117,7 @@ pub struct Network {
 }
 
 /// The device region that holds the flash store (a raw MTD partition or a block device).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlashArea {
     /// The device node (`/dev/mtd0`, `/dev/mmcblk0p2`).
     pub device: String,
@@ -146,8 +130,7 @@ pub struct FlashArea {
 }
 
 /// The hardware watchdog init opens and feeds.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Watchdog {
     /// The device node, usually `/dev/watchdog`.
     pub device: String,
@@ -156,8 +139,7 @@ pub struct Watchdog {
 }
 
 /// The media disk init mounts for the libraries.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Media {
     /// The block device of the media partition (`/dev/sda1`).
     pub device: String,
@@ -168,8 +150,7 @@ pub struct Media {
 }
 
 /// Safe mode: `watchdog_resets` watchdog resets within `within_minutes` minutes.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SafeModeRule {
     /// Watchdog resets that turn safe mode on, when they fall within `within_minutes`.
     pub watchdog_resets: u32,
@@ -187,8 +168,7 @@ pub struct SafeModeRule {
 /// b = "/dev/vda6"              # slot B partition
 /// confirm_after_secs = 60      # every heartbeat fresh this long → this start is confirmed
 /// ```
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slots {
     /// The raw boot-state partition (two U-Boot env copies).
     pub bootstate: String,
@@ -201,8 +181,7 @@ pub struct Slots {
 }
 
 /// How `scripts/run-qemu` starts the machine for a QEMU board.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Qemu {
     /// The QEMU system emulator (`qemu-system-aarch64`).
     pub system: String,
@@ -214,10 +193,6 @@ pub struct Qemu {
     pub memory_mib: u32,
     /// The emulated watchdog device QEMU adds (`-device`).
     pub watchdog: String,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Why the board file could not be read or is wrong; names the file and the field.
@@ -243,12 +218,79 @@ impl Board {
     /// Parse and check a board file; `path` is only used in error messages.
     pub fn parse(path: &str, text: &str) -> Result<Board, BoardError> {
         let parse_err = |message| BoardError::Parse { path: path.into(), message };
-        let tables = toml_tables(text).map_err(parse_err)?;
-        let board: Board = serde_path_to_error::deserialize(tables).map_err(|e| {
-            let at = e.path().to_string();
-            parse_err(if at == "." { e.inner().to_string() } else { format!("{at}: {}", e.inner()) })
-        })?;
+        let board = Board::from_tables(toml_tables(text).map_err(parse_err)?).map_err(parse_err)?;
         board.check().map_err(|(field, message)| BoardError::Field { path: path.into(), field, message })?;
+        Ok(board)
+    }
+
+    /// The board from the file's tables; errors name the table and field.
+    fn from_tables(v: Value) -> Result<Board, String> {
+        let Value::Object(map) = v else { return Err("not a table".into()) };
+        let mut t = Table { name: String::new(), map };
+        let board = Board {
+            name: t.str("name")?,
+            target: t.str("target")?,
+            hostname: t.str("hostname")?,
+            console: t.str("console")?,
+            kernel: t.table("kernel", |t| {
+                Ok(Kernel { debian_arch: t.str("debian_arch")?, package: t.str("package")?, device_tree: t.opt_str("device_tree")? })
+            })?,
+            modules: t.tables("modules", |t| Ok(Module { name: t.str("name")?, params: t.opt_str("params")?.unwrap_or_default() }))?,
+            network: t.table("network", |t| {
+                Ok(Network {
+                    interface: t.str("interface")?,
+                    dhcp: t.opt_bool("dhcp")?.unwrap_or(true),
+                    static_address: t.str("static_address")?,
+                    static_gateway: t
+                        .opt_str("static_gateway")?
+                        .map(|g| g.parse().map_err(|_| t.at("static_gateway", &format!("{g:?} is not an IPv4 address"))))
+                        .transpose()?,
+                })
+            })?,
+            flash: t.table("flash", |t| {
+                Ok(FlashArea { device: t.str("device")?, offset: t.int("offset")?, size: t.int("size")?, erase_size: t.int("erase_size")? })
+            })?,
+            watchdog: t.table("watchdog", |t| Ok(Watchdog { device: t.str("device")?, timeout_secs: t.int("timeout_secs")? }))?,
+            media: t.table("media", |t| Ok(Media { device: t.str("device")?, fs: t.str("fs")?, mount: t.str("mount")? }))?,
+            safe_mode: t.table("safe_mode", |t| {
+                Ok(SafeModeRule { watchdog_resets: t.int("watchdog_resets")?, within_minutes: t.int("within_minutes")? })
+            })?,
+            slots: t.opt_table("slots", |t| {
+                Ok(Slots { bootstate: t.str("bootstate")?, a: t.str("a")?, b: t.str("b")?, confirm_after_secs: t.int("confirm_after_secs")? })
+            })?,
+            qemu: t.opt_table("qemu", |t| {
+                Ok(Qemu {
+                    system: t.str("system")?,
+                    machine: t.str("machine")?,
+                    cpu: t.str("cpu")?,
+                    memory_mib: t.int("memory_mib")?,
+                    watchdog: t.str("watchdog")?,
+                })
+            })?,
+            image: t.opt_table("image", |t| {
+                Ok(ImageLayout {
+                    uboot: t.str("uboot")?,
+                    uboot_package: t.opt_str("uboot_package")?,
+                    uboot_binary: t.opt_str("uboot_binary")?,
+                    firmware_package: t.opt_str("firmware_package")?,
+                    firmware_files: match t.take("firmware_files") {
+                        None => Vec::new(),
+                        Some(Value::Array(a)) => a
+                            .into_iter()
+                            .map(|v| match v {
+                                Value::String(s) => Ok(s),
+                                other => Err(t.at("firmware_files", &format!("expected strings, not {other}"))),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        Some(other) => return Err(t.at("firmware_files", &format!("expected an array of strings, not {other}"))),
+                    },
+                    boot_mib: t.int("boot_mib")?,
+                    slot_mib: t.int("slot_mib")?,
+                    disk: t.str("disk")?,
+                })
+            })?,
+        };
+        t.done()?;
         Ok(board)
     }
 
@@ -299,10 +341,115 @@ impl Board {
     }
 }
 
+/// One table of a board file being read: each field is taken out once; [`Table::done`] refuses what is left
+/// (an unknown field, so a typo is named).
+struct Table {
+    /// `flash`, `modules[2]`; empty for the top level.
+    name: String,
+    map: Map<String, Value>,
+}
+
+impl Table {
+    /// A message about `field` of this table (`flash.size: ...`).
+    fn at(&self, field: &str, what: &str) -> String {
+        if self.name.is_empty() { format!("{field}: {what}") } else { format!("{}.{field}: {what}", self.name) }
+    }
+
+    /// A missing field, with the fields not read yet (a misspelt name shows among them).
+    fn missing(&self, field: &str) -> String {
+        let rest: Vec<&str> = self.map.keys().map(String::as_str).collect();
+        let has = if rest.is_empty() { String::new() } else { format!(" (fields not read yet: {})", rest.join(", ")) };
+        if self.name.is_empty() {
+            format!("missing field `{field}`{has}")
+        } else {
+            format!("{}: missing field `{field}`{has}", self.name)
+        }
+    }
+
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.map.remove(field)
+    }
+
+    fn opt_str(&mut self, field: &str) -> Result<Option<String>, String> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.at(field, &format!("invalid type: expected a string, not {other}"))),
+        }
+    }
+
+    fn str(&mut self, field: &str) -> Result<String, String> {
+        self.opt_str(field)?.ok_or_else(|| self.missing(field))
+    }
+
+    fn opt_bool(&mut self, field: &str) -> Result<Option<bool>, String> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(other) => Err(self.at(field, &format!("invalid type: expected true or false, not {other}"))),
+        }
+    }
+
+    /// A whole number that fits `T` (u32 or u64 here).
+    fn int<T: TryFrom<u64>>(&mut self, field: &str) -> Result<T, String> {
+        match self.take(field) {
+            None => Err(self.missing(field)),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| T::try_from(n).ok())
+                .ok_or_else(|| self.at(field, &format!("{n} is out of range"))),
+            Some(other) => Err(self.at(field, &format!("invalid type: expected an integer, not {other}"))),
+        }
+    }
+
+    fn sub(&self, name: String, v: Value) -> Result<Table, String> {
+        match v {
+            Value::Object(map) => Ok(Table { name, map }),
+            other => Err(format!("{name}: expected a table, not {other}")),
+        }
+    }
+
+    fn opt_table<T>(&mut self, field: &str, read: impl FnOnce(&mut Table) -> Result<T, String>) -> Result<Option<T>, String> {
+        let Some(v) = self.take(field) else { return Ok(None) };
+        let mut t = self.sub(field.to_string(), v)?;
+        let out = read(&mut t)?;
+        t.done()?;
+        Ok(Some(out))
+    }
+
+    fn table<T>(&mut self, field: &str, read: impl FnOnce(&mut Table) -> Result<T, String>) -> Result<T, String> {
+        self.opt_table(field, read)?.ok_or_else(|| self.missing(field))
+    }
+
+    /// `[[field]]`: an array of tables (none: empty).
+    fn tables<T>(&mut self, field: &str, mut read: impl FnMut(&mut Table) -> Result<T, String>) -> Result<Vec<T>, String> {
+        let items = match self.take(field) {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(other) => return Err(self.at(field, &format!("expected [[{field}]] tables, not {other}"))),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, v) in items.into_iter().enumerate() {
+            let mut t = self.sub(format!("{field}[{i}]"), v)?;
+            out.push(read(&mut t)?);
+            t.done()?;
+        }
+        Ok(out)
+    }
+
+    /// Every field was read; one left over is unknown.
+    fn done(self) -> Result<(), String> {
+        match self.map.keys().next() {
+            None => Ok(()),
+            Some(k) if self.name.is_empty() => Err(format!("unknown field `{k}`")),
+            Some(k) => Err(format!("{}: unknown field `{k}`", self.name)),
+        }
+    }
+}
+
 /// Read the TOML that board files use (the subset drawn in the module doc) into a JSON object: tables become
 /// objects, arrays of tables arrays of objects. Errors name the line.
-pub fn toml_tables(text: &str) -> Result<serde_json::Value, String> {
-    use serde_json::{Map, Value};
+pub fn toml_tables(text: &str) -> Result<Value, String> {
     let mut root = Map::new();
     // Where `key = value` lines go: the root, a table, or the last table of an array of tables.
     let mut current: Option<(String, bool)> = None;
@@ -380,8 +527,7 @@ fn comment_or_nothing(rest: &str) -> bool {
 }
 
 /// One value at the start of `s`; the value and what follows it.
-fn toml_value(s: &str) -> Result<(serde_json::Value, &str), String> {
-    use serde_json::Value;
+fn toml_value(s: &str) -> Result<(Value, &str), String> {
     if s.starts_with("\"\"\"") || s.starts_with("'''") {
         return Err("multi-line strings are not read in board files".into());
     }
@@ -611,6 +757,15 @@ mod tests {
         assert!(e.contains("network.static_address"), "{e}");
         let text = qemu_aarch64().replace("size = 262144", "size = \"big\"");
         let e = Board::parse("q.toml", &text).unwrap_err().to_string();
-        assert!(e.contains("size") && e.contains("invalid type"), "{e}");
+        assert!(e.contains("flash.size") && e.contains("invalid type"), "{e}");
+        let text = qemu_aarch64().replace("[watchdog]\n", "[watchdog]\ncolour = \"red\"\n");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("watchdog: unknown field `colour`"), "{e}");
+        let text = qemu_aarch64().replace("name = \"virtio_blk\"", "name = \"virtio_blk\"\nparams = 3");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("modules[") && e.contains("params") && e.contains("expected a string"), "{e}");
+        let text = qemu_aarch64().replace("timeout_secs = 10", "timeout_secs = -1");
+        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("watchdog.timeout_secs") && e.contains("out of range"), "{e}");
     }
 }
