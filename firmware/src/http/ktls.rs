@@ -4,7 +4,8 @@
 //! cache, every other exchange through hyper over the same socket.
 //!
 //! Owns: whether this process can use kernel TLS ([`Kernel`], probed once: `/proc/sys/net/ipv4/tcp_available_ulp`,
-//! then the ciphers the kernel accepts), the hand-over ([`hand_over`]), the kTLS socket's reads ([`KtlsSocket`]:
+//! then the ciphers the kernel accepts, then which crypto driver the kernel picked for each AEAD, from
+//! `/proc/crypto`: [`winning_driver`]), the hand-over ([`hand_over`]), the kTLS socket's reads ([`KtlsSocket`]:
 //! records the kernel returns that are not application data), the per-process counters the System screen shows
 //! ([`facts`]). Must not touch: the handshake's configuration (http/tls.rs), what is served (conn.rs).
 //!
@@ -49,6 +50,9 @@ pub struct Kernel {
     ciphers: Option<CompatibleCiphers>,
     /// Why not, when `ciphers` is None (for the System screen).
     why_not: &'static str,
+    /// For each AEAD kTLS asks the kernel for ([`AEADS`]), the driver that serves it and its priority (the
+    /// generic C code, or a CPU's AES/PMULL or NEON instructions: what kTLS costs depends on it).
+    drivers: Vec<(&'static str, Option<(String, u32)>)>,
 }
 
 impl Kernel {
@@ -86,19 +90,25 @@ pub async fn kernel() -> &'static Kernel {
     KERNEL
         .get_or_init(|| async {
             let ulps = std::fs::read_to_string(AVAILABLE_ULP).unwrap_or_default();
+            let off = |why_not| Kernel { ciphers: None, why_not, drivers: Vec::new() };
             let kernel = if !ulps.split_whitespace().any(|u| u == "tls") {
-                Kernel { ciphers: None, why_not: "kernel has no tls module" }
+                off("kernel has no tls module")
             } else {
                 match CompatibleCiphers::new().await {
-                    Ok(c) if any_cipher(&c) => Kernel { ciphers: Some(c), why_not: "" },
-                    Ok(_) => Kernel { ciphers: None, why_not: "the kernel refused every cipher" },
+                    Ok(c) if any_cipher(&c) => {
+                        // After the probe: it set keys of each kind, so the kernel has made the AEAD instances.
+                        let crypto = std::fs::read_to_string("/proc/crypto").unwrap_or_default();
+                        let drivers = AEADS.iter().map(|&name| (name, winning_driver(&crypto, name))).collect();
+                        Kernel { ciphers: Some(c), why_not: "", drivers }
+                    }
+                    Ok(_) => off("the kernel refused every cipher"),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not probe kernel TLS");
-                        Kernel { ciphers: None, why_not: "kernel TLS could not be probed" }
+                        off("kernel TLS could not be probed")
                     }
                 }
             };
-            tracing::info!(path = %kernel.path(), "HTTPS sessions");
+            tracing::info!(path = %kernel.path(), drivers = ?kernel.drivers, "HTTPS sessions");
             kernel
         })
         .await
@@ -109,16 +119,66 @@ fn any_cipher(c: &CompatibleCiphers) -> bool {
     v(&c.tls12) || v(&c.tls13)
 }
 
-/// `tls` in `GET /api/v1/system`: the path HTTPS sessions take and how many took each since start.
+/// The AEADs the kernel's `tls` module allocates (Linux net/tls/tls_sw.c, `tls_set_sw_offload`): AES-GCM for
+/// TLS_CIPHER_AES_GCM_128/256, ChaCha20-Poly1305 (RFC 7539) for TLS_CIPHER_CHACHA20_POLY1305.
+pub const AEADS: [&str; 2] = ["gcm(aes)", "rfc7539(chacha20,poly1305)"];
+
+/// `tls` in `GET /api/v1/system`: the path HTTPS sessions take, how many took each since start, and under
+/// `drivers` the kernel crypto driver of each AEAD (`"gcm(aes)": "gcm-aes-ce (priority 300)"`; null when the
+/// kernel has none; empty on the user-space path).
 pub async fn facts() -> serde_json::Value {
     let k = kernel().await;
+    let drivers: serde_json::Map<String, serde_json::Value> = k
+        .drivers
+        .iter()
+        .map(|(name, d)| (name.to_string(), d.as_ref().map(|(drv, prio)| format!("{drv} (priority {prio})")).into()))
+        .collect();
     serde_json::json!({
         "path": k.path(),
         "kernel": k.usable(),
+        "drivers": drivers,
         "kernel_sessions": KERNEL_SESSIONS.load(Ordering::Relaxed),
         "user_space_sessions": USER_SPACE_SESSIONS.load(Ordering::Relaxed),
         "lost_sessions": LOST_SESSIONS.load(Ordering::Relaxed),
     })
+}
+
+/// The kernel crypto drivers kTLS gets (issue 24): for each AEAD the `tls` module asks the crypto API for, the
+/// driver that wins, by the rule crypto_alloc_aead follows (Linux crypto/api.c `__crypto_alg_lookup`: of the
+/// algorithms with that name, the highest `priority`; one whose self-test failed is not used). `/proc/crypto`
+/// lists every registered algorithm as a block of `key : value` lines, blocks separated by an empty line:
+///
+/// ```text
+/// name         : gcm(aes)
+/// driver       : gcm-aes-ce
+/// module       : ghash_ce
+/// priority     : 300
+/// selftest     : passed
+/// ...
+/// ```
+///
+/// A template instance (`gcm_base(ctr-aes-ce,ghash-ce)`) appears only once something asked for it, so this is
+/// read after the cipher probe, which sets keys of each kind on loopback sockets.
+pub fn winning_driver(proc_crypto: &str, name: &str) -> Option<(String, u32)> {
+    let mut best: Option<(String, u32)> = None;
+    for block in proc_crypto.split("\n\n") {
+        let field = |key: &str| {
+            block.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == key).then(|| v.trim())
+            })
+        };
+        if field("name") != Some(name) || field("selftest").is_some_and(|s| s != "passed") {
+            continue;
+        }
+        let (Some(driver), Some(priority)) = (field("driver"), field("priority").and_then(|p| p.parse().ok())) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(_, p)| priority > *p) {
+            best = Some((driver.to_string(), priority));
+        }
+    }
+    best
 }
 
 /// What became of a finished handshake.
@@ -367,6 +427,61 @@ impl AsyncWrite for Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// /proc/crypto as an arm64 Debian 6.1 kernel lists it with the board's modules loaded (abridged; the
+    /// generic instance made from templates, the CE one registered whole by ghash_ce).
+    const PROC_CRYPTO: &str = "name         : gcm(aes)
+driver       : gcm_base(ctr(aes-generic),ghash-generic)
+module       : gcm
+priority     : 100
+refcnt       : 1
+selftest     : passed
+internal     : no
+type         : aead
+
+name         : gcm(aes)
+driver       : gcm-aes-ce
+module       : ghash_ce
+priority     : 300
+refcnt       : 2
+selftest     : passed
+internal     : no
+type         : aead
+
+name         : gcm(aes)
+driver       : gcm-aes-broken
+module       : x
+priority     : 900
+selftest     : unknown
+
+name         : rfc7539(chacha20,poly1305)
+driver       : rfc7539(chacha20-neon,poly1305-neon)
+module       : chacha20poly1305
+priority     : 300
+refcnt       : 1
+selftest     : passed
+internal     : no
+type         : aead
+
+name         : aes
+driver       : aes-ce
+module       : aes_ce_cipher
+priority     : 250
+";
+
+    #[test]
+    fn the_highest_priority_tested_driver_wins() {
+        assert_eq!(winning_driver(PROC_CRYPTO, "gcm(aes)"), Some(("gcm-aes-ce".into(), 300)), "not the untested 900");
+        assert_eq!(
+            winning_driver(PROC_CRYPTO, "rfc7539(chacha20,poly1305)"),
+            Some(("rfc7539(chacha20-neon,poly1305-neon)".into(), 300))
+        );
+        assert_eq!(winning_driver(PROC_CRYPTO, "ccm(aes)"), None);
+        assert_eq!(winning_driver("", "gcm(aes)"), None);
+        // Without the CE module only the generic instance is there.
+        let generic = PROC_CRYPTO.split("\n\n").next().unwrap();
+        assert_eq!(winning_driver(generic, "gcm(aes)").unwrap().0, "gcm_base(ctr(aes-generic),ghash-generic)");
+    }
 
     #[test]
     fn records_the_session_cannot_follow_end_it() {

@@ -2,9 +2,8 @@
 //! (`GET /api/v1/system`, field `log`, newest last).
 //!
 //! Owns: the bounded ring of lines ([`Journal`], fixed capacity, the oldest line dropped first, each line cut
-//! at [`LINE_MAX`] bytes) and the writer that tracing-subscriber's formatting layer writes each event into
-//! ([`Journal::writer`]; `system::logging::init_to` installs it beside stderr, so host and init mode both
-//! fill it). A line is the event as the console shows it without colours: time, level, message, fields.
+//! at [`LINE_MAX`] bytes). `system::logging`'s subscriber pushes every logged event (host and init mode alike);
+//! a line is the event as the console shows it without colours: time, level, message, fields.
 //! Nothing else is stored; the code base logs no tokens, PINs, passwords or keys, and this ring keeps it so
 //! by holding only what was logged. Must not touch: what gets logged (the rooms decide) or the filter
 //! (`RUST_LOG` / `hearth.log=` apply to the ring as to the console).
@@ -63,40 +62,6 @@ impl Journal {
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
-
-    /// A writer for one formatted event (tracing-subscriber's `MakeWriter` makes one per event): the bytes
-    /// become one entry when it is dropped (a message with a newline stays one entry).
-    pub fn writer(&'static self) -> EventLines {
-        EventLines { journal: self, buf: Vec::new() }
-    }
-}
-
-/// What one event's formatter wrote; pushed to the journal as one entry on drop.
-pub struct EventLines {
-    journal: &'static Journal,
-    buf: Vec<u8>,
-}
-
-impl std::io::Write for EventLines {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        // One event's text; a runaway event cannot grow it past a few lines' worth.
-        let room = (4 * LINE_MAX).saturating_sub(self.buf.len());
-        self.buf.extend_from_slice(&b[..b.len().min(room)]);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for EventLines {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.buf);
-        if !text.trim().is_empty() {
-            self.journal.push(&text);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -129,23 +94,5 @@ mod tests {
         assert!(kept.len() <= LINE_MAX + '\u{2026}'.len_utf8(), "{}", kept.len());
         assert!(kept.ends_with('\u{2026}'));
         assert!(kept.trim_end_matches('\u{2026}').chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn formatted_events_arrive_as_lines_with_level_message_and_fields() {
-        use tracing_subscriber::prelude::*;
-        static J: Journal = Journal::new(2);
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::fmt::layer().with_writer(|| J.writer()).with_ansi(false).with_target(false));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::warn!(peer = "192.0.2.7", "sign-in refused");
-            tracing::info!(n = 1, "first");
-            tracing::info!(n = 2, "second\nwith a second line");
-        });
-        let lines = J.lines();
-        assert_eq!(lines.len(), 2, "the oldest event was dropped: {lines:?}");
-        assert!(lines[0].contains("INFO") && lines[0].contains("first") && lines[0].contains("n=1"), "{lines:?}");
-        assert!(lines[1].contains("second\nwith a second line") && lines[1].contains("n=2"), "{lines:?}");
-        assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "no colour codes: {lines:?}");
     }
 }

@@ -123,7 +123,10 @@ impl Slots {
     /// From `hearth serve --slots FILE` (tests, or a host running from a disk image).
     pub fn from_host_file(path: &std::path::Path) -> Result<Slots, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read --slots {}: {e}", path.display()))?;
-        let h: slot::HostSlots = toml::from_str(&text).map_err(|e| format!("--slots {}: {e}", path.display()))?;
+        // The board files' TOML reader (system::board): the same subset, no second TOML parser in the binary.
+        let h: slot::HostSlots = crate::system::board::toml_tables(&text)
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+            .map_err(|e| format!("--slots {}: {e}", path.display()))?;
         let booted = Slot::parse(&h.booted).ok_or_else(|| format!("--slots {}: booted must be \"A\" or \"B\"", path.display()))?;
         let places = Places { bootstate: h.bootstate, a: h.a, b: h.b };
         Ok(Slots::new(h.board, booted, places, Duration::from_secs(h.confirm_after_secs.into())))
