@@ -30,8 +30,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("state", &["store", "system"]),
     ("store", &[]),
     // The flash backends of a board (system::flash) open the store's backends; the start of a run writes the
-    // reset reasons and safe mode into the state (system::reset). The state uses neither.
-    ("system", &["store", "state"]),
+    // reset reasons and safe mode into the state (system::reset). The state uses neither. The log line's RFC 3339
+    // time comes from wire's calendar (a leaf that uses nothing).
+    ("system", &["store", "state", "wire"]),
     // HTTP/1.1 framing shared by http and dlna: the head, percent-decoding, XML escaping, dates.
     ("wire", &["calendar"]),
     // Unix days ↔ civil dates: a leaf.
