@@ -1,6 +1,6 @@
 //! A small, bounded HTTP/1.1 client (hyper's client connection): plain `http://` only, one request per
-//! connection, a deadline over the whole exchange and a cap on the body. Used to ask the reflector, to read
-//! the IGD's description for its friendly name, and by the reflector to fetch `/identity`.
+//! connection, a deadline over the whole exchange and a cap on the body. Used to ask the reflector and by the
+//! reflector to fetch `/identity`; the IGD control point (`igd`) opens its connections through [`connect_from`].
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Why a plain-HTTP fetch (the reflector's `/identity` check, the IGD description) failed, in words for the status
+/// Why a plain-HTTP fetch (the reflector's `/identity` check) failed, in words for the status
 /// page.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
