@@ -734,9 +734,10 @@ fn read_index(path: &Path) -> Result<Index, String> {
     }
 }
 
-/// Write `path` whole through `path.tmp` and a rename. On failure (a full disk) the temporary file is removed,
-/// so a failed write leaves the old index and nothing else.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Write `path` whole through `path.tmp` (0600), fsync, rename, fsync the folder: afterwards the file is the old
+/// one or the new one, never a mix. On failure (a full disk) the temporary file is removed, so a failed write
+/// leaves the old file and nothing else. The library index and the watch state ([`viewing`]) are written so.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("tmp");
@@ -747,7 +748,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the folder is (rename(2) and fsync(2) on Linux).
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -496,7 +496,7 @@ impl Viewings {
             }
             book.encode()
         };
-        match write_atomically(&self.path, &bytes) {
+        match super::write_atomically(&self.path, &bytes) {
             Ok(()) => {
                 self.writes.files.fetch_add(1, Ordering::Relaxed);
                 self.writes.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -508,30 +508,6 @@ impl Viewings {
             }
         }
     }
-}
-
-/// Whole file through `path.tmp` (0600), fsync, rename, fsync the folder: the old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let tmp = path.with_extension("tmp");
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the folder is (rename(2) and fsync(2) on Linux).
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
