@@ -24,7 +24,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Plex's GDM discovery on UDP 32414: the access rule, the state, interfaces and the watchdog's beat.
     ("gdm", &["auth", "state", "system"]),
     ("library", &["state", "system"]),
-    ("remote", &["state", "system"]),
+    // wire: XML escaping for SOAP arguments, a certificate's validity for ACME renewals (leaves that use nothing).
+    ("remote", &["state", "system", "wire"]),
     // Signed bundles, the slots, U-Boot's boot state, confirm and rollback (issue 19).
     ("update", &["state", "system"]),
     ("state", &["store", "system"]),

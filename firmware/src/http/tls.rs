@@ -253,80 +253,10 @@ pub fn box_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// `notBefore` and `notAfter` of a DER certificate, as unix seconds.
-///
-/// RFC 5280 §4.1: Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { \[0\] version OPTIONAL,
-/// serialNumber INTEGER, signature AlgorithmIdentifier, issuer Name, validity SEQUENCE { notBefore Time,
-/// notAfter Time }, ... } ... }; Time ::= UTCTime | GeneralizedTime (§4.1.2.5).
+/// `notBefore` and `notAfter` of a DER certificate, as unix seconds ([`crate::wire::certificate::validity`]);
+/// what is wrong with a certificate that has none is said in the error.
 pub fn validity(cert: &[u8]) -> Result<(i64, i64), TlsError> {
-    let bad = TlsError::BadCertificate;
-    let (tag, cert_body, _) = der_item(cert).ok_or(bad("not DER"))?;
-    if tag != 0x30 {
-        return Err(bad("not a certificate"));
-    }
-    let (tag, tbs, _) = der_item(cert_body).ok_or(bad("no tbsCertificate"))?;
-    if tag != 0x30 {
-        return Err(bad("no tbsCertificate"));
-    }
-    let mut rest = tbs;
-    let (tag, _, after) = der_item(rest).ok_or(bad("truncated"))?;
-    if tag == 0xA0 {
-        rest = after; // explicit version
-    }
-    for _ in 0..3 {
-        // serialNumber, signature, issuer
-        let (_, _, after) = der_item(rest).ok_or(bad("truncated"))?;
-        rest = after;
-    }
-    let (tag, validity, _) = der_item(rest).ok_or(bad("no validity"))?;
-    if tag != 0x30 {
-        return Err(bad("no validity"));
-    }
-    let (t1, nb, after) = der_item(validity).ok_or(bad("no notBefore"))?;
-    let (t2, na, _) = der_item(after).ok_or(bad("no notAfter"))?;
-    Ok((der_time(t1, nb).ok_or(bad("bad notBefore"))?, der_time(t2, na).ok_or(bad("bad notAfter"))?))
-}
-
-/// One DER TLV: (tag, contents, rest). Definite lengths only (X.690 §10.1).
-fn der_item(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    let (len, start) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7F;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = start.checked_add(len)?;
-    Some((tag, b.get(start..end)?, &b[end..]))
-}
-
-/// UTCTime (tag 0x17, YYMMDDHHMMSSZ; YY < 50 → 20YY, RFC 5280 §4.1.2.5.1) or GeneralizedTime
-/// (tag 0x18, YYYYMMDDHHMMSSZ, §4.1.2.5.2) to unix seconds.
-fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(v).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 if s.len() == 12 => {
-            let yy: i64 = s[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
-        }
-        0x18 if s.len() == 14 => (s[..4].parse().ok()?, &s[4..]),
-        _ => return None,
-    };
-    let n = |i: usize| rest.get(i..i + 2)?.parse::<i64>().ok();
-    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    Some(crate::wire::calendar::days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+    crate::wire::certificate::validity(cert).map_err(TlsError::BadCertificate)
 }
 
 fn format_time(t: i64) -> String {
@@ -338,6 +268,12 @@ fn format_time(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_show_as_dates_and_damage_is_refused() {
+        assert_eq!(format_time(2_147_483_648), "2038-01-19 03:14");
+        assert!(validity(&[0x30, 0x82, 0xFF]).is_err());
+    }
 
     const NOW: i64 = 1_795_000_000; // 2026-11-18
 
@@ -412,14 +348,4 @@ mod tests {
         assert!(matches!(pack_chain(&[huge]), Err(TlsError::ChainTooLarge(_))));
     }
 
-    #[test]
-    fn der_times_follow_rfc_5280() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999)); // 2049
-        assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2_147_483_648));
-        assert_eq!(der_time(0x17, b"701301000000Z"), None);
-        assert_eq!(der_time(0x17, b"7001010000Z"), None);
-        assert_eq!(format_time(2_147_483_648), "2038-01-19 03:14");
-        assert!(validity(&[0x30, 0x82, 0xFF]).is_err());
-    }
 }

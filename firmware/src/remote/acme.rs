@@ -204,62 +204,10 @@ pub fn ca_name(directory_url: &str) -> String {
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
-/// `notBefore` and `notAfter` of a DER certificate, unix seconds (RFC 5280 §4.1.2.5: the validity SEQUENCE
-/// after version, serialNumber, signature and issuer in tbsCertificate; UTCTime or GeneralizedTime).
-/// The http room reads the same fields for the screen; this copy keeps the remote room off the http room.
+/// `notBefore` and `notAfter` of a DER certificate, unix seconds ([`crate::wire::certificate::validity`], the
+/// reader the http room uses too); `None` for a certificate without a readable validity.
 pub fn validity(cert: &[u8]) -> Option<(i64, i64)> {
-    let (_, cert, _) = der(cert).filter(|(t, ..)| *t == 0x30)?;
-    let (_, tbs, _) = der(cert).filter(|(t, ..)| *t == 0x30)?;
-    let (tag, _, after) = der(tbs)?;
-    let mut rest = if tag == 0xA0 { after } else { tbs };
-    for _ in 0..3 {
-        rest = der(rest)?.2;
-    }
-    let (_, validity, _) = der(rest).filter(|(t, ..)| *t == 0x30)?;
-    let (t1, nb, after) = der(validity)?;
-    let (t2, na, _) = der(after)?;
-    Some((time(t1, nb)?, time(t2, na)?))
-}
-
-/// One DER TLV (X.690 §8.1): (tag, contents, rest); definite lengths of at most 4 bytes.
-fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, &first) = (b.first()?, b.get(1)?);
-    let (len, start) = if first < 0x80 {
-        (first as usize, 2)
-    } else {
-        let n = (first & 0x7F) as usize;
-        if !(1..=4).contains(&n) {
-            return None;
-        }
-        (b.get(2..2 + n)?.iter().fold(0usize, |l, &x| l << 8 | x as usize), 2 + n)
-    };
-    let end = start.checked_add(len)?;
-    Some((tag, b.get(start..end)?, &b[end..]))
-}
-
-/// UTCTime (0x17, YYMMDDHHMMSSZ, YY < 50 → 20YY) or GeneralizedTime (0x18, YYYYMMDDHHMMSSZ) to unix seconds.
-fn time(tag: u8, v: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(v).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match (tag, s.len()) {
-        (0x17, 12) => {
-            let yy: i64 = s[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &s[2..])
-        }
-        (0x18, 14) => (s[..4].parse().ok()?, &s[4..]),
-        _ => return None,
-    };
-    let n = |i: usize| rest.get(i..i + 2)?.parse::<i64>().ok();
-    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (H. Hinnant's algorithm), as wire::calendar does for the rooms above.
-    let y = if mo <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+    crate::wire::certificate::validity(cert).ok()
 }
 
 #[cfg(test)]

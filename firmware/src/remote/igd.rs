@@ -504,27 +504,11 @@ fn close(
 
 // ---- SOAP ----------------------------------------------------------------------------------------------------
 
-/// Escape a value for XML text.
-fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A SOAP request body for `action` of `service` with `args` in order (UDA 1.1 §3.2.1; values escaped).
 pub fn envelope(service: &str, action: &str, args: &[(&str, &str)]) -> String {
     let mut inner = String::new();
     for (k, v) in args {
-        inner.push_str(&format!("<{k}>{}</{k}>", escape(v)));
+        inner.push_str(&format!("<{k}>{}</{k}>", crate::wire::xml_escape(v)));
     }
     format!(
         "<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" \

@@ -1,7 +1,8 @@
 //! Wire: HTTP/1.1 as bytes, below every room that speaks it. The request head parsed once ([`head::Head`],
 //! RFC 9112 §2-§3, §5, §6, §9.3) and read with its size and time limits ([`head::read_head`]); HTTP dates
 //! ([`date`], RFC 9110 §5.6.7) on the civil calendar ([`calendar`]); percent-decoding of URL parts
-//! ([`percent_decode`], RFC 3986 §2.1) and XML escaping ([`xml_escape`], XML 1.0 §2.4).
+//! ([`percent_decode`], RFC 3986 §2.1), XML escaping ([`xml_escape`], XML 1.0 §2.4) and a certificate's validity
+//! ([`certificate`], RFC 5280 §4.1.2.5).
 //!
 //! Owns: the framing facts of a request head (method, target, version, the fields as sent, Host, Origin,
 //! Content-Type/Length, Transfer-Encoding, Connection), the head's limits ([`head::MAX_HEAD`],
@@ -10,6 +11,7 @@
 //! and `auth` read what it parsed and decide for themselves. Arrows only point into it (it uses only crates).
 
 pub mod calendar;
+pub mod certificate;
 pub mod date;
 pub mod head;
 

@@ -63,8 +63,8 @@ fn validity_reads_rcgen_certificates_and_refuses_damage() {
     for cut in [1, 10, 100, cert.der().len() - 1] {
         assert_eq!(validity(&cert.der()[..cut]), None, "cut at {cut}");
     }
-    assert_eq!(time(0x17, b"491231235959Z"), Some(2_524_607_999));
-    assert_eq!(time(0x17, b"701301000000Z"), None);
+    assert_eq!(crate::wire::certificate::der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
+    assert_eq!(crate::wire::certificate::der_time(0x17, b"701301000000Z"), None);
 }
 
 #[test]
