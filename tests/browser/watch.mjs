@@ -154,10 +154,12 @@ try {
 
   step('space pauses; reload; "Continue watching" resumes at the position');
   await page.locator('h2').click();
+  // The pause sends a "paused" timeline; the walk waits for the server's answer to it, not for a fixed time.
+  const saved = page.waitForResponse(r => r.url().includes('/:/timeline?') && r.url().includes('state=paused'));
   await page.keyboard.press('Space');
   await page.waitForFunction(() => document.querySelector('#wmedia').paused);
   const at = await page.evaluate(() => document.querySelector('#wmedia').currentTime);
-  await page.waitForTimeout(300);
+  assert.equal((await saved).status(), 200, 'the paused timeline was answered 200');
   assert.equal(await page.locator('#wnote').innerText(), '', 'the place was saved');
   await page.goto(base + '/web/#watch');
   await view(page, 'home');
@@ -178,6 +180,8 @@ try {
   await go(page, '#watch/s/' + libs.shows, 'section');
   await open(page, page.getByRole('link', { name: /Harbour/ }), 'group');
   await open(page, page.getByRole('link', { name: /Season 1/ }), 'group');
+  // The grid fills in chunks after the view is drawn: read it once its second card is there.
+  await page.locator('#grid .wcard').nth(1).waitFor();
   const eps = await page.locator('#grid .wcard').evaluateAll(as => as.map(a => a.dataset.id));
   assert.equal(eps.length, 2);
   await open(page, page.locator('#grid .wcard').first(), 'item');
