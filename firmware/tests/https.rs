@@ -122,3 +122,52 @@ async fn a_f2_rebinding_host_is_misdirected_over_tls() {
     let own = format!("GET /identity HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n", addr.port());
     assert!(exchange(tls, &own).await.starts_with("HTTP/1.1 200"));
 }
+
+/// A client offering `suites` in this order (TLS 1.3 only); the suite the server chose.
+async fn negotiated(addr: SocketAddr, cert: &CertificateDer<'static>, suites: &[rustls::CipherSuite]) -> rustls::CipherSuite {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites
+        .iter()
+        .map(|want| *provider.cipher_suites.iter().find(|s| s.suite() == *want).unwrap())
+        .collect();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+    assert!(exchange(tls, GET).await.starts_with("HTTP/1.1 200"));
+    suite
+}
+
+/// Issue 24: the box encrypts every HTTPS stream, so it picks the cheaper AEAD its CPU runs (Go's crypto/tls
+/// rule, http::tls::aes_first): on a CPU with AES instructions, AES-128-GCM for a client that lists AES-256-GCM
+/// first (curl, Python, rustls do); ChaCha20-Poly1305 for a client that lists it first (one without AES
+/// hardware); the System screen names the order and counts sessions by AEAD.
+#[tokio::test]
+async fn the_server_picks_the_aead_its_cpu_and_the_client_run_fastest() {
+    use rustls::CipherSuite as C;
+    let (addr, _handle, cert, _srv) = start(SecureConnections::Preferred).await;
+    let aes_hw = tls::aes_hardware();
+    let curl_like = [C::TLS13_AES_256_GCM_SHA384, C::TLS13_CHACHA20_POLY1305_SHA256, C::TLS13_AES_128_GCM_SHA256];
+    let got = negotiated(addr, &cert, &curl_like).await;
+    assert_eq!(got, if aes_hw { C::TLS13_AES_128_GCM_SHA256 } else { C::TLS13_CHACHA20_POLY1305_SHA256 });
+    let phone = [C::TLS13_CHACHA20_POLY1305_SHA256, C::TLS13_AES_128_GCM_SHA256, C::TLS13_AES_256_GCM_SHA384];
+    assert_eq!(negotiated(addr, &cert, &phone).await, C::TLS13_CHACHA20_POLY1305_SHA256);
+    // A client with only AES-256-GCM still gets it: the order is a preference, never a refusal.
+    assert_eq!(negotiated(addr, &cert, &[C::TLS13_AES_256_GCM_SHA384]).await, C::TLS13_AES_256_GCM_SHA384);
+
+    // What GET /api/v1/system shows as tls.suites (counted in this process; other tests' sessions add to it).
+    let facts = &tls::suite_facts();
+    assert_eq!(facts["aes_hardware"], aes_hw);
+    assert_eq!(facts["preferred"], if aes_hw { "AES-128-GCM" } else { "ChaCha20-Poly1305" });
+    let n = |a: &str| facts["sessions"][a].as_u64().unwrap();
+    assert!(n("ChaCha20-Poly1305") >= 1 && n("AES-256-GCM") >= 1 && n("AES-128-GCM") >= u64::from(aes_hw), "{facts}");
+}

@@ -75,13 +75,13 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     if first[0] != 0x16 {
         return plain_session(Socket::Plain(stream), peer, ctx).await;
     }
-    let Some(acceptor) = ctx.certificates.acceptor(&ctx.state.snapshot()) else {
+    let Some(handshake) = ctx.certificates.handshake(&ctx.state.snapshot()) else {
         tracing::debug!(%peer, "TLS client, but HTTPS is off; closing");
         return;
     };
     if !super::ktls::kernel().await.usable() {
         super::ktls::user_space_session();
-        return match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(stream)).await {
+        return match tokio::time::timeout(HEAD_TIMEOUT, handshake.accept(stream)).await {
             Ok(Ok(tls)) => tls_session(tls, peer, ctx).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake too slow; closing"),
@@ -89,7 +89,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
     // The handshake reads through CorkStream, which stops at a record boundary once corked, so rustls holds
     // no half-read record when the keys go to the kernel (http::ktls).
-    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(ktls::CorkStream::new(stream))).await {
+    match tokio::time::timeout(HEAD_TIMEOUT, handshake.accept(ktls::CorkStream::new(stream))).await {
         // A client that stalls inside a record it started after its Finished holds the hand-over's drain:
         // the head deadline ends it as it ends a slow head.
         Ok(Ok(tls)) => match tokio::time::timeout(HEAD_TIMEOUT, super::ktls::hand_over(tls)).await {

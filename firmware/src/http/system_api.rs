@@ -30,7 +30,8 @@ pub async fn system(call: Call) -> Response<Body> {
         crate::system::watchdog::facts().into_iter().map(|(k, v)| (k, v.into())).collect();
     let egress = &call.ctx.streams.egress;
     let memory = crate::system::boot::memory_kib();
-    let tls = super::ktls::facts().await;
+    let mut tls = super::ktls::facts().await;
+    tls["suites"] = super::tls::suite_facts();
     json(&json!({
         "version": crate::VERSION,
         "uptime_seconds": call.ctx.started.elapsed().as_secs(),

@@ -809,7 +809,7 @@ async function system(live) {
   const logBox = !('log' in d) ? notYet('The recent log') : d.log.length ? h('pre', { class: 'log', id: 'log' }, d.log.join('\n')) : p('Nothing logged since start at this log level.', 'mut');
   show('System',
     h('dl', { class: 'facts' }, h('dt', null, 'Version'), h('dd', null, d.version), h('dt', null, 'Uptime'), up,
-      d.tls ? [h('dt', null, 'HTTPS'), h('dd', { id: 'tls-path' }, d.tls.path)] : null,
+      d.tls ? [h('dt', null, 'HTTPS'), h('dd', { id: 'tls-path' }, d.tls.path + (d.tls.suites ? ' · ' + d.tls.suites.preferred + ' first' : ''))] : null,
       h('dt', null, 'Safe mode'), h('dd', { id: 'safe-mode', class: d.safe_mode.active ? 'bad' : null }, d.safe_mode.active ? 'On since ' + when(d.safe_mode.since) + ': remote access and DLNA stay off.' : 'Off')),
     d.safe_mode.active ? h('div', { class: 'row', id: 'safe-mode-box' },
       p('The watchdog reset this box ' + d.resets.filter(r => r.reason === 'watchdog').length + ' times recently (see Last resets below): a part of Hearth stopped responding each time. Remote access and DLNA were turned off in case one of them is the cause. Leaving safe mode turns each back on as its own switch says; if the resets come back, safe mode returns.', 'bad'),
