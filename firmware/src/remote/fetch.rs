@@ -138,6 +138,31 @@ pub async fn exchange_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A peer that takes the request and never answers: after the deadline the exchange says so and the
+    /// connection is closed, so a silent reflector or ACME server holds no socket of ours past the deadline
+    /// (hyper's connection task ends once the request and its sender are dropped with the timed-out future).
+    #[tokio::test]
+    async fn a_silent_peer_gets_its_connection_closed_at_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            // Read the request, then wait for the client to close: Ok(0) at end of stream.
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    return true;
+                }
+            }
+            true
+        });
+        let r = exchange(addr, "peer", Method::GET, "/", None, 1024, Duration::from_millis(300)).await;
+        assert!(matches!(r, Err(FetchError::Timeout(..))), "{r:?}");
+        let closed = tokio::time::timeout(Duration::from_secs(5), peer).await;
+        assert!(matches!(closed, Ok(Ok(true))), "the connection stayed open after the deadline");
+    }
 
     #[test]
     fn splits_urls() {

@@ -492,10 +492,12 @@ fn close(
             }
         }
         ("service", _) => {
-            if let Some(c) = current.take() {
-                if services.len() < SERVICES_MAX && !c.0.is_empty() && !c.1.is_empty() {
-                    services.push(c);
-                }
+            if let Some(c) = current.take()
+                && services.len() < SERVICES_MAX
+                && !c.0.is_empty()
+                && !c.1.is_empty()
+            {
+                services.push(c);
             }
         }
         _ => {}
