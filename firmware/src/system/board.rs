@@ -189,6 +189,8 @@ pub struct Qemu {
     pub machine: String,
     /// QEMU's `-cpu`.
     pub cpu: String,
+    /// QEMU's `-smp`: how many CPUs the guest has.
+    pub cpus: u32,
     /// Guest memory in MiB.
     pub memory_mib: u32,
     /// The emulated watchdog device QEMU adds (`-device`).
@@ -263,6 +265,7 @@ impl Board {
                     system: t.str("system")?,
                     machine: t.str("machine")?,
                     cpu: t.str("cpu")?,
+                    cpus: t.int("cpus")?,
                     memory_mib: t.int("memory_mib")?,
                     watchdog: t.str("watchdog")?,
                 })
