@@ -113,7 +113,8 @@ pub fn parse(body: &[u8], soapaction: Option<&str>) -> Result<Action, Fault> {
                 }
             }
             Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
-                let piece = text_piece(&ev)?;
+                // A reference that is neither a character reference nor a predefined entity is refused.
+                let piece = crate::wire::xml_text(&ev).ok_or(Fault::InvalidAction)?;
                 if let Some((_, v)) = arg.as_mut() {
                     v.push_str(&piece);
                 }
@@ -149,21 +150,6 @@ fn action_element(e: &BytesStart<'_>, local: String) -> Action {
         }
     }
     Action { service, name: local, args: Vec::new() }
-}
-
-/// The text a text, CDATA or reference event adds to an argument's value; a reference that is neither a
-/// character reference nor one of XML's five predefined entities is refused (no DTD, so no other entities).
-fn text_piece(ev: &Event<'_>) -> Result<String, Fault> {
-    match ev {
-        Event::Text(t) => Ok(t.xml10_content().into_owned()),
-        Event::CData(t) => Ok(t.xml10_content().into_owned()),
-        Event::GeneralRef(g) => match g.resolve_char_ref() {
-            Ok(Some(c)) => Ok(c.to_string()),
-            Ok(None) => Ok(quick_xml::escape::resolve_predefined_entity(g).ok_or(Fault::InvalidAction)?.to_string()),
-            Err(_) => Err(Fault::InvalidAction),
-        },
-        _ => Ok(String::new()),
-    }
 }
 
 /// UDA 1.1 §3.2.1: a SOAPACTION header, when present, names the same action as the body, and the same service

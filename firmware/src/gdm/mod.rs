@@ -274,7 +274,7 @@ async fn answer_while_claimed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Account, Net, Role, Secret};
+    use crate::state::Net;
 
     /// The GDM rule over the auth room's origin rule: answered only when claimed and the source is LAN by the
     /// rule every port uses (own subnets, the owner's LAN networks, "treat WAN IP as LAN").
@@ -283,16 +283,7 @@ mod tests {
         let own: Vec<Net> = vec!["192.168.1.0/24".parse().unwrap(), "127.0.0.0/8".parse().unwrap()];
         let unclaimed = State::new([5; 16]);
         let mut claimed = unclaimed.clone();
-        let owner = Account {
-            id: 1,
-            role: Role::Owner,
-            name: "o".try_into().unwrap(),
-            password: Some(Secret { salt: [1; 16], hash: [2; 16] }),
-            pin: None,
-            shares: Default::default(),
-            created: 0,
-        };
-        claimed.accounts.push(owner).unwrap();
+        claimed.accounts.push(search::tests::owner()).unwrap();
         let mut listed = claimed.clone();
         listed.settings.lan_networks.push("10.0.0.0/8".parse().unwrap()).unwrap();
         let server = Server { host_name: "nas".into(), port: 32400, updated_at: 1 };

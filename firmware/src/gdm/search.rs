@@ -214,14 +214,14 @@ impl Responder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::auth::Denial;
     use crate::state::{Account, Role, Secret};
 
-    fn claimed() -> State {
-        let mut s = State::new([0xab; 16]);
-        let owner = Account {
+    /// The owner a claimed test state has (also the room's tests in gdm/mod.rs).
+    pub(in crate::gdm) fn owner() -> Account {
+        Account {
             id: 1,
             role: Role::Owner,
             name: "ada".try_into().unwrap(),
@@ -229,8 +229,12 @@ mod tests {
             pin: None,
             shares: Default::default(),
             created: 0,
-        };
-        s.accounts.push(owner).unwrap();
+        }
+    }
+
+    fn claimed() -> State {
+        let mut s = State::new([0xab; 16]);
+        s.accounts.push(owner()).unwrap();
         s
     }
 

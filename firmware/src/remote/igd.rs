@@ -374,20 +374,6 @@ impl Description {
     }
 }
 
-/// The text a text, CDATA or reference event adds (XML's five entities and character references; anything
-/// else adds nothing: no DTD, no other entities).
-fn text_piece(ev: &Event<'_>) -> String {
-    match ev {
-        Event::Text(t) => t.xml10_content().into_owned(),
-        Event::CData(t) => t.xml10_content().into_owned(),
-        Event::GeneralRef(g) => match g.resolve_char_ref() {
-            Ok(Some(c)) => c.to_string(),
-            _ => quick_xml::escape::resolve_predefined_entity(g).map(str::to_string).unwrap_or_default(),
-        },
-        _ => String::new(),
-    }
-}
-
 fn push_capped(s: &mut String, piece: &str) {
     for c in piece.chars() {
         if s.len() >= TEXT_MAX {
@@ -443,7 +429,10 @@ pub fn parse_description(xml: &[u8], location: &Location) -> Result<Description,
                 let t = std::mem::take(&mut text_buf);
                 close(&path, &local, t.trim(), &mut url_base, &mut friendly, &mut current, &mut services);
             }
-            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => push_capped(&mut text_buf, &text_piece(&ev)),
+            // A reference to an entity XML does not predefine adds nothing (no DTD); the text is kept, capped.
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                push_capped(&mut text_buf, &crate::wire::xml_text(&ev).unwrap_or_default())
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -614,7 +603,10 @@ pub fn reply(status: u16, body: &[u8]) -> Reply {
                     _ => {}
                 }
             }
-            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => push_capped(&mut text_buf, &text_piece(&ev)),
+            // A reference to an entity XML does not predefine adds nothing (no DTD); the text is kept, capped.
+            Event::Text(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                push_capped(&mut text_buf, &crate::wire::xml_text(&ev).unwrap_or_default())
+            }
             Event::Eof => return Reply::Garbled,
             _ => {}
         }

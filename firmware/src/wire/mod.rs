@@ -1,7 +1,7 @@
 //! Wire: HTTP/1.1 as bytes, below every room that speaks it. The request head parsed once ([`head::Head`],
 //! RFC 9112 §2-§3, §5, §6, §9.3) and read with its size and time limits ([`head::read_head`]); HTTP dates
 //! ([`date`], RFC 9110 §5.6.7) on the civil calendar ([`calendar`]); percent-decoding of URL parts
-//! ([`percent_decode`], RFC 3986 §2.1), XML escaping ([`xml_escape`], XML 1.0 §2.4) and a certificate's validity
+//! ([`percent_decode`], RFC 3986 §2.1), XML escaping and XML text ([`xml_escape`], [`xml_text`], XML 1.0 §2.4) and a certificate's validity
 //! ([`certificate`], RFC 5280 §4.1.2.5).
 //!
 //! Owns: the framing facts of a request head (method, target, version, the fields as sent, Host, Origin,
@@ -36,6 +36,25 @@ pub fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The text an XML text, CDATA or reference event adds, as quick-xml reads it (XML 1.0 §2.4, §4.1): content as
+/// written for text and CDATA; for a reference, its character (a character reference) or one of XML's five
+/// predefined entities. None for a reference that is neither: with no DTD there are no other entities, and
+/// each caller decides whether that refuses the document (DLNA's SOAP) or adds nothing (a router's answer).
+/// Other events add nothing.
+pub fn xml_text(ev: &quick_xml::events::Event<'_>) -> Option<String> {
+    use quick_xml::events::Event;
+    match ev {
+        Event::Text(t) => Some(t.xml10_content().into_owned()),
+        Event::CData(t) => Some(t.xml10_content().into_owned()),
+        Event::GeneralRef(g) => match g.resolve_char_ref() {
+            Ok(Some(c)) => Some(c.to_string()),
+            Ok(None) => quick_xml::escape::resolve_predefined_entity(g).map(str::to_string),
+            Err(_) => None,
+        },
+        _ => Some(String::new()),
+    }
 }
 
 /// Escape text for XML content and attribute values (XML 1.0 §2.4, §3.3.3); control characters XML 1.0 does
