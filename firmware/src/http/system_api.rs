@@ -82,6 +82,11 @@ fn cpu_seconds() -> Option<f64> {
     // After the command name's closing parenthesis: state is field 3, utime field 14, stime field 15.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    seconds(ticks)
+}
+
+/// Clock ticks (`/proc` times, proc(5)) in seconds; None where the tick rate is unknown.
+fn seconds(ticks: u64) -> Option<f64> {
     // SAFETY: sysconf(3) reads a constant of the C library; no pointers.
     let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
     (hz > 0).then(|| ticks as f64 / hz as f64)
@@ -93,11 +98,7 @@ fn cpu_seconds() -> Option<f64> {
 /// whole cost shows here. None where unreadable.
 fn machine_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    machine_busy_ticks(stat.lines().next()?).map(|ticks| {
-        // SAFETY: sysconf(3) reads a constant of the C library; no pointers.
-        let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) };
-        ticks as f64 / hz.max(1) as f64
-    })
+    seconds(machine_busy_ticks(stat.lines().next()?)?)
 }
 
 /// The busy ticks of `/proc/stat`'s `cpu` line: `cpu user nice system idle iowait irq softirq steal ...`.

@@ -48,8 +48,8 @@ pub enum TlsError {
     Generate(String),
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
 }
 
 /// Pack DER certificates into the stored chain layout.
@@ -140,9 +140,9 @@ pub fn custom(cert_pem: &[u8], key_pem: &[u8], now: i64) -> Result<state::Tls, T
 pub fn server_config(tls: &state::Tls, aes_first: bool) -> Result<ServerConfig, TlsError> {
     let certs = unpack_chain(&tls.chain).ok_or(TlsError::BadCertificate("stored chain is damaged"))?;
     let key = PrivateKeyDer::try_from(tls.key.to_vec()).map_err(|_| TlsError::NoKey)?;
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites = ordered(&provider.cipher_suites, aes_first);
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(provider))
+    let mut suites = provider();
+    suites.cipher_suites = ordered(&suites.cipher_suites, aes_first);
+    let mut cfg = ServerConfig::builder_with_provider(Arc::new(suites))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Generate(e.to_string()))?
         .with_no_client_auth()
