@@ -191,8 +191,12 @@ pub fn roots() -> Listing {
 
 static WAITING: AtomicUsize = AtomicUsize::new(0);
 
-/// Run `job` on a blocking thread within [`DEADLINE`], at most [`MAX_WAITING`] at once.
-async fn off_the_worker(job: impl FnOnce() -> Result<Listing, Refused> + Send + 'static) -> Result<Listing, Refused> {
+/// Run `job` on a blocking thread within [`DEADLINE`], at most [`MAX_WAITING`] at once: every read of a folder
+/// an owner names (the picker's listings, and the check of a library's new folders in `http::libraries`), so a
+/// hung disk costs one blocking thread and a 503, never a connection worker and the connections it serves.
+pub(super) async fn off_the_worker<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, Refused> + Send + 'static,
+) -> Result<T, Refused> {
     let busy = || Refused::new(StatusCode::SERVICE_UNAVAILABLE, "The server's folders are not answering (a disk spinning up, or a network share that hangs); try again shortly.");
     if WAITING.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
         WAITING.fetch_sub(1, Ordering::AcqRel);

@@ -102,7 +102,11 @@ pub async fn create(mut call: Call) -> Response<Body> {
         if name.is_empty() {
             return Err(Refused::bad("A library needs a name."));
         }
-        let paths = new.folders.iter().map(|f| crate::library::check_folder(f)).collect::<Result<Vec<_>, _>>()?;
+        let folders = new.folders;
+        let paths = super::folders::off_the_worker(move || {
+            folders.iter().map(|f| crate::library::check_folder(f).map_err(Refused::from)).collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
         let id = call
             .ctx
             .state
@@ -174,7 +178,7 @@ async fn folder_call(call: &mut Call) -> Result<(u8, FolderBody), Refused> {
 pub async fn add_folder(mut call: Call) -> Response<Body> {
     reply(async {
         let (id, f) = folder_call(&mut call).await?;
-        let path = crate::library::check_folder(&f.path)?;
+        let path = super::folders::off_the_worker(move || Ok(crate::library::check_folder(&f.path)?)).await?;
         // Checked and changed in one update: a DELETE of the library that wins the race is a 404 here.
         call.ctx
             .state

@@ -34,17 +34,41 @@ impl Server {
 
     /// As [`Server::start`], with more serve options (e.g. `--format`) and environment (e.g. `NOTIFY_SOCKET`).
     pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        Server::spawn(Server::command(data, args, env))
+    }
+
+    /// As [`Server::start`], allowed to run on the first CPU only: Hearth starts one connection worker per CPU
+    /// it may run on, so here every connection shares one worker.
+    pub fn start_on_one_core(data: &Path) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Server::command(data, &[], &[]);
+        // SAFETY: sched_setaffinity is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut one = nix::sched::CpuSet::new();
+                one.set(0).map_err(std::io::Error::from)?;
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one).map_err(std::io::Error::from)
+            });
+        }
+        Server::spawn(cmd)
+    }
+
+    fn command(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hearth");
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    fn spawn(mut cmd: Command) -> Server {
+        let data = PathBuf::from(cmd.get_args().skip_while(|a| *a != "--data-dir").nth(1).expect("--data-dir"));
+        let mut child = cmd.spawn().expect("start hearth");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut printed = String::new();
         let port = loop {
@@ -57,7 +81,7 @@ impl Server {
             }
         };
         let addr = format!("127.0.0.1:{port}");
-        Server { child, addr, port, data: data.to_owned(), printed, stdout }
+        Server { child, addr, port, data, printed, stdout }
     }
 
     /// Send `raw` as it is; answers (status, head, body bytes).
