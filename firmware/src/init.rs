@@ -127,6 +127,7 @@ fn boot(board_override: Option<String>) -> Result<PowerAction, InitError> {
         tracing::warn!(error = %e, "hostname not set");
     }
     bring_up_network(&board, !opts.no_dhcp);
+    crate::system::cores::place(&board.network.interface);
     milestone("network up");
 
     let area = board.flash.clone();

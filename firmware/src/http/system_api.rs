@@ -64,6 +64,7 @@ pub async fn system(call: Call) -> Response<Body> {
         },
         "cpu_seconds": cpu_seconds(),
         "machine_cpu_seconds": machine_cpu_seconds(),
+        "cores": crate::system::cores::facts(),
         "update": crate::update::status(),
         "tls": tls,
         "egress": {

@@ -3,7 +3,8 @@
 //!
 //! Owns: the wall clock ([`clock`]), the interface addresses ([`ifaces`]), dual-stack listening and canonical
 //! source addresses ([`dual_stack`]), random bytes ([`random`]), logging
-//! and stop signals ([`logging`]), the per-core connection workers ([`workers`]), board profiles ([`board`]),
+//! and stop signals ([`logging`]), the per-core connection workers ([`workers`]) and where they and the
+//! network's interrupts run ([`cores`]), board profiles ([`board`]),
 //! network bring-up ([`net`]: interface flags, addresses, routes, the DHCP client shell around dhcproto), the
 //! flash store's area on the board's device ([`flash`]), the watchdog and heartbeats ([`watchdog`], which also
 //! publishes what it knows for the System screen), reset reasons and safe mode ([`reset`]), the recent log
@@ -14,6 +15,7 @@
 pub mod board;
 pub mod boot;
 pub mod clock;
+pub mod cores;
 pub mod dual_stack;
 pub mod fds;
 pub mod flash;

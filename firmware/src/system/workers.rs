@@ -9,6 +9,9 @@
 //! drained, so it sends (and takes in the ACKs) itself in long calls; on its own loop it refills the queue as
 //! soon as there is room, like nginx, and the ACK-clocked sending happens as the client reads.
 //!
+//! On a board with more than one core, init mode pins each worker to its own core, the one that takes the
+//! network's interrupts last ([`super::cores`]); elsewhere the scheduler places them.
+//!
 //! A connection goes to the worker with the fewest open connections. Each worker has its own watchdog beat,
 //! bumped by a task on that worker ([`Workers::beat`]), so a stuck worker resets the board like any other stuck
 //! part (DESIGN.md, "Runtime shape").
@@ -48,9 +51,13 @@ impl Workers {
         let workers = (0..n)
             .map(|i| {
                 let (tx, rx) = std::sync::mpsc::channel();
+                let core = super::cores::worker_core(i);
                 std::thread::Builder::new()
                     .name(format!("hearth-conn-{i}"))
                     .spawn(move || {
+                        if let Some(core) = core {
+                            super::cores::pin_current(core);
+                        }
                         let rt = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build()
