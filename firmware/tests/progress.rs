@@ -182,6 +182,19 @@ fn one_persons_watch_state_is_never_anothers() {
     let (st, v) = get(srv, &format!("/library/sections/{shows}/onDeck"), &a);
     assert_eq!((st, metadata(&v).len()), (200, 1), "the show section's deck: the next episode only");
     assert_eq!(get(srv, &format!("/library/sections/{shows}/onDeck"), &b).0, 403, "Ben has no show section");
+    // Plex's "Continue Watching" hub is the same deck, each caller's own, under the same access rule.
+    for (who, token) in [("Ann", &a), ("the friend", &f)] {
+        let (st, v) = get(srv, "/hubs/continueWatching/items", token);
+        assert_eq!(st, 200, "{who}: {v}");
+        let mut cw: Vec<(String, Option<u64>)> = metadata(&v).iter().map(|m| (rk(m), m["viewOffset"].as_u64())).collect();
+        let mut d = deck(srv, token);
+        cw.sort();
+        d.sort();
+        assert_eq!(cw, d, "{who}: continueWatching lists the deck");
+    }
+    let (st, v) = get(srv, &format!("/hubs/sections/{shows}/continueWatching/items"), &a);
+    assert_eq!((st, metadata(&v).iter().map(rk).collect::<Vec<_>>()), (200, vec![lab.episodes[1].clone()]), "{v}");
+    assert_eq!(get(srv, &format!("/hubs/sections/{shows}/continueWatching/items"), &b).0, 403, "Ben has no show section");
 
     // Past 90 % counts as watched, once; the offset is cleared and Alpha leaves the deck.
     timeline(srv, &a, &lab.alpha, 5_500_000, 6_000_000, "playing");

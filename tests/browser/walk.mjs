@@ -193,6 +193,19 @@ try {
     await page.locator('[data-lib] h3', { hasText: 'Films' }).waitFor();
     await page.waitForFunction(() => /Scan finished: [1-9]/.test(document.querySelector('[data-lib] .progress')?.textContent || ''), null, { timeout: 30000 });
     assert.match(await text('[data-lib] .mut'), /3 items/);
+    // A library's own "Add a folder" has the picker too: it opens where the field points, and the server's
+    // refusal comes back in words (the folder is already in this library).
+    const lid = await page.getAttribute('[data-lib]', 'data-lib');
+    const addf = `#addf-${lid}-path`;
+    await page.fill(addf, dirname(real));
+    await page.click(`${addf}-browse`);
+    await page.waitForFunction(([sel, p]) => document.querySelector(sel + ' .hint')?.textContent === 'In ' + p, [`${addf}-pick`, dirname(real)]);
+    await page.locator(`${addf}-pick button[data-path="${real}"]`).click();
+    await page.waitForFunction(([sel, p]) => document.querySelector(sel + ' .hint')?.textContent === 'In ' + p, [`${addf}-pick`, real]);
+    await page.click(`${addf}-use`);
+    assert.equal(await page.inputValue(addf), real);
+    await page.click(`#addf-${lid}-submit`);
+    await page.locator(`#addf-${lid}-error`, { hasText: /already in this library/ }).waitFor();
   }
   await shot('02-libraries');
 

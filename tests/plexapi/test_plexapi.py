@@ -282,12 +282,16 @@ def main():
         assert [d.ratingKey for d in deck] == [eps[1].ratingKey], "the next episode is on deck: %r" % deck
         assert [d.ratingKey for d in sections["TV"].onDeck()] == [eps[1].ratingKey]
         assert sections["Films"].onDeck() == []
+        # Plex's newer name for the row (PlexServer.continueWatching, LibrarySection.continueWatching).
+        assert [d.ratingKey for d in plex.continueWatching()] == [eps[1].ratingKey]
+        assert [d.ratingKey for d in sections["TV"].continueWatching()] == [eps[1].ratingKey]
+        assert sections["Films"].continueWatching() == []
         show.reload()
         assert show.viewedLeafCount == 1 and not show.isPlayed, show.viewedLeafCount
         show.markPlayed()
         show.reload()
         assert show.isPlayed, (show.viewedLeafCount, show.leafCount)
-        print("plexapi: watch state OK (updateProgress, updateTimeline, markPlayed, markUnplayed, onDeck)")
+        print("plexapi: watch state OK (updateProgress, updateTimeline, markPlayed, markUnplayed, onDeck, continueWatching)")
 
         stats = api(base, "GET", "/api/v1/streams")
         print(f"plexapi: OK; bytes zero-copy {stats['zeroCopyBytes']}, copied {stats['copiedBytes']}")

@@ -7,7 +7,10 @@
 //!   or album: every episode or track under it), `GET /:/unscrobble` (`markUnplayed`),
 //! - `GET /library/onDeck`, `GET /library/sections/{id}/onDeck` (`Library.onDeck`, `LibrarySection.onDeck`):
 //!   the caller's items in progress, newest first, then for each show they watch whose next episode is not
-//!   started, that next episode (Plex's On Deck).
+//!   started, that next episode (Plex's On Deck),
+//! - `GET /hubs/continueWatching/items`, `GET /hubs/sections/{id}/continueWatching/items`
+//!   (`PlexServer.continueWatching`, `LibrarySection.continueWatching`): the same deck under the name Plex
+//!   gave the row in 2020 ("Continue Watching" merged On Deck's next episodes with the items in progress).
 //!
 //! The item comes from the query and is bound by the access rule before the handler runs
 //! ([`crate::http::routes::item_from_query`]): an item the caller cannot see answers the same 404 as its

@@ -437,7 +437,8 @@ async function libraries(live) {
       h('p', { class: 'progress', role: 'status' }, progressText(l.progress)),
       h('ul', null, l.folders.map(path => h('li', null, h('span', { class: 'row' }, h('code', null, path),
         action('Remove folder', async () => { const r = await api('DELETE', 'libraries/' + l.id + '/folders', { path }); if (!r.ok) return r.msg; reload(); }, 'quiet'))))),
-      form('addf-' + l.id, [{ id: 'addf-' + l.id + '-path', label: 'Add a folder to ' + l.name, placeholder: '/srv/media/films', required: true, check: folderCheck }], 'Add folder', async f => {
+      form('addf-' + l.id, [{ id: 'addf-' + l.id + '-path', label: 'Add a folder to ' + l.name, placeholder: '/srv/media/films', required: true, check: folderCheck },
+        picker('addf-' + l.id + '-path')], 'Add folder', async f => {
         const r = await api('POST', 'libraries/' + l.id + '/folders', { path: val(f, 'addf-' + l.id + '-path').trim() });
         if (!r.ok) return r.msg; reload();
       }),
