@@ -222,7 +222,7 @@ async fn answer_while_claimed(
     beat: &Beat,
 ) -> bool {
     let mut responder = Responder::new(Instant::now());
-    let mut server = Server { host_name: host_name(), port: http_port, updated_at: crate::system::clock::unix_now() };
+    let mut server = Server::new(&rx.borrow(), host_name(), http_port, crate::system::clock::unix_now());
     let mut tick = tokio::time::interval(TICK);
     let mut polled = Instant::now();
     let mut buf = vec![0u8; search::MAX_SEARCH + 1];
@@ -238,7 +238,7 @@ async fn answer_while_claimed(
                 if polled.elapsed() >= IFACE_POLL {
                     polled = Instant::now();
                     sockets.join();
-                    server.host_name = host_name();
+                    server.note(&rx.borrow(), host_name(), crate::system::clock::unix_now());
                 }
                 None
             }
@@ -246,9 +246,11 @@ async fn answer_while_claimed(
                 if r.is_err() {
                     return true;
                 }
-                if !rx.borrow_and_update().is_claimed() {
+                let state = rx.borrow_and_update().clone();
+                if !state.is_claimed() {
                     return false;
                 }
+                server.note(&state, server.host_name.clone(), crate::system::clock::unix_now());
                 None
             }
             _ = stop.changed() => return true,
@@ -286,7 +288,7 @@ mod tests {
         claimed.accounts.push(search::tests::owner()).unwrap();
         let mut listed = claimed.clone();
         listed.settings.lan_networks.push("10.0.0.0/8".parse().unwrap()).unwrap();
-        let server = Server { host_name: "nas".into(), port: 32400, updated_at: 1 };
+        let server = Server::new(&State::new([0xab; 16]), "nas".into(), 32400, 1);
         let cases = [
             (&unclaimed, "192.168.1.20", false),
             (&unclaimed, "127.0.0.1", false),

@@ -10,7 +10,7 @@
 //! Resource-Identifier: <machineIdentifier, 32 hex digits>\r\n
 //! Name: <friendly name, or the host name>\r\n
 //! Port: <the HTTP port>\r\n
-//! Updated-At: <unix seconds: when this on-period began>\r\n
+//! Updated-At: <unix seconds: when this on-period began, or the name last changed>\r\n
 //! Version: <Hearth's version>\r\n
 //! \r\n
 //! ```
@@ -60,6 +60,32 @@ pub struct Server {
     pub port: u16,
     /// `Updated-At`: unix seconds.
     pub updated_at: u64,
+    /// The name the answers said when `updated_at` was last moved.
+    said: String,
+}
+
+impl Server {
+    /// A server whose details are new at `now` (unix seconds): GDM coming on.
+    pub fn new(state: &State, host_name: String, port: u16, now: u64) -> Server {
+        let said = said_name(state, &host_name).to_string();
+        Server { host_name, port, updated_at: now, said }
+    }
+
+    /// The state and host name as of `now`: when the name the answer says changes (the owner renamed the
+    /// server, or the host name changed under no friendly name), `Updated-At` moves to `now`, so an app that
+    /// keeps what GDM told it knows to read the server's details again.
+    pub fn note(&mut self, state: &State, host_name: String, now: u64) {
+        self.host_name = host_name;
+        if said_name(state, &self.host_name) != self.said {
+            self.said = said_name(state, &self.host_name).to_string();
+            self.updated_at = now;
+        }
+    }
+}
+
+/// The name an answer says (before [`clean`]): the owner's friendly name, else the host name.
+fn said_name<'a>(state: &'a State, host_name: &'a str) -> &'a str {
+    if state.settings.friendly_name.is_empty() { host_name } else { state.settings.friendly_name.as_str() }
 }
 
 /// Whether `datagram` is a well-formed GDM search: `M-SEARCH * HTTP/1.0` or `HTTP/1.1`, then nothing, or line
@@ -121,7 +147,7 @@ pub fn clean(value: &str, max: usize, fallback: &str) -> String {
 
 /// The answer's bytes for `state` (claimed or not: [`Responder`] decides whether to send them).
 pub fn answer(state: &State, server: &Server) -> Vec<u8> {
-    let name = if state.settings.friendly_name.is_empty() { server.host_name.as_str() } else { state.settings.friendly_name.as_str() };
+    let name = said_name(state, &server.host_name);
     let text = format!(
         "HTTP/1.0 200 OK\r\nContent-Type: plex/media-server\r\nResource-Identifier: {}\r\nName: {}\r\nPort: {}\r\nUpdated-At: {}\r\nVersion: {}\r\n\r\n",
         state.machine_identifier(),
@@ -239,7 +265,7 @@ pub(super) mod tests {
     }
 
     fn server() -> Server {
-        Server { host_name: "nas".into(), port: 32400, updated_at: 1_700_000_000 }
+        Server::new(&claimed(), "nas".into(), 32400, 1_700_000_000)
     }
 
     fn lan(a: &str) -> Origin {
@@ -392,5 +418,26 @@ pub(super) mod tests {
                 Err(_) => assert!(is_search(chunk)),
             }
         }
+    }
+
+    /// GDM Updated-At (2026-12-05 stop note): it stayed at when GDM came on, so an app that keeps the server's
+    /// details had no sign that the owner renamed it. It moves when the said name changes, and only then.
+    #[test]
+    fn updated_at_moves_when_the_said_name_changes() {
+        let mut state = claimed();
+        let mut server = server();
+        let said = |state: &State, server: &Server| answer(state, server);
+        server.note(&state, "nas".into(), 1_700_000_100);
+        assert_eq!(server.updated_at, 1_700_000_000, "nothing changed");
+        server.note(&state, "nas2".into(), 1_700_000_200);
+        assert_eq!(server.updated_at, 1_700_000_200, "the host name is said while there is no friendly name");
+        assert!(String::from_utf8(said(&state, &server)).unwrap().contains("Updated-At: 1700000200\r\n"));
+        state.settings.friendly_name = "Den".try_into().unwrap();
+        server.note(&state, "nas2".into(), 1_700_000_300);
+        assert_eq!(server.updated_at, 1_700_000_300, "the owner named the server");
+        server.note(&state, "nas3".into(), 1_700_000_400);
+        assert_eq!(server.updated_at, 1_700_000_300, "a host name behind a friendly name is not said");
+        let text = String::from_utf8(said(&state, &server)).unwrap();
+        assert!(text.contains("Name: Den\r\n") && text.contains("Updated-At: 1700000300\r\n"), "{text}");
     }
 }
