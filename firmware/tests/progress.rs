@@ -195,6 +195,48 @@ fn one_persons_watch_state_is_never_anothers() {
     let (st, v) = get(srv, &format!("/hubs/sections/{shows}/continueWatching/items"), &a);
     assert_eq!((st, metadata(&v).iter().map(rk).collect::<Vec<_>>()), (200, vec![lab.episodes[1].clone()]), "{v}");
     assert_eq!(get(srv, &format!("/hubs/sections/{shows}/continueWatching/items"), &b).0, 403, "Ben has no show section");
+    // The home screen's rows: Ann's deck first, then what is new in each library she sees, each with its items.
+    let hubs = |path: &str, token: &str| -> Vec<(String, u64, String, Vec<String>)> {
+        let (st, v) = get(srv, path, token);
+        assert_eq!(st, 200, "{path}: {v}");
+        let list = v["MediaContainer"]["Hub"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|h| {
+                let kids = h["Metadata"].as_array().cloned().unwrap_or_default().iter().map(rk).collect();
+                (h["hubIdentifier"].as_str().unwrap().to_owned(), h["size"].as_u64().unwrap(), h["more"].to_string(), kids)
+            })
+            .collect()
+    };
+    let home = hubs("/hubs", &a);
+    let ids: Vec<&str> = home.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(ids, ["home.continue", "home.movie.recent", "home.show.recent"]);
+    let mut cw = home[0].3.clone();
+    cw.sort();
+    let mut d: Vec<String> = deck(srv, &a).into_iter().map(|(id, _)| id).collect();
+    d.sort();
+    assert_eq!(cw, d, "Continue Watching is Ann's deck");
+    let mut films_new = home[1].3.clone();
+    films_new.sort();
+    let mut want = vec![lab.alpha.clone(), lab.charlie.clone()];
+    want.sort();
+    assert_eq!((home[1].1, films_new), (2, want), "both films are new");
+    assert_eq!(home[2].1, 1, "the new episodes stand for their season: {home:?}");
+    let few = hubs("/hubs?count=1", &a);
+    assert!(few.iter().all(|h| h.1 == 1 && h.3.len() == 1), "{few:?}");
+    assert_eq!(few[1].2, "\"1\"", "a hub with more than it shows says more=1: {few:?}");
+    let only = hubs(&format!("/hubs?contentDirectoryID={}&identifier=home.movie.recent", lab.films), &a);
+    assert_eq!(only.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), ["home.movie.recent"]);
+    // Ben sees the films only: no show row, no episode anywhere.
+    let bens = hubs("/hubs", &b);
+    assert!(bens.iter().all(|h| h.0 != "home.show.recent" && !h.3.iter().any(|k| lab.episodes.contains(k))), "{bens:?}");
+    let section = hubs(&format!("/hubs/sections/{shows}"), &a);
+    assert_eq!(section.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), ["show.inprogress", "show.recentlyadded"]);
+    assert_eq!(section[0].3, [lab.episodes[1].clone()], "the show section's Continue Watching: the next episode");
+    assert_eq!(get(srv, &format!("/hubs/sections/{shows}"), &b).0, 403, "Ben has no show section");
+    for bad in ["/hubs?count=0", "/hubs?count=many", "/hubs?contentDirectoryID=films"] {
+        let (st, v) = get(srv, bad, &a);
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
 
     // Past 90 % counts as watched, once; the offset is cleared and Alpha leaves the deck.
     timeline(srv, &a, &lab.alpha, 5_500_000, 6_000_000, "playing");

@@ -286,12 +286,21 @@ def main():
         assert [d.ratingKey for d in plex.continueWatching()] == [eps[1].ratingKey]
         assert [d.ratingKey for d in sections["TV"].continueWatching()] == [eps[1].ratingKey]
         assert sections["Films"].continueWatching() == []
+        # The home screen's rows (Library.hubs, LibrarySection.hubs): the deck first, then what is new.
+        home = plex.library.hubs()
+        assert home[0].hubIdentifier == "home.continue", [h.hubIdentifier for h in home]
+        assert [i.ratingKey for i in home[0].items()] == [eps[1].ratingKey]
+        films_new = [h for h in home if h.hubIdentifier == "home.movie.recent"]
+        assert films_new and {i.ratingKey for i in films_new[0].items()} >= {bunny.ratingKey}, [h.hubIdentifier for h in home]
+        tv_hubs = {h.hubIdentifier: h for h in sections["TV"].hubs()}
+        assert [i.ratingKey for i in tv_hubs["show.inprogress"].items()] == [eps[1].ratingKey], list(tv_hubs)
+        assert tv_hubs["show.recentlyadded"].items(), list(tv_hubs)
         show.reload()
         assert show.viewedLeafCount == 1 and not show.isPlayed, show.viewedLeafCount
         show.markPlayed()
         show.reload()
         assert show.isPlayed, (show.viewedLeafCount, show.leafCount)
-        print("plexapi: watch state OK (updateProgress, updateTimeline, markPlayed, markUnplayed, onDeck, continueWatching)")
+        print("plexapi: watch state OK (updateProgress, updateTimeline, markPlayed, markUnplayed, onDeck, continueWatching, hubs)")
 
         stats = api(base, "GET", "/api/v1/streams")
         print(f"plexapi: OK; bytes zero-copy {stats['zeroCopyBytes']}, copied {stats['copiedBytes']}")

@@ -154,6 +154,9 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/:/unscrobble", ITEM, super::plex::progress::unscrobble),
     route!(GET "/library/onDeck", Access::Libraries, super::plex::progress::on_deck),
     route!(GET "/library/sections/{id}/onDeck", Access::Library(Section::Param("id")), super::plex::progress::section_on_deck),
+    // The home screen's rows (plex/hubs.rs): Continue Watching and Recently Added, across libraries or in one.
+    route!(GET "/hubs", Access::Libraries, super::plex::hubs::home),
+    route!(GET "/hubs/sections/{id}", Access::Library(Section::Param("id")), super::plex::hubs::section_home),
     // Plex's newer name for the same row: the "Continue Watching" hub's items (plexapi `continueWatching()`).
     route!(GET "/hubs/continueWatching/items", Access::Libraries, super::plex::progress::on_deck),
     route!(GET "/hubs/sections/{id}/continueWatching/items", Access::Library(Section::Param("id")), super::plex::progress::section_on_deck),

@@ -1,5 +1,9 @@
-//! Search and "Recently added" (issue 20, part 1), Plex-shaped as python-plexapi reads them:
+//! Search, "Recently added" and the home screen's rows (issue 20, part 1), Plex-shaped as python-plexapi reads
+//! them:
 //!
+//! - `GET /hubs`, `GET /hubs/sections/{id}` (`Library.hubs()`, `LibrarySection.hubs()`): `Hub` elements for a
+//!   home screen, "Continue Watching" (the caller's deck, plex/progress.rs) and "Recently Added in NAME" per
+//!   library, each with up to `count` items and a `key` that lists them all.
 //! - `GET /hubs/search?query=&limit=&sectionId=`: a MediaContainer of `Hub` elements, one per kind of thing
 //!   found (movie, show, episode, artist, album, track, photo), each holding up to `limit` items as
 //!   `/library/metadata` lists them (`PlexServer.search()` reads `Hub` and its children). Best matches first
@@ -315,24 +319,7 @@ fn recent(call: Call, section: Option<Library>) -> Result<Response<Body>, Respon
     if let Some(l) = &section {
         libs.retain(|x| x.id == l.id);
     }
-    // Walk newest first; an item stands for its season, album or photo album, shown once, where its newest
-    // item puts it. Only ids and times are collected; the page is copied out when shown.
-    let mut seen: HashSet<ItemId> = HashSet::new();
-    let mut order: Vec<(ItemId, bool, u32)> = Vec::new();
-    call.ctx.library.each_item(Order::Newest, |g| {
-        if kind_of(&libs, g.library).is_none() {
-            return;
-        }
-        match g.episode {
-            Some(e) => {
-                if seen.insert(e.season) {
-                    order.push((e.season, true, g.added));
-                }
-            }
-            None => order.push((g.id, false, g.added)),
-        }
-    });
-    drop(seen);
+    let order = newest(&call, &libs);
     let total = order.len();
     let shown = total.saturating_sub(start).min(size);
     let mut root = media_container().a("size", shown as u64).a("totalSize", total as u64).a("offset", start as u64);
@@ -340,15 +327,157 @@ fn recent(call: Call, section: Option<Library>) -> Result<Response<Body>, Respon
         root = root.a("librarySectionID", l.id as u64).a("librarySectionTitle", l.name.as_str());
     }
     let format = call.format;
-    let kids = order.into_iter().skip(start).take(size).filter_map(move |(id, group, added)| {
-        let entry = if group { Entry::Group(call.ctx.library.group(id)?) } else { Entry::Item(id) };
-        let mut node = entry_node(&call, &libs, &entry)?;
-        if group {
-            node = node.a("addedAt", added as u64);
-        }
-        Some(node)
-    });
+    let kids = order.into_iter().skip(start).take(size).filter_map(move |n| recent_node(&call, &libs, n));
     Ok(listing::respond(format, root, "Metadata", shown, kids, None))
+}
+
+/// One entry of "Recently added": an item, or the season it stands for, and when it (or the season's newest
+/// episode) was added.
+#[derive(Clone, Copy)]
+struct Newest {
+    id: ItemId,
+    group: bool,
+    added: u32,
+    library: LibraryId,
+}
+
+/// "Recently added" in `libs`, newest first: an episode stands for its season, shown once, where its newest
+/// episode puts it. Only ids and times are collected; what is shown is copied out when shown.
+fn newest(call: &Call, libs: &[Library]) -> Vec<Newest> {
+    let mut seen: HashSet<ItemId> = HashSet::new();
+    let mut order: Vec<Newest> = Vec::new();
+    call.ctx.library.each_item(Order::Newest, |g| {
+        if kind_of(libs, g.library).is_none() {
+            return;
+        }
+        match g.episode {
+            Some(e) => {
+                if seen.insert(e.season) {
+                    order.push(Newest { id: e.season, group: true, added: g.added, library: g.library });
+                }
+            }
+            None => order.push(Newest { id: g.id, group: false, added: g.added, library: g.library }),
+        }
+    });
+    order
+}
+
+/// The node of a "Recently added" entry; a season says when its newest episode was added.
+fn recent_node(call: &Call, libs: &[Library], n: Newest) -> Option<Node> {
+    let entry = if n.group { Entry::Group(call.ctx.library.group(n.id)?) } else { Entry::Item(n.id) };
+    let node = entry_node(call, libs, &entry)?;
+    Some(if n.group { node.a("addedAt", n.added as u64) } else { node })
+}
+
+/// `GET /hubs`: the home screen's rows across the libraries the caller may see (`Library.hubs()`):
+/// "Continue Watching" (`home.continue`, the caller's deck), then "Recently Added in NAME" for each library
+/// (`home.<type>.recent`, with `librarySectionID`). `count=` items per hub ([`DEFAULT_LIMIT`], at most
+/// [`MAX_LIMIT`]); `contentDirectoryID=1,2` only those libraries; `identifier=home.continue,...` only those
+/// hubs. An empty hub is left out. A hub with more than it shows says `more="1"`; its `key` lists them all.
+pub async fn home(call: Call) -> Response<Body> {
+    match home_hubs(&call, None) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// `GET /hubs/sections/{id}`: the same rows for one library (`LibrarySection.hubs()`), as
+/// `<type>.inprogress` and `<type>.recentlyadded`.
+pub async fn section_home(call: Call) -> Response<Body> {
+    let lib = match find_section(&call) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    match home_hubs(&call, Some(lib)) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// Plex's section type word, as hub identifiers use it.
+fn type_word(kind: LibraryKind) -> &'static str {
+    match kind {
+        LibraryKind::Movies | LibraryKind::OtherVideos => "movie",
+        LibraryKind::Shows => "show",
+        LibraryKind::Music => "artist",
+        LibraryKind::Photos => "photo",
+    }
+}
+
+fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Response<Body>> {
+    let count = match query(call, "count") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+            _ => {
+                let shown: String = v.chars().take(40).collect();
+                let say = format!("count must be a whole number of 1 or more, not {shown:?}.");
+                return Err(error(StatusCode::BAD_REQUEST, &say, call.format));
+            }
+        },
+    };
+    let mut libs = searched(call, None)?;
+    match &section {
+        Some(l) => libs.retain(|x| x.id == l.id),
+        None => {
+            if let Some(ids) = text(call, "contentDirectoryID")? {
+                let ids: Option<Vec<LibraryId>> = ids.split(',').map(|i| i.trim().parse().ok()).collect();
+                let Some(ids) = ids else {
+                    let say = "contentDirectoryID is a comma-separated list of library section ids.";
+                    return Err(error(StatusCode::BAD_REQUEST, say, call.format));
+                };
+                libs.retain(|l| ids.contains(&l.id));
+            }
+        }
+    }
+    let wanted = text(call, "identifier")?.map(|w| w.split(',').map(|i| i.trim().to_string()).collect::<Vec<_>>());
+    let wants = |id: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == id));
+    let hub = |id: String, title: String, key: String, total: usize, kids: Vec<Node>| {
+        let mut hub = Node::new("Hub", "Hub")
+            .a("key", key)
+            .a("title", title)
+            .a("type", "mixed")
+            .a("hubIdentifier", id.as_str())
+            .a("context", format!("hub.{id}"))
+            .a("size", kids.len() as u64)
+            .a("more", if total > kids.len() { "1" } else { "0" })
+            .a("style", "shelf");
+        hub.kids = kids;
+        hub
+    };
+    let mut root = media_container();
+    let mut hubs = 0u64;
+    let (continue_id, continue_key) = match &section {
+        Some(l) => (format!("{}.inprogress", type_word(l.kind)), format!("/hubs/sections/{}/continueWatching/items", l.id)),
+        None => ("home.continue".to_string(), "/hubs/continueWatching/items".to_string()),
+    };
+    if wants(&continue_id) {
+        let by_id: std::collections::HashMap<LibraryId, Library> = libs.iter().map(|l| (l.id, l.clone())).collect();
+        let deck = super::progress::deck_items(call, &by_id);
+        let kids: Vec<Node> = deck.iter().take(count).map(|i| item_node(call, &by_id[&i.library], i)).collect();
+        if !kids.is_empty() {
+            root = root.kid(hub(continue_id, "Continue Watching".into(), continue_key, deck.len(), kids));
+            hubs += 1;
+        }
+    }
+    let order = newest(call, &libs);
+    for l in &libs {
+        let id = match &section {
+            Some(_) => format!("{}.recentlyadded", type_word(l.kind)),
+            None => format!("home.{}.recent", type_word(l.kind)),
+        };
+        if !wants(&id) {
+            continue;
+        }
+        let mine: Vec<Newest> = order.iter().filter(|n| n.library == l.id).copied().collect();
+        let kids: Vec<Node> = mine.iter().take(count).filter_map(|n| recent_node(call, &libs, *n)).collect();
+        if kids.is_empty() {
+            continue;
+        }
+        let key = format!("/library/sections/{}/recentlyAdded", l.id);
+        let node = hub(id, format!("Recently Added in {}", l.name.as_str()), key, mine.len(), kids).a("librarySectionID", l.id as u64);
+        root = root.kid(node);
+        hubs += 1;
+    }
+    Ok(container(call.format, root.a("size", hubs)))
 }
 
 #[cfg(test)]

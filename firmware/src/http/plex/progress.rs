@@ -206,8 +206,32 @@ fn deck(call: Call, section: Option<LibraryId>) -> Response<Body> {
         .filter(|l| vis.allows(l.id) && section.is_none_or(|s| s == l.id))
         .map(|l| (l.id, l.clone()))
         .collect();
+    let deck = deck_items(&call, &libs);
+    let total = deck.len();
+    let (start, size) = match window(&call) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let mut root = media_container()
+        .a("totalSize", total as u64)
+        .a("offset", start as u64)
+        .a("identifier", LIBRARY_IDENTIFIER)
+        .a("mixedParents", "1")
+        .a("title1", "On Deck");
+    let mut shown = 0u64;
+    for item in deck.into_iter().skip(start).take(size) {
+        let lib = &libs[&item.library];
+        root = root.kid(item_node(&call, lib, &item));
+        shown += 1;
+    }
+    container(call.format, root.a("size", shown))
+}
+
+/// The deck's items in the libraries `libs` (the caller may see them all), newest activity first, at most
+/// [`DECK_MAX`]: also the Continue Watching hub of `GET /hubs` (plex/hubs.rs).
+pub(super) fn deck_items(call: &Call, libs: &HashMap<LibraryId, Library>) -> Vec<Item> {
     let library = &call.ctx.library;
-    let entries = match account_of(&call) {
+    let entries = match account_of(call) {
         Some(a) => library.viewings().read(|b| b.of_account(a)),
         None => Vec::new(),
     };
@@ -245,22 +269,5 @@ fn deck(call: Call, section: Option<LibraryId>) -> Response<Body> {
     }
     deck.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
     deck.truncate(DECK_MAX);
-    let total = deck.len();
-    let (start, size) = match window(&call) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let mut root = media_container()
-        .a("totalSize", total as u64)
-        .a("offset", start as u64)
-        .a("identifier", LIBRARY_IDENTIFIER)
-        .a("mixedParents", "1")
-        .a("title1", "On Deck");
-    let mut shown = 0u64;
-    for (_, item) in deck.into_iter().skip(start).take(size) {
-        let lib = &libs[&item.library];
-        root = root.kid(item_node(&call, lib, &item));
-        shown += 1;
-    }
-    container(call.format, root.a("size", shown))
+    deck.into_iter().map(|(_, item)| item).collect()
 }
