@@ -130,15 +130,16 @@ fn needle(call: &Call, name: &str, text: Option<String>) -> Result<Needle, Respo
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, &format!("Give the words to search for in {name}= (it is empty)."), call.format))
 }
 
-/// `limit=`: items per hub, 1 or more ([`DEFAULT_LIMIT`] when absent, at most [`MAX_LIMIT`]).
-fn limit(call: &Call) -> Result<usize, Response<Body>> {
-    match query(call, "limit") {
+/// Items per hub from the query parameter `name` (search's `limit=`, the home hubs' `count=`): 1 or more
+/// ([`DEFAULT_LIMIT`] when absent, at most [`MAX_LIMIT`]).
+fn per_hub(call: &Call, name: &str) -> Result<usize, Response<Body>> {
+    match query(call, name) {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) if n >= 1 => Ok(usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT)),
             _ => {
                 let shown: String = v.chars().take(40).collect();
-                Err(error(StatusCode::BAD_REQUEST, &format!("limit must be a whole number of 1 or more, not {shown:?}."), call.format))
+                Err(error(StatusCode::BAD_REQUEST, &format!("{name} must be a whole number of 1 or more, not {shown:?}."), call.format))
             }
         },
     }
@@ -169,7 +170,7 @@ pub async fn search(call: Call) -> Response<Body> {
 fn search_hubs(call: &Call) -> Result<Response<Body>, Response<Body>> {
     let q = text(call, "query")?.unwrap_or_default();
     let mut needle = needle(call, "query", Some(q.clone()))?;
-    let limit = limit(call)?;
+    let limit = per_hub(call, "limit")?;
     let libs = searched(call, query(call, "sectionId").as_deref())?;
     // (rank, entry) per hub, each in title order as found; ranked below.
     let mut found: Vec<Vec<(u8, Entry)>> = HUBS.iter().map(|_| Vec::new()).collect();
@@ -392,28 +393,8 @@ pub async fn section_home(call: Call) -> Response<Body> {
     }
 }
 
-/// Plex's section type word, as hub identifiers use it.
-fn type_word(kind: LibraryKind) -> &'static str {
-    match kind {
-        LibraryKind::Movies | LibraryKind::OtherVideos => "movie",
-        LibraryKind::Shows => "show",
-        LibraryKind::Music => "artist",
-        LibraryKind::Photos => "photo",
-    }
-}
-
 fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Response<Body>> {
-    let count = match query(call, "count") {
-        None => DEFAULT_LIMIT,
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
-            _ => {
-                let shown: String = v.chars().take(40).collect();
-                let say = format!("count must be a whole number of 1 or more, not {shown:?}.");
-                return Err(error(StatusCode::BAD_REQUEST, &say, call.format));
-            }
-        },
-    };
+    let count = per_hub(call, "count")?;
     let mut libs = searched(call, None)?;
     match &section {
         Some(l) => libs.retain(|x| x.id == l.id),
@@ -446,7 +427,7 @@ fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Re
     let mut root = media_container();
     let mut hubs = 0u64;
     let (continue_id, continue_key) = match &section {
-        Some(l) => (format!("{}.inprogress", type_word(l.kind)), format!("/hubs/sections/{}/continueWatching/items", l.id)),
+        Some(l) => (format!("{}.inprogress", super::section_type(l.kind)), format!("/hubs/sections/{}/continueWatching/items", l.id)),
         None => ("home.continue".to_string(), "/hubs/continueWatching/items".to_string()),
     };
     if wants(&continue_id) {
@@ -461,8 +442,8 @@ fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Re
     let order = newest(call, &libs);
     for l in &libs {
         let id = match &section {
-            Some(_) => format!("{}.recentlyadded", type_word(l.kind)),
-            None => format!("home.{}.recent", type_word(l.kind)),
+            Some(_) => format!("{}.recentlyadded", super::section_type(l.kind)),
+            None => format!("home.{}.recent", super::section_type(l.kind)),
         };
         if !wants(&id) {
             continue;
