@@ -84,16 +84,11 @@ static LOST_SESSIONS: AtomicU64 = AtomicU64::new(0);
 /// Where the kernel lists the TCP upper-layer protocols it has (the `tls` module registers "tls").
 const AVAILABLE_ULP: &str = "/proc/sys/net/ipv4/tcp_available_ulp";
 
-/// How long the probe waits for the board's `later` modules (they take ~0.15 s under TCG).
-const LATER_MODULES: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// The kernel's TLS offer, probed at the first call: the `tls` ULP must be registered, then
 /// [`CompatibleCiphers`] tries each cipher on loopback sockets (a few ms, once per process).
 pub async fn kernel() -> &'static Kernel {
     KERNEL
         .get_or_init(|| async {
-            // On a board the `tls` module and its AEADs load while init goes on (board `later` modules).
-            let _ = tokio::task::spawn_blocking(|| crate::system::boot::later_modules_loaded(LATER_MODULES)).await;
             let ulps = std::fs::read_to_string(AVAILABLE_ULP).unwrap_or_default();
             let off = |why_not| Kernel { ciphers: None, why_not, drivers: Vec::new() };
             let kernel = if !ulps.split_whitespace().any(|u| u == "tls") {

@@ -94,19 +94,6 @@ pub struct Kernel {
     pub device_tree: Option<String>,
 }
 
-/// The modules, checked: a boot module after a `later` one could need it before it is there.
-fn later_last(modules: Vec<Module>) -> Result<Vec<Module>, String> {
-    if let Some(first) = modules.iter().position(|m| m.later)
-        && let Some(m) = modules[first..].iter().find(|m| !m.later)
-    {
-        return Err(format!(
-            "module {:?} is loaded at boot but listed after the `later` module {:?}: list the later modules last",
-            m.name, modules[first].name
-        ));
-    }
-    Ok(modules)
-}
-
 /// A kernel module init loads at boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
@@ -114,9 +101,6 @@ pub struct Module {
     pub name: String,
     /// Module parameters, space separated (`heartbeat=30 nowayout=0`).
     pub params: String,
-    /// `later = true`: loaded on a thread of its own while init goes on, for what nothing before serving needs
-    /// (kernel TLS and its AEADs: `http::ktls` waits for them before it probes). Listed after every boot module.
-    pub later: bool,
 }
 
 /// How init brings up the LAN interface.
@@ -253,13 +237,7 @@ impl Board {
             kernel: t.table("kernel", |t| {
                 Ok(Kernel { debian_arch: t.str("debian_arch")?, package: t.str("package")?, device_tree: t.opt_str("device_tree")? })
             })?,
-            modules: later_last(t.tables("modules", |t| {
-                Ok(Module {
-                    name: t.str("name")?,
-                    params: t.opt_str("params")?.unwrap_or_default(),
-                    later: t.opt_bool("later")?.unwrap_or(false),
-                })
-            })?)?,
+            modules: t.tables("modules", |t| Ok(Module { name: t.str("name")?, params: t.opt_str("params")?.unwrap_or_default() }))?,
             network: t.table("network", |t| {
                 Ok(Network {
                     interface: t.str("interface")?,
@@ -682,19 +660,6 @@ mod tests {
         assert!(pos("virtio_pci_modern_dev") < pos("virtio_pci"));
         assert!(pos("jbd2") < pos("ext4"));
         assert_eq!(b.modules[pos("i6300esb")].params, "heartbeat=30 nowayout=0");
-        // Kernel TLS loads later, off the path to serving; what mounting the media needs does not.
-        assert!(b.modules[pos("tls")].later && b.modules[pos("chacha20poly1305")].later);
-        assert!(!b.modules[pos("ext4")].later && !b.modules[pos("virtio_net")].later);
-    }
-
-    #[test]
-    fn a_boot_module_after_a_later_one_is_refused() {
-        let text = qemu_aarch64().replace("name = \"jbd2\"\n", "name = \"jbd2\"\nlater = true\n");
-        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
-        assert!(e.contains("\"crc32c_generic\"") && e.contains("\"jbd2\"") && e.contains("list the later modules last"), "{e}");
-        let text = qemu_aarch64().replace("name = \"tls\"\nlater = true\n", "name = \"tls\"\nlater = \"yes\"\n");
-        let e = Board::parse("q.toml", &text).unwrap_err().to_string();
-        assert!(e.contains("later") && e.contains("true or false"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! modules, the media disk, reaping orphans, the init signals, boot milestones on the console and the final
 //! reboot(2). The init sequence that calls them (and then serves) is `crate::init` at the top.
 
-use super::board::{Board, Module};
+use super::board::Board;
 use super::{PowerAction, PowerSwitch};
 use nix::mount::{MsFlags, mount};
 use std::ffi::CString;
@@ -57,46 +57,16 @@ pub fn mount_api_filesystems() -> Result<(), (&'static str, nix::Error)> {
     Ok(())
 }
 
-/// finit_module(2) each of the board's modules in order, the `later` ones on a thread of their own (init goes on
-/// meanwhile; [`later_modules_loaded`] waits for them). A module that fails is logged and skipped: the board may
-/// still serve (a missing watchdog or media driver is not worth a boot loop).
+/// finit_module(2) each of the board's modules in order. A module that fails is logged and skipped: the
+/// board may still serve (a missing watchdog or media driver is not worth a boot loop).
 pub fn load_modules(board: &Board) {
-    let (now, later): (Vec<Module>, Vec<Module>) = board.modules.iter().cloned().partition(|m| !m.later);
-    load(&board.name, &now);
-    if later.is_empty() {
-        return;
-    }
-    *LATER.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-    let name = board.name.clone();
-    let spawned = std::thread::Builder::new().name("modules".into()).spawn(move || {
-        load(&name, &later);
-        *LATER.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        LATER.1.notify_all();
-    });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "no thread for the later modules; they are not loaded");
-        *LATER.0.lock().unwrap_or_else(|e| e.into_inner()) = false;
-    }
-}
-
-/// Whether the board's `later` modules are still loading, and the wake-up when they are in.
-static LATER: (std::sync::Mutex<bool>, std::sync::Condvar) = (std::sync::Mutex::new(false), std::sync::Condvar::new());
-
-/// Wait, at most `limit`, until the board's `later` modules ([`Module::later`]) are loaded; at once when none are
-/// loading (all in, or `hearth serve`, which loads none). Blocking.
-pub fn later_modules_loaded(limit: Duration) {
-    let loading = LATER.0.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = LATER.1.wait_timeout_while(loading, limit, |loading| *loading);
-}
-
-fn load(board: &str, modules: &[Module]) {
     use nix::kmod::{ModuleInitFlags, finit_module};
-    for m in modules {
+    for m in &board.modules {
         let path = format!("{MODULE_DIR}/{}.ko", m.name);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(board, module = %m.name, path, error = %e, "kernel module file missing");
+                tracing::error!(board = %board.name, module = %m.name, path, error = %e, "kernel module file missing");
                 continue;
             }
         };
