@@ -34,7 +34,7 @@ impl Server {
 
     /// As [`Server::start`], with more serve options (e.g. `--format`) and environment (e.g. `NOTIFY_SOCKET`).
     pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::spawn(Server::command(data, args, env))
+        Server::spawn(Server::command(data, args, env), data)
     }
 
     /// As [`Server::start`], allowed to run on the first CPU only: Hearth starts one connection worker per CPU
@@ -50,7 +50,7 @@ impl Server {
                 nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one).map_err(std::io::Error::from)
             });
         }
-        Server::spawn(cmd)
+        Server::spawn(cmd, data)
     }
 
     fn command(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -66,8 +66,7 @@ impl Server {
         cmd
     }
 
-    fn spawn(mut cmd: Command) -> Server {
-        let data = PathBuf::from(cmd.get_args().skip_while(|a| *a != "--data-dir").nth(1).expect("--data-dir"));
+    fn spawn(mut cmd: Command, data: &Path) -> Server {
         let mut child = cmd.spawn().expect("start hearth");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut printed = String::new();
@@ -81,7 +80,7 @@ impl Server {
             }
         };
         let addr = format!("127.0.0.1:{port}");
-        Server { child, addr, port, data, printed, stdout }
+        Server { child, addr, port, data: data.to_owned(), printed, stdout }
     }
 
     /// Send `raw` as it is; answers (status, head, body bytes).

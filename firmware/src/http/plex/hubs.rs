@@ -199,20 +199,26 @@ fn search_hubs(call: &Call) -> Result<Response<Body>, Response<Body>> {
         entries.sort_by_key(|(rank, e)| (*rank, !matches!(e, Entry::Group(_))));
         let total = entries.len();
         let kids: Vec<Node> = entries.iter().take(limit).filter_map(|(_, e)| entry_node(call, &libs, e)).collect();
-        let mut hub = Node::new("Hub", "Hub")
-            .a("title", title)
-            .a("type", name)
-            .a("hubIdentifier", name)
-            .a("context", format!("hub.{name}"))
-            .a("size", kids.len() as u64)
-            .a("more", if total > kids.len() { "1" } else { "0" })
-            .a("style", "shelf")
-            .a("key", format!("/library/all?type={ty}&title={}", encode(&q)));
-        hub.kids = kids;
-        root = root.kid(hub);
+        root = root.kid(hub_node(name, title, name, format!("/library/all?type={ty}&title={}", encode(&q)), total, kids));
         hubs += 1;
     }
     Ok(container(call.format, root.a("size", hubs)))
+}
+
+/// A `Hub` element as python-plexapi reads it (`hubIdentifier` `id`, items of `ty`, `kids` shown of `total`:
+/// `more="1"` when there are more, and `key` lists them all). Search and the home screen's rows.
+fn hub_node(id: &str, title: &str, ty: &str, key: String, total: usize, kids: Vec<Node>) -> Node {
+    let mut hub = Node::new("Hub", "Hub")
+        .a("title", title)
+        .a("type", ty)
+        .a("hubIdentifier", id)
+        .a("context", format!("hub.{id}"))
+        .a("size", kids.len() as u64)
+        .a("more", if total > kids.len() { "1" } else { "0" })
+        .a("style", "shelf")
+        .a("key", key);
+    hub.kids = kids;
+    hub
 }
 
 /// Percent-encoding of a query value (RFC 3986 §2.3: unreserved characters as they are).
@@ -411,19 +417,6 @@ fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Re
     }
     let wanted = text(call, "identifier")?.map(|w| w.split(',').map(|i| i.trim().to_string()).collect::<Vec<_>>());
     let wants = |id: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == id));
-    let hub = |id: String, title: String, key: String, total: usize, kids: Vec<Node>| {
-        let mut hub = Node::new("Hub", "Hub")
-            .a("key", key)
-            .a("title", title)
-            .a("type", "mixed")
-            .a("hubIdentifier", id.as_str())
-            .a("context", format!("hub.{id}"))
-            .a("size", kids.len() as u64)
-            .a("more", if total > kids.len() { "1" } else { "0" })
-            .a("style", "shelf");
-        hub.kids = kids;
-        hub
-    };
     let mut root = media_container();
     let mut hubs = 0u64;
     let (continue_id, continue_key) = match &section {
@@ -435,7 +428,7 @@ fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Re
         let deck = super::progress::deck_items(call, &by_id);
         let kids: Vec<Node> = deck.iter().take(count).map(|i| item_node(call, &by_id[&i.library], i)).collect();
         if !kids.is_empty() {
-            root = root.kid(hub(continue_id, "Continue Watching".into(), continue_key, deck.len(), kids));
+            root = root.kid(hub_node(&continue_id, "Continue Watching", "mixed", continue_key, deck.len(), kids));
             hubs += 1;
         }
     }
@@ -454,8 +447,8 @@ fn home_hubs(call: &Call, section: Option<Library>) -> Result<Response<Body>, Re
             continue;
         }
         let key = format!("/library/sections/{}/recentlyAdded", l.id);
-        let node = hub(id, format!("Recently Added in {}", l.name.as_str()), key, mine.len(), kids).a("librarySectionID", l.id as u64);
-        root = root.kid(node);
+        let title = format!("Recently Added in {}", l.name.as_str());
+        root = root.kid(hub_node(&id, &title, "mixed", key, mine.len(), kids).a("librarySectionID", l.id as u64));
         hubs += 1;
     }
     Ok(container(call.format, root.a("size", hubs)))
